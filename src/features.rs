@@ -1,0 +1,536 @@
+//! Features: TF-IDF over word n-grams, `<caps>` markers and optional
+//! word-bounded character n-grams, with a vocabulary that maps every
+//! feature back to its text.
+//!
+//! [`FeatureParams`] (checked with linfa's [`ParamGuard`]) are fitted on a
+//! corpus into a [`Featurizer`]: the kept terms (min_df, max_features),
+//! their hashes and their smoothed IDF. Scoring a passage tokenizes it once,
+//! hashes each feature from the token hashes (no strings on this path),
+//! looks the hash up, and writes a sublinear-tf × idf, L2-normalised sparse
+//! vector into a reusable [`Workspace`].
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use linfa::ParamGuard;
+use serde::{Deserialize, Serialize};
+
+use crate::text::{finish, hash_str, tokenize, Token, TokenKind};
+
+/// Featurizer settings, as written in the training config and stored in
+/// the model file. Obtained checked through [`FeatureParams`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureSettings {
+    /// Word n-gram lengths, inclusive: `[1, 2]` is unigrams and bigrams.
+    pub word_ngrams: [u8; 2],
+    /// Character n-gram lengths inside word boundaries (`[0, 0]` = off).
+    pub char_ngrams: [u8; 2],
+    /// Emit a `<caps>` feature for each ALL-CAPS word.
+    pub caps_marker: bool,
+    /// Drop terms seen in fewer documents than this.
+    pub min_df: u32,
+    /// Keep at most this many terms (most frequent first; 0 = no limit).
+    pub max_features: usize,
+    /// tf = 1 + ln(count) instead of the raw count.
+    pub sublinear_tf: bool,
+}
+
+impl Default for FeatureSettings {
+    fn default() -> Self {
+        Self {
+            word_ngrams: [1, 2],
+            char_ngrams: [0, 0],
+            caps_marker: true,
+            min_df: 1,
+            max_features: 0,
+            sublinear_tf: true,
+        }
+    }
+}
+
+/// Unchecked featurizer parameters; [`ParamGuard::check`] validates them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FeatureParams(pub FeatureSettings);
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FeatureError {
+    #[error("word_ngrams must be [min, max] with 1 <= min <= max <= 5, got {0:?}")]
+    WordNgrams([u8; 2]),
+    #[error("char_ngrams must be [0, 0] (off) or [min, max] with 1 <= min <= max <= 8, got {0:?}")]
+    CharNgrams([u8; 2]),
+    #[error("min_df must be at least 1")]
+    MinDf,
+    #[error("the training corpus is empty")]
+    EmptyCorpus,
+    #[error("no term is left after pruning (min_df = {min_df})")]
+    EmptyVocabulary { min_df: u32 },
+    #[error("hash collision between terms {0:?} and {1:?}")]
+    Collision(String, String),
+    #[error("invalid vocabulary: {0}")]
+    InvalidVocabulary(String),
+}
+
+impl FeatureSettings {
+    /// The checks behind [`FeatureParams`]' guard; also run on settings read
+    /// from a model file.
+    pub fn validate(&self) -> Result<(), FeatureError> {
+        let [lo, hi] = self.word_ngrams;
+        if lo < 1 || lo > hi || hi > 5 {
+            return Err(FeatureError::WordNgrams(self.word_ngrams));
+        }
+        let [clo, chi] = self.char_ngrams;
+        if !(clo == 0 && chi == 0) && (clo < 1 || clo > chi || chi > 8) {
+            return Err(FeatureError::CharNgrams(self.char_ngrams));
+        }
+        if self.min_df < 1 {
+            return Err(FeatureError::MinDf);
+        }
+        Ok(())
+    }
+
+    fn char_range(&self) -> Option<(usize, usize)> {
+        let [lo, hi] = self.char_ngrams;
+        (lo > 0).then_some((usize::from(lo), usize::from(hi)))
+    }
+}
+
+impl ParamGuard for FeatureParams {
+    type Checked = FeatureSettings;
+    type Error = FeatureError;
+
+    fn check_ref(&self) -> Result<&Self::Checked, Self::Error> {
+        self.0.validate()?;
+        Ok(&self.0)
+    }
+
+    fn check(self) -> Result<Self::Checked, Self::Error> {
+        self.0.validate()?;
+        Ok(self.0)
+    }
+}
+
+/// Where a feature occurs: enough to rebuild its text and its span.
+#[derive(Debug, Clone, Copy)]
+enum Occurrence {
+    /// Tokens `first .. first + n`.
+    Words { first: usize, n: usize },
+    /// The `<caps>` marker on token `token`.
+    Caps { token: usize },
+    /// Character n-gram number `index` (of length `n`) of token `token`,
+    /// counted over the word padded with one boundary mark on each side.
+    Chars { token: usize, index: usize, n: usize },
+}
+
+const CAPS: &str = "<caps>";
+/// Marks a word boundary in character n-gram terms (`_sho`, `ing_`).
+const BOUNDARY: char = '_';
+const CHAR_SEED: u64 = 0x6368_6172_5f6e_6772; // "char_ngr"
+
+#[inline]
+fn combine(a: u64, b: u64) -> u64 {
+    finish(a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b)
+}
+
+/// Scratch buffers reused across passages so that scoring allocates nothing
+/// once they have grown.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    pub tokens: Vec<Token>,
+    chars: Vec<char>,
+    hits: Vec<u32>,
+    /// The last passage's features: (feature index, value), sorted by index.
+    pub vector: Vec<(u32, f32)>,
+}
+
+/// Walks every feature occurrence of a tokenized passage, calling
+/// `visit(hash, occurrence)`. The single definition of what a feature is,
+/// shared by fitting, scoring and explaining.
+fn for_each_feature(
+    settings: &FeatureSettings,
+    passage: &str,
+    tokens: &[Token],
+    chars: &mut Vec<char>,
+    mut visit: impl FnMut(u64, Occurrence),
+) {
+    let [lo, hi] = settings.word_ngrams;
+    let (lo, hi) = (usize::from(lo), usize::from(hi));
+    for first in 0..tokens.len() {
+        let mut h = 0u64;
+        for n in 1..=hi.min(tokens.len() - first) {
+            let t = tokens[first + n - 1].hash;
+            h = if n == 1 { t } else { combine(h, t) };
+            if n >= lo {
+                visit(h, Occurrence::Words { first, n });
+            }
+        }
+    }
+    if settings.caps_marker {
+        let caps = hash_str(CAPS);
+        for (i, t) in tokens.iter().enumerate() {
+            if t.caps {
+                visit(caps, Occurrence::Caps { token: i });
+            }
+        }
+    }
+    if let Some((clo, chi)) = settings.char_range() {
+        for (i, t) in tokens.iter().enumerate() {
+            if t.kind != TokenKind::Word {
+                continue;
+            }
+            chars.clear();
+            chars.push(BOUNDARY);
+            chars.extend(passage[t.start as usize..t.end as usize].chars().flat_map(char::to_lowercase));
+            chars.push(BOUNDARY);
+            for n in clo..=chi {
+                for (index, gram) in chars.windows(n).enumerate() {
+                    let h = gram.iter().fold(CHAR_SEED, |h, &c| combine(h, u64::from(u32::from(c))));
+                    visit(h, Occurrence::Chars { token: i, index, n });
+                }
+            }
+        }
+    }
+}
+
+fn occurrence_text(passage: &str, tokens: &[Token], occ: Occurrence) -> String {
+    match occ {
+        Occurrence::Words { first, n } => {
+            let mut s = String::new();
+            for (k, t) in tokens[first..first + n].iter().enumerate() {
+                if k > 0 {
+                    s.push(' ');
+                }
+                s.push_str(&t.normalized(passage));
+            }
+            s
+        }
+        Occurrence::Caps { .. } => CAPS.to_string(),
+        Occurrence::Chars { token, index, n } => {
+            let t = tokens[token];
+            let word: Vec<char> = std::iter::once(BOUNDARY)
+                .chain(passage[t.start as usize..t.end as usize].chars().flat_map(char::to_lowercase))
+                .chain(std::iter::once(BOUNDARY))
+                .collect();
+            let gram: String = word[index..index + n].iter().collect();
+            format!("ch:{gram}")
+        }
+    }
+}
+
+fn occurrence_span(tokens: &[Token], occ: Occurrence) -> (u32, u32) {
+    match occ {
+        Occurrence::Words { first, n } => (tokens[first].start, tokens[first + n - 1].end),
+        Occurrence::Caps { token } | Occurrence::Chars { token, .. } => {
+            (tokens[token].start, tokens[token].end)
+        }
+    }
+}
+
+/// Pass-through hasher: feature hashes are already well mixed.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashIndex = HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>;
+
+/// The vocabulary and IDF as stored in a model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vocabulary {
+    pub settings: FeatureSettings,
+    /// Number of documents the IDF was computed on.
+    pub n_docs: u64,
+    pub terms: Vec<String>,
+    pub hashes: Vec<u64>,
+    pub idf: Vec<f32>,
+}
+
+/// A fitted featurizer: vocabulary plus the hash index used for lookups.
+#[derive(Debug, Clone)]
+pub struct Featurizer {
+    vocab: Vocabulary,
+    index: HashIndex,
+}
+
+impl Featurizer {
+    /// Fits the vocabulary and IDF on `corpus` with checked settings.
+    pub fn fit<'a>(
+        settings: &FeatureSettings,
+        corpus: impl IntoIterator<Item = &'a str>,
+        mut progress: impl FnMut(),
+    ) -> Result<Self, FeatureError> {
+        struct Entry {
+            df: u32,
+            term: String,
+        }
+        let mut table: HashMap<u64, Entry> = HashMap::new();
+        let mut tokens = Vec::new();
+        let mut chars = Vec::new();
+        let mut seen: Vec<u64> = Vec::new();
+        let mut n_docs = 0u64;
+        for passage in corpus {
+            n_docs += 1;
+            tokenize(passage, &mut tokens);
+            seen.clear();
+            for_each_feature(settings, passage, &tokens, &mut chars, |h, occ| {
+                seen.push(h);
+                // Texts are built once per distinct hash. Two different
+                // texts with one 64-bit hash (about 1 in 10^7 for a
+                // million-term vocabulary) would share a feature.
+                table.entry(h).or_insert_with(|| Entry { df: 0, term: occurrence_text(passage, &tokens, occ) });
+            });
+            seen.sort_unstable();
+            seen.dedup();
+            for h in &seen {
+                if let Some(e) = table.get_mut(h) {
+                    e.df += 1;
+                }
+            }
+            progress();
+        }
+        if n_docs == 0 {
+            return Err(FeatureError::EmptyCorpus);
+        }
+        let mut kept: Vec<(u64, Entry)> =
+            table.into_iter().filter(|(_, e)| e.df >= settings.min_df).collect();
+        if kept.is_empty() {
+            return Err(FeatureError::EmptyVocabulary { min_df: settings.min_df });
+        }
+        if settings.max_features > 0 && kept.len() > settings.max_features {
+            kept.sort_by(|a, b| b.1.df.cmp(&a.1.df).then_with(|| a.1.term.cmp(&b.1.term)));
+            kept.truncate(settings.max_features);
+        }
+        kept.sort_by(|a, b| a.1.term.cmp(&b.1.term).then(a.0.cmp(&b.0)));
+        let n = n_docs as f64;
+        let vocab = Vocabulary {
+            settings: settings.clone(),
+            n_docs,
+            idf: kept
+                .iter()
+                .map(|(_, e)| (((1.0 + n) / (1.0 + f64::from(e.df))).ln() + 1.0) as f32)
+                .collect(),
+            hashes: kept.iter().map(|(h, _)| *h).collect(),
+            terms: kept.into_iter().map(|(_, e)| e.term).collect(),
+        };
+        Self::from_vocabulary(vocab)
+    }
+
+    /// Rebuilds the lookup index from a stored vocabulary, checking it.
+    pub fn from_vocabulary(vocab: Vocabulary) -> Result<Self, FeatureError> {
+        vocab.settings.validate()?;
+        let n = vocab.terms.len();
+        if vocab.hashes.len() != n || vocab.idf.len() != n {
+            return Err(FeatureError::InvalidVocabulary(format!(
+                "{} terms, {} hashes, {} idf values",
+                n,
+                vocab.hashes.len(),
+                vocab.idf.len()
+            )));
+        }
+        if n == 0 || n > u32::MAX as usize {
+            return Err(FeatureError::InvalidVocabulary(format!("{n} terms")));
+        }
+        if let Some(bad) = vocab.idf.iter().position(|v| !v.is_finite() || *v <= 0.0) {
+            return Err(FeatureError::InvalidVocabulary(format!(
+                "idf of term {:?} is {}",
+                vocab.terms[bad], vocab.idf[bad]
+            )));
+        }
+        let mut index = HashIndex::with_capacity_and_hasher(n, Default::default());
+        for (i, &h) in vocab.hashes.iter().enumerate() {
+            if let Some(prev) = index.insert(h, i as u32) {
+                return Err(FeatureError::Collision(
+                    vocab.terms[prev as usize].clone(),
+                    vocab.terms[i].clone(),
+                ));
+            }
+        }
+        Ok(Self { vocab, index })
+    }
+
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocab
+    }
+
+    pub fn len(&self) -> usize {
+        self.vocab.terms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vocab.terms.is_empty()
+    }
+
+    pub fn term(&self, index: u32) -> &str {
+        &self.vocab.terms[index as usize]
+    }
+
+    /// Tokenizes `passage` and leaves its TF-IDF vector in `ws.vector`.
+    pub fn transform(&self, passage: &str, ws: &mut Workspace) {
+        tokenize(passage, &mut ws.tokens);
+        self.vectorize(passage, ws);
+    }
+
+    /// Computes `ws.vector` from the tokens already in `ws.tokens`.
+    fn vectorize(&self, passage: &str, ws: &mut Workspace) {
+        let Workspace { tokens, chars, hits, vector } = ws;
+        hits.clear();
+        vector.clear();
+        let index = &self.index;
+        for_each_feature(&self.vocab.settings, passage, tokens, chars, |h, _| {
+            if let Some(&i) = index.get(&h) {
+                hits.push(i);
+            }
+        });
+        hits.sort_unstable();
+        let sublinear = self.vocab.settings.sublinear_tf;
+        let mut norm = 0.0f32;
+        let mut k = 0;
+        while k < hits.len() {
+            let j = hits[k];
+            let mut count = 1;
+            while k + count < hits.len() && hits[k + count] == j {
+                count += 1;
+            }
+            k += count;
+            let tf = if sublinear { 1.0 + (count as f32).ln() } else { count as f32 };
+            let v = tf * self.vocab.idf[j as usize];
+            norm += v * v;
+            vector.push((j, v));
+        }
+        if norm > 0.0 {
+            let inv = norm.sqrt().recip();
+            for (_, v) in vector.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+
+    /// Byte spans in `passage` of each feature index in `wanted` (sorted,
+    /// deduplicated spans per feature), from the tokens in `ws.tokens`.
+    pub fn spans(&self, passage: &str, ws: &mut Workspace, wanted: &[u32]) -> Vec<Vec<(u32, u32)>> {
+        let mut out = vec![Vec::new(); wanted.len()];
+        let Workspace { tokens, chars, .. } = ws;
+        let index = &self.index;
+        for_each_feature(&self.vocab.settings, passage, tokens, chars, |h, occ| {
+            if let Some(&i) = index.get(&h) {
+                if let Some(slot) = wanted.iter().position(|&w| w == i) {
+                    out[slot].push(occurrence_span(tokens, occ));
+                }
+            }
+        });
+        for spans in &mut out {
+            spans.sort_unstable();
+            spans.dedup();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fitted(settings: FeatureSettings, corpus: &[&str]) -> Featurizer {
+        let checked = FeatureParams(settings).check().unwrap();
+        Featurizer::fit(&checked, corpus.iter().copied(), || {}).unwrap()
+    }
+
+    fn index_of(f: &Featurizer, term: &str) -> u32 {
+        f.vocabulary().terms.iter().position(|t| t == term).unwrap() as u32
+    }
+
+    #[test]
+    fn guard_rejects_bad_settings() {
+        let bad = FeatureParams(FeatureSettings { word_ngrams: [2, 1], ..Default::default() });
+        assert_eq!(bad.check_ref().unwrap_err(), FeatureError::WordNgrams([2, 1]));
+        let bad = FeatureParams(FeatureSettings { char_ngrams: [0, 3], ..Default::default() });
+        assert!(bad.check().is_err());
+        let bad = FeatureParams(FeatureSettings { min_df: 0, ..Default::default() });
+        assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn tfidf_matches_hand_computation() {
+        // Unigrams only, 3 documents.
+        let s = FeatureSettings { word_ngrams: [1, 1], caps_marker: false, ..Default::default() };
+        let f = fitted(s, &["a b", "a c", "a a d"]);
+        assert_eq!(f.vocabulary().terms, ["a", "b", "c", "d"]);
+        // smooth idf = ln((1 + n) / (1 + df)) + 1
+        let idf = |df: f64| ((4.0 / (1.0 + df)).ln() + 1.0) as f32;
+        assert!((f.vocabulary().idf[0] - idf(3.0)).abs() < 1e-6);
+        assert!((f.vocabulary().idf[3] - idf(1.0)).abs() < 1e-6);
+        let mut ws = Workspace::default();
+        f.transform("a a d", &mut ws);
+        // sublinear tf: a -> 1 + ln 2, d -> 1
+        let va = (1.0 + 2f32.ln()) * idf(3.0);
+        let vd = idf(1.0);
+        let norm = (va * va + vd * vd).sqrt();
+        assert_eq!(ws.vector.len(), 2);
+        assert_eq!(ws.vector[0].0, 0);
+        assert!((ws.vector[0].1 - va / norm).abs() < 1e-6);
+        assert_eq!(ws.vector[1].0, 3);
+        assert!((ws.vector[1].1 - vd / norm).abs() < 1e-6);
+        // unknown words contribute nothing; empty vector stays empty
+        f.transform("zzz", &mut ws);
+        assert!(ws.vector.is_empty());
+    }
+
+    #[test]
+    fn bigrams_markers_and_spans() {
+        let f = fitted(FeatureSettings::default(), &["You WON'T believe this!!", "believe this"]);
+        let terms = &f.vocabulary().terms;
+        for t in ["believe this", "this !!", "<caps>", "won't believe", "you"] {
+            assert!(terms.iter().any(|x| x == t), "{t} missing from {terms:?}");
+        }
+        let passage = "I believe this, and I BELIEVE THIS";
+        let mut ws = Workspace::default();
+        f.transform(passage, &mut ws);
+        let bt = index_of(&f, "believe this");
+        let caps = index_of(&f, "<caps>");
+        let spans = f.spans(passage, &mut ws, &[bt, caps]);
+        let text: Vec<&str> = spans[0].iter().map(|&(s, e)| &passage[s as usize..e as usize]).collect();
+        assert_eq!(text, ["believe this", "BELIEVE THIS"]);
+        assert_eq!(spans[1].len(), 2);
+    }
+
+    #[test]
+    fn min_df_and_max_features_prune() {
+        let s = FeatureSettings { word_ngrams: [1, 1], caps_marker: false, min_df: 2, ..Default::default() };
+        let f = fitted(s.clone(), &["a b", "a c", "a b"]);
+        assert_eq!(f.vocabulary().terms, ["a", "b"]);
+        let s = FeatureSettings { min_df: 1, max_features: 1, ..s };
+        let f = fitted(s, &["a b", "a c", "a b"]);
+        assert_eq!(f.vocabulary().terms, ["a"]);
+    }
+
+    #[test]
+    fn char_ngrams_are_word_bounded() {
+        let s = FeatureSettings { word_ngrams: [1, 1], char_ngrams: [3, 3], caps_marker: false, ..Default::default() };
+        let f = fitted(s, &["Wow"]);
+        assert_eq!(f.vocabulary().terms, ["ch:_wo", "ch:ow_", "ch:wow", "wow"]);
+    }
+
+    #[test]
+    fn stored_vocabulary_is_checked() {
+        let f = fitted(FeatureSettings::default(), &["a b"]);
+        let mut v = f.vocabulary().clone();
+        v.idf.pop();
+        assert!(matches!(Featurizer::from_vocabulary(v), Err(FeatureError::InvalidVocabulary(_))));
+        let mut v = f.vocabulary().clone();
+        v.hashes[1] = v.hashes[0];
+        assert!(matches!(Featurizer::from_vocabulary(v), Err(FeatureError::Collision(..))));
+    }
+}

@@ -1,0 +1,250 @@
+//! Text: tokenizing passages for features, and splitting articles into
+//! passages.
+//!
+//! The tokenizer follows Unicode word boundaries (UAX #29), lower-cases,
+//! and keeps the signals that matter for framing as tokens of their own:
+//! runs of `!`/`?` become `!`, `!!`, `?`, `??` or `?!`; numbers become
+//! `<num>`; ALL-CAPS words are flagged (`caps`) so the featurizer can emit a
+//! `<caps>` marker. Every token carries its UTF-8 byte span in the passage
+//! and a 64-bit hash of its normalised text, so n-grams are hashed without
+//! building strings on the scoring path.
+
+pub mod split;
+
+use unicode_segmentation::UnicodeSegmentation;
+
+/// What a token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A word, lower-cased.
+    Word,
+    /// A number (digits, possibly with `.`/`,` inside): normalised to `<num>`.
+    Number,
+    /// A run of `!` and `?`: normalised to `!`, `!!`, `?`, `??` or `?!`.
+    Punct,
+}
+
+/// One token of a passage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    /// Byte offset of the first byte in the passage.
+    pub start: u32,
+    /// Byte offset one past the last byte.
+    pub end: u32,
+    /// Hash of the normalised text (see [`hash_str`]).
+    pub hash: u64,
+    pub kind: TokenKind,
+    /// Written in capitals (at least two letters, no lower-case letter).
+    pub caps: bool,
+}
+
+impl Token {
+    /// The token's normalised text (allocates; for vocabularies and
+    /// explanations, not the scoring path).
+    pub fn normalized(&self, passage: &str) -> String {
+        match self.kind {
+            TokenKind::Number => NUM.to_string(),
+            TokenKind::Punct => punct_text(&passage[self.start as usize..self.end as usize]).to_string(),
+            TokenKind::Word => passage[self.start as usize..self.end as usize].to_lowercase(),
+        }
+    }
+}
+
+/// The normalised text of numbers.
+pub const NUM: &str = "<num>";
+
+/// FNV-1a offset basis and prime: a stable hash across versions and
+/// platforms, so a model file's vocabulary hashes the same everywhere.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// A stable 64-bit string hash (FNV-1a, then a finaliser for good high bits).
+pub fn hash_str(s: &str) -> u64 {
+    finish(s.bytes().fold(FNV_OFFSET, fnv_byte))
+}
+
+#[inline]
+fn fnv_byte(h: u64, b: u8) -> u64 {
+    (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+}
+
+/// SplitMix64's finaliser: spreads FNV's bits over the whole word.
+#[inline]
+pub fn finish(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Hash of `s` lower-cased, without allocating. Equal to
+/// `hash_str(&s.to_lowercase())` (a unit test holds it to that).
+#[inline]
+fn hash_lower(s: &str) -> u64 {
+    let mut h = FNV_OFFSET;
+    if s.is_ascii() {
+        for b in s.bytes() {
+            h = fnv_byte(h, b.to_ascii_lowercase());
+        }
+    } else {
+        // `str::to_lowercase` special-cases final sigma; follow it exactly
+        // by falling back to it for the rare words that contain a sigma.
+        if s.contains('Σ') {
+            return hash_str(&s.to_lowercase());
+        }
+        let mut buf = [0u8; 4];
+        for c in s.chars().flat_map(char::to_lowercase) {
+            for &b in c.encode_utf8(&mut buf).as_bytes() {
+                h = fnv_byte(h, b);
+            }
+        }
+    }
+    finish(h)
+}
+
+fn punct_text(run: &str) -> &'static str {
+    let bang = run.contains('!');
+    let question = run.contains('?');
+    let long = run.chars().count() > 1;
+    match (bang, question, long) {
+        (true, true, _) => "?!",
+        (true, false, true) => "!!",
+        (true, false, false) => "!",
+        (false, _, true) => "??",
+        (false, _, false) => "?",
+    }
+}
+
+fn is_number(word: &str) -> bool {
+    word.bytes().next().is_some_and(|b| b.is_ascii_digit())
+        && word.chars().all(|c| c.is_numeric() || c == '.' || c == ',')
+}
+
+fn is_caps(word: &str) -> bool {
+    let mut upper = 0;
+    for c in word.chars() {
+        if c.is_lowercase() {
+            return false;
+        }
+        if c.is_uppercase() {
+            upper += 1;
+        }
+    }
+    upper >= 2
+}
+
+/// Tokenizes `passage` into `out` (cleared first). Passages longer than
+/// `u32::MAX` bytes are not supported; callers cap passage size far below.
+pub fn tokenize(passage: &str, out: &mut Vec<Token>) {
+    out.clear();
+    let mut punct_start: Option<usize> = None;
+    let mut punct_end = 0usize;
+    let flush = |out: &mut Vec<Token>, start: &mut Option<usize>, end: usize| {
+        if let Some(s) = start.take() {
+            out.push(Token {
+                start: s as u32,
+                end: end as u32,
+                hash: hash_str(punct_text(&passage[s..end])),
+                kind: TokenKind::Punct,
+                caps: false,
+            });
+        }
+    };
+    for (offset, seg) in passage.split_word_bound_indices() {
+        if seg == "!" || seg == "?" {
+            if punct_start.is_none() || punct_end != offset {
+                flush(out, &mut punct_start, punct_end);
+                punct_start = Some(offset);
+            }
+            punct_end = offset + seg.len();
+            continue;
+        }
+        if !seg.chars().any(char::is_alphanumeric) {
+            if !seg.chars().all(char::is_whitespace) {
+                // Other punctuation ends a `!?` run; whitespace does not
+                // ("! !" is still emphasis).
+                flush(out, &mut punct_start, punct_end);
+            }
+            continue;
+        }
+        flush(out, &mut punct_start, punct_end);
+        let end = offset + seg.len();
+        if is_number(seg) {
+            out.push(Token {
+                start: offset as u32,
+                end: end as u32,
+                hash: hash_str(NUM),
+                kind: TokenKind::Number,
+                caps: false,
+            });
+        } else {
+            out.push(Token {
+                start: offset as u32,
+                end: end as u32,
+                hash: hash_lower(seg),
+                kind: TokenKind::Word,
+                caps: is_caps(seg),
+            });
+        }
+    }
+    flush(out, &mut punct_start, punct_end);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(s: &str) -> Vec<(String, &str, TokenKind, bool)> {
+        let mut out = Vec::new();
+        tokenize(s, &mut out);
+        out.iter()
+            .map(|t| (t.normalized(s), &s[t.start as usize..t.end as usize], t.kind, t.caps))
+            .collect()
+    }
+
+    #[test]
+    fn words_numbers_and_emphasis_with_offsets() {
+        let s = "SHOCKING: 17 things you won't believe!!! Really?!";
+        let t = toks(s);
+        let norm: Vec<&str> = t.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(
+            norm,
+            ["shocking", "<num>", "things", "you", "won't", "believe", "!!", "really", "?!"]
+        );
+        assert_eq!(t[0].1, "SHOCKING");
+        assert!(t[0].3, "all-caps flagged");
+        assert!(!t[2].3);
+        assert_eq!(t[6].1, "!!!");
+        assert_eq!(t[8].1, "?!");
+        assert_eq!(t[1].2, TokenKind::Number);
+    }
+
+    #[test]
+    fn unicode_offsets_are_byte_offsets_on_char_boundaries() {
+        let s = "Ça coûte 3,5 € — «Incroyable» ΣΊΣΥΦΟΣ 東京";
+        let mut out = Vec::new();
+        tokenize(s, &mut out);
+        for t in &out {
+            assert!(s.is_char_boundary(t.start as usize) && s.is_char_boundary(t.end as usize));
+        }
+        let t = toks(s);
+        let norm: Vec<&str> = t.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(norm, ["ça", "coûte", "<num>", "incroyable", "σίσυφος", "東", "京"]);
+        assert_eq!(t[4].1, "ΣΊΣΥΦΟΣ");
+        assert!(t[4].3);
+    }
+
+    #[test]
+    fn hash_lower_matches_lowercase_then_hash() {
+        for w in ["Hello", "WORLD", "Çà", "ΣΊΣΥΦΟΣ", "İstanbul", "straße", "ǅ"] {
+            assert_eq!(hash_lower(w), hash_str(&w.to_lowercase()), "{w}");
+        }
+    }
+
+    #[test]
+    fn punctuation_runs_split_by_other_punctuation() {
+        let norm: Vec<String> = toks("why? ... why??").into_iter().map(|x| x.0).collect();
+        assert_eq!(norm, ["why", "?", "why", "??"]);
+        assert!(toks("").is_empty());
+        assert!(toks("  \n\t ").is_empty());
+    }
+}
