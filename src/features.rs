@@ -142,6 +142,8 @@ pub struct Workspace {
     hits: Vec<u32>,
     /// The last passage's features: (feature index, value), sorted by index.
     pub vector: Vec<(u32, f32)>,
+    /// Raw head scores, reused by the model.
+    pub(crate) scores: Vec<f32>,
 }
 
 /// Walks every feature occurrence of a tokenized passage, calling
@@ -385,7 +387,7 @@ impl Featurizer {
 
     /// Computes `ws.vector` from the tokens already in `ws.tokens`.
     fn vectorize(&self, passage: &str, ws: &mut Workspace) {
-        let Workspace { tokens, chars, hits, vector } = ws;
+        let Workspace { tokens, chars, hits, vector, .. } = ws;
         hits.clear();
         vector.clear();
         let index = &self.index;

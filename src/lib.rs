@@ -7,10 +7,16 @@
 //! - [`text`]: tokenizer (Unicode words, emphasis and number tokens, byte
 //!   spans, hashes) and the article → passages splitter.
 //! - [`features`]: TF-IDF featurizer, its vocabulary and scratch space.
+//! - [`data`]: reading labeled files (JSONL/CSV/TSV) and passages to score.
 //! - [`learn`]: sparse logistic regression behind linfa's traits.
+//! - [`model`]: the model file format and the compiled scorer.
+//! - [`eval`]: metrics and evaluation of a head on labeled data.
 //! - [`proto`]: the generated `slant.v1` gRPC types.
+pub mod data;
+pub mod eval;
 pub mod features;
 pub mod learn;
+pub mod model;
 pub mod text;
 
 pub mod proto {

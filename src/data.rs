@@ -1,0 +1,387 @@
+//! Data: reading labeled passages (JSONL, CSV, TSV) for training and
+//! evaluation, and plain or JSONL passages for scoring.
+//!
+//! Every problem stops with an error that names the file and the line: a
+//! malformed record, a missing column, an unknown label, bytes that are not
+//! UTF-8. With `skip_invalid` such lines are skipped instead and counted.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// File formats, chosen by extension unless given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Jsonl,
+    Csv,
+    Tsv,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "jsonl" | "ndjson" | "json" => Some(Self::Jsonl),
+            "csv" => Some(Self::Csv),
+            "tsv" | "tab" => Some(Self::Tsv),
+            _ => None,
+        }
+    }
+}
+
+/// How to read one labeled file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub format: Option<Format>,
+    #[serde(default = "default_text")]
+    pub text: String,
+    #[serde(default = "default_label")]
+    pub label: String,
+    /// Renames labels as read (`{"pants-fire" = "fake"}`).
+    #[serde(default)]
+    pub label_map: BTreeMap<String, String>,
+    /// Weight of each of this file's samples in training.
+    #[serde(default = "default_weight")]
+    pub weight: f32,
+}
+
+fn default_text() -> String {
+    "text".into()
+}
+fn default_label() -> String {
+    "label".into()
+}
+fn default_weight() -> f32 {
+    1.0
+}
+
+impl DataSpec {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            format: None,
+            text: default_text(),
+            label: default_label(),
+            label_map: BTreeMap::new(),
+            weight: default_weight(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: unknown file format (use .jsonl, .csv or .tsv, or set `format`)")]
+    UnknownFormat { path: PathBuf },
+    #[error("{path}:{line}: not valid UTF-8")]
+    NotUtf8 { path: PathBuf, line: u64 },
+    #[error("{path}:{line}: {message}")]
+    Malformed { path: PathBuf, line: u64, message: String },
+    #[error("{path}:{line}: missing field {field:?}")]
+    MissingField { path: PathBuf, line: u64, field: String },
+    #[error("{path}:{line}: unknown label {label:?} (expected one of {expected:?})")]
+    UnknownLabel { path: PathBuf, line: u64, label: String, expected: Vec<String> },
+    #[error("{path}: no records")]
+    Empty { path: PathBuf },
+}
+
+/// A labeled passage: text and the index of its label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub text: String,
+    pub label: usize,
+}
+
+/// What reading a labeled file gave.
+#[derive(Debug, Clone)]
+pub struct Labeled {
+    pub examples: Vec<Example>,
+    /// Lines skipped under `skip_invalid`, with the first reason.
+    pub skipped: u64,
+    pub first_skip: Option<String>,
+    /// sha256 of the file's bytes, hex.
+    pub sha256: String,
+}
+
+/// One raw record before label lookup: (line, text, label).
+type Raw = (u64, String, String);
+
+/// Reads `spec.path` with `labels` as the allowed label set.
+pub fn read_labeled(spec: &DataSpec, labels: &[String], skip_invalid: bool) -> Result<Labeled, DataError> {
+    let path = spec.path.as_path();
+    let io = |source| DataError::Io { path: path.to_path_buf(), source };
+    let mut bytes = Vec::new();
+    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io)?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    let format = spec
+        .format
+        .or_else(|| Format::from_path(path))
+        .ok_or_else(|| DataError::UnknownFormat { path: path.to_path_buf() })?;
+    let mut out = Labeled { examples: Vec::new(), skipped: 0, first_skip: None, sha256 };
+    let accept = |rec: Result<Raw, DataError>, out: &mut Labeled| -> Result<(), DataError> {
+        let checked = rec.and_then(|(line, text, raw)| {
+            let label = spec.label_map.get(&raw).cloned().unwrap_or(raw);
+            match labels.iter().position(|l| *l == label) {
+                Some(label) => Ok(Example { text, label }),
+                None => Err(DataError::UnknownLabel {
+                    path: path.to_path_buf(),
+                    line,
+                    label,
+                    expected: labels.to_vec(),
+                }),
+            }
+        });
+        match checked {
+            Ok(ex) => out.examples.push(ex),
+            Err(e @ DataError::Io { .. }) => return Err(e),
+            Err(e) if skip_invalid => {
+                out.skipped += 1;
+                out.first_skip.get_or_insert_with(|| e.to_string());
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    };
+    match format {
+        Format::Jsonl => {
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                let n = i as u64 + 1;
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let rec = jsonl_record(path, n, line, &spec.text, Some(&spec.label))
+                    .map(|(text, label)| (n, text, label.unwrap_or_default()));
+                accept(rec, &mut out)?;
+            }
+        }
+        Format::Csv | Format::Tsv => {
+            let delimiter = if format == Format::Csv { b',' } else { b'\t' };
+            let mut reader = csv::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .flexible(false)
+                .from_reader(bytes.as_slice());
+            let malformed = |line: u64, message: String| DataError::Malformed { path: path.to_path_buf(), line, message };
+            let headers = reader.byte_headers().map_err(|e| malformed(1, e.to_string()))?.clone();
+            let column = |name: &str| {
+                headers.iter().position(|h| h == name.as_bytes()).ok_or_else(|| DataError::MissingField {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    field: name.to_string(),
+                })
+            };
+            let (tc, lc) = (column(&spec.text)?, column(&spec.label)?);
+            for rec in reader.byte_records() {
+                let rec = match rec {
+                    Ok(r) => {
+                        let line = r.position().map_or(0, |p| p.line());
+                        let field = |c: usize, name: &str| -> Result<String, DataError> {
+                            let raw = r.get(c).ok_or_else(|| DataError::MissingField {
+                                path: path.to_path_buf(),
+                                line,
+                                field: name.to_string(),
+                            })?;
+                            String::from_utf8(raw.to_vec())
+                                .map_err(|_| DataError::NotUtf8 { path: path.to_path_buf(), line })
+                        };
+                        field(tc, &spec.text).and_then(|t| Ok((line, t, field(lc, &spec.label)?)))
+                    }
+                    Err(e) => {
+                        let line = e.position().map_or(0, |p| p.line());
+                        Err(malformed(line, e.to_string()))
+                    }
+                };
+                accept(rec, &mut out)?;
+            }
+        }
+    }
+    if out.examples.is_empty() {
+        return Err(DataError::Empty { path: path.to_path_buf() });
+    }
+    Ok(out)
+}
+
+/// Parses one JSONL line into its text and, if asked, its label field.
+fn jsonl_record(
+    path: &Path,
+    line: u64,
+    bytes: &[u8],
+    text_field: &str,
+    label_field: Option<&str>,
+) -> Result<(String, Option<String>), DataError> {
+    let s = std::str::from_utf8(bytes).map_err(|_| DataError::NotUtf8 { path: path.to_path_buf(), line })?;
+    let value: serde_json::Value = serde_json::from_str(s).map_err(|e| DataError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        message: format!("invalid JSON: {e}"),
+    })?;
+    let obj = value.as_object().ok_or_else(|| DataError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        message: "expected a JSON object".into(),
+    })?;
+    let get = |field: &str| -> Result<String, DataError> {
+        match obj.get(field) {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            // Numeric and boolean labels are read as their JSON text.
+            Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(v.to_string()),
+            Some(_) => Err(DataError::Malformed {
+                path: path.to_path_buf(),
+                line,
+                message: format!("field {field:?} must be a string"),
+            }),
+            None => Err(DataError::MissingField { path: path.to_path_buf(), line, field: field.to_string() }),
+        }
+    };
+    let text = get(text_field)?;
+    let label = label_field.map(get).transpose()?;
+    Ok((text, label))
+}
+
+/// Reads passages to score: plain text lines, or JSONL with a `text` field
+/// when the first non-blank line starts with `{`. Blank lines are skipped
+/// in plain text (they carry no passage).
+pub struct PassageReader<R> {
+    reader: R,
+    name: PathBuf,
+    line: u64,
+    jsonl: Option<bool>,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> PassageReader<R> {
+    pub fn new(reader: R, name: impl Into<PathBuf>) -> Self {
+        Self { reader, name: name.into(), line: 0, jsonl: None, buf: Vec::new() }
+    }
+}
+
+impl<R: BufRead> Iterator for PassageReader<R> {
+    /// (line number, passage)
+    type Item = Result<(u64, String), DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.buf.clear();
+            match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(source) => return Some(Err(DataError::Io { path: self.name.clone(), source })),
+            }
+            self.line += 1;
+            let mut line = self.buf.as_slice();
+            line = line.strip_suffix(b"\n").unwrap_or(line);
+            line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let jsonl = *self.jsonl.get_or_insert_with(|| line.trim_ascii_start().first() == Some(&b'{'));
+            let n = self.line;
+            return Some(if jsonl {
+                jsonl_record(&self.name, n, line, "text", None).map(|(t, _)| (n, t))
+            } else {
+                std::str::from_utf8(line)
+                    .map(|s| (n, s.to_string()))
+                    .map_err(|_| DataError::NotUtf8 { path: self.name.clone(), line: n })
+            });
+        }
+    }
+}
+
+/// Opens a file (or `-` for standard input) for [`PassageReader`].
+pub fn open_passages(path: &Path) -> Result<PassageReader<Box<dyn BufRead>>, DataError> {
+    let reader: Box<dyn BufRead> = if path == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        let f = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        Box::new(BufReader::new(f))
+    };
+    Ok(PassageReader::new(reader, path))
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn labels() -> Vec<String> {
+        vec!["neg".into(), "pos".into()]
+    }
+
+    fn file(ext: &str, content: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(ext).tempfile().unwrap();
+        f.write_all(content).unwrap();
+        f
+    }
+
+    #[test]
+    fn reads_jsonl_csv_and_tsv() {
+        let j = file(".jsonl", b"{\"text\":\"good\",\"label\":\"pos\"}\n\n{\"text\":\"bad\",\"label\":\"neg\"}\n");
+        let r = read_labeled(&DataSpec::new(j.path()), &labels(), false).unwrap();
+        assert_eq!(r.examples, [Example { text: "good".into(), label: 1 }, Example { text: "bad".into(), label: 0 }]);
+        let c = file(".csv", b"label,text\npos,\"good, really\"\nneg,bad\n");
+        let r = read_labeled(&DataSpec::new(c.path()), &labels(), false).unwrap();
+        assert_eq!(r.examples[0].text, "good, really");
+        let t = file(".tsv", b"sentence\ty\nfine\t1\n");
+        let spec = DataSpec {
+            text: "sentence".into(),
+            label: "y".into(),
+            label_map: [("1".to_string(), "pos".to_string())].into(),
+            ..DataSpec::new(t.path())
+        };
+        assert_eq!(read_labeled(&spec, &labels(), false).unwrap().examples[0].label, 1);
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let j = file(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\n{\"text\":\"b\",\"label\":\"meh\"}\n");
+        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false).unwrap_err().to_string();
+        assert!(e.contains(":2: unknown label \"meh\""), "{e}");
+        assert!(e.contains(&j.path().display().to_string()));
+        let j = file(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\n{\"text\":\"b\"\n");
+        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false).unwrap_err().to_string();
+        assert!(e.contains(":2: invalid JSON"), "{e}");
+        let j = file(".jsonl", b"{\"label\":\"pos\"}\n");
+        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false).unwrap_err().to_string();
+        assert!(e.contains(":1: missing field \"text\""), "{e}");
+        let j = file(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\n\xff\xfe\n");
+        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false).unwrap_err().to_string();
+        assert!(e.contains(":2: not valid UTF-8"), "{e}");
+        let c = file(".csv", b"label,body\npos,x\n");
+        let e = read_labeled(&DataSpec::new(c.path()), &labels(), false).unwrap_err().to_string();
+        assert!(e.contains("missing field \"text\""), "{e}");
+        let c = file(".csv", b"label,text\npos,x\nneg\n");
+        let e = read_labeled(&DataSpec::new(c.path()), &labels(), false).unwrap_err().to_string();
+        assert!(e.contains(":3:"), "{e}");
+    }
+
+    #[test]
+    fn skip_invalid_counts_what_it_skips() {
+        let j = file(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\nnot json\n{\"text\":\"b\",\"label\":\"x\"}\n");
+        let r = read_labeled(&DataSpec::new(j.path()), &labels(), true).unwrap();
+        assert_eq!(r.examples.len(), 1);
+        assert_eq!(r.skipped, 2);
+        assert!(r.first_skip.unwrap().contains(":2:"));
+    }
+
+    #[test]
+    fn passages_plain_and_jsonl() {
+        let plain: Vec<_> = PassageReader::new(&b"one\n\ntwo\r\n"[..], "-").map(|r| r.unwrap()).collect();
+        assert_eq!(plain, [(1, "one".to_string()), (3, "two".to_string())]);
+        let j: Vec<_> = PassageReader::new(&b"{\"text\":\"a\"}\n{\"id\":1}\n"[..], "in").collect();
+        assert_eq!(j[0].as_ref().unwrap().1, "a");
+        assert!(j[1].as_ref().unwrap_err().to_string().contains("in:2: missing field \"text\""));
+    }
+}
