@@ -61,6 +61,30 @@ impl SparseRecords {
         Self { matrix: tri.to_csr() }
     }
 
+    /// The matrix restricted to the columns that hold an entry, and those
+    /// columns' original indices (ascending).
+    fn compact_columns(&self) -> (SparseRecords, Vec<usize>) {
+        let mut remap = vec![usize::MAX; self.nfeatures()];
+        for &j in self.matrix.indices() {
+            remap[j] = 0;
+        }
+        let mut used = Vec::new();
+        for (j, r) in remap.iter_mut().enumerate() {
+            if *r == 0 {
+                *r = used.len();
+                used.push(j);
+            }
+        }
+        let indices = self.matrix.indices().iter().map(|&j| remap[j]).collect();
+        let matrix = CsMat::new(
+            (self.nsamples(), used.len()),
+            self.matrix.indptr().raw_storage().to_vec(),
+            indices,
+            self.matrix.data().to_vec(),
+        );
+        (Self { matrix }, used)
+    }
+
     pub fn matrix(&self) -> &CsMat<f64> {
         &self.matrix
     }
@@ -108,14 +132,14 @@ impl LogisticValidParams {
 pub struct LogisticParams(LogisticValidParams);
 
 impl LogisticParams {
-    /// Defaults: C = 1, 500 iterations, gradient tolerance 1e-5 (on the
+    /// Defaults: C = 1, 500 iterations, gradient tolerance 1e-4 (on the
     /// per-sample-mean objective), intercept on, L-BFGS memory 10.
     pub fn new(n_classes: usize) -> Self {
         Self(LogisticValidParams {
             c: 1.0,
             n_classes,
             max_iterations: 500,
-            gradient_tolerance: 1e-5,
+            gradient_tolerance: 1e-4,
             fit_intercept: true,
             memory: 10,
         })
@@ -404,17 +428,21 @@ fn lbfgs(problem: &Problem, theta: &mut [f64], params: &LogisticValidParams) -> 
             // No decrease possible at machine precision: as good as it gets.
             return Ok((iter, gmax <= tol * 100.0));
         };
-        let s: Vec<f64> = trial.iter().zip(theta.iter()).map(|(a, b)| a - b).collect();
-        let y: Vec<f64> = trial_grad.iter().zip(&grad).map(|(a, b)| a - b).collect();
+        // Reuse the oldest pair's buffers once the memory is full.
+        let (mut s, mut y) = match hist.len() == params.memory {
+            true => hist.pop_front().map(|(s, y, _)| (s, y)).unwrap_or_default(),
+            false => (Vec::with_capacity(n), Vec::with_capacity(n)),
+        };
+        s.clear();
+        s.extend(trial.iter().zip(theta.iter()).map(|(a, b)| a - b));
+        y.clear();
+        y.extend(trial_grad.iter().zip(&grad).map(|(a, b)| a - b));
         let sy = dot(&s, &y);
         theta.copy_from_slice(&trial);
         grad.copy_from_slice(&trial_grad);
         let decrease = f - f_new;
         f = f_new;
         if sy > 1e-12 {
-            if hist.len() == params.memory {
-                hist.pop_front();
-            }
             hist.push_back((s, y, 1.0 / sy));
         }
         if decrease <= 1e-14 * f.abs().max(1.0) {
@@ -449,8 +477,12 @@ impl LogisticValidParams {
         if !(total.is_finite() && total > 0.0) || sample_weight.iter().any(|w| !w.is_finite() || *w < 0.0) {
             return Err(SolverError::NonFinite);
         }
+        // Features absent from every sample have a zero gradient from zero
+        // and stay at zero, so solve over the present columns only: with a
+        // vocabulary shared by several heads that is often a fraction.
+        let (compact, used) = x.compact_columns();
         let problem = Problem {
-            x,
+            x: &compact,
             y,
             sample_weight,
             outputs,
@@ -464,12 +496,21 @@ impl LogisticValidParams {
             if m.weights.dim() != expected || m.intercept.len() != outputs {
                 return Err(SolverError::WarmStartShape { found: m.weights.dim(), expected });
             }
-            theta[..nw].iter_mut().zip(m.weights.iter()).for_each(|(t, w)| *t = *w);
+            for (c, &j) in used.iter().enumerate() {
+                for (t, w) in theta[c * outputs..(c + 1) * outputs].iter_mut().zip(m.weights.row(j)) {
+                    *t = *w;
+                }
+            }
             theta[nw..].iter_mut().zip(m.intercept.iter()).for_each(|(t, w)| *t = *w);
         }
         let (iterations, converged) = lbfgs(&problem, &mut theta, self)?;
-        let intercept = Array1::from(theta.split_off(nw));
-        let weights = Array2::from_shape_vec((x.nfeatures(), outputs), theta).map_err(linfa::Error::from)?;
+        let intercept = Array1::from(theta[nw..].to_vec());
+        let mut weights = Array2::zeros((x.nfeatures(), outputs));
+        for (c, &j) in used.iter().enumerate() {
+            for (w, t) in weights.row_mut(j).iter_mut().zip(&theta[c * outputs..(c + 1) * outputs]) {
+                *w = *t;
+            }
+        }
         Ok(LinearModel { weights, intercept, n_classes: self.n_classes, iterations, converged })
     }
 }

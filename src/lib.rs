@@ -13,10 +13,15 @@
 //! - [`eval`]: metrics and evaluation of a head on labeled data.
 //! - [`proto`]: the generated `slant.v1` gRPC types.
 pub mod data;
+pub mod bench;
+pub mod cli;
+pub mod config;
 pub mod eval;
 pub mod features;
 pub mod learn;
 pub mod model;
+pub mod service;
+pub mod train;
 pub mod text;
 
 pub mod proto {

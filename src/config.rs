@@ -1,0 +1,197 @@
+//! Config: the TOML file that says what `slant train` builds.
+//!
+//! ```toml
+//! data_root = "../../shared/datasets"   # relative to this file
+//!
+//! [features]                             # see features::FeatureSettings
+//! word_ngrams = [1, 2]
+//! min_df = 2
+//!
+//! [[heads]]
+//! name = "sentiment"
+//! labels = ["negative", "neutral", "positive"]
+//! c_grid = [1, 2, 4, 8]                  # C chosen on dev
+//! class_weight = "balanced"              # or "none"
+//! [[heads.train]]
+//! path = "sentiment_sst3/train.jsonl"    # relative to data_root
+//! [[heads.dev]]
+//! path = "sentiment_sst3/dev.jsonl"
+//! ```
+//! Each data entry is a [`DataSpec`]: `format` (else by extension), `text`
+//! and `label` columns, `label_map` and a sample `weight`. For two-class
+//! heads the second label is the positive one; its decision threshold is
+//! tuned on dev.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataSpec;
+use crate::features::FeatureParams;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Base folder of every data path (relative to the config file).
+    #[serde(default)]
+    pub data_root: Option<PathBuf>,
+    #[serde(default)]
+    pub features: FeatureParams,
+    pub heads: Vec<HeadConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeight {
+    /// Every sample counts once (times its file's weight).
+    #[default]
+    None,
+    /// Classes weighted inversely to their frequency: n / (k · n_class).
+    Balanced,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadConfig {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub train: Vec<DataSpec>,
+    pub dev: Vec<DataSpec>,
+    #[serde(default = "default_c_grid")]
+    pub c_grid: Vec<f64>,
+    #[serde(default)]
+    pub class_weight: ClassWeight,
+    #[serde(default = "default_max_iterations")]
+    pub max_iterations: u64,
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// Two-class heads: tune the decision threshold on dev (else 0.5).
+    #[serde(default = "default_true")]
+    pub tune_threshold: bool,
+}
+
+fn default_c_grid() -> Vec<f64> {
+    vec![0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+}
+fn default_max_iterations() -> u64 {
+    300
+}
+fn default_tolerance() -> f64 {
+    1e-4
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl TrainConfig {
+    /// Reads the config and resolves data paths against `data_root`
+    /// (`override_root`, else the file's `data_root` relative to the file).
+    /// Returns the config and its raw bytes (for the model's fingerprint).
+    pub fn load(path: &Path, override_root: Option<&Path>) -> Result<(Self, Vec<u8>), ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| ConfigError::Invalid { path: path.into(), message: "not valid UTF-8".into() })?;
+        let config: TrainConfig =
+            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: path.into(), message })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let root = match (override_root, &config.data_root) {
+            (Some(r), _) => r.to_path_buf(),
+            (None, Some(r)) => base.join(r),
+            (None, None) => base.to_path_buf(),
+        };
+        let mut config = config;
+        config.data_root = Some(root);
+        Ok((config, bytes))
+    }
+
+    /// The path of a data entry on disk.
+    pub fn resolve(&self, spec: &DataSpec) -> DataSpec {
+        let mut s = spec.clone();
+        if let Some(root) = &self.data_root {
+            s.path = root.join(&spec.path);
+        }
+        s
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.heads.is_empty() {
+            return Err("no [[heads]]".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for h in &self.heads {
+            if h.name.is_empty() || !names.insert(&h.name) {
+                return Err(format!("head name {:?} is empty or repeated", h.name));
+            }
+            let distinct: std::collections::BTreeSet<&String> = h.labels.iter().collect();
+            if h.labels.len() < 2 || distinct.len() != h.labels.len() {
+                return Err(format!("head {:?}: labels must be at least two distinct names", h.name));
+            }
+            if h.train.is_empty() || h.dev.is_empty() {
+                return Err(format!("head {:?}: needs at least one train and one dev file", h.name));
+            }
+            if h.c_grid.is_empty() || h.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
+                return Err(format!("head {:?}: c_grid must be positive numbers", h.name));
+            }
+            if let Some(s) = h.train.iter().chain(&h.dev).find(|s| !(s.weight.is_finite() && s.weight > 0.0)) {
+                return Err(format!("head {:?}: weight of {} must be positive", h.name, s.path.display()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn parses_and_resolves_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(
+                br#"
+data_root = "data"
+[features]
+word_ngrams = [1, 3]
+[[heads]]
+name = "s"
+labels = ["a", "b"]
+train = [{ path = "t.jsonl", weight = 2.0 }]
+dev = [{ path = "d.csv", text = "body" }]
+"#,
+            )
+            .unwrap();
+        let (c, _) = TrainConfig::load(&p, None).unwrap();
+        assert_eq!(c.features.0.word_ngrams, [1, 3]);
+        assert_eq!(c.resolve(&c.heads[0].train[0]).path, dir.path().join("data/t.jsonl"));
+        assert_eq!(c.heads[0].dev[0].text, "body");
+        assert_eq!(c.heads[0].c_grid, default_c_grid());
+        let (c, _) = TrainConfig::load(&p, Some(Path::new("/x"))).unwrap();
+        assert_eq!(c.resolve(&c.heads[0].dev[0]).path, Path::new("/x/d.csv"));
+    }
+
+    #[test]
+    fn rejects_bad_configs_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[[heads]]\nname = \"s\"\nlabels = [\"a\"]\ntrain = []\ndev = []\n").unwrap();
+        let e = TrainConfig::load(&p, None).unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("labels"), "{e}");
+        std::fs::write(&p, "[[heads]]\nnme = 1\n").unwrap();
+        assert!(TrainConfig::load(&p, None).unwrap_err().to_string().contains("c.toml"));
+    }
+}

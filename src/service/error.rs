@@ -1,0 +1,26 @@
+//! The service's error type: what can stop the server from starting or
+//! running, and why a reload was refused. Errors a single call can cause
+//! are gRPC statuses, never this type.
+
+use std::path::PathBuf;
+
+use crate::model::ModelError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The model file could not be loaded (start-up) or was refused (reload).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("the listening socket: {0}")]
+    Socket(std::io::Error),
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the model loader for {path} stopped unexpectedly: {reason}")]
+    Loader { path: PathBuf, reason: String },
+    #[error("cannot install the {signal} handler: {source}")]
+    Signal { signal: &'static str, source: std::io::Error },
+}

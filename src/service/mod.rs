@@ -1,0 +1,1 @@
+//! Service: the slant.v1 gRPC server (owned by the service work in progress).
