@@ -4,10 +4,20 @@
 //!
 //! [`FeatureParams`] (checked with linfa's [`ParamGuard`]) are fitted on a
 //! corpus into a [`Featurizer`]: the kept terms (min_df, max_features),
-//! their hashes and their smoothed IDF. Scoring a passage tokenizes it once,
-//! hashes each feature from the token hashes (no strings on this path),
-//! looks the hash up, and writes a sublinear-tf × idf, L2-normalised sparse
-//! vector into a reusable [`Workspace`].
+//! their hashes and their smoothed IDF. A passage's vector has two blocks:
+//!
+//! - the word block: word n-grams and `<caps>` markers, sublinear tf × idf,
+//!   L2-normalised;
+//! - the character block (when `char_ngrams` is on): each word's character
+//!   n-grams (of `_word_`), count × idf, summed over the passage's words,
+//!   divided by √(Σ over words of each word's squared norm) and scaled by
+//!   `char_weight`. That is the L2 norm of the sum when words share no
+//!   n-gram, and keeps the block linear in per-word quantities.
+//!
+//! So a model can precompute each vocabulary word's character contribution
+//! (its n-grams' weights) and squared norm, and score without touching a
+//! single character n-gram (see `model`). Feature
+//! hashes come from the token hashes: no strings on the scoring path.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -34,6 +44,8 @@ pub struct FeatureSettings {
     pub max_features: usize,
     /// tf = 1 + ln(count) instead of the raw count.
     pub sublinear_tf: bool,
+    /// Scale of the character n-gram block relative to the word block.
+    pub char_weight: f32,
 }
 
 impl Default for FeatureSettings {
@@ -45,6 +57,7 @@ impl Default for FeatureSettings {
             min_df: 1,
             max_features: 0,
             sublinear_tf: true,
+            char_weight: 1.0,
         }
     }
 }
@@ -62,6 +75,8 @@ pub enum FeatureError {
     CharNgrams([u8; 2]),
     #[error("min_df must be at least 1")]
     MinDf,
+    #[error("char_weight must be positive and finite, got {0}")]
+    CharWeight(f32),
     #[error("the training corpus is empty")]
     EmptyCorpus,
     #[error("no term is left after pruning (min_df = {min_df})")]
@@ -87,10 +102,13 @@ impl FeatureSettings {
         if self.min_df < 1 {
             return Err(FeatureError::MinDf);
         }
+        if !(self.char_weight.is_finite() && self.char_weight > 0.0) {
+            return Err(FeatureError::CharWeight(self.char_weight));
+        }
         Ok(())
     }
 
-    fn char_range(&self) -> Option<(usize, usize)> {
+    pub(crate) fn char_range(&self) -> Option<(usize, usize)> {
         let [lo, hi] = self.char_ngrams;
         (lo > 0).then_some((usize::from(lo), usize::from(hi)))
     }
@@ -139,7 +157,12 @@ fn combine(a: u64, b: u64) -> u64 {
 pub struct Workspace {
     pub tokens: Vec<Token>,
     chars: Vec<char>,
-    hits: Vec<u32>,
+    pub(crate) hits: Vec<u32>,
+    /// Per token: its unigram feature index, or `u32::MAX`.
+    pub(crate) unigrams: Vec<u32>,
+    /// One word's character-block vector (see `word_chars`).
+    pub(crate) word_vec: Vec<(u32, f32)>,
+    char_acc: Vec<(u32, f32)>,
     /// The last passage's features: (feature index, value), sorted by index.
     pub vector: Vec<(u32, f32)>,
     /// Raw head scores, reused by the model.
@@ -151,6 +174,7 @@ pub struct Workspace {
 /// shared by fitting, scoring and explaining.
 fn for_each_feature(
     settings: &FeatureSettings,
+    with_chars: bool,
     passage: &str,
     tokens: &[Token],
     chars: &mut Vec<char>,
@@ -176,20 +200,40 @@ fn for_each_feature(
             }
         }
     }
-    if let Some((clo, chi)) = settings.char_range() {
+    if with_chars && settings.char_range().is_some() {
         for (i, t) in tokens.iter().enumerate() {
-            if t.kind != TokenKind::Word {
-                continue;
+            if t.kind == TokenKind::Word {
+                for_each_char_gram(settings, &passage[t.start as usize..t.end as usize], chars, |h, index, n| {
+                    visit(h, Occurrence::Chars { token: i, index, n })
+                });
             }
-            chars.clear();
-            chars.push(BOUNDARY);
-            chars.extend(passage[t.start as usize..t.end as usize].chars().flat_map(char::to_lowercase));
-            chars.push(BOUNDARY);
-            for n in clo..=chi {
-                for (index, gram) in chars.windows(n).enumerate() {
-                    let h = gram.iter().fold(CHAR_SEED, |h, &c| combine(h, u64::from(u32::from(c))));
-                    visit(h, Occurrence::Chars { token: i, index, n });
-                }
+        }
+    }
+}
+
+/// The lower-cased characters of `_word_` into `chars`, exactly as
+/// `str::to_lowercase` lower-cases (final sigma included).
+fn padded_lower(word: &str, chars: &mut Vec<char>) {
+    chars.clear();
+    chars.push(BOUNDARY);
+    if word.contains('Σ') {
+        chars.extend(word.to_lowercase().chars());
+    } else {
+        chars.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    chars.push(BOUNDARY);
+}
+
+/// Visits each character n-gram of one word: `visit(hash, index, n)`.
+fn for_each_char_gram(settings: &FeatureSettings, word: &str, chars: &mut Vec<char>, mut visit: impl FnMut(u64, usize, usize)) {
+    let Some((lo, hi)) = settings.char_range() else { return };
+    padded_lower(word, chars);
+    for start in 0..chars.len() {
+        let mut h = CHAR_SEED;
+        for n in 1..=hi.min(chars.len() - start) {
+            h = combine(h, u64::from(u32::from(chars[start + n - 1])));
+            if n >= lo {
+                visit(h, start, n);
             }
         }
     }
@@ -210,10 +254,8 @@ fn occurrence_text(passage: &str, tokens: &[Token], occ: Occurrence) -> String {
         Occurrence::Caps { .. } => CAPS.to_string(),
         Occurrence::Chars { token, index, n } => {
             let t = tokens[token];
-            let word: Vec<char> = std::iter::once(BOUNDARY)
-                .chain(passage[t.start as usize..t.end as usize].chars().flat_map(char::to_lowercase))
-                .chain(std::iter::once(BOUNDARY))
-                .collect();
+            let mut word = Vec::new();
+            padded_lower(&passage[t.start as usize..t.end as usize], &mut word);
             let gram: String = word[index..index + n].iter().collect();
             format!("ch:{gram}")
         }
@@ -287,7 +329,7 @@ impl Featurizer {
             n_docs += 1;
             tokenize(passage, &mut tokens);
             seen.clear();
-            for_each_feature(settings, passage, &tokens, &mut chars, |h, occ| {
+            for_each_feature(settings, true, passage, &tokens, &mut chars, |h, occ| {
                 seen.push(h);
                 // Texts are built once per distinct hash. Two different
                 // texts with one 64-bit hash (about 1 in 10^7 for a
@@ -379,45 +421,139 @@ impl Featurizer {
         &self.vocab.terms[index as usize]
     }
 
-    /// Tokenizes `passage` and leaves its TF-IDF vector in `ws.vector`.
+    /// Tokenizes `passage` and leaves its vector in `ws.vector` (sorted by
+    /// feature index).
     pub fn transform(&self, passage: &str, ws: &mut Workspace) {
-        tokenize(passage, &mut ws.tokens);
         self.vectorize(passage, ws);
     }
 
-    /// Computes `ws.vector` from the tokens already in `ws.tokens`.
-    fn vectorize(&self, passage: &str, ws: &mut Workspace) {
-        let Workspace { tokens, chars, hits, vector, .. } = ws;
+    /// The inverse document frequency of feature `j`.
+    pub fn idf(&self, j: u32) -> f32 {
+        self.vocab.idf[j as usize]
+    }
+
+    pub fn settings(&self) -> &FeatureSettings {
+        &self.vocab.settings
+    }
+
+    /// Tokenizes `passage` into `ws.tokens`, its word-block feature indices
+    /// (sorted, repeated per occurrence) into `ws.hits`, and each token's
+    /// unigram feature index into `ws.unigrams`.
+    pub(crate) fn word_hits(&self, passage: &str, ws: &mut Workspace) {
+        tokenize(passage, &mut ws.tokens);
+        let Workspace { tokens, chars, hits, unigrams, .. } = ws;
         hits.clear();
-        vector.clear();
+        unigrams.clear();
+        unigrams.resize(tokens.len(), u32::MAX);
         let index = &self.index;
-        for_each_feature(&self.vocab.settings, passage, tokens, chars, |h, _| {
+        for_each_feature(&self.vocab.settings, false, passage, tokens, chars, |h, occ| {
             if let Some(&i) = index.get(&h) {
                 hits.push(i);
+                if let Occurrence::Words { first, n: 1 } = occ {
+                    unigrams[first] = i;
+                }
             }
         });
         hits.sort_unstable();
-        let sublinear = self.vocab.settings.sublinear_tf;
+    }
+
+    /// A sublinear (or raw) term frequency.
+    #[inline]
+    pub(crate) fn tf(&self, count: usize) -> f32 {
+        if self.vocab.settings.sublinear_tf {
+            1.0 + (count as f32).ln()
+        } else {
+            count as f32
+        }
+    }
+
+    /// One word's character n-gram vector into `ws.word_vec`: each known
+    /// n-gram of `_word_`, count × idf. Returns its squared norm.
+    pub(crate) fn word_chars(&self, word: &str, ws: &mut Workspace) -> f32 {
+        let Workspace { chars, word_vec, .. } = ws;
+        word_vec.clear();
+        let index = &self.index;
+        for_each_char_gram(&self.vocab.settings, word, chars, |h, _, _| {
+            if let Some(&i) = index.get(&h) {
+                word_vec.push((i, 1.0));
+            }
+        });
+        word_vec.sort_unstable_by_key(|&(j, _)| j);
+        let mut norm = 0.0f32;
+        let mut out = 0;
+        let mut k = 0;
+        while k < word_vec.len() {
+            let j = word_vec[k].0;
+            let mut count = 0;
+            while k < word_vec.len() && word_vec[k].0 == j {
+                count += 1;
+                k += 1;
+            }
+            let v = count as f32 * self.vocab.idf[j as usize];
+            norm += v * v;
+            word_vec[out] = (j, v);
+            out += 1;
+        }
+        word_vec.truncate(out);
+        norm
+    }
+
+    /// The reference definition of a passage's vector (training and
+    /// explanations use it; the model's fast path must agree with it).
+    fn vectorize(&self, passage: &str, ws: &mut Workspace) {
+        self.word_hits(passage, ws);
+        let mut vector = std::mem::take(&mut ws.vector);
+        vector.clear();
+        let hits = &ws.hits;
         let mut norm = 0.0f32;
         let mut k = 0;
         while k < hits.len() {
             let j = hits[k];
-            let mut count = 1;
-            while k + count < hits.len() && hits[k + count] == j {
+            let mut count = 0;
+            while k < hits.len() && hits[k] == j {
                 count += 1;
+                k += 1;
             }
-            k += count;
-            let tf = if sublinear { 1.0 + (count as f32).ln() } else { count as f32 };
-            let v = tf * self.vocab.idf[j as usize];
+            let v = self.tf(count) * self.vocab.idf[j as usize];
             norm += v * v;
             vector.push((j, v));
         }
         if norm > 0.0 {
             let inv = norm.sqrt().recip();
-            for (_, v) in vector.iter_mut() {
-                *v *= inv;
-            }
+            vector.iter_mut().for_each(|(_, v)| *v *= inv);
         }
+        if self.vocab.settings.char_range().is_some() {
+            let words: Vec<(usize, usize)> = ws
+                .tokens
+                .iter()
+                .filter(|t| t.kind == TokenKind::Word)
+                .map(|t| (t.start as usize, t.end as usize))
+                .collect();
+            let mut acc = std::mem::take(&mut ws.char_acc);
+            acc.clear();
+            let mut total = 0.0f32;
+            for &(a, b) in &words {
+                total += self.word_chars(&passage[a..b], ws);
+                acc.extend_from_slice(&ws.word_vec);
+            }
+            if total > 0.0 {
+                let scale = self.vocab.settings.char_weight / total.sqrt();
+                acc.sort_by_key(|&(j, _)| j);
+                let mut k = 0;
+                while k < acc.len() {
+                    let j = acc[k].0;
+                    let mut sum = 0.0;
+                    while k < acc.len() && acc[k].0 == j {
+                        sum += acc[k].1;
+                        k += 1;
+                    }
+                    vector.push((j, sum * scale));
+                }
+                vector.sort_by_key(|&(j, _)| j);
+            }
+            ws.char_acc = acc;
+        }
+        ws.vector = vector;
     }
 
     /// Byte spans in `passage` of each feature index in `wanted` (sorted,
@@ -426,7 +562,7 @@ impl Featurizer {
         let mut out = vec![Vec::new(); wanted.len()];
         let Workspace { tokens, chars, .. } = ws;
         let index = &self.index;
-        for_each_feature(&self.vocab.settings, passage, tokens, chars, |h, occ| {
+        for_each_feature(&self.vocab.settings, true, passage, tokens, chars, |h, occ| {
             if let Some(&i) = index.get(&h) {
                 if let Some(slot) = wanted.iter().position(|&w| w == i) {
                     out[slot].push(occurrence_span(tokens, occ));

@@ -39,6 +39,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+/// Most labels a head may have.
+pub const MAX_OUTPUTS: usize = 64;
 
 /// Where a head's training or dev data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,8 +211,15 @@ impl ModelData {
                 return Err(format!("head name {:?} is empty or repeated", h.name));
             }
             let labels: std::collections::BTreeSet<&String> = h.labels.iter().collect();
-            if h.labels.len() < 2 || labels.len() != h.labels.len() || h.labels.iter().any(String::is_empty) {
-                return Err(format!("head {:?}: labels {:?} must be at least two distinct names", h.name, h.labels));
+            if h.labels.len() < 2
+                || h.labels.len() > MAX_OUTPUTS
+                || labels.len() != h.labels.len()
+                || h.labels.iter().any(String::is_empty)
+            {
+                return Err(format!(
+                    "head {:?}: labels {:?} must be 2 to {MAX_OUTPUTS} distinct names",
+                    h.name, h.labels
+                ));
             }
             let k = h.outputs();
             if h.weights.len() as u64 != n as u64 * k as u64 || h.intercept.len() != k {
@@ -293,10 +302,13 @@ pub struct Model {
     id: String,
     featurizer: Featurizer,
     heads: Vec<Head>,
-    /// n_features × columns, every head's weights side by side.
+    /// One row per feature, `stride` floats: its idf, every head's weights
+    /// side by side (`columns`), and, with a character block, the word's
+    /// precomputed character contribution (`columns` more; see [`Model::raw_scores`]).
     rows: Vec<f32>,
     intercepts: Vec<f32>,
     columns: usize,
+    stride: usize,
 }
 
 impl Model {
@@ -321,21 +333,59 @@ impl Model {
         data.vocabulary.idf = Vec::new();
         let n = featurizer.len();
         let columns: usize = data.heads.iter().map(HeadData::outputs).sum();
-        let mut rows = vec![0f32; n * columns];
+        let chars = featurizer.settings().char_range().is_some();
+        let stride = if chars { 2 + 2 * columns } else { 1 + columns };
+        let mut rows = vec![0f32; n * stride];
         let mut intercepts = Vec::with_capacity(columns);
         let mut heads = Vec::with_capacity(data.heads.len());
         let mut column = 0;
+        for j in 0..n {
+            rows[j * stride] = featurizer.idf(j as u32);
+        }
         for h in &mut data.heads {
             let k = h.outputs();
             for j in 0..n {
-                rows[j * columns + column..j * columns + column + k].copy_from_slice(&h.weights[j * k..j * k + k]);
+                let at = j * stride + 1 + column;
+                rows[at..at + k].copy_from_slice(&h.weights[j * k..j * k + k]);
             }
             intercepts.extend_from_slice(&h.intercept);
             h.weights = Vec::new();
             heads.push(Head { name: h.name.clone(), labels: h.labels.clone(), threshold: h.threshold, column, outputs: k });
             column += k;
         }
-        Ok(Self { data, id, featurizer, heads, rows, intercepts, columns })
+        let mut model = Self { data, id, featurizer, heads, rows, intercepts, columns, stride };
+        if chars {
+            model.precompute_word_chars();
+        }
+        Ok(model)
+    }
+
+    /// For every single-word term, its character block's contribution to
+    /// every head (Σ_g e_g · W_g over its character n-grams), stored after
+    /// its weights: scoring then reads one row per in-vocabulary word.
+    fn precompute_word_chars(&mut self) {
+        let mut ws = Workspace::default();
+        let mut tokens = Vec::new();
+        let (c, stride) = (self.columns, self.stride);
+        for j in 0..self.featurizer.len() {
+            let term = self.featurizer.term(j as u32);
+            crate::text::tokenize(term, &mut tokens);
+            let single_word = matches!(tokens.as_slice(), [t] if t.kind == crate::text::TokenKind::Word
+                && t.start == 0 && t.end as usize == term.len()
+                && t.hash == self.featurizer.vocabulary().hashes[j]);
+            if !single_word {
+                continue;
+            }
+            let sq = self.featurizer.word_chars(term, &mut ws);
+            let mut acc = [0f32; 2 * MAX_OUTPUTS];
+            for &(g, v) in &ws.word_vec {
+                let w = &self.rows[g as usize * stride + 1..g as usize * stride + 1 + c];
+                acc[..c].iter_mut().zip(w).for_each(|(a, w)| *a += v * w);
+            }
+            let at = j * stride + 1 + c;
+            self.rows[at..at + c].copy_from_slice(&acc[..c]);
+            self.rows[at + c] = sq;
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -356,18 +406,72 @@ impl Model {
     }
 
     /// Every head's raw scores (log-odds or class scores) for the passage,
-    /// into `scores` (length = total outputs). Tokenizes once.
+    /// into `scores` (length = total outputs). Tokenizes once, and never
+    /// builds the passage's vector: each word-block feature adds
+    /// tf·idf·W (normalised at the end), and each word adds its
+    /// precomputed character contribution (computed on the spot only for
+    /// words outside the vocabulary).
     fn raw_scores(&self, passage: &str, ws: &mut Workspace, scores: &mut Vec<f32>) {
-        self.featurizer.transform(passage, ws);
+        let fz = &self.featurizer;
+        fz.word_hits(passage, ws);
+        let (c, stride) = (self.columns, self.stride);
+        let mut acc = [0f32; 2 * MAX_OUTPUTS];
+        let (word, chars) = acc.split_at_mut(MAX_OUTPUTS);
+        let (word, chars) = (&mut word[..c], &mut chars[..c]);
+        let mut norm = 0.0f32;
+        let hits = &ws.hits;
+        let mut k = 0;
+        while k < hits.len() {
+            let j = hits[k] as usize;
+            let mut count = 0;
+            while k < hits.len() && hits[k] as usize == j {
+                count += 1;
+                k += 1;
+            }
+            let row = &self.rows[j * stride..j * stride + 1 + c];
+            let v = fz.tf(count) * row[0];
+            norm += v * v;
+            word.iter_mut().zip(&row[1..]).for_each(|(a, w)| *a += v * w);
+        }
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
-        let c = self.columns;
-        for &(j, v) in &ws.vector {
-            let row = &self.rows[j as usize * c..j as usize * c + c];
-            for (s, w) in scores.iter_mut().zip(row) {
-                *s += v * w;
+        if norm > 0.0 {
+            let inv = norm.sqrt().recip();
+            scores.iter_mut().zip(word.iter()).for_each(|(s, a)| *s += a * inv);
+        }
+        if stride > 1 + c {
+            let mut total = 0.0f32;
+            for t in 0..ws.tokens.len() {
+                let token = ws.tokens[t];
+                if token.kind != crate::text::TokenKind::Word {
+                    continue;
+                }
+                match ws.unigrams[t] {
+                    u if u != u32::MAX => {
+                        let at = u as usize * stride + 1 + c;
+                        chars.iter_mut().zip(&self.rows[at..at + c]).for_each(|(a, w)| *a += w);
+                        total += self.rows[at + c];
+                    }
+                    _ => {
+                        total += fz.word_chars(&passage[token.start as usize..token.end as usize], ws);
+                        for &(g, v) in &ws.word_vec {
+                            let at = g as usize * stride + 1;
+                            chars.iter_mut().zip(&self.rows[at..at + c]).for_each(|(a, w)| *a += v * w);
+                        }
+                    }
+                }
+            }
+            if total > 0.0 {
+                let scale = fz.settings().char_weight / total.sqrt();
+                scores.iter_mut().zip(chars.iter()).for_each(|(s, a)| *s += a * scale);
             }
         }
+    }
+
+    /// Weights of feature `j` for `head`.
+    fn weights(&self, j: u32, head: &Head) -> &[f32] {
+        let at = j as usize * self.stride + 1 + head.column;
+        &self.rows[at..at + head.outputs]
     }
 
     /// Scores one passage with the heads in `heads` (indices; all when
@@ -375,19 +479,21 @@ impl Model {
     pub fn score(&self, passage: &str, heads: &[usize], explain: usize, ws: &mut Workspace) -> Vec<HeadScore> {
         let mut scores = std::mem::take(&mut ws.scores);
         self.raw_scores(passage, ws, &mut scores);
-        let all: Vec<usize>;
-        let heads = if heads.is_empty() {
-            all = (0..self.heads.len()).collect();
-            &all
-        } else {
-            heads
-        };
-        let mut out = Vec::with_capacity(heads.len());
-        for &h in heads {
+        if explain > 0 {
+            self.featurizer.transform(passage, ws);
+        }
+        let n = if heads.is_empty() { self.heads.len() } else { heads.len() };
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let h = if heads.is_empty() { i } else { heads[i] };
             let Some(head) = self.heads.get(h) else { continue };
-            let z: Vec<f64> = scores[head.column..head.column + head.outputs].iter().map(|&s| f64::from(s)).collect();
+            let mut z = [0f64; MAX_OUTPUTS];
+            let z = &mut z[..head.outputs];
+            for (zk, &s) in z.iter_mut().zip(&scores[head.column..head.column + head.outputs]) {
+                *zk = f64::from(s);
+            }
             let mut probabilities = vec![0.0; head.labels.len()];
-            link(&z, &mut probabilities);
+            link(z, &mut probabilities);
             let label = head.decide(&probabilities);
             let contributions = if explain > 0 { self.explain(passage, head, label, explain, ws) } else { Vec::new() };
             out.push(HeadScore { head: h, label, probabilities, contributions });
@@ -400,13 +506,13 @@ impl Model {
     /// contribution (in absolute value) to `label`'s score relative to the
     /// other labels: x_j·w_j (signed towards `label`) for two classes,
     /// x_j·(w_jl − mean_c w_jc) otherwise.
+    /// Needs `ws.vector` from `featurizer.transform(passage)`.
     fn explain(&self, passage: &str, head: &Head, label: usize, k: usize, ws: &mut Workspace) -> Vec<Contribution> {
-        let c = self.columns;
         let mut contrib: Vec<(u32, f64)> = ws
             .vector
             .iter()
             .map(|&(j, v)| {
-                let row = &self.rows[j as usize * c + head.column..j as usize * c + head.column + head.outputs];
+                let row = self.weights(j, head);
                 let w = if head.outputs == 1 {
                     if label == 1 {
                         f64::from(row[0])
@@ -501,6 +607,68 @@ mod tests {
         let s = model.score("bad", &[1, 0], 0, &mut ws);
         assert_eq!((s[0].head, s[1].head), (1, 0));
         assert!(s[0].contributions.is_empty());
+    }
+
+    /// A model with a character block and pseudo-random weights.
+    fn with_chars() -> Model {
+        let settings = FeatureParams(FeatureSettings { char_ngrams: [2, 4], char_weight: 0.7, min_df: 1, ..Default::default() })
+            .check()
+            .unwrap();
+        let corpus = ["Shocking news: the senator lied!!", "Markets rally as rates fall", "Über café naïve résumé"];
+        let f = Featurizer::fit(&settings, corpus, || {}).unwrap();
+        let mut data = tiny();
+        let n = f.len();
+        data.vocabulary = f.vocabulary().clone();
+        let mut x = 1u32;
+        let mut rnd = move || {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            ((x >> 8) % 2000) as f32 / 1000.0 - 1.0
+        };
+        data.heads[0].weights = (0..n * 3).map(|_| rnd()).collect();
+        data.heads[1].weights = (0..n).map(|_| rnd()).collect();
+        Model::from_data(data, "t".into(), Path::new("t")).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_scores_equal_the_reference_vector(passage in "(shocking|news|the|senator|lied|rally|zebra|Über|café|!!|LIED|[a-z]{1,6}| |, ){0,12}") {
+            let m = with_chars();
+            let mut ws = Workspace::default();
+            let mut fast = Vec::new();
+            m.raw_scores(&passage, &mut ws, &mut fast);
+            m.featurizer.transform(&passage, &mut ws);
+            let mut reference = m.intercepts.clone();
+            for &(j, v) in &ws.vector {
+                let row = &m.rows[j as usize * m.stride + 1..j as usize * m.stride + 1 + m.columns];
+                reference.iter_mut().zip(row).for_each(|(r, w)| *r += v * w);
+            }
+            for (a, b) in fast.iter().zip(&reference) {
+                proptest::prop_assert!((a - b).abs() < 1e-4, "{} vs {} for {:?}", a, b, passage);
+            }
+        }
+    }
+
+    #[test]
+    fn char_block_matches_hand_computation() {
+        // One word "ab", char 2-grams of "_ab_": "_a", "ab", "b_"; with
+        // idf a, b, c its block is (a, b, c) / ‖(a, b, c)‖ · char_weight.
+        let settings =
+            FeatureParams(FeatureSettings { word_ngrams: [1, 1], char_ngrams: [2, 2], caps_marker: false, char_weight: 0.5, ..Default::default() })
+                .check()
+                .unwrap();
+        let f = Featurizer::fit(&settings, ["ab", "ab b"], || {}).unwrap();
+        let mut ws = Workspace::default();
+        f.transform("ab", &mut ws);
+        let idx = |t: &str| f.vocabulary().terms.iter().position(|x| x == t).unwrap() as u32;
+        let grams = ["ch:_a", "ch:ab", "ch:b_"];
+        let idf: Vec<f32> = grams.iter().map(|g| f.idf(idx(g))).collect();
+        let norm = idf.iter().map(|v| v * v).sum::<f32>().sqrt();
+        for (g, i) in grams.iter().zip(&idf) {
+            let v = ws.vector.iter().find(|(j, _)| *j == idx(g)).unwrap().1;
+            assert!((v - 0.5 * i / norm).abs() < 1e-6, "{g}");
+        }
+        // The word block is the unigram alone, normalised to 1.
+        assert!((ws.vector.iter().find(|(j, _)| *j == idx("ab")).unwrap().1 - 1.0).abs() < 1e-6);
     }
 
     #[test]
