@@ -12,6 +12,7 @@
 //! labels = ["negative", "neutral", "positive"]
 //! c_grid = [1, 2, 4, 8]                  # C chosen on dev
 //! class_weight = "balanced"              # or "none"
+//! balance_sources = true                 # every train file weighs the same
 //! [[heads.train]]
 //! path = "sentiment_sst3/train.jsonl"    # relative to data_root
 //! [[heads.dev]]
@@ -65,6 +66,11 @@ pub struct HeadConfig {
     pub max_iterations: u64,
     #[serde(default = "default_tolerance")]
     pub tolerance: f64,
+    /// Weight each training file so that every file carries the same total
+    /// weight (times its own `weight`): several sources count equally
+    /// however many rows each has.
+    #[serde(default)]
+    pub balance_sources: bool,
     /// Two-class heads: tune the decision threshold on dev (else 0.5).
     #[serde(default = "default_true")]
     pub tune_threshold: bool,
@@ -134,8 +140,12 @@ impl TrainConfig {
                 return Err(format!("head name {:?} is empty or repeated", h.name));
             }
             let distinct: std::collections::BTreeSet<&String> = h.labels.iter().collect();
-            if h.labels.len() < 2 || distinct.len() != h.labels.len() {
-                return Err(format!("head {:?}: labels must be at least two distinct names", h.name));
+            if h.labels.len() < 2 || h.labels.len() > crate::model::MAX_OUTPUTS || distinct.len() != h.labels.len() {
+                return Err(format!(
+                    "head {:?}: labels must be 2 to {} distinct names",
+                    h.name,
+                    crate::model::MAX_OUTPUTS
+                ));
             }
             if h.train.is_empty() || h.dev.is_empty() {
                 return Err(format!("head {:?}: needs at least one train and one dev file", h.name));

@@ -298,6 +298,7 @@ struct Problem<'a> {
     outputs: usize,
     /// 1 / (C · Σ sample weights): the penalty on the mean-loss scale.
     penalty: f64,
+    total_weight: f64,
     fit_intercept: bool,
 }
 
@@ -307,7 +308,37 @@ impl Problem<'_> {
     }
 
     /// Mean weighted loss plus penalty, and its gradient into `grad`.
-    fn eval(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
+    ///
+    /// The rows are cut into [`CHUNKS`] fixed ranges, each summed on its
+    /// own thread into its own buffer in `scratch`, and the partial sums are
+    /// added in chunk order: the result does not depend on how many cores
+    /// the machine has, so the model file stays byte-identical.
+    fn eval(&self, theta: &[f64], grad: &mut [f64], scratch: &mut [Vec<f64>]) -> f64 {
+        let nw = self.n_weights();
+        let n = self.y.len();
+        let mut losses = [0.0f64; CHUNKS];
+        std::thread::scope(|scope| {
+            for ((c, buf), loss) in scratch.iter_mut().enumerate().zip(losses.iter_mut()) {
+                let rows = n * c / CHUNKS..n * (c + 1) / CHUNKS;
+                scope.spawn(move || *loss = self.eval_rows(rows, theta, buf));
+            }
+        });
+        grad.copy_from_slice(&scratch[0]);
+        for buf in &scratch[1..] {
+            grad.iter_mut().zip(buf).for_each(|(g, b)| *g += b);
+        }
+        let loss: f64 = losses.iter().sum();
+        let w = &theta[..nw];
+        let mut reg = 0.0;
+        for (g, &wj) in grad[..nw].iter_mut().zip(w) {
+            reg += wj * wj;
+            *g += self.penalty * wj;
+        }
+        loss + 0.5 * self.penalty * reg
+    }
+
+    /// The data part of [`Problem::eval`] over `rows`, gradient into `grad`.
+    fn eval_rows(&self, rows: std::ops::Range<usize>, theta: &[f64], grad: &mut [f64]) -> f64 {
         let k = self.outputs;
         let nw = self.n_weights();
         let (w, b) = theta.split_at(nw);
@@ -315,9 +346,9 @@ impl Problem<'_> {
         let mut loss = 0.0;
         let mut z = vec![0.0; k];
         let mut r = vec![0.0; k];
-        let total: f64 = self.sample_weight.iter().sum();
-        for (i, &yi) in self.y.iter().enumerate() {
-            let s = self.sample_weight[i] / total;
+        for i in rows {
+            let yi = self.y[i];
+            let s = self.sample_weight[i] / self.total_weight;
             if s == 0.0 {
                 continue;
             }
@@ -355,14 +386,12 @@ impl Problem<'_> {
                 }
             }
         }
-        let mut reg = 0.0;
-        for (g, &wj) in grad[..nw].iter_mut().zip(w) {
-            reg += wj * wj;
-            *g += self.penalty * wj;
-        }
-        loss + 0.5 * self.penalty * reg
+        loss
     }
 }
+
+/// Row ranges the objective is split into (see [`Problem::eval`]).
+const CHUNKS: usize = 8;
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -373,7 +402,8 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 fn lbfgs(problem: &Problem, theta: &mut [f64], params: &LogisticValidParams) -> Result<(u64, bool), SolverError> {
     let n = theta.len();
     let mut grad = vec![0.0; n];
-    let mut f = problem.eval(theta, &mut grad);
+    let mut scratch = vec![vec![0.0; n]; CHUNKS];
+    let mut f = problem.eval(theta, &mut grad, &mut scratch);
     if !f.is_finite() {
         return Err(SolverError::NonFinite);
     }
@@ -417,7 +447,7 @@ fn lbfgs(problem: &Problem, theta: &mut [f64], params: &LogisticValidParams) -> 
         let mut accepted = None;
         for _ in 0..50 {
             trial.iter_mut().zip(theta.iter().zip(&dir)).for_each(|(t, (x, d))| *t = x + step * d);
-            let ft = problem.eval(&trial, &mut trial_grad);
+            let ft = problem.eval(&trial, &mut trial_grad, &mut scratch);
             if ft.is_finite() && ft <= f + 1e-4 * step * slope {
                 accepted = Some(ft);
                 break;
@@ -487,6 +517,7 @@ impl LogisticValidParams {
             sample_weight,
             outputs,
             penalty: 1.0 / (self.c * total),
+            total_weight: total,
             fit_intercept: self.fit_intercept,
         };
         let nw = problem.n_weights();

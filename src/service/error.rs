@@ -12,7 +12,10 @@ pub enum ServiceError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("the listening socket: {0}")]
     Socket(std::io::Error),
     #[error("gRPC transport: {0}")]
@@ -22,5 +25,8 @@ pub enum ServiceError {
     #[error("the model loader for {path} stopped unexpectedly: {reason}")]
     Loader { path: PathBuf, reason: String },
     #[error("cannot install the {signal} handler: {source}")]
-    Signal { signal: &'static str, source: std::io::Error },
+    Signal {
+        signal: &'static str,
+        source: std::io::Error,
+    },
 }

@@ -58,7 +58,9 @@ impl Method {
             "/grpc.health.v1.Health/Check" => Self::HealthCheck,
             "/grpc.health.v1.Health/Watch" => Self::HealthWatch,
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo" => Self::Reflection,
-            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" => Self::ReflectionV1Alpha,
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" => {
+                Self::ReflectionV1Alpha
+            }
             _ => Self::Other,
         }
     }
@@ -72,8 +74,14 @@ impl Method {
             Self::GetModelInfo => ("slant.v1.Scorer", "GetModelInfo"),
             Self::HealthCheck => ("grpc.health.v1.Health", "Check"),
             Self::HealthWatch => ("grpc.health.v1.Health", "Watch"),
-            Self::Reflection => ("grpc.reflection.v1.ServerReflection", "ServerReflectionInfo"),
-            Self::ReflectionV1Alpha => ("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo"),
+            Self::Reflection => (
+                "grpc.reflection.v1.ServerReflection",
+                "ServerReflectionInfo",
+            ),
+            Self::ReflectionV1Alpha => (
+                "grpc.reflection.v1alpha.ServerReflection",
+                "ServerReflectionInfo",
+            ),
             Self::Other => ("other", "other"),
         }
     }
@@ -106,7 +114,8 @@ const CODE_NAMES: [&str; 17] = [
 
 /// Histogram bucket upper bounds, seconds.
 const BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 #[derive(Debug)]
@@ -118,14 +127,21 @@ struct Histogram {
 
 impl Histogram {
     fn new() -> Self {
-        Self { buckets: std::array::from_fn(|_| AtomicU64::new(0)), sum_ns: AtomicU64::new(0) }
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_ns: AtomicU64::new(0),
+        }
     }
 
     fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
-        let i = BUCKETS.iter().position(|&b| s <= b).unwrap_or(BUCKETS.len());
+        let i = BUCKETS
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(BUCKETS.len());
         self.buckets[i].fetch_add(1, Relaxed);
-        self.sum_ns.fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        self.sum_ns
+            .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 }
 
@@ -168,7 +184,10 @@ impl Metrics {
     }
 
     fn write(&self, out: &mut String, shared: &Shared) -> std::fmt::Result {
-        writeln!(out, "# HELP slant_grpc_requests_total gRPC calls finished, by method and status code.")?;
+        writeln!(
+            out,
+            "# HELP slant_grpc_requests_total gRPC calls finished, by method and status code."
+        )?;
         writeln!(out, "# TYPE slant_grpc_requests_total counter")?;
         for (m, method) in METHODS.iter().enumerate() {
             let (service, name) = method.labels();
@@ -182,7 +201,10 @@ impl Metrics {
                 }
             }
         }
-        writeln!(out, "# HELP slant_grpc_request_duration_seconds gRPC call latency (streams: whole stream).")?;
+        writeln!(
+            out,
+            "# HELP slant_grpc_request_duration_seconds gRPC call latency (streams: whole stream)."
+        )?;
         writeln!(out, "# TYPE slant_grpc_request_duration_seconds histogram")?;
         for (m, method) in METHODS.iter().enumerate() {
             let h = &self.latency[m];
@@ -198,21 +220,48 @@ impl Metrics {
                 cumulative += count;
                 writeln!(out, "slant_grpc_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}")?;
             }
-            writeln!(out, "slant_grpc_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {total}")?;
+            writeln!(
+                out,
+                "slant_grpc_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {total}"
+            )?;
             let sum = h.sum_ns.load(Relaxed) as f64 / 1e9;
-            writeln!(out, "slant_grpc_request_duration_seconds_sum{{{labels}}} {sum}")?;
-            writeln!(out, "slant_grpc_request_duration_seconds_count{{{labels}}} {total}")?;
+            writeln!(
+                out,
+                "slant_grpc_request_duration_seconds_sum{{{labels}}} {sum}"
+            )?;
+            writeln!(
+                out,
+                "slant_grpc_request_duration_seconds_count{{{labels}}} {total}"
+            )?;
         }
         writeln!(out, "# HELP slant_grpc_in_flight gRPC calls running now.")?;
         writeln!(out, "# TYPE slant_grpc_in_flight gauge")?;
         writeln!(out, "slant_grpc_in_flight {}", self.in_flight.load(Relaxed))?;
-        writeln!(out, "# HELP slant_passages_scored_total Passages (and titles) scored.")?;
+        writeln!(
+            out,
+            "# HELP slant_passages_scored_total Passages (and titles) scored."
+        )?;
         writeln!(out, "# TYPE slant_passages_scored_total counter")?;
-        writeln!(out, "slant_passages_scored_total {}", self.passages.load(Relaxed))?;
-        writeln!(out, "# HELP slant_model_reloads_total Model reloads, by result.")?;
+        writeln!(
+            out,
+            "slant_passages_scored_total {}",
+            self.passages.load(Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP slant_model_reloads_total Model reloads, by result."
+        )?;
         writeln!(out, "# TYPE slant_model_reloads_total counter")?;
-        writeln!(out, "slant_model_reloads_total{{result=\"ok\"}} {}", self.reloads_ok.load(Relaxed))?;
-        writeln!(out, "slant_model_reloads_total{{result=\"failed\"}} {}", self.reloads_failed.load(Relaxed))?;
+        writeln!(
+            out,
+            "slant_model_reloads_total{{result=\"ok\"}} {}",
+            self.reloads_ok.load(Relaxed)
+        )?;
+        writeln!(
+            out,
+            "slant_model_reloads_total{{result=\"failed\"}} {}",
+            self.reloads_failed.load(Relaxed)
+        )?;
         let loaded = shared.current();
         writeln!(out, "# HELP slant_model_info The loaded model (value 1).")?;
         writeln!(out, "# TYPE slant_model_info gauge")?;
@@ -222,8 +271,15 @@ impl Metrics {
             escape(loaded.model.id()),
             escape(&loaded.path.display().to_string())
         )?;
-        let at = loaded.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        writeln!(out, "# HELP slant_model_loaded_timestamp_seconds When the loaded model was loaded.")?;
+        let at = loaded
+            .loaded_at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        writeln!(
+            out,
+            "# HELP slant_model_loaded_timestamp_seconds When the loaded model was loaded."
+        )?;
         writeln!(out, "# TYPE slant_model_loaded_timestamp_seconds gauge")?;
         writeln!(out, "slant_model_loaded_timestamp_seconds {at}")
     }
@@ -266,7 +322,7 @@ pub(crate) async fn serve_metrics(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = stop.wait_for(|s| *s) => break,
+            _ = super::state::stopped(&mut stop) => break,
         }
     }
 }
@@ -289,11 +345,21 @@ async fn respond(mut stream: TcpStream, shared: &Shared) {
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
     let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => {
-            ("200 OK", "text/plain; version=0.0.4; charset=utf-8", shared.metrics.render(shared))
-        }
-        ("GET" | "HEAD", _) => ("404 Not Found", "text/plain; charset=utf-8", "not found; try /metrics\n".into()),
-        _ => ("405 Method Not Allowed", "text/plain; charset=utf-8", "only GET /metrics\n".into()),
+        ("GET" | "HEAD", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            shared.metrics.render(shared),
+        ),
+        ("GET" | "HEAD", _) => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found; try /metrics\n".into(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "only GET /metrics\n".into(),
+        ),
     };
     let mut response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

@@ -27,6 +27,8 @@ pub(crate) struct Loaded {
     pub model: Model,
     pub path: PathBuf,
     pub loaded_at: SystemTime,
+    /// The file's stamp just before it was read.
+    stamp: Option<FileStamp>,
 }
 
 /// What every handler shares.
@@ -117,30 +119,46 @@ pub(crate) async fn load_off_thread(path: PathBuf) -> Result<Loaded, ServiceErro
     let p = path.clone();
     match tokio::task::spawn_blocking(move || load_checked(&p)).await {
         Ok(result) => result.map_err(ServiceError::Model),
-        Err(e) => Err(ServiceError::Loader { path, reason: e.to_string() }),
+        Err(e) => Err(ServiceError::Loader {
+            path,
+            reason: e.to_string(),
+        }),
     }
 }
 
 /// [`Model::load`] plus a trial run: every head scores a passage with
 /// explanations, and must give finite probabilities that sum to 1.
 pub(crate) fn load_checked(path: &Path) -> Result<Loaded, ModelError> {
+    let stamp = std::fs::metadata(path).ok().map(|m| file_stamp(&m));
     let model = Model::load(path)?;
     let trial = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let mut ws = Workspace::default();
-        let scores = model.score("Trial run: the NEW model scores this passage!! Does it?", &[], 3, &mut ws);
+        let scores = model.score(
+            "Trial run: the NEW model scores this passage!! Does it?",
+            &[],
+            3,
+            &mut ws,
+        );
         scores.len() == model.heads().len()
             && scores.iter().all(|s| {
                 let sum: f64 = s.probabilities.iter().sum();
                 s.probabilities.iter().all(|p| p.is_finite()) && (sum - 1.0).abs() < 1e-6
             })
     }));
-    if trial != Ok(true) {
+    if !matches!(trial, Ok(true)) {
         return Err(ModelError::Invalid {
             path: path.to_path_buf(),
-            reason: "the trial scoring failed (non-finite or unnormalised probabilities, or a crash)".into(),
+            reason:
+                "the trial scoring failed (non-finite or unnormalised probabilities, or a crash)"
+                    .into(),
         });
     }
-    Ok(Loaded { model, path: path.to_path_buf(), loaded_at: SystemTime::now() })
+    Ok(Loaded {
+        model,
+        path: path.to_path_buf(),
+        loaded_at: SystemTime::now(),
+        stamp,
+    })
 }
 
 /// Triggers reloads of a running server without signals.
@@ -170,13 +188,16 @@ impl ReloadHandle {
 /// What identifies a version of the model file.
 type FileStamp = (u64, Option<SystemTime>, u64);
 
-async fn stamp(path: &Path) -> Option<FileStamp> {
-    let meta = tokio::fs::metadata(path).await.ok()?;
+fn file_stamp(meta: &std::fs::Metadata) -> FileStamp {
     #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
     #[cfg(not(unix))]
     let inode = 0;
-    Some((meta.len(), meta.modified().ok(), inode))
+    (meta.len(), meta.modified().ok(), inode)
+}
+
+async fn stamp(path: &Path) -> Option<FileStamp> {
+    tokio::fs::metadata(path).await.ok().map(|m| file_stamp(&m))
 }
 
 /// Polls the model file every `interval` and reloads when its length,
@@ -186,11 +207,13 @@ pub(crate) async fn watch_file(
     interval: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut last = stamp(&shared.path).await;
+    // Compare with the file as it was when the serving model was read, so
+    // a change made since then is not missed.
+    let mut last = shared.current().stamp;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stopped(&mut stop) => break,
         }
         let now = stamp(&shared.path).await;
         if now == last {
@@ -205,6 +228,11 @@ pub(crate) async fn watch_file(
         // Errors are logged and counted by reload().
         let _ = shared.reload().await;
     }
+}
+
+/// Resolves once `stop` holds true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// RFC 3339 UTC with second precision, e.g. `2024-05-01T12:00:00Z`.

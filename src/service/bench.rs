@@ -1,0 +1,497 @@
+//! `slant bench grpc`: a closed-loop load generator for a running server.
+//!
+//! `concurrency` tasks, spread over `connections` HTTP/2 connections, each
+//! send one call at a time for `duration` (after an unmeasured warm-up),
+//! and the report gives throughput, latency percentiles and errors.
+//!
+//! The generator shares the machine with the server, so it keeps its own
+//! work small and equal for every RPC: requests are encoded once up front
+//! and sent as bytes, and responses are kept as bytes (each worker fully
+//! decodes and checks its first response only). Health and Score runs thus
+//! differ only by what the server does.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use prost::bytes::{Buf, BufMut, Bytes};
+use prost::Message as _;
+use serde::Serialize;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+use super::config::parse_duration;
+use crate::proto::{ScoreRequest, ScoreResponse};
+
+/// The call to drive.
+#[derive(clap::ValueEnum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchRpc {
+    /// slant.v1.Scorer/Score with `--batch` passages per call.
+    Score,
+    /// grpc.health.v1.Health/Check: the transport's baseline.
+    Health,
+}
+
+/// `slant bench grpc`: drive a running server and report rps and latency.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchGrpcArgs {
+    /// Server address (HOST:PORT or http://HOST:PORT).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub addr: String,
+    /// The call to make.
+    #[arg(long, value_enum, default_value_t = BenchRpc::Score)]
+    pub rpc: BenchRpc,
+    /// Passages per Score call.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Calls in flight at once (one task each, one call at a time).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// How long to measure: seconds or a duration such as 10s or 500ms.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured warm-up before measuring.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// HTTP/2 connections to spread the calls over.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// Score the text of every */train.jsonl under DIR (folders in sorted
+    /// order) instead of the built-in news sentences.
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Heads to request (repeatable; default all).
+    #[arg(long = "head")]
+    pub heads: Vec<String>,
+    /// Contributions per head to request.
+    #[arg(long, default_value_t = 0)]
+    pub explain: u32,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a bench run measured.
+#[derive(Serialize, Debug, Clone)]
+pub struct BenchReport {
+    pub rpc: BenchRpc,
+    pub addr: String,
+    pub concurrency: usize,
+    pub connections: usize,
+    /// Passages per call (0 for health).
+    pub batch: usize,
+    pub duration_s: f64,
+    /// Calls that succeeded.
+    pub requests: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    pub rps: f64,
+    pub passages_per_s: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Failed calls by status code.
+    pub error_codes: BTreeMap<String, u64>,
+    pub first_error: Option<String>,
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.rpc {
+            BenchRpc::Score => format!("Score, batch {}", self.batch),
+            BenchRpc::Health => "Health/Check".to_string(),
+        };
+        writeln!(
+            f,
+            "{what} on {}: concurrency {}, {} connection(s), {:.1} s",
+            self.addr, self.concurrency, self.connections, self.duration_s
+        )?;
+        writeln!(f, "  requests        {}", self.requests)?;
+        writeln!(f, "  rps             {:.0}", self.rps)?;
+        if self.rpc == BenchRpc::Score {
+            writeln!(f, "  passages_per_s  {:.0}", self.passages_per_s)?;
+        }
+        writeln!(
+            f,
+            "  latency ms      p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
+            self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms
+        )?;
+        write!(f, "  errors          {}", self.errors)?;
+        for (code, n) in &self.error_codes {
+            write!(f, "\n    {code}: {n}")?;
+        }
+        if let Some(e) = &self.first_error {
+            write!(f, "\n  first error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Built-in passages: varied news sentences.
+const SENTENCES: [&str; 20] = [
+    "The city council approved the new budget on Tuesday after a three-hour debate.",
+    "You won't BELIEVE what this senator said about the tax plan!!",
+    "Scientists say the drug reduced symptoms in 40 percent of patients in a small trial.",
+    "SHOCKING: Local man finds out the truth about his water bill.",
+    "The central bank left interest rates unchanged, citing steady inflation.",
+    "Fans were devastated as the team crashed out of the tournament in extra time.",
+    "Officials confirmed that the bridge will reopen to traffic next month.",
+    "This one weird trick will make you rich overnight, experts hate it.",
+    "The company reported record profits, beating analyst expectations by a wide margin.",
+    "Residents are furious after the storm left thousands without power for days.",
+    "A new study links moderate exercise to better sleep in older adults.",
+    "Vaccines contain microchips that track your location, a viral post claims.",
+    "The president will travel to Brussels for talks with European leaders.",
+    "Heartwarming: stranger returns lost wallet with every cent still inside.",
+    "Unemployment fell to 3.9 percent in March, the lowest level in a year.",
+    "Is this the end of the smartphone as we know it?",
+    "Police are investigating a break-in at the downtown museum overnight.",
+    "The film was praised by critics for its stunning visuals and moving score.",
+    "Experts warn the housing market could collapse within weeks, sparking panic.",
+    "The school board voted 5-2 to extend the academic year by two days.",
+];
+
+/// The text of every `*/train.jsonl` under `dir`, folders in sorted order.
+fn load_corpus(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list the corpus folder", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    folders.sort();
+    let mut out = Vec::new();
+    for folder in folders {
+        let file = folder.join("train.jsonl");
+        if !file.is_file() {
+            continue;
+        }
+        let reader = std::io::BufReader::new(
+            std::fs::File::open(&file)
+                .with_context(|| format!("{}: cannot open", file.display()))?,
+        );
+        for (n, line) in reader.lines().enumerate() {
+            let line =
+                line.with_context(|| format!("{}:{}: cannot read", file.display(), n + 1))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value: serde_json::Value = serde_json::from_str(&line)
+                .with_context(|| format!("{}:{}: not JSON", file.display(), n + 1))?;
+            if let Some(text) = value.get("text").and_then(|t| t.as_str()) {
+                if !text.trim().is_empty() && text.len() <= 64 * 1024 {
+                    out.push(text.to_string());
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!(
+            "{}: no passages found in */train.jsonl (\"text\" field)",
+            dir.display()
+        );
+    }
+    Ok(out)
+}
+
+/// Sends and receives message bytes as they are.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u32>,
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn error(&mut self, code: &str, message: String) {
+        *self.errors.entry(code.to_string()).or_default() += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(message);
+        }
+    }
+}
+
+/// What every worker sends.
+struct Load {
+    rpc: BenchRpc,
+    path: PathAndQuery,
+    /// Encoded requests, sent in turn.
+    requests: Vec<Bytes>,
+    /// Passages per Score request.
+    batch: usize,
+}
+
+impl Load {
+    /// Whether a response decodes as the RPC's answer to one request.
+    fn check(&self, response: &Bytes) -> Result<(), String> {
+        match self.rpc {
+            BenchRpc::Score => {
+                let r = ScoreResponse::decode(response.clone()).map_err(|e| e.to_string())?;
+                if r.results.len() != self.batch {
+                    return Err(format!(
+                        "{} results for {} passages",
+                        r.results.len(),
+                        self.batch
+                    ));
+                }
+            }
+            BenchRpc::Health => {
+                HealthCheckResponse::decode(response.clone()).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn worker(channel: Channel, load: Arc<Load>, id: usize, until: Instant) -> Tally {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut tally = Tally::default();
+    let n = load.requests.len().max(1);
+    let mut next = id.wrapping_mul(7919) % n;
+    let mut checked = false;
+    while Instant::now() < until {
+        let body = load.requests.get(next).cloned().unwrap_or_default();
+        next = (next + 1) % n;
+        let start = Instant::now();
+        if let Err(e) = grpc.ready().await {
+            tally.error("UNAVAILABLE", format!("the connection is not ready: {e}"));
+            continue;
+        }
+        match grpc
+            .unary::<Bytes, Bytes, _>(Request::new(body), load.path.clone(), RawCodec)
+            .await
+        {
+            Ok(response) => {
+                let elapsed = start.elapsed();
+                if !checked {
+                    checked = true;
+                    if let Err(e) = load.check(response.get_ref()) {
+                        tally.error("BAD_RESPONSE", format!("a response does not decode: {e}"));
+                        continue;
+                    }
+                }
+                tally.ok += 1;
+                tally
+                    .latencies_us
+                    .push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+            }
+            Err(status) => {
+                let code = format!("{:?}", status.code());
+                tally.error(&code, format!("{code}: {}", status.message()));
+            }
+        }
+    }
+    tally
+}
+
+async fn round(
+    channels: &[Channel],
+    load: &Arc<Load>,
+    concurrency: usize,
+    length: Duration,
+) -> anyhow::Result<Tally> {
+    let until = Instant::now() + length;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|i| {
+            tokio::spawn(worker(
+                channels[i % channels.len()].clone(),
+                load.clone(),
+                i,
+                until,
+            ))
+        })
+        .collect();
+    let mut total = Tally::default();
+    for task in tasks {
+        let t = task.await.context("a bench worker failed")?;
+        total.ok += t.ok;
+        total.latencies_us.extend(t.latencies_us);
+        for (code, n) in t.errors {
+            *total.errors.entry(code).or_default() += n;
+        }
+        if total.first_error.is_none() {
+            total.first_error = t.first_error;
+        }
+    }
+    Ok(total)
+}
+
+fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted_us.len() as f64).ceil() as usize).clamp(1, sorted_us.len());
+    f64::from(sorted_us[rank - 1]) / 1000.0
+}
+
+/// Runs the benchmark described by `args` against a running server.
+pub async fn bench_grpc(args: BenchGrpcArgs) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
+    anyhow::ensure!(
+        args.rpc == BenchRpc::Health || args.batch > 0,
+        "--batch must be at least 1"
+    );
+    let passages = match (&args.corpus, args.rpc) {
+        (Some(dir), BenchRpc::Score) => load_corpus(dir)?,
+        _ => SENTENCES.iter().map(|s| s.to_string()).collect(),
+    };
+    let uri = if args.addr.contains("://") {
+        args.addr.clone()
+    } else {
+        format!("http://{}", args.addr)
+    };
+    let endpoint = Endpoint::from_shared(uri.clone())
+        .with_context(|| format!("{uri} is not a valid address"))?
+        .tcp_nodelay(true)
+        .initial_stream_window_size(super::server::STREAM_WINDOW)
+        .initial_connection_window_size(super::server::CONNECTION_WINDOW);
+    let connections = args.connections.min(args.concurrency);
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(
+            endpoint
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to {uri}"))?,
+        );
+    }
+    let (path, requests, batch) = match args.rpc {
+        BenchRpc::Score => {
+            let n = passages.len();
+            // One request per starting passage (at most 1024 distinct ones).
+            let requests = (0..n.min(1024))
+                .map(|first| {
+                    let req = ScoreRequest {
+                        passages: (0..args.batch)
+                            .map(|k| passages[(first * args.batch + k) % n].clone())
+                            .collect(),
+                        heads: args.heads.clone(),
+                        explain: args.explain,
+                        request_id: String::new(),
+                    };
+                    Bytes::from(req.encode_to_vec())
+                })
+                .collect();
+            (
+                PathAndQuery::from_static("/slant.v1.Scorer/Score"),
+                requests,
+                args.batch,
+            )
+        }
+        BenchRpc::Health => {
+            let req = HealthCheckRequest {
+                service: String::new(),
+            };
+            (
+                PathAndQuery::from_static("/grpc.health.v1.Health/Check"),
+                vec![Bytes::from(req.encode_to_vec())],
+                0,
+            )
+        }
+    };
+    let load = Arc::new(Load {
+        rpc: args.rpc,
+        path,
+        requests,
+        batch,
+    });
+    if !args.warmup.is_zero() {
+        round(&channels, &load, args.concurrency, args.warmup).await?;
+    }
+    let start = Instant::now();
+    let mut tally = round(&channels, &load, args.concurrency, args.duration).await?;
+    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    tally.latencies_us.sort_unstable();
+    let errors = tally.errors.values().sum();
+    Ok(BenchReport {
+        rpc: args.rpc,
+        addr: args.addr,
+        concurrency: args.concurrency,
+        connections,
+        batch: load.batch,
+        duration_s: elapsed,
+        requests: tally.ok,
+        errors,
+        rps: tally.ok as f64 / elapsed,
+        passages_per_s: (tally.ok * load.batch as u64) as f64 / elapsed,
+        p50_ms: percentile_ms(&tally.latencies_us, 0.50),
+        p90_ms: percentile_ms(&tally.latencies_us, 0.90),
+        p99_ms: percentile_ms(&tally.latencies_us, 0.99),
+        max_ms: percentile_ms(&tally.latencies_us, 1.0),
+        error_codes: tally.errors,
+        first_error: tally.first_error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(percentile_ms(&v, 0.5), 50.0);
+        assert_eq!(percentile_ms(&v, 0.99), 99.0);
+        assert_eq!(percentile_ms(&v, 1.0), 100.0);
+        assert_eq!(percentile_ms(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn corpus_reads_sorted_train_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for (folder, text) in [("b", "second"), ("a", "first")] {
+            std::fs::create_dir(dir.path().join(folder)).unwrap();
+            std::fs::write(
+                dir.path().join(folder).join("train.jsonl"),
+                format!("{{\"text\": \"{text}\", \"label\": \"x\"}}\n\n"),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("stray.jsonl"), "{\"text\": \"no\"}\n").unwrap();
+        assert_eq!(load_corpus(dir.path()).unwrap(), ["first", "second"]);
+        assert!(load_corpus(&dir.path().join("a/none")).is_err());
+    }
+}

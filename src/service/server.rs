@@ -1,0 +1,188 @@
+//! The server: builds the gRPC services (Scorer, health, reflection v1 and
+//! v1alpha), serves them on a listener until a shutdown future resolves,
+//! then drains.
+//!
+//! Shutdown: the drain flag is set (new Scorer and reflection calls get
+//! UNAVAILABLE), health turns NOT_SERVING for "" and "slant.v1.Scorer",
+//! the listener closes, open connections get GOAWAY, and calls in flight
+//! run to the end for up to the drain timeout; then [`Server::run`]
+//! returns `Ok`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use super::config::ServerConfig;
+use super::error::ServiceError;
+use super::metrics::serve_metrics;
+use super::observe::Observed;
+use super::scorer::ScorerService;
+use super::state::{load_off_thread, watch_file, ReloadHandle, Shared};
+use crate::proto::scorer_server::ScorerServer;
+
+/// HTTP/2 flow-control windows (also used by the load generator).
+pub(crate) const STREAM_WINDOW: u32 = 1 << 20;
+pub(crate) const CONNECTION_WINDOW: u32 = 8 << 20;
+
+/// The encoded descriptor set of `slant.v1`, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/slant_descriptor.bin"));
+
+/// A server with its model loaded, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    config: ServerConfig,
+    metrics_listener: Option<TcpListener>,
+}
+
+impl Server {
+    /// Loads and checks the model (off the async threads).
+    pub async fn new(config: ServerConfig) -> Result<Self, ServiceError> {
+        let loaded = load_off_thread(config.model_path.clone()).await?;
+        let shared = Arc::new(Shared::new(loaded, config.limits.clone()));
+        Ok(Self {
+            shared,
+            config,
+            metrics_listener: None,
+        })
+    }
+
+    /// Also serve `GET /metrics` (Prometheus text format) on `listener`.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
+    }
+
+    /// Reloads the model on demand (what SIGHUP does in `serve`).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The id of the model serving new calls.
+    pub fn model_id(&self) -> String {
+        self.shared.current().model.id().to_string()
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then drains.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServiceError> {
+        let Self {
+            shared,
+            config,
+            metrics_listener,
+        } = self;
+        let addr = listener.local_addr().map_err(ServiceError::Socket)?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<ScorerServer<ScorerService>>().await;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let scorer = ScorerServer::new(ScorerService {
+            shared: shared.clone(),
+        })
+        .max_decoding_message_size(config.limits.max_message_bytes);
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut background = Vec::new();
+        if let Some(listener) = metrics_listener {
+            if let Ok(a) = listener.local_addr() {
+                tracing::info!(addr = %a, "serving Prometheus metrics on /metrics");
+            }
+            background.push(tokio::spawn(serve_metrics(
+                listener,
+                shared.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        if let Some(interval) = config.watch {
+            tracing::info!(path = %shared.path.display(), ?interval, "watching the model file");
+            background.push(tokio::spawn(watch_file(
+                shared.clone(),
+                interval,
+                stop_rx.clone(),
+            )));
+        }
+
+        let drain_started = Arc::new(Notify::new());
+        let signal = {
+            let (shared, health, drain_started) =
+                (shared.clone(), health.clone(), drain_started.clone());
+            async move {
+                shutdown.await;
+                tracing::info!(
+                    in_flight = shared
+                        .metrics
+                        .in_flight
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    "shutting down: refusing new calls, draining calls in flight"
+                );
+                shared.start_draining();
+                health
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
+                health
+                    .set_not_serving::<ScorerServer<ScorerService>>()
+                    .await;
+                drain_started.notify_one();
+            }
+        };
+
+        tracing::info!(%addr, model_id = shared.current().model.id(), path = %shared.path.display(), "serving slant.v1.Scorer");
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        // Windows big enough for many concurrent batch responses on one
+        // connection (h2's default 64 KiB connection window serialises them).
+        let serve = tonic::transport::Server::builder()
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .add_service(Observed::new(scorer, shared.clone()))
+            .add_service(Observed::new(health_service, shared.clone()))
+            .add_service(Observed::new(reflection_v1, shared.clone()))
+            .add_service(Observed::new(reflection_v1alpha, shared.clone()))
+            .serve_with_incoming_shutdown(incoming, signal);
+        let drain_timeout = config.drain_timeout;
+        let result = tokio::select! {
+            result = serve => result.map_err(ServiceError::from),
+            _ = async { drain_started.notified().await; tokio::time::sleep(drain_timeout).await } => {
+                tracing::warn!(
+                    in_flight = shared.metrics.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                    ?drain_timeout,
+                    "drain timeout: abandoning the calls still in flight"
+                );
+                Ok(())
+            }
+        };
+        let _ = stop_tx.send(true);
+        for task in background {
+            let _ = task.await;
+        }
+        if result.is_ok() {
+            tracing::info!("server stopped");
+        }
+        result
+    }
+}
+
+/// Loads the model named by `config` and serves on `listener` until
+/// `shutdown` resolves (see [`Server`] for reloads and metrics).
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
+    Server::new(config).await?.run(listener, shutdown).await
+}
