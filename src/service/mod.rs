@@ -10,6 +10,7 @@
 //! - `server`: [`Server`] (model loading, services, shutdown and drain).
 //! - `scorer`: the Scorer handlers: request checks, scoring, wire types.
 //! - `state`: the shared state, the swappable model, hot reload, `--watch`.
+//! - `health`: `grpc.health.v1.Health` for "" and "slant.v1.Scorer".
 //! - `observe`: per-call metrics, drain refusal, status mapping.
 //! - `metrics`: counters, histograms and the `/metrics` responder.
 //! - `bench`: `slant bench grpc`, the load generator.
@@ -18,6 +19,7 @@
 mod bench;
 mod config;
 mod error;
+mod health;
 mod metrics;
 mod observe;
 mod scorer;

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tonic::transport::server::TcpIncoming;
-use tonic_health::ServingStatus;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 use super::config::ServerConfig;
 use super::error::ServiceError;
+use super::health::health_service;
 use super::metrics::serve_metrics;
 use super::observe::Observed;
 use super::scorer::ScorerService;
@@ -83,8 +84,7 @@ impl Server {
         } = self;
         let addr = listener.local_addr().map_err(ServiceError::Socket)?;
 
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<ScorerServer<ScorerService>>().await;
+        let (health, health_service) = health_service();
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -120,8 +120,7 @@ impl Server {
 
         let drain_started = Arc::new(Notify::new());
         let signal = {
-            let (shared, health, drain_started) =
-                (shared.clone(), health.clone(), drain_started.clone());
+            let (shared, drain_started) = (shared.clone(), drain_started.clone());
             async move {
                 shutdown.await;
                 tracing::info!(
@@ -132,12 +131,7 @@ impl Server {
                     "shutting down: refusing new calls, draining calls in flight"
                 );
                 shared.start_draining();
-                health
-                    .set_service_status("", ServingStatus::NotServing)
-                    .await;
-                health
-                    .set_not_serving::<ScorerServer<ScorerService>>()
-                    .await;
+                health.send_replace(ServingStatus::NotServing);
                 drain_started.notify_one();
             }
         };

@@ -1,0 +1,86 @@
+//! Small hand-made models for the service tests: two heads (3-class
+//! "sentiment", 2-class "sensational" with a threshold) over a TF-IDF
+//! vocabulary fitted on a few sentences.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use linfa::ParamGuard;
+use slant::features::{FeatureParams, FeatureSettings, Featurizer};
+use slant::model::{HeadData, ModelData};
+
+const CORPUS: [&str; 5] = [
+    "good news",
+    "bad news",
+    "SHOCKING news!!",
+    "the senate voted on the budget",
+    "great results for the team",
+];
+
+fn build(version: &str, sentiment_bias: [f32; 3], caps_weight: f32) -> ModelData {
+    let settings = FeatureParams(FeatureSettings::default()).check().unwrap();
+    let f = Featurizer::fit(&settings, CORPUS, || {}).unwrap();
+    let n = f.len();
+    let index = |t: &str| f.vocabulary().terms.iter().position(|x| x == t).unwrap();
+    let mut sent = vec![0f32; n * 3];
+    sent[index("good") * 3 + 2] = 2.0;
+    sent[index("great") * 3 + 2] = 1.5;
+    sent[index("bad") * 3] = 2.0;
+    let mut sens = vec![0f32; n];
+    sens[index("<caps>")] = caps_weight;
+    sens[index("!!")] = 1.0;
+    let metrics = |v: f64| {
+        BTreeMap::from([
+            ("dev.jsonl accuracy".to_string(), v),
+            ("dev.jsonl macro_f1".to_string(), v - 0.1),
+        ])
+    };
+    ModelData {
+        slant_version: version.into(),
+        config_sha256: "0".repeat(64),
+        vocabulary: f.vocabulary().clone(),
+        heads: vec![
+            HeadData {
+                name: "sentiment".into(),
+                labels: vec!["negative".into(), "neutral".into(), "positive".into()],
+                threshold: None,
+                weights: sent,
+                intercept: sentiment_bias.to_vec(),
+                hyperparameters: BTreeMap::new(),
+                dev_metrics: metrics(0.8),
+                data: vec![],
+            },
+            HeadData {
+                name: "sensational".into(),
+                labels: vec!["not_sensational".into(), "sensational".into()],
+                threshold: Some(0.4),
+                weights: sens,
+                intercept: vec![-1.0],
+                hyperparameters: BTreeMap::new(),
+                dev_metrics: metrics(0.9),
+                data: vec![],
+            },
+        ],
+    }
+}
+
+/// The model a test server starts with.
+pub fn model_a() -> ModelData {
+    build("test-a", [0.0, 0.5, 0.0], 3.0)
+}
+
+/// A different model (another id) for reloads.
+pub fn model_b() -> ModelData {
+    build("test-b", [0.1, 0.3, 0.2], 2.5)
+}
+
+/// Writes `data`'s file bytes with one payload byte flipped (a checksum
+/// mismatch), atomically as `ModelData::save` does.
+pub fn save_corrupt(data: &ModelData, path: &Path) {
+    let mut bytes = data.to_bytes().unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    let tmp = path.with_extension("corrupt.tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
