@@ -33,7 +33,10 @@ impl std::fmt::Display for ScoreBench {
 
 /// Reads the benchmark corpus: every `DIR/*/train.jsonl`, sorted by folder.
 pub fn corpus(dir: &Path, n: usize) -> Result<Vec<String>, DataError> {
-    let io = |source| DataError::Io { path: dir.to_path_buf(), source };
+    let io = |source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path().join("train.jsonl")))
@@ -42,13 +45,18 @@ pub fn corpus(dir: &Path, n: usize) -> Result<Vec<String>, DataError> {
     files.sort();
     let mut base = Vec::new();
     for f in files {
-        let file = std::fs::File::open(&f).map_err(|source| DataError::Io { path: f.clone(), source })?;
+        let file = std::fs::File::open(&f).map_err(|source| DataError::Io {
+            path: f.clone(),
+            source,
+        })?;
         for item in PassageReader::new(std::io::BufReader::new(file), &f) {
             base.push(item?.1);
         }
     }
     if base.is_empty() {
-        return Err(DataError::Empty { path: dir.to_path_buf() });
+        return Err(DataError::Empty {
+            path: dir.to_path_buf(),
+        });
     }
     Ok(base.iter().cycle().take(n).cloned().collect())
 }
@@ -63,7 +71,11 @@ pub fn score(model: &Model, passages: &[String]) -> ScoreBench {
     }
     let start = Instant::now();
     for p in passages {
-        sink += model.score(p, &[], 0, &mut ws).iter().map(|h| h.label).sum::<usize>();
+        sink += model
+            .score(p, &[], 0, &mut ws)
+            .iter()
+            .map(|h| h.label)
+            .sum::<usize>();
     }
     let seconds = start.elapsed().as_secs_f64().max(1e-9);
     std::hint::black_box(sink);

@@ -17,7 +17,11 @@ use crate::model::{Model, ModelData};
 use crate::train::{train, Progress, TrainOptions};
 
 #[derive(Parser, Debug)]
-#[command(name = "slant", version, about = "Score news passages for sentiment, sensational framing, clickbait and misinformation.")]
+#[command(
+    name = "slant",
+    version,
+    about = "Score news passages for sentiment, sensational framing, clickbait and misinformation."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -177,10 +181,20 @@ fn load(path: &PathBuf) -> Result<Model> {
 fn cmd_train(a: TrainArgs) -> Result<()> {
     let start = std::time::Instant::now();
     let (config, bytes) = TrainConfig::load(&a.config, a.data_root.as_deref())?;
-    let trained = train(&config, &bytes, &TrainOptions { skip_invalid: a.skip_invalid }, &mut Bars(None))
-        .with_context(|| format!("training from {} failed", a.config.display()))?;
+    let trained = train(
+        &config,
+        &bytes,
+        &TrainOptions {
+            skip_invalid: a.skip_invalid,
+        },
+        &mut Bars(None),
+    )
+    .with_context(|| format!("training from {} failed", a.config.display()))?;
     for (path, n, first) in &trained.skipped {
-        eprintln!("skipped {n} invalid lines in {} (first: {first})", path.display());
+        eprintln!(
+            "skipped {n} invalid lines in {} (first: {first})",
+            path.display()
+        );
     }
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -188,10 +202,20 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     trained.model.save(&a.out)?;
     let (_, id) = ModelData::load(&a.out)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<16} {:>7} {:>6} {:>9} {:>7} {:>6}  dev", "head", "rows", "C", "threshold", "fit s", "iters")?;
+    writeln!(
+        out,
+        "{:<16} {:>7} {:>6} {:>9} {:>7} {:>6}  dev",
+        "head", "rows", "C", "threshold", "fit s", "iters"
+    )?;
     for s in &trained.summary {
-        let t = s.threshold.map_or("argmax".to_string(), |t| format!("{t:.2}"));
-        let dev: Vec<String> = s.dev.iter().map(|(n, acc, f1)| format!("{n}: acc {acc:.3} macro-F1 {f1:.3}")).collect();
+        let t = s
+            .threshold
+            .map_or("argmax".to_string(), |t| format!("{t:.2}"));
+        let dev: Vec<String> = s
+            .dev
+            .iter()
+            .map(|(n, acc, f1)| format!("{n}: acc {acc:.3} macro-F1 {f1:.3}"))
+            .collect();
         writeln!(
             out,
             "{:<16} {:>7} {:>6} {:>9} {:>7.2} {:>6}  {}",
@@ -218,7 +242,11 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     let model = load(&a.model)?;
     let Some(head) = model.head_index(&a.head) else {
         let names: Vec<&str> = model.heads().iter().map(|h| h.name.as_str()).collect();
-        bail!("the model has no head {:?} (heads: {})", a.head, names.join(", "));
+        bail!(
+            "the model has no head {:?} (heads: {})",
+            a.head,
+            names.join(", ")
+        );
     };
     let spec = DataSpec {
         format: a.format,
@@ -246,9 +274,18 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         }
         writeln!(out, "{v}")?;
     } else {
-        writeln!(out, "head {} on {} (model {})", r.head, a.data.display(), model.id())?;
+        writeln!(
+            out,
+            "head {} on {} (model {})",
+            r.head,
+            a.data.display(),
+            model.id()
+        )?;
         if let Some(labels) = &r.restricted_to {
-            writeln!(out, "note: the data uses only {labels:?}; predictions are the argmax over those labels")?;
+            writeln!(
+                out,
+                "note: the data uses only {labels:?}; predictions are the argmax over those labels"
+            )?;
         }
         writeln!(out, "decision: {}", r.decision)?;
         write!(out, "{}", r.report.to_text())?;
@@ -274,8 +311,12 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
         let mut obj = Map::new();
         for s in scores {
             let head = &model.heads()[s.head];
-            let probs: Map<String, Value> =
-                head.labels.iter().zip(&s.probabilities).map(|(l, p)| (l.clone(), json!(p))).collect();
+            let probs: Map<String, Value> = head
+                .labels
+                .iter()
+                .zip(&s.probabilities)
+                .map(|(l, p)| (l.clone(), json!(p)))
+                .collect();
             let mut h = Map::new();
             h.insert("label".into(), json!(head.labels[s.label]));
             h.insert("probabilities".into(), Value::Object(probs));
@@ -333,7 +374,11 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
         return Ok(());
     }
     writeln!(out, "model {} ({})", model.id(), a.model.display())?;
-    writeln!(out, "trained by slant {}; config sha256 {}", d.slant_version, d.config_sha256)?;
+    writeln!(
+        out,
+        "trained by slant {}; config sha256 {}",
+        d.slant_version, d.config_sha256
+    )?;
     writeln!(
         out,
         "features: {} terms from {} documents; {}",
@@ -347,9 +392,17 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
             Some(t) => writeln!(out, "  decision: {} when P >= {t}", h.labels[1])?,
             None => writeln!(out, "  decision: argmax")?,
         }
-        writeln!(out, "  hyperparameters: {}", serde_json::to_string(&h.hyperparameters)?)?;
+        writeln!(
+            out,
+            "  hyperparameters: {}",
+            serde_json::to_string(&h.hyperparameters)?
+        )?;
         for f in &h.data {
-            writeln!(out, "  {:<5} {} ({} rows, sha256 {})", f.role, f.path, f.rows, f.sha256)?;
+            writeln!(
+                out,
+                "  {:<5} {} ({} rows, sha256 {})",
+                f.role, f.path, f.rows, f.sha256
+            )?;
         }
         for (k, val) in &h.dev_metrics {
             writeln!(out, "  dev {k}: {val:.4}")?;

@@ -92,9 +92,15 @@ fn default_true() -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -104,12 +110,22 @@ impl TrainConfig {
     /// (`override_root`, else the file's `data_root` relative to the file).
     /// Returns the config and its raw bytes (for the model's fingerprint).
     pub fn load(path: &Path, override_root: Option<&Path>) -> Result<(Self, Vec<u8>), ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| ConfigError::Invalid { path: path.into(), message: "not valid UTF-8".into() })?;
-        let config: TrainConfig =
-            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
-        config.validate().map_err(|message| ConfigError::Invalid { path: path.into(), message })?;
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| ConfigError::Invalid {
+            path: path.into(),
+            message: "not valid UTF-8".into(),
+        })?;
+        let config: TrainConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let root = match (override_root, &config.data_root) {
             (Some(r), _) => r.to_path_buf(),
@@ -140,7 +156,10 @@ impl TrainConfig {
                 return Err(format!("head name {:?} is empty or repeated", h.name));
             }
             let distinct: std::collections::BTreeSet<&String> = h.labels.iter().collect();
-            if h.labels.len() < 2 || h.labels.len() > crate::model::MAX_OUTPUTS || distinct.len() != h.labels.len() {
+            if h.labels.len() < 2
+                || h.labels.len() > crate::model::MAX_OUTPUTS
+                || distinct.len() != h.labels.len()
+            {
                 return Err(format!(
                     "head {:?}: labels must be 2 to {} distinct names",
                     h.name,
@@ -148,13 +167,28 @@ impl TrainConfig {
                 ));
             }
             if h.train.is_empty() || h.dev.is_empty() {
-                return Err(format!("head {:?}: needs at least one train and one dev file", h.name));
+                return Err(format!(
+                    "head {:?}: needs at least one train and one dev file",
+                    h.name
+                ));
             }
             if h.c_grid.is_empty() || h.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
-                return Err(format!("head {:?}: c_grid must be positive numbers", h.name));
+                return Err(format!(
+                    "head {:?}: c_grid must be positive numbers",
+                    h.name
+                ));
             }
-            if let Some(s) = h.train.iter().chain(&h.dev).find(|s| !(s.weight.is_finite() && s.weight > 0.0)) {
-                return Err(format!("head {:?}: weight of {} must be positive", h.name, s.path.display()));
+            if let Some(s) = h
+                .train
+                .iter()
+                .chain(&h.dev)
+                .find(|s| !(s.weight.is_finite() && s.weight > 0.0))
+            {
+                return Err(format!(
+                    "head {:?}: weight of {} must be positive",
+                    h.name,
+                    s.path.display()
+                ));
             }
         }
         Ok(())
@@ -187,7 +221,10 @@ dev = [{ path = "d.csv", text = "body" }]
             .unwrap();
         let (c, _) = TrainConfig::load(&p, None).unwrap();
         assert_eq!(c.features.0.word_ngrams, [1, 3]);
-        assert_eq!(c.resolve(&c.heads[0].train[0]).path, dir.path().join("data/t.jsonl"));
+        assert_eq!(
+            c.resolve(&c.heads[0].train[0]).path,
+            dir.path().join("data/t.jsonl")
+        );
         assert_eq!(c.heads[0].dev[0].text, "body");
         assert_eq!(c.heads[0].c_grid, default_c_grid());
         let (c, _) = TrainConfig::load(&p, Some(Path::new("/x"))).unwrap();
@@ -198,10 +235,17 @@ dev = [{ path = "d.csv", text = "body" }]
     fn rejects_bad_configs_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
-        std::fs::write(&p, "[[heads]]\nname = \"s\"\nlabels = [\"a\"]\ntrain = []\ndev = []\n").unwrap();
+        std::fs::write(
+            &p,
+            "[[heads]]\nname = \"s\"\nlabels = [\"a\"]\ntrain = []\ndev = []\n",
+        )
+        .unwrap();
         let e = TrainConfig::load(&p, None).unwrap_err().to_string();
         assert!(e.contains("c.toml") && e.contains("labels"), "{e}");
         std::fs::write(&p, "[[heads]]\nnme = 1\n").unwrap();
-        assert!(TrainConfig::load(&p, None).unwrap_err().to_string().contains("c.toml"));
+        assert!(TrainConfig::load(&p, None)
+            .unwrap_err()
+            .to_string()
+            .contains("c.toml"));
     }
 }

@@ -78,17 +78,33 @@ impl DataSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: unknown file format (use .jsonl, .csv or .tsv, or set `format`)")]
     UnknownFormat { path: PathBuf },
     #[error("{path}:{line}: not valid UTF-8")]
     NotUtf8 { path: PathBuf, line: u64 },
     #[error("{path}:{line}: {message}")]
-    Malformed { path: PathBuf, line: u64, message: String },
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
     #[error("{path}:{line}: missing field {field:?}")]
-    MissingField { path: PathBuf, line: u64, field: String },
+    MissingField {
+        path: PathBuf,
+        line: u64,
+        field: String,
+    },
     #[error("{path}:{line}: unknown label {label:?} (expected one of {expected:?})")]
-    UnknownLabel { path: PathBuf, line: u64, label: String, expected: Vec<String> },
+    UnknownLabel {
+        path: PathBuf,
+        line: u64,
+        label: String,
+        expected: Vec<String>,
+    },
     #[error("{path}: no records")]
     Empty { path: PathBuf },
 }
@@ -115,17 +131,33 @@ pub struct Labeled {
 type Raw = (u64, String, String);
 
 /// Reads `spec.path` with `labels` as the allowed label set.
-pub fn read_labeled(spec: &DataSpec, labels: &[String], skip_invalid: bool) -> Result<Labeled, DataError> {
+pub fn read_labeled(
+    spec: &DataSpec,
+    labels: &[String],
+    skip_invalid: bool,
+) -> Result<Labeled, DataError> {
     let path = spec.path.as_path();
-    let io = |source| DataError::Io { path: path.to_path_buf(), source };
+    let io = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut bytes = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io)?;
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io)?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let format = spec
         .format
         .or_else(|| Format::from_path(path))
-        .ok_or_else(|| DataError::UnknownFormat { path: path.to_path_buf() })?;
-    let mut out = Labeled { examples: Vec::new(), skipped: 0, first_skip: None, sha256 };
+        .ok_or_else(|| DataError::UnknownFormat {
+            path: path.to_path_buf(),
+        })?;
+    let mut out = Labeled {
+        examples: Vec::new(),
+        skipped: 0,
+        first_skip: None,
+        sha256,
+    };
     let accept = |rec: Result<Raw, DataError>, out: &mut Labeled| -> Result<(), DataError> {
         let checked = rec.and_then(|(line, text, raw)| {
             let label = spec.label_map.get(&raw).cloned().unwrap_or(raw);
@@ -169,14 +201,24 @@ pub fn read_labeled(spec: &DataSpec, labels: &[String], skip_invalid: bool) -> R
                 .delimiter(delimiter)
                 .flexible(false)
                 .from_reader(bytes.as_slice());
-            let malformed = |line: u64, message: String| DataError::Malformed { path: path.to_path_buf(), line, message };
-            let headers = reader.byte_headers().map_err(|e| malformed(1, e.to_string()))?.clone();
+            let malformed = |line: u64, message: String| DataError::Malformed {
+                path: path.to_path_buf(),
+                line,
+                message,
+            };
+            let headers = reader
+                .byte_headers()
+                .map_err(|e| malformed(1, e.to_string()))?
+                .clone();
             let column = |name: &str| {
-                headers.iter().position(|h| h == name.as_bytes()).ok_or_else(|| DataError::MissingField {
-                    path: path.to_path_buf(),
-                    line: 1,
-                    field: name.to_string(),
-                })
+                headers
+                    .iter()
+                    .position(|h| h == name.as_bytes())
+                    .ok_or_else(|| DataError::MissingField {
+                        path: path.to_path_buf(),
+                        line: 1,
+                        field: name.to_string(),
+                    })
             };
             let (tc, lc) = (column(&spec.text)?, column(&spec.label)?);
             for rec in reader.byte_records() {
@@ -189,8 +231,10 @@ pub fn read_labeled(spec: &DataSpec, labels: &[String], skip_invalid: bool) -> R
                                 line,
                                 field: name.to_string(),
                             })?;
-                            String::from_utf8(raw.to_vec())
-                                .map_err(|_| DataError::NotUtf8 { path: path.to_path_buf(), line })
+                            String::from_utf8(raw.to_vec()).map_err(|_| DataError::NotUtf8 {
+                                path: path.to_path_buf(),
+                                line,
+                            })
                         };
                         field(tc, &spec.text).and_then(|t| Ok((line, t, field(lc, &spec.label)?)))
                     }
@@ -204,7 +248,9 @@ pub fn read_labeled(spec: &DataSpec, labels: &[String], skip_invalid: bool) -> R
         }
     }
     if out.examples.is_empty() {
-        return Err(DataError::Empty { path: path.to_path_buf() });
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     Ok(out)
 }
@@ -217,7 +263,10 @@ fn jsonl_record(
     text_field: &str,
     label_field: Option<&str>,
 ) -> Result<(String, Option<String>), DataError> {
-    let s = std::str::from_utf8(bytes).map_err(|_| DataError::NotUtf8 { path: path.to_path_buf(), line })?;
+    let s = std::str::from_utf8(bytes).map_err(|_| DataError::NotUtf8 {
+        path: path.to_path_buf(),
+        line,
+    })?;
     let value: serde_json::Value = serde_json::from_str(s).map_err(|e| DataError::Malformed {
         path: path.to_path_buf(),
         line,
@@ -232,13 +281,19 @@ fn jsonl_record(
         match obj.get(field) {
             Some(serde_json::Value::String(s)) => Ok(s.clone()),
             // Numeric and boolean labels are read as their JSON text.
-            Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(v.to_string()),
+            Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+                Ok(v.to_string())
+            }
             Some(_) => Err(DataError::Malformed {
                 path: path.to_path_buf(),
                 line,
                 message: format!("field {field:?} must be a string"),
             }),
-            None => Err(DataError::MissingField { path: path.to_path_buf(), line, field: field.to_string() }),
+            None => Err(DataError::MissingField {
+                path: path.to_path_buf(),
+                line,
+                field: field.to_string(),
+            }),
         }
     };
     let text = get(text_field)?;
@@ -259,7 +314,13 @@ pub struct PassageReader<R> {
 
 impl<R: BufRead> PassageReader<R> {
     pub fn new(reader: R, name: impl Into<PathBuf>) -> Self {
-        Self { reader, name: name.into(), line: 0, jsonl: None, buf: Vec::new() }
+        Self {
+            reader,
+            name: name.into(),
+            line: 0,
+            jsonl: None,
+            buf: Vec::new(),
+        }
     }
 }
 
@@ -273,7 +334,12 @@ impl<R: BufRead> Iterator for PassageReader<R> {
             match self.reader.read_until(b'\n', &mut self.buf) {
                 Ok(0) => return None,
                 Ok(_) => {}
-                Err(source) => return Some(Err(DataError::Io { path: self.name.clone(), source })),
+                Err(source) => {
+                    return Some(Err(DataError::Io {
+                        path: self.name.clone(),
+                        source,
+                    }))
+                }
             }
             self.line += 1;
             let mut line = self.buf.as_slice();
@@ -282,14 +348,19 @@ impl<R: BufRead> Iterator for PassageReader<R> {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let jsonl = *self.jsonl.get_or_insert_with(|| line.trim_ascii_start().first() == Some(&b'{'));
+            let jsonl = *self
+                .jsonl
+                .get_or_insert_with(|| line.trim_ascii_start().first() == Some(&b'{'));
             let n = self.line;
             return Some(if jsonl {
                 jsonl_record(&self.name, n, line, "text", None).map(|(t, _)| (n, t))
             } else {
                 std::str::from_utf8(line)
                     .map(|s| (n, s.to_string()))
-                    .map_err(|_| DataError::NotUtf8 { path: self.name.clone(), line: n })
+                    .map_err(|_| DataError::NotUtf8 {
+                        path: self.name.clone(),
+                        line: n,
+                    })
             });
         }
     }
@@ -300,7 +371,10 @@ pub fn open_passages(path: &Path) -> Result<PassageReader<Box<dyn BufRead>>, Dat
     let reader: Box<dyn BufRead> = if path == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
-        let f = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let f = File::open(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Box::new(BufReader::new(f))
     };
     Ok(PassageReader::new(reader, path))
@@ -328,9 +402,24 @@ mod tests {
 
     #[test]
     fn reads_jsonl_csv_and_tsv() {
-        let j = file(".jsonl", b"{\"text\":\"good\",\"label\":\"pos\"}\n\n{\"text\":\"bad\",\"label\":\"neg\"}\n");
+        let j = file(
+            ".jsonl",
+            b"{\"text\":\"good\",\"label\":\"pos\"}\n\n{\"text\":\"bad\",\"label\":\"neg\"}\n",
+        );
         let r = read_labeled(&DataSpec::new(j.path()), &labels(), false).unwrap();
-        assert_eq!(r.examples, [Example { text: "good".into(), label: 1 }, Example { text: "bad".into(), label: 0 }]);
+        assert_eq!(
+            r.examples,
+            [
+                Example {
+                    text: "good".into(),
+                    label: 1
+                },
+                Example {
+                    text: "bad".into(),
+                    label: 0
+                }
+            ]
+        );
         let c = file(".csv", b"label,text\npos,\"good, really\"\nneg,bad\n");
         let r = read_labeled(&DataSpec::new(c.path()), &labels(), false).unwrap();
         assert_eq!(r.examples[0].text, "good, really");
@@ -341,35 +430,59 @@ mod tests {
             label_map: [("1".to_string(), "pos".to_string())].into(),
             ..DataSpec::new(t.path())
         };
-        assert_eq!(read_labeled(&spec, &labels(), false).unwrap().examples[0].label, 1);
+        assert_eq!(
+            read_labeled(&spec, &labels(), false).unwrap().examples[0].label,
+            1
+        );
     }
 
     #[test]
     fn errors_name_file_and_line() {
-        let j = file(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\n{\"text\":\"b\",\"label\":\"meh\"}\n");
-        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false).unwrap_err().to_string();
+        let j = file(
+            ".jsonl",
+            b"{\"text\":\"a\",\"label\":\"pos\"}\n{\"text\":\"b\",\"label\":\"meh\"}\n",
+        );
+        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(":2: unknown label \"meh\""), "{e}");
         assert!(e.contains(&j.path().display().to_string()));
-        let j = file(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\n{\"text\":\"b\"\n");
-        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false).unwrap_err().to_string();
+        let j = file(
+            ".jsonl",
+            b"{\"text\":\"a\",\"label\":\"pos\"}\n{\"text\":\"b\"\n",
+        );
+        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(":2: invalid JSON"), "{e}");
         let j = file(".jsonl", b"{\"label\":\"pos\"}\n");
-        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false).unwrap_err().to_string();
+        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(":1: missing field \"text\""), "{e}");
         let j = file(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\n\xff\xfe\n");
-        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false).unwrap_err().to_string();
+        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(":2: not valid UTF-8"), "{e}");
         let c = file(".csv", b"label,body\npos,x\n");
-        let e = read_labeled(&DataSpec::new(c.path()), &labels(), false).unwrap_err().to_string();
+        let e = read_labeled(&DataSpec::new(c.path()), &labels(), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing field \"text\""), "{e}");
         let c = file(".csv", b"label,text\npos,x\nneg\n");
-        let e = read_labeled(&DataSpec::new(c.path()), &labels(), false).unwrap_err().to_string();
+        let e = read_labeled(&DataSpec::new(c.path()), &labels(), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(":3:"), "{e}");
     }
 
     #[test]
     fn skip_invalid_counts_what_it_skips() {
-        let j = file(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\nnot json\n{\"text\":\"b\",\"label\":\"x\"}\n");
+        let j = file(
+            ".jsonl",
+            b"{\"text\":\"a\",\"label\":\"pos\"}\nnot json\n{\"text\":\"b\",\"label\":\"x\"}\n",
+        );
         let r = read_labeled(&DataSpec::new(j.path()), &labels(), true).unwrap();
         assert_eq!(r.examples.len(), 1);
         assert_eq!(r.skipped, 2);
@@ -378,10 +491,16 @@ mod tests {
 
     #[test]
     fn passages_plain_and_jsonl() {
-        let plain: Vec<_> = PassageReader::new(&b"one\n\ntwo\r\n"[..], "-").map(|r| r.unwrap()).collect();
+        let plain: Vec<_> = PassageReader::new(&b"one\n\ntwo\r\n"[..], "-")
+            .map(|r| r.unwrap())
+            .collect();
         assert_eq!(plain, [(1, "one".to_string()), (3, "two".to_string())]);
         let j: Vec<_> = PassageReader::new(&b"{\"text\":\"a\"}\n{\"id\":1}\n"[..], "in").collect();
         assert_eq!(j[0].as_ref().unwrap().1, "a");
-        assert!(j[1].as_ref().unwrap_err().to_string().contains("in:2: missing field \"text\""));
+        assert!(j[1]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("in:2: missing field \"text\""));
     }
 }

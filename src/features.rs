@@ -138,7 +138,11 @@ enum Occurrence {
     Caps { token: usize },
     /// Character n-gram number `index` (of length `n`) of token `token`,
     /// counted over the word padded with one boundary mark on each side.
-    Chars { token: usize, index: usize, n: usize },
+    Chars {
+        token: usize,
+        index: usize,
+        n: usize,
+    },
 }
 
 const CAPS: &str = "<caps>";
@@ -203,9 +207,12 @@ fn for_each_feature(
     if with_chars && settings.char_range().is_some() {
         for (i, t) in tokens.iter().enumerate() {
             if t.kind == TokenKind::Word {
-                for_each_char_gram(settings, &passage[t.start as usize..t.end as usize], chars, |h, index, n| {
-                    visit(h, Occurrence::Chars { token: i, index, n })
-                });
+                for_each_char_gram(
+                    settings,
+                    &passage[t.start as usize..t.end as usize],
+                    chars,
+                    |h, index, n| visit(h, Occurrence::Chars { token: i, index, n }),
+                );
             }
         }
     }
@@ -225,8 +232,15 @@ fn padded_lower(word: &str, chars: &mut Vec<char>) {
 }
 
 /// Visits each character n-gram of one word: `visit(hash, index, n)`.
-fn for_each_char_gram(settings: &FeatureSettings, word: &str, chars: &mut Vec<char>, mut visit: impl FnMut(u64, usize, usize)) {
-    let Some((lo, hi)) = settings.char_range() else { return };
+fn for_each_char_gram(
+    settings: &FeatureSettings,
+    word: &str,
+    chars: &mut Vec<char>,
+    mut visit: impl FnMut(u64, usize, usize),
+) {
+    let Some((lo, hi)) = settings.char_range() else {
+        return;
+    };
     padded_lower(word, chars);
     for start in 0..chars.len() {
         let mut h = CHAR_SEED;
@@ -334,7 +348,10 @@ impl Featurizer {
                 // Texts are built once per distinct hash. Two different
                 // texts with one 64-bit hash (about 1 in 10^7 for a
                 // million-term vocabulary) would share a feature.
-                table.entry(h).or_insert_with(|| Entry { df: 0, term: occurrence_text(passage, &tokens, occ) });
+                table.entry(h).or_insert_with(|| Entry {
+                    df: 0,
+                    term: occurrence_text(passage, &tokens, occ),
+                });
             });
             seen.sort_unstable();
             seen.dedup();
@@ -348,10 +365,14 @@ impl Featurizer {
         if n_docs == 0 {
             return Err(FeatureError::EmptyCorpus);
         }
-        let mut kept: Vec<(u64, Entry)> =
-            table.into_iter().filter(|(_, e)| e.df >= settings.min_df).collect();
+        let mut kept: Vec<(u64, Entry)> = table
+            .into_iter()
+            .filter(|(_, e)| e.df >= settings.min_df)
+            .collect();
         if kept.is_empty() {
-            return Err(FeatureError::EmptyVocabulary { min_df: settings.min_df });
+            return Err(FeatureError::EmptyVocabulary {
+                min_df: settings.min_df,
+            });
         }
         if settings.max_features > 0 && kept.len() > settings.max_features {
             kept.sort_by(|a, b| b.1.df.cmp(&a.1.df).then_with(|| a.1.term.cmp(&b.1.term)));
@@ -441,19 +462,32 @@ impl Featurizer {
     /// unigram feature index into `ws.unigrams`.
     pub(crate) fn word_hits(&self, passage: &str, ws: &mut Workspace) {
         tokenize(passage, &mut ws.tokens);
-        let Workspace { tokens, chars, hits, unigrams, .. } = ws;
+        let Workspace {
+            tokens,
+            chars,
+            hits,
+            unigrams,
+            ..
+        } = ws;
         hits.clear();
         unigrams.clear();
         unigrams.resize(tokens.len(), u32::MAX);
         let index = &self.index;
-        for_each_feature(&self.vocab.settings, false, passage, tokens, chars, |h, occ| {
-            if let Some(&i) = index.get(&h) {
-                hits.push(i);
-                if let Occurrence::Words { first, n: 1 } = occ {
-                    unigrams[first] = i;
+        for_each_feature(
+            &self.vocab.settings,
+            false,
+            passage,
+            tokens,
+            chars,
+            |h, occ| {
+                if let Some(&i) = index.get(&h) {
+                    hits.push(i);
+                    if let Occurrence::Words { first, n: 1 } = occ {
+                        unigrams[first] = i;
+                    }
                 }
-            }
-        });
+            },
+        );
         hits.sort_unstable();
     }
 
@@ -470,7 +504,9 @@ impl Featurizer {
     /// One word's character n-gram vector into `ws.word_vec`: each known
     /// n-gram of `_word_`, count × idf. Returns its squared norm.
     pub(crate) fn word_chars(&self, word: &str, ws: &mut Workspace) -> f32 {
-        let Workspace { chars, word_vec, .. } = ws;
+        let Workspace {
+            chars, word_vec, ..
+        } = ws;
         word_vec.clear();
         let index = &self.index;
         for_each_char_gram(&self.vocab.settings, word, chars, |h, _, _| {
@@ -562,13 +598,20 @@ impl Featurizer {
         let mut out = vec![Vec::new(); wanted.len()];
         let Workspace { tokens, chars, .. } = ws;
         let index = &self.index;
-        for_each_feature(&self.vocab.settings, true, passage, tokens, chars, |h, occ| {
-            if let Some(&i) = index.get(&h) {
-                if let Some(slot) = wanted.iter().position(|&w| w == i) {
-                    out[slot].push(occurrence_span(tokens, occ));
+        for_each_feature(
+            &self.vocab.settings,
+            true,
+            passage,
+            tokens,
+            chars,
+            |h, occ| {
+                if let Some(&i) = index.get(&h) {
+                    if let Some(slot) = wanted.iter().position(|&w| w == i) {
+                        out[slot].push(occurrence_span(tokens, occ));
+                    }
                 }
-            }
-        });
+            },
+        );
         for spans in &mut out {
             spans.sort_unstable();
             spans.dedup();
@@ -592,18 +635,34 @@ mod tests {
 
     #[test]
     fn guard_rejects_bad_settings() {
-        let bad = FeatureParams(FeatureSettings { word_ngrams: [2, 1], ..Default::default() });
-        assert_eq!(bad.check_ref().unwrap_err(), FeatureError::WordNgrams([2, 1]));
-        let bad = FeatureParams(FeatureSettings { char_ngrams: [0, 3], ..Default::default() });
+        let bad = FeatureParams(FeatureSettings {
+            word_ngrams: [2, 1],
+            ..Default::default()
+        });
+        assert_eq!(
+            bad.check_ref().unwrap_err(),
+            FeatureError::WordNgrams([2, 1])
+        );
+        let bad = FeatureParams(FeatureSettings {
+            char_ngrams: [0, 3],
+            ..Default::default()
+        });
         assert!(bad.check().is_err());
-        let bad = FeatureParams(FeatureSettings { min_df: 0, ..Default::default() });
+        let bad = FeatureParams(FeatureSettings {
+            min_df: 0,
+            ..Default::default()
+        });
         assert!(bad.check().is_err());
     }
 
     #[test]
     fn tfidf_matches_hand_computation() {
         // Unigrams only, 3 documents.
-        let s = FeatureSettings { word_ngrams: [1, 1], caps_marker: false, ..Default::default() };
+        let s = FeatureSettings {
+            word_ngrams: [1, 1],
+            caps_marker: false,
+            ..Default::default()
+        };
         let f = fitted(s, &["a b", "a c", "a a d"]);
         assert_eq!(f.vocabulary().terms, ["a", "b", "c", "d"]);
         // smooth idf = ln((1 + n) / (1 + df)) + 1
@@ -628,7 +687,10 @@ mod tests {
 
     #[test]
     fn bigrams_markers_and_spans() {
-        let f = fitted(FeatureSettings::default(), &["You WON'T believe this!!", "believe this"]);
+        let f = fitted(
+            FeatureSettings::default(),
+            &["You WON'T believe this!!", "believe this"],
+        );
         let terms = &f.vocabulary().terms;
         for t in ["believe this", "this !!", "<caps>", "won't believe", "you"] {
             assert!(terms.iter().any(|x| x == t), "{t} missing from {terms:?}");
@@ -639,24 +701,41 @@ mod tests {
         let bt = index_of(&f, "believe this");
         let caps = index_of(&f, "<caps>");
         let spans = f.spans(passage, &mut ws, &[bt, caps]);
-        let text: Vec<&str> = spans[0].iter().map(|&(s, e)| &passage[s as usize..e as usize]).collect();
+        let text: Vec<&str> = spans[0]
+            .iter()
+            .map(|&(s, e)| &passage[s as usize..e as usize])
+            .collect();
         assert_eq!(text, ["believe this", "BELIEVE THIS"]);
         assert_eq!(spans[1].len(), 2);
     }
 
     #[test]
     fn min_df_and_max_features_prune() {
-        let s = FeatureSettings { word_ngrams: [1, 1], caps_marker: false, min_df: 2, ..Default::default() };
+        let s = FeatureSettings {
+            word_ngrams: [1, 1],
+            caps_marker: false,
+            min_df: 2,
+            ..Default::default()
+        };
         let f = fitted(s.clone(), &["a b", "a c", "a b"]);
         assert_eq!(f.vocabulary().terms, ["a", "b"]);
-        let s = FeatureSettings { min_df: 1, max_features: 1, ..s };
+        let s = FeatureSettings {
+            min_df: 1,
+            max_features: 1,
+            ..s
+        };
         let f = fitted(s, &["a b", "a c", "a b"]);
         assert_eq!(f.vocabulary().terms, ["a"]);
     }
 
     #[test]
     fn char_ngrams_are_word_bounded() {
-        let s = FeatureSettings { word_ngrams: [1, 1], char_ngrams: [3, 3], caps_marker: false, ..Default::default() };
+        let s = FeatureSettings {
+            word_ngrams: [1, 1],
+            char_ngrams: [3, 3],
+            caps_marker: false,
+            ..Default::default()
+        };
         let f = fitted(s, &["Wow"]);
         assert_eq!(f.vocabulary().terms, ["ch:_wo", "ch:ow_", "ch:wow", "wow"]);
     }
@@ -666,9 +745,15 @@ mod tests {
         let f = fitted(FeatureSettings::default(), &["a b"]);
         let mut v = f.vocabulary().clone();
         v.idf.pop();
-        assert!(matches!(Featurizer::from_vocabulary(v), Err(FeatureError::InvalidVocabulary(_))));
+        assert!(matches!(
+            Featurizer::from_vocabulary(v),
+            Err(FeatureError::InvalidVocabulary(_))
+        ));
         let mut v = f.vocabulary().clone();
         v.hashes[1] = v.hashes[0];
-        assert!(matches!(Featurizer::from_vocabulary(v), Err(FeatureError::Collision(..))));
+        assert!(matches!(
+            Featurizer::from_vocabulary(v),
+            Err(FeatureError::Collision(..))
+        ));
     }
 }

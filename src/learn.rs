@@ -30,7 +30,10 @@ pub struct SparseRecords {
 
 impl SparseRecords {
     /// Builds the matrix from rows of (feature, value) pairs.
-    pub fn from_rows<'a>(n_features: usize, rows: impl IntoIterator<Item = &'a [(u32, f32)]>) -> Self {
+    pub fn from_rows<'a>(
+        n_features: usize,
+        rows: impl IntoIterator<Item = &'a [(u32, f32)]>,
+    ) -> Self {
         let mut indptr = vec![0usize];
         let mut indices = Vec::new();
         let mut data = Vec::new();
@@ -47,7 +50,9 @@ impl SparseRecords {
             indptr.push(indices.len());
         }
         let n_rows = indptr.len() - 1;
-        Self { matrix: CsMat::new((n_rows, n_features), indptr, indices, data) }
+        Self {
+            matrix: CsMat::new((n_rows, n_features), indptr, indices, data),
+        }
     }
 
     /// A sparse copy of a dense matrix (zeros dropped).
@@ -58,7 +63,9 @@ impl SparseRecords {
                 tri.add_triplet(i, j, v);
             }
         }
-        Self { matrix: tri.to_csr() }
+        Self {
+            matrix: tri.to_csr(),
+        }
     }
 
     /// The matrix restricted to the columns that hold an entry, and those
@@ -90,8 +97,14 @@ impl SparseRecords {
     }
 
     fn row(&self, i: usize) -> (&[usize], &[f64]) {
-        let (start, end) = (self.matrix.indptr().index(i), self.matrix.indptr().index(i + 1));
-        (&self.matrix.indices()[start..end], &self.matrix.data()[start..end])
+        let (start, end) = (
+            self.matrix.indptr().index(i),
+            self.matrix.indptr().index(i + 1),
+        );
+        (
+            &self.matrix.indices()[start..end],
+            &self.matrix.data()[start..end],
+        )
     }
 }
 
@@ -178,9 +191,16 @@ pub enum SolverError {
     #[error("the dataset has no samples")]
     Empty,
     #[error("target {value} of sample {index} is not a class (0..{n_classes})")]
-    TargetOutOfRange { index: usize, value: usize, n_classes: usize },
+    TargetOutOfRange {
+        index: usize,
+        value: usize,
+        n_classes: usize,
+    },
     #[error("a warm start has shape {found:?}, the problem needs {expected:?}")]
-    WarmStartShape { found: (usize, usize), expected: (usize, usize) },
+    WarmStartShape {
+        found: (usize, usize),
+        expected: (usize, usize),
+    },
     #[error("the objective became non-finite (bad feature values or weights?)")]
     NonFinite,
     #[error(transparent)]
@@ -399,7 +419,11 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// Minimises `problem` from `theta` with L-BFGS. Returns (iterations,
 /// converged).
-fn lbfgs(problem: &Problem, theta: &mut [f64], params: &LogisticValidParams) -> Result<(u64, bool), SolverError> {
+fn lbfgs(
+    problem: &Problem,
+    theta: &mut [f64],
+    params: &LogisticValidParams,
+) -> Result<(u64, bool), SolverError> {
     let n = theta.len();
     let mut grad = vec![0.0; n];
     let mut scratch = vec![vec![0.0; n]; CHUNKS];
@@ -423,7 +447,9 @@ fn lbfgs(problem: &Problem, theta: &mut [f64], params: &LogisticValidParams) -> 
         // alpha[i] belongs to hist[i] (oldest first).
         for (i, (s, y, rho)) in hist.iter().enumerate().rev() {
             alpha[i] = rho * dot(s, &dir);
-            dir.iter_mut().zip(y).for_each(|(d, yk)| *d -= alpha[i] * yk);
+            dir.iter_mut()
+                .zip(y)
+                .for_each(|(d, yk)| *d -= alpha[i] * yk);
         }
         let gamma = match hist.back() {
             Some((s, y, _)) => dot(s, y) / dot(y, y),
@@ -432,7 +458,9 @@ fn lbfgs(problem: &Problem, theta: &mut [f64], params: &LogisticValidParams) -> 
         dir.iter_mut().for_each(|d| *d *= gamma);
         for (i, (s, y, rho)) in hist.iter().enumerate() {
             let b = rho * dot(y, &dir);
-            dir.iter_mut().zip(s).for_each(|(d, sk)| *d += (alpha[i] - b) * sk);
+            dir.iter_mut()
+                .zip(s)
+                .for_each(|(d, sk)| *d += (alpha[i] - b) * sk);
         }
         dir.iter_mut().for_each(|d| *d = -*d);
         let mut slope = dot(&grad, &dir);
@@ -446,7 +474,10 @@ fn lbfgs(problem: &Problem, theta: &mut [f64], params: &LogisticValidParams) -> 
         let mut step = 1.0;
         let mut accepted = None;
         for _ in 0..50 {
-            trial.iter_mut().zip(theta.iter().zip(&dir)).for_each(|(t, (x, d))| *t = x + step * d);
+            trial
+                .iter_mut()
+                .zip(theta.iter().zip(&dir))
+                .for_each(|(t, (x, d))| *t = x + step * d);
             let ft = problem.eval(&trial, &mut trial_grad, &mut scratch);
             if ft.is_finite() && ft <= f + 1e-4 * step * slope {
                 accepted = Some(ft);
@@ -493,18 +524,29 @@ impl LogisticValidParams {
         let x = &dataset.records;
         let y = dataset.targets.as_slice().ok_or(SolverError::Empty)?;
         if x.nsamples() != y.len() {
-            return Err(SolverError::LengthMismatch { records: x.nsamples(), targets: y.len() });
+            return Err(SolverError::LengthMismatch {
+                records: x.nsamples(),
+                targets: y.len(),
+            });
         }
         if y.is_empty() {
             return Err(SolverError::Empty);
         }
         if let Some((index, &value)) = y.iter().enumerate().find(|(_, &v)| v >= self.n_classes) {
-            return Err(SolverError::TargetOutOfRange { index, value, n_classes: self.n_classes });
+            return Err(SolverError::TargetOutOfRange {
+                index,
+                value,
+                n_classes: self.n_classes,
+            });
         }
         let outputs = LinearModel::outputs(self.n_classes);
-        let sample_weight: Vec<f64> = (0..y.len()).map(|i| f64::from(dataset.weight_for(i))).collect();
+        let sample_weight: Vec<f64> = (0..y.len())
+            .map(|i| f64::from(dataset.weight_for(i)))
+            .collect();
         let total: f64 = sample_weight.iter().sum();
-        if !(total.is_finite() && total > 0.0) || sample_weight.iter().any(|w| !w.is_finite() || *w < 0.0) {
+        if !(total.is_finite() && total > 0.0)
+            || sample_weight.iter().any(|w| !w.is_finite() || *w < 0.0)
+        {
             return Err(SolverError::NonFinite);
         }
         // Features absent from every sample have a zero gradient from zero
@@ -525,31 +567,53 @@ impl LogisticValidParams {
         if let Some(m) = init {
             let expected = (x.nfeatures(), outputs);
             if m.weights.dim() != expected || m.intercept.len() != outputs {
-                return Err(SolverError::WarmStartShape { found: m.weights.dim(), expected });
+                return Err(SolverError::WarmStartShape {
+                    found: m.weights.dim(),
+                    expected,
+                });
             }
             for (c, &j) in used.iter().enumerate() {
-                for (t, w) in theta[c * outputs..(c + 1) * outputs].iter_mut().zip(m.weights.row(j)) {
+                for (t, w) in theta[c * outputs..(c + 1) * outputs]
+                    .iter_mut()
+                    .zip(m.weights.row(j))
+                {
                     *t = *w;
                 }
             }
-            theta[nw..].iter_mut().zip(m.intercept.iter()).for_each(|(t, w)| *t = *w);
+            theta[nw..]
+                .iter_mut()
+                .zip(m.intercept.iter())
+                .for_each(|(t, w)| *t = *w);
         }
         let (iterations, converged) = lbfgs(&problem, &mut theta, self)?;
         let intercept = Array1::from(theta[nw..].to_vec());
         let mut weights = Array2::zeros((x.nfeatures(), outputs));
         for (c, &j) in used.iter().enumerate() {
-            for (w, t) in weights.row_mut(j).iter_mut().zip(&theta[c * outputs..(c + 1) * outputs]) {
+            for (w, t) in weights
+                .row_mut(j)
+                .iter_mut()
+                .zip(&theta[c * outputs..(c + 1) * outputs])
+            {
                 *w = *t;
             }
         }
-        Ok(LinearModel { weights, intercept, n_classes: self.n_classes, iterations, converged })
+        Ok(LinearModel {
+            weights,
+            intercept,
+            n_classes: self.n_classes,
+            iterations,
+            converged,
+        })
     }
 }
 
 impl Fit<SparseRecords, Array1<usize>, SolverError> for LogisticValidParams {
     type Object = LinearModel;
 
-    fn fit(&self, dataset: &DatasetBase<SparseRecords, Array1<usize>>) -> Result<LinearModel, SolverError> {
+    fn fit(
+        &self,
+        dataset: &DatasetBase<SparseRecords, Array1<usize>>,
+    ) -> Result<LinearModel, SolverError> {
         self.solve(dataset, None)
     }
 }
@@ -604,7 +668,13 @@ mod tests {
             state ^= state << 17;
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
-        let x = Array2::from_shape_fn((n, 4), |_| if next() < 0.3 { 0.0 } else { next() * 2.0 - 1.0 });
+        let x = Array2::from_shape_fn((n, 4), |_| {
+            if next() < 0.3 {
+                0.0
+            } else {
+                next() * 2.0 - 1.0
+            }
+        });
         let y = x
             .rows()
             .into_iter()
@@ -624,7 +694,10 @@ mod tests {
             .c(c)
             .gradient_tolerance(1e-7)
             .max_iterations(1000)
-            .fit(&DatasetBase::new(SparseRecords::from_dense(x.view()), y.clone()))
+            .fit(&DatasetBase::new(
+                SparseRecords::from_dense(x.view()),
+                y.clone(),
+            ))
             .unwrap();
         let theirs = LogisticRegression::default()
             .alpha(1.0 / c)
@@ -634,7 +707,11 @@ mod tests {
             .unwrap();
         // linfa-logistic models its "positive" label's log-odds; ours are
         // the log-odds of class 1.
-        let sign = if theirs.labels().pos.class == 1 { 1.0 } else { -1.0 };
+        let sign = if theirs.labels().pos.class == 1 {
+            1.0
+        } else {
+            -1.0
+        };
         for (a, b) in ours.weights.column(0).iter().zip(theirs.params()) {
             assert!((a - sign * b).abs() < 1e-4, "{a} vs {}", sign * b);
         }
@@ -650,7 +727,10 @@ mod tests {
             .c(c)
             .gradient_tolerance(1e-12)
             .max_iterations(2000)
-            .fit(&DatasetBase::new(SparseRecords::from_dense(x.view()), y.clone()))
+            .fit(&DatasetBase::new(
+                SparseRecords::from_dense(x.view()),
+                y.clone(),
+            ))
             .unwrap();
         let theirs = MultiLogisticRegression::default()
             .alpha(1.0 / c)
@@ -667,7 +747,8 @@ mod tests {
         for (a, b) in ours.intercept.iter().zip(theirs.intercept()) {
             assert!((a - b - shift).abs() < 1e-4);
         }
-        let probs: Array2<f64> = ours.predict(&DatasetBase::new(SparseRecords::from_dense(x.view()), y));
+        let probs: Array2<f64> =
+            ours.predict(&DatasetBase::new(SparseRecords::from_dense(x.view()), y));
         let theirs_p = theirs.predict_probabilities(&x);
         for (a, b) in probs.iter().zip(theirs_p.iter()) {
             assert!((a - b).abs() < 1e-5);
@@ -676,13 +757,23 @@ mod tests {
 
     #[test]
     fn guard_and_inputs_are_checked() {
-        assert!(matches!(LogisticParams::new(2).c(0.0).check(), Err(SolverError::InvalidC(_))));
-        assert!(matches!(LogisticParams::new(1).check(), Err(SolverError::TooFewClasses(1))));
+        assert!(matches!(
+            LogisticParams::new(2).c(0.0).check(),
+            Err(SolverError::InvalidC(_))
+        ));
+        assert!(matches!(
+            LogisticParams::new(1).check(),
+            Err(SolverError::TooFewClasses(1))
+        ));
         let x = SparseRecords::from_rows(3, [&[(0u32, 1.0f32)][..], &[(2, 1.0)][..]]);
         let bad = DatasetBase::new(x, Array1::from(vec![0usize, 5]));
         assert!(matches!(
             LogisticParams::new(2).fit(&bad),
-            Err(SolverError::TargetOutOfRange { index: 1, value: 5, .. })
+            Err(SolverError::TargetOutOfRange {
+                index: 1,
+                value: 5,
+                ..
+            })
         ));
     }
 
@@ -690,10 +781,27 @@ mod tests {
     fn warm_start_reaches_the_same_optimum_in_fewer_iterations() {
         let (x, y) = problem(200, 3);
         let ds = DatasetBase::new(SparseRecords::from_dense(x.view()), y);
-        let cold1 = LogisticParams::new(3).c(1.0).gradient_tolerance(1e-9).fit(&ds).unwrap();
-        let cold2 = LogisticParams::new(3).c(2.0).gradient_tolerance(1e-9).fit(&ds).unwrap();
-        let warm2 = LogisticParams::new(3).c(2.0).gradient_tolerance(1e-9).fit_with(Some(&cold1), &ds).unwrap();
-        assert!(warm2.iterations < cold2.iterations, "{} vs {}", warm2.iterations, cold2.iterations);
+        let cold1 = LogisticParams::new(3)
+            .c(1.0)
+            .gradient_tolerance(1e-9)
+            .fit(&ds)
+            .unwrap();
+        let cold2 = LogisticParams::new(3)
+            .c(2.0)
+            .gradient_tolerance(1e-9)
+            .fit(&ds)
+            .unwrap();
+        let warm2 = LogisticParams::new(3)
+            .c(2.0)
+            .gradient_tolerance(1e-9)
+            .fit_with(Some(&cold1), &ds)
+            .unwrap();
+        assert!(
+            warm2.iterations < cold2.iterations,
+            "{} vs {}",
+            warm2.iterations,
+            cold2.iterations
+        );
         for (a, b) in warm2.weights.iter().zip(cold2.weights.iter()) {
             assert!((a - b).abs() < 1e-5);
         }
@@ -701,9 +809,13 @@ mod tests {
 
     #[test]
     fn sample_weights_act_like_repetition() {
-        let x = SparseRecords::from_rows(2, [&[(0u32, 1.0f32)][..], &[(1, 1.0)][..], &[(1, 1.0)][..]]);
+        let x =
+            SparseRecords::from_rows(2, [&[(0u32, 1.0f32)][..], &[(1, 1.0)][..], &[(1, 1.0)][..]]);
         let y = Array1::from(vec![1usize, 0, 0]);
-        let repeated = LogisticParams::new(2).gradient_tolerance(1e-10).fit(&DatasetBase::new(x, y)).unwrap();
+        let repeated = LogisticParams::new(2)
+            .gradient_tolerance(1e-10)
+            .fit(&DatasetBase::new(x, y))
+            .unwrap();
         let x = SparseRecords::from_rows(2, [&[(0u32, 1.0f32)][..], &[(1, 1.0)][..]]);
         let y = Array1::from(vec![1usize, 0]);
         let weighted = LogisticParams::new(2)

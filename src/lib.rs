@@ -12,17 +12,17 @@
 //! - [`model`]: the model file format and the compiled scorer.
 //! - [`eval`]: metrics and evaluation of a head on labeled data.
 //! - [`proto`]: the generated `slant.v1` gRPC types.
-pub mod data;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod data;
 pub mod eval;
 pub mod features;
 pub mod learn;
 pub mod model;
 pub mod service;
-pub mod train;
 pub mod text;
+pub mod train;
 
 pub mod proto {
     tonic::include_proto!("slant.v1");

@@ -98,7 +98,10 @@ pub struct ModelData {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {len} bytes is larger than the {max}-byte limit for model files")]
     TooLarge { path: PathBuf, len: u64, max: u64 },
     #[error("{path}: truncated: {len} bytes is shorter than the {HEADER_LEN}-byte header")]
@@ -108,11 +111,18 @@ pub enum ModelError {
     #[error("{path}: model format version {found} (or its flags) is not supported (this slant reads version {FORMAT_VERSION})")]
     UnsupportedVersion { path: PathBuf, found: u32 },
     #[error("{path}: the header declares a {declared}-byte payload but {actual} bytes follow (truncated or padded file)")]
-    LengthMismatch { path: PathBuf, declared: u64, actual: u64 },
+    LengthMismatch {
+        path: PathBuf,
+        declared: u64,
+        actual: u64,
+    },
     #[error("{path}: checksum mismatch: the file is corrupted")]
     Checksum { path: PathBuf },
     #[error("{path}: cannot decode the payload: {source}")]
-    Decode { path: PathBuf, source: postcard::Error },
+    Decode {
+        path: PathBuf,
+        source: postcard::Error,
+    },
     #[error("{path}: invalid model: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("cannot encode the model: {0}")]
@@ -137,7 +147,10 @@ impl ModelData {
     /// a server watching the path never reads half a model.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         let bytes = self.to_bytes()?;
-        let io = |source| ModelError::Io { path: path.to_path_buf(), source };
+        let io = |source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
@@ -150,7 +163,11 @@ impl ModelData {
         let p = || path.to_path_buf();
         let len = bytes.len() as u64;
         if len > MAX_MODEL_BYTES {
-            return Err(ModelError::TooLarge { path: p(), len, max: MAX_MODEL_BYTES });
+            return Err(ModelError::TooLarge {
+                path: p(),
+                len,
+                max: MAX_MODEL_BYTES,
+            });
         }
         if bytes.len() < HEADER_LEN {
             if bytes.len() >= 8 && bytes[..8] != MAGIC {
@@ -169,31 +186,49 @@ impl ModelData {
         };
         let version = word(8..12) as u32;
         if version != FORMAT_VERSION {
-            return Err(ModelError::UnsupportedVersion { path: p(), found: version });
+            return Err(ModelError::UnsupportedVersion {
+                path: p(),
+                found: version,
+            });
         }
         if word(12..16) != 0 {
-            return Err(ModelError::UnsupportedVersion { path: p(), found: version });
+            return Err(ModelError::UnsupportedVersion {
+                path: p(),
+                found: version,
+            });
         }
         let declared = word(16..24);
         if declared != payload.len() as u64 {
-            return Err(ModelError::LengthMismatch { path: p(), declared, actual: payload.len() as u64 });
+            return Err(ModelError::LengthMismatch {
+                path: p(),
+                declared,
+                actual: payload.len() as u64,
+            });
         }
         let digest = Sha256::digest(payload);
         if digest.as_slice() != &header[24..56] {
             return Err(ModelError::Checksum { path: p() });
         }
-        let data: ModelData =
-            postcard::from_bytes(payload).map_err(|source| ModelError::Decode { path: p(), source })?;
-        data.validate().map_err(|reason| ModelError::Invalid { path: p(), reason })?;
+        let data: ModelData = postcard::from_bytes(payload)
+            .map_err(|source| ModelError::Decode { path: p(), source })?;
+        data.validate()
+            .map_err(|reason| ModelError::Invalid { path: p(), reason })?;
         Ok((data, hex(&digest[..8])))
     }
 
     /// Reads and checks a model file.
     pub fn load(path: &Path) -> Result<(Self, String), ModelError> {
-        let io = |source| ModelError::Io { path: path.to_path_buf(), source };
+        let io = |source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let len = std::fs::metadata(path).map_err(io)?.len();
         if len > MAX_MODEL_BYTES {
-            return Err(ModelError::TooLarge { path: path.to_path_buf(), len, max: MAX_MODEL_BYTES });
+            return Err(ModelError::TooLarge {
+                path: path.to_path_buf(),
+                len,
+                max: MAX_MODEL_BYTES,
+            });
         }
         let bytes = std::fs::read(path).map_err(io)?;
         Self::from_bytes(&bytes, path)
@@ -235,9 +270,19 @@ impl ModelData {
             }
             match (h.labels.len(), h.threshold) {
                 (2, Some(t)) if t > 0.0 && t < 1.0 => {}
-                (2, t) => return Err(format!("head {:?}: two-class threshold {t:?} is not in (0, 1)", h.name)),
+                (2, t) => {
+                    return Err(format!(
+                        "head {:?}: two-class threshold {t:?} is not in (0, 1)",
+                        h.name
+                    ))
+                }
                 (_, None) => {}
-                (_, Some(_)) => return Err(format!("head {:?}: a multi-class head has no threshold", h.name)),
+                (_, Some(_)) => {
+                    return Err(format!(
+                        "head {:?}: a multi-class head has no threshold",
+                        h.name
+                    ))
+                }
             }
         }
         Ok(())
@@ -322,12 +367,19 @@ impl Model {
     pub fn from_data(mut data: ModelData, id: String, path: &Path) -> Result<Self, ModelError> {
         let vocab = std::mem::replace(
             &mut data.vocabulary,
-            Vocabulary { settings: Default::default(), n_docs: 0, terms: vec![], hashes: vec![], idf: vec![] },
+            Vocabulary {
+                settings: Default::default(),
+                n_docs: 0,
+                terms: vec![],
+                hashes: vec![],
+                idf: vec![],
+            },
         );
-        let featurizer = Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| ModelError::Invalid {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let featurizer =
+            Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| ModelError::Invalid {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
         data.vocabulary = featurizer.vocabulary().clone();
         data.vocabulary.hashes = Vec::new();
         data.vocabulary.idf = Vec::new();
@@ -350,10 +402,25 @@ impl Model {
             }
             intercepts.extend_from_slice(&h.intercept);
             h.weights = Vec::new();
-            heads.push(Head { name: h.name.clone(), labels: h.labels.clone(), threshold: h.threshold, column, outputs: k });
+            heads.push(Head {
+                name: h.name.clone(),
+                labels: h.labels.clone(),
+                threshold: h.threshold,
+                column,
+                outputs: k,
+            });
             column += k;
         }
-        let mut model = Self { data, id, featurizer, heads, rows, intercepts, columns, stride };
+        let mut model = Self {
+            data,
+            id,
+            featurizer,
+            heads,
+            rows,
+            intercepts,
+            columns,
+            stride,
+        };
         if chars {
             model.precompute_word_chars();
         }
@@ -431,13 +498,18 @@ impl Model {
             let row = &self.rows[j * stride..j * stride + 1 + c];
             let v = fz.tf(count) * row[0];
             norm += v * v;
-            word.iter_mut().zip(&row[1..]).for_each(|(a, w)| *a += v * w);
+            word.iter_mut()
+                .zip(&row[1..])
+                .for_each(|(a, w)| *a += v * w);
         }
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
         if norm > 0.0 {
             let inv = norm.sqrt().recip();
-            scores.iter_mut().zip(word.iter()).for_each(|(s, a)| *s += a * inv);
+            scores
+                .iter_mut()
+                .zip(word.iter())
+                .for_each(|(s, a)| *s += a * inv);
         }
         if stride > 1 + c {
             let mut total = 0.0f32;
@@ -449,21 +521,31 @@ impl Model {
                 match ws.unigrams[t] {
                     u if u != u32::MAX => {
                         let at = u as usize * stride + 1 + c;
-                        chars.iter_mut().zip(&self.rows[at..at + c]).for_each(|(a, w)| *a += w);
+                        chars
+                            .iter_mut()
+                            .zip(&self.rows[at..at + c])
+                            .for_each(|(a, w)| *a += w);
                         total += self.rows[at + c];
                     }
                     _ => {
-                        total += fz.word_chars(&passage[token.start as usize..token.end as usize], ws);
+                        total +=
+                            fz.word_chars(&passage[token.start as usize..token.end as usize], ws);
                         for &(g, v) in &ws.word_vec {
                             let at = g as usize * stride + 1;
-                            chars.iter_mut().zip(&self.rows[at..at + c]).for_each(|(a, w)| *a += v * w);
+                            chars
+                                .iter_mut()
+                                .zip(&self.rows[at..at + c])
+                                .for_each(|(a, w)| *a += v * w);
                         }
                     }
                 }
             }
             if total > 0.0 {
                 let scale = fz.settings().char_weight / total.sqrt();
-                scores.iter_mut().zip(chars.iter()).for_each(|(s, a)| *s += a * scale);
+                scores
+                    .iter_mut()
+                    .zip(chars.iter())
+                    .for_each(|(s, a)| *s += a * scale);
             }
         }
     }
@@ -476,27 +558,51 @@ impl Model {
 
     /// Scores one passage with the heads in `heads` (indices; all when
     /// empty), adding the top `explain` contributions per head.
-    pub fn score(&self, passage: &str, heads: &[usize], explain: usize, ws: &mut Workspace) -> Vec<HeadScore> {
+    pub fn score(
+        &self,
+        passage: &str,
+        heads: &[usize],
+        explain: usize,
+        ws: &mut Workspace,
+    ) -> Vec<HeadScore> {
         let mut scores = std::mem::take(&mut ws.scores);
         self.raw_scores(passage, ws, &mut scores);
         if explain > 0 {
             self.featurizer.transform(passage, ws);
         }
-        let n = if heads.is_empty() { self.heads.len() } else { heads.len() };
+        let n = if heads.is_empty() {
+            self.heads.len()
+        } else {
+            heads.len()
+        };
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let h = if heads.is_empty() { i } else { heads[i] };
-            let Some(head) = self.heads.get(h) else { continue };
+            let Some(head) = self.heads.get(h) else {
+                continue;
+            };
             let mut z = [0f64; MAX_OUTPUTS];
             let z = &mut z[..head.outputs];
-            for (zk, &s) in z.iter_mut().zip(&scores[head.column..head.column + head.outputs]) {
+            for (zk, &s) in z
+                .iter_mut()
+                .zip(&scores[head.column..head.column + head.outputs])
+            {
                 *zk = f64::from(s);
             }
             let mut probabilities = vec![0.0; head.labels.len()];
             link(z, &mut probabilities);
             let label = head.decide(&probabilities);
-            let contributions = if explain > 0 { self.explain(passage, head, label, explain, ws) } else { Vec::new() };
-            out.push(HeadScore { head: h, label, probabilities, contributions });
+            let contributions = if explain > 0 {
+                self.explain(passage, head, label, explain, ws)
+            } else {
+                Vec::new()
+            };
+            out.push(HeadScore {
+                head: h,
+                label,
+                probabilities,
+                contributions,
+            });
         }
         ws.scores = scores;
         out
@@ -507,7 +613,14 @@ impl Model {
     /// other labels: x_j·w_j (signed towards `label`) for two classes,
     /// x_j·(w_jl − mean_c w_jc) otherwise.
     /// Needs `ws.vector` from `featurizer.transform(passage)`.
-    fn explain(&self, passage: &str, head: &Head, label: usize, k: usize, ws: &mut Workspace) -> Vec<Contribution> {
+    fn explain(
+        &self,
+        passage: &str,
+        head: &Head,
+        label: usize,
+        k: usize,
+        ws: &mut Workspace,
+    ) -> Vec<Contribution> {
         let mut contrib: Vec<(u32, f64)> = ws
             .vector
             .iter()
@@ -534,7 +647,11 @@ impl Model {
         contrib
             .into_iter()
             .zip(spans)
-            .map(|((feature, weight), spans)| Contribution { feature, weight, spans })
+            .map(|((feature, weight), spans)| Contribution {
+                feature,
+                weight,
+                spans,
+            })
             .collect()
     }
 }
@@ -547,7 +664,12 @@ mod tests {
 
     pub(crate) fn tiny() -> ModelData {
         let settings = FeatureParams(FeatureSettings::default()).check().unwrap();
-        let f = Featurizer::fit(&settings, ["good news", "bad news", "SHOCKING news!!"], || {}).unwrap();
+        let f = Featurizer::fit(
+            &settings,
+            ["good news", "bad news", "SHOCKING news!!"],
+            || {},
+        )
+        .unwrap();
         let n = f.len();
         let index = |t: &str| f.vocabulary().terms.iter().position(|x| x == t).unwrap();
         let mut sent = vec![0f32; n * 3];
@@ -611,10 +733,19 @@ mod tests {
 
     /// A model with a character block and pseudo-random weights.
     fn with_chars() -> Model {
-        let settings = FeatureParams(FeatureSettings { char_ngrams: [2, 4], char_weight: 0.7, min_df: 1, ..Default::default() })
-            .check()
-            .unwrap();
-        let corpus = ["Shocking news: the senator lied!!", "Markets rally as rates fall", "Über café naïve résumé"];
+        let settings = FeatureParams(FeatureSettings {
+            char_ngrams: [2, 4],
+            char_weight: 0.7,
+            min_df: 1,
+            ..Default::default()
+        })
+        .check()
+        .unwrap();
+        let corpus = [
+            "Shocking news: the senator lied!!",
+            "Markets rally as rates fall",
+            "Über café naïve résumé",
+        ];
         let f = Featurizer::fit(&settings, corpus, || {}).unwrap();
         let mut data = tiny();
         let n = f.len();
@@ -652,10 +783,15 @@ mod tests {
     fn char_block_matches_hand_computation() {
         // One word "ab", char 2-grams of "_ab_": "_a", "ab", "b_"; with
         // idf a, b, c its block is (a, b, c) / ‖(a, b, c)‖ · char_weight.
-        let settings =
-            FeatureParams(FeatureSettings { word_ngrams: [1, 1], char_ngrams: [2, 2], caps_marker: false, char_weight: 0.5, ..Default::default() })
-                .check()
-                .unwrap();
+        let settings = FeatureParams(FeatureSettings {
+            word_ngrams: [1, 1],
+            char_ngrams: [2, 2],
+            caps_marker: false,
+            char_weight: 0.5,
+            ..Default::default()
+        })
+        .check()
+        .unwrap();
         let f = Featurizer::fit(&settings, ["ab", "ab b"], || {}).unwrap();
         let mut ws = Workspace::default();
         f.transform("ab", &mut ws);
@@ -677,19 +813,27 @@ mod tests {
         let p = Path::new("models/x.slant");
         let err = |b: &[u8]| ModelData::from_bytes(b, p).unwrap_err();
         assert!(matches!(err(&bytes[..10]), ModelError::TooShort { .. }));
-        assert!(matches!(err(&bytes[..bytes.len() - 1]), ModelError::LengthMismatch { .. }));
+        assert!(matches!(
+            err(&bytes[..bytes.len() - 1]),
+            ModelError::LengthMismatch { .. }
+        ));
         let mut b = bytes.clone();
         b[0] = b'X';
         assert!(matches!(err(&b), ModelError::BadMagic { .. }));
         let mut b = bytes.clone();
         b[8] = 9;
-        assert!(matches!(err(&b), ModelError::UnsupportedVersion { found: 9, .. }));
+        assert!(matches!(
+            err(&b),
+            ModelError::UnsupportedVersion { found: 9, .. }
+        ));
         let mut b = bytes.clone();
         let last = b.len() - 1;
         b[last] ^= 1;
         let e = err(&b);
         assert!(matches!(e, ModelError::Checksum { .. }));
-        assert!(e.to_string().starts_with("models/x.slant: checksum mismatch"));
+        assert!(e
+            .to_string()
+            .starts_with("models/x.slant: checksum mismatch"));
         // An absurd declared length is refused before any allocation.
         let mut b = bytes.clone();
         b[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -697,10 +841,16 @@ mod tests {
         // Well-formed container, inconsistent content.
         let mut d = tiny();
         d.heads[0].weights.pop();
-        assert!(matches!(err(&d.to_bytes().unwrap()), ModelError::Invalid { .. }));
+        assert!(matches!(
+            err(&d.to_bytes().unwrap()),
+            ModelError::Invalid { .. }
+        ));
         let mut d = tiny();
         d.heads[1].threshold = Some(1.5);
-        assert!(matches!(err(&d.to_bytes().unwrap()), ModelError::Invalid { .. }));
+        assert!(matches!(
+            err(&d.to_bytes().unwrap()),
+            ModelError::Invalid { .. }
+        ));
     }
 
     #[test]
@@ -709,7 +859,10 @@ mod tests {
         for i in (0..bytes.len()).step_by(7) {
             let mut b = bytes.clone();
             b[i] ^= 0x10;
-            assert!(ModelData::from_bytes(&b, Path::new("m")).is_err(), "flip at {i} accepted");
+            assert!(
+                ModelData::from_bytes(&b, Path::new("m")).is_err(),
+                "flip at {i} accepted"
+            );
         }
     }
 }

@@ -97,13 +97,23 @@ pub fn train(
     // 1. Read every file once.
     let mut heads = Vec::with_capacity(config.heads.len());
     for h in &config.heads {
-        let mut d = HeadInputs { train: Vec::new(), train_weight: Vec::new(), train_sources: Vec::new(), dev: Vec::new(), prints: Vec::new() };
+        let mut d = HeadInputs {
+            train: Vec::new(),
+            train_weight: Vec::new(),
+            train_sources: Vec::new(),
+            dev: Vec::new(),
+            prints: Vec::new(),
+        };
         for (role, specs) in [("train", &h.train), ("dev", &h.dev)] {
             for spec in specs {
                 let resolved = config.resolve(spec);
                 let read = read_labeled(&resolved, &h.labels, options.skip_invalid)?;
                 if read.skipped > 0 {
-                    skipped.push((resolved.path.clone(), read.skipped, read.first_skip.clone().unwrap_or_default()));
+                    skipped.push((
+                        resolved.path.clone(),
+                        read.skipped,
+                        read.first_skip.clone().unwrap_or_default(),
+                    ));
                 }
                 d.prints.push(Fingerprint {
                     role: role.into(),
@@ -113,7 +123,8 @@ pub fn train(
                 });
                 if role == "train" {
                     let rows = read.examples.len();
-                    d.train_weight.extend(std::iter::repeat_n(spec.weight, rows));
+                    d.train_weight
+                        .extend(std::iter::repeat_n(spec.weight, rows));
                     d.train_sources.push(rows);
                     d.train.extend(read.examples);
                 } else {
@@ -126,7 +137,9 @@ pub fn train(
     // 2. One featurizer for all heads, fitted on every training text.
     let total: usize = heads.iter().map(|d| d.train.len()).sum();
     progress.start("vocabulary", total as u64);
-    let corpus = heads.iter().flat_map(|d| d.train.iter().map(|e| e.text.as_str()));
+    let corpus = heads
+        .iter()
+        .flat_map(|d| d.train.iter().map(|e| e.text.as_str()));
     let featurizer = Featurizer::fit(&settings, corpus, || progress.advance(1))?;
     progress.finish();
     // 3. Each head.
@@ -143,13 +156,19 @@ pub fn train(
         vocabulary: featurizer.vocabulary().clone(),
         heads: out_heads,
     };
-    Ok(Trained { model, summary, skipped })
+    Ok(Trained {
+        model,
+        summary,
+        skipped,
+    })
 }
 
 /// Featurizes passages into a sparse matrix, on every core (rows are
 /// independent, so the result does not depend on the thread count).
 fn matrix(featurizer: &Featurizer, examples: &[Example]) -> SparseRecords {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 16);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 16);
     let chunk = examples.len().div_ceil(threads).max(1);
     let rows: Vec<Vec<(u32, f32)>> = std::thread::scope(|scope| {
         let parts: Vec<_> = examples
@@ -167,7 +186,10 @@ fn matrix(featurizer: &Featurizer, examples: &[Example]) -> SparseRecords {
             })
             .collect();
         // A panic in a worker is re-raised here, never turned into missing rows.
-        parts.into_iter().flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
     });
     SparseRecords::from_rows(featurizer.len(), rows.iter().map(Vec::as_slice))
 }
@@ -179,7 +201,16 @@ fn class_weights(h: &HeadConfig, y: &[usize]) -> Vec<f32> {
         ClassWeight::Balanced => {
             let mut counts = vec![0usize; k];
             y.iter().for_each(|&c| counts[c] += 1);
-            counts.iter().map(|&n| if n == 0 { 0.0 } else { y.len() as f32 / (k as f32 * n as f32) }).collect()
+            counts
+                .iter()
+                .map(|&n| {
+                    if n == 0 {
+                        0.0
+                    } else {
+                        y.len() as f32 / (k as f32 * n as f32)
+                    }
+                })
+                .collect()
         }
     }
 }
@@ -203,7 +234,12 @@ struct DevSet {
 }
 
 /// Mean macro-F1 over dev sets at a threshold.
-fn dev_score(labels: &[String], sets: &[DevSet], probs: &[Array2<f64>], threshold: Option<f64>) -> Result<f64, MetricsError> {
+fn dev_score(
+    labels: &[String],
+    sets: &[DevSet],
+    probs: &[Array2<f64>],
+    threshold: Option<f64>,
+) -> Result<f64, MetricsError> {
     let mut sum = 0.0;
     for (s, p) in sets.iter().zip(probs) {
         let pred = decide(p, threshold);
@@ -218,21 +254,33 @@ fn train_head(
     featurizer: &Featurizer,
     progress: &mut dyn Progress,
 ) -> Result<(HeadData, HeadSummary), TrainError> {
-    let solver = |source| TrainError::Solver { head: h.name.clone(), source };
-    let metrics = |source| TrainError::Metrics { head: h.name.clone(), source };
+    let solver = |source| TrainError::Solver {
+        head: h.name.clone(),
+        source,
+    };
+    let metrics = |source| TrainError::Metrics {
+        head: h.name.clone(),
+        source,
+    };
     let k = h.labels.len();
     let featurize_start = Instant::now();
     let x = matrix(featurizer, &d.train);
     let featurize_seconds = featurize_start.elapsed().as_secs_f64();
     let y: Vec<usize> = d.train.iter().map(|e| e.label).collect();
     let cw = class_weights(h, &y);
-    let mut weights: Array1<f32> = y.iter().zip(&d.train_weight).map(|(&c, &w)| w * cw[c]).collect();
+    let mut weights: Array1<f32> = y
+        .iter()
+        .zip(&d.train_weight)
+        .map(|(&c, &w)| w * cw[c])
+        .collect();
     if h.balance_sources && !d.train_sources.is_empty() {
         let mean = y.len() as f32 / d.train_sources.len() as f32;
         let mut start = 0;
         for &rows in &d.train_sources {
             let scale = if rows == 0 { 0.0 } else { mean / rows as f32 };
-            weights.slice_mut(ndarray::s![start..start + rows]).mapv_inplace(|w| w * scale);
+            weights
+                .slice_mut(ndarray::s![start..start + rows])
+                .mapv_inplace(|w| w * scale);
             start += rows;
         }
     }
@@ -240,7 +288,11 @@ fn train_head(
     let dev: Vec<DevSet> = d
         .dev
         .iter()
-        .map(|(name, ex)| DevSet { name: name.clone(), x: matrix(featurizer, ex), y: ex.iter().map(|e| e.label).collect() })
+        .map(|(name, ex)| DevSet {
+            name: name.clone(),
+            x: matrix(featurizer, ex),
+            y: ex.iter().map(|e| e.label).collect(),
+        })
         .collect();
     let mut grid = h.c_grid.clone();
     grid.sort_by(f64::total_cmp);
@@ -257,8 +309,13 @@ fn train_head(
             .gradient_tolerance(h.tolerance)
             .check()
             .map_err(solver)?;
-        let model = params.fit_with(previous.as_ref(), &dataset).map_err(solver)?;
-        let probs: Vec<Array2<f64>> = dev.iter().map(|s| model.predict(&DatasetBase::new(s.x.clone(), ()))).collect();
+        let model = params
+            .fit_with(previous.as_ref(), &dataset)
+            .map_err(solver)?;
+        let probs: Vec<Array2<f64>> = dev
+            .iter()
+            .map(|s| model.predict(&DatasetBase::new(s.x.clone(), ())))
+            .collect();
         let threshold = if k == 2 {
             if h.tune_threshold {
                 Some(tune_threshold(&h.labels, &dev, &probs).map_err(metrics)?)
@@ -282,9 +339,16 @@ fn train_head(
     };
     // Time one cold fit at the chosen C: the figure comparable to a single
     // scikit-learn fit. The warm-started model is kept (same optimum).
-    let params = LogisticParams::new(k).c(c).max_iterations(h.max_iterations).gradient_tolerance(h.tolerance);
+    let params = LogisticParams::new(k)
+        .c(c)
+        .max_iterations(h.max_iterations)
+        .gradient_tolerance(h.tolerance);
     let t = Instant::now();
-    let cold = params.check().map_err(solver)?.fit_with(None, &dataset).map_err(solver)?;
+    let cold = params
+        .check()
+        .map_err(solver)?
+        .fit_with(None, &dataset)
+        .map_err(solver)?;
     let fit_seconds = featurize_seconds + t.elapsed().as_secs_f64();
     let mut dev_metrics = BTreeMap::new();
     let mut dev_summary = Vec::new();
@@ -299,7 +363,10 @@ fn train_head(
     }
     let mut hyperparameters = BTreeMap::new();
     hyperparameters.insert("C".to_string(), c);
-    hyperparameters.insert("class_weight_balanced".to_string(), f64::from(u8::from(h.class_weight == ClassWeight::Balanced)));
+    hyperparameters.insert(
+        "class_weight_balanced".to_string(),
+        f64::from(u8::from(h.class_weight == ClassWeight::Balanced)),
+    );
     let head = HeadData {
         name: h.name.clone(),
         labels: h.labels.clone(),
@@ -325,7 +392,11 @@ fn train_head(
 
 /// The threshold on P(labels[1]) in [0.05, 0.95] (steps of 0.01) with the
 /// best mean dev macro-F1; ties go to the one nearest 0.5.
-fn tune_threshold(labels: &[String], dev: &[DevSet], probs: &[Array2<f64>]) -> Result<f64, MetricsError> {
+fn tune_threshold(
+    labels: &[String],
+    dev: &[DevSet],
+    probs: &[Array2<f64>],
+) -> Result<f64, MetricsError> {
     let mut best = (f64::NEG_INFINITY, 0.5);
     for i in 5..=95 {
         let t = f64::from(i) / 100.0;

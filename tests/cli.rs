@@ -26,20 +26,38 @@ fn slant_stdin(args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn slant");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "slant failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "slant failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 fn train_fixture(dir: &Path) -> PathBuf {
     let model = dir.join("fixture.slant");
-    let out = slant(&["train", "--config", "data/fixtures/fixture.toml", "--out", model.to_str().unwrap()]);
+    let out = slant(&[
+        "train",
+        "--config",
+        "data/fixtures/fixture.toml",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
     let text = ok(&out);
-    assert!(text.contains("sentiment") && text.contains("clickbait") && text.contains("macro-F1"), "{text}");
+    assert!(
+        text.contains("sentiment") && text.contains("clickbait") && text.contains("macro-F1"),
+        "{text}"
+    );
     model
 }
 
@@ -48,13 +66,32 @@ fn train_is_deterministic_and_info_describes_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let a = train_fixture(dir.path());
     let b = dir.path().join("again.slant");
-    ok(&slant(&["train", "--config", "data/fixtures/fixture.toml", "--out", b.to_str().unwrap()]));
-    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "same data and config, different bytes");
+    ok(&slant(&[
+        "train",
+        "--config",
+        "data/fixtures/fixture.toml",
+        "--out",
+        b.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "same data and config, different bytes"
+    );
 
-    let info: Value = serde_json::from_str(&ok(&slant(&["info", "--model", a.to_str().unwrap(), "--json"]))).unwrap();
+    let info: Value = serde_json::from_str(&ok(&slant(&[
+        "info",
+        "--model",
+        a.to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap();
     assert_eq!(info["model_id"].as_str().unwrap().len(), 16);
     let heads = info["heads"].as_array().unwrap();
-    assert_eq!(heads[0]["labels"], serde_json::json!(["negative", "neutral", "positive"]));
+    assert_eq!(
+        heads[0]["labels"],
+        serde_json::json!(["negative", "neutral", "positive"])
+    );
     assert!(heads[0]["threshold"].is_null());
     let t = heads[1]["threshold"].as_f64().unwrap();
     assert!(t > 0.0 && t < 1.0);
@@ -63,7 +100,10 @@ fn train_is_deterministic_and_info_describes_the_model() {
     assert!(heads[1]["dev_metrics"]["clickbait_dev.tsv macro_f1"].is_number());
     assert!(info["features"]["terms"].as_u64().unwrap() > 100);
     let text = ok(&slant(&["info", "--model", a.to_str().unwrap()]));
-    assert!(text.contains("head clickbait") && text.contains("clickbait_train.csv"), "{text}");
+    assert!(
+        text.contains("head clickbait") && text.contains("clickbait_train.csv"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -72,10 +112,26 @@ fn eval_reports_every_metric_and_restricts_labels() {
     let m = train_fixture(dir.path());
     let m = m.to_str().unwrap();
     let r: Value = serde_json::from_str(&ok(&slant(&[
-        "eval", "--model", m, "--head", "sentiment", "--data", "data/fixtures/sentiment_dev.jsonl", "--json",
+        "eval",
+        "--model",
+        m,
+        "--head",
+        "sentiment",
+        "--data",
+        "data/fixtures/sentiment_dev.jsonl",
+        "--json",
     ])))
     .unwrap();
-    for key in ["head", "n", "accuracy", "macro_f1", "per_class", "confusion", "log_loss", "ece"] {
+    for key in [
+        "head",
+        "n",
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion",
+        "log_loss",
+        "ece",
+    ] {
         assert!(r.get(key).is_some(), "missing {key} in {r}");
     }
     assert_eq!(r["n"], 18);
@@ -85,17 +141,37 @@ fn eval_reports_every_metric_and_restricts_labels() {
 
     // Two-label data against the three-class head: argmax over those two.
     let r: Value = serde_json::from_str(&ok(&slant(&[
-        "eval", "--model", m, "--head", "sentiment", "--data", "data/fixtures/sentiment_binary.jsonl", "--json",
+        "eval",
+        "--model",
+        m,
+        "--head",
+        "sentiment",
+        "--data",
+        "data/fixtures/sentiment_binary.jsonl",
+        "--json",
     ])))
     .unwrap();
-    assert_eq!(r["restricted_to"], serde_json::json!(["negative", "positive"]));
+    assert_eq!(
+        r["restricted_to"],
+        serde_json::json!(["negative", "positive"])
+    );
     assert_eq!(r["confusion"].as_array().unwrap().len(), 2);
     assert!(r["roc_auc"].is_number());
 
     // CSV and TSV with named columns.
     let r: Value = serde_json::from_str(&ok(&slant(&[
-        "eval", "--model", m, "--head", "clickbait", "--data", "data/fixtures/clickbait_dev.tsv", "--text-field",
-        "headline", "--label-field", "kind", "--json",
+        "eval",
+        "--model",
+        m,
+        "--head",
+        "clickbait",
+        "--data",
+        "data/fixtures/clickbait_dev.tsv",
+        "--text-field",
+        "headline",
+        "--label-field",
+        "kind",
+        "--json",
     ])))
     .unwrap();
     assert!(r["macro_f1"].as_f64().unwrap() > 0.8, "{r}");
@@ -105,38 +181,85 @@ fn eval_reports_every_metric_and_restricts_labels() {
 fn score_writes_labels_probabilities_and_spans() {
     let dir = tempfile::tempdir().unwrap();
     let m = train_fixture(dir.path());
-    let passages = ["You won't believe this SHOCKING kitchen trick!!", "Council approves new budget for bridge repairs"];
-    let input = passages.iter().map(|p| serde_json::json!({ "text": p }).to_string()).collect::<Vec<_>>().join("\n");
-    let out = ok(&slant_stdin(&["score", "--model", m.to_str().unwrap(), "--explain", "4", "-"], &input));
-    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let passages = [
+        "You won't believe this SHOCKING kitchen trick!!",
+        "Council approves new budget for bridge repairs",
+    ];
+    let input = passages
+        .iter()
+        .map(|p| serde_json::json!({ "text": p }).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let out = ok(&slant_stdin(
+        &[
+            "score",
+            "--model",
+            m.to_str().unwrap(),
+            "--explain",
+            "4",
+            "-",
+        ],
+        &input,
+    ));
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["heads"]["clickbait"]["label"], "clickbait");
     assert_eq!(lines[1]["heads"]["clickbait"]["label"], "not_clickbait");
     for (line, passage) in lines.iter().zip(passages) {
         for head in ["sentiment", "clickbait"] {
             let h = &line["heads"][head];
-            let sum: f64 = h["probabilities"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+            let sum: f64 = h["probabilities"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_f64().unwrap())
+                .sum();
             assert!((sum - 1.0).abs() < 1e-9);
             let explain = h["explain"].as_array().unwrap();
             assert!(!explain.is_empty() && explain.len() <= 4);
             for c in explain {
                 let feature = c["feature"].as_str().unwrap();
                 for span in c["spans"].as_array().unwrap() {
-                    let (s, e) = (span[0].as_u64().unwrap() as usize, span[1].as_u64().unwrap() as usize);
+                    let (s, e) = (
+                        span[0].as_u64().unwrap() as usize,
+                        span[1].as_u64().unwrap() as usize,
+                    );
                     assert!(s < e && e <= passage.len());
                     let text = passage[s..e].to_lowercase();
-                    if !feature.starts_with('<') && !feature.starts_with("ch:") && !feature.contains('!') {
-                        assert_eq!(text.split_whitespace().collect::<Vec<_>>().join(" "), feature, "span of {feature}");
+                    if !feature.starts_with('<')
+                        && !feature.starts_with("ch:")
+                        && !feature.contains('!')
+                    {
+                        assert_eq!(
+                            text.split_whitespace().collect::<Vec<_>>().join(" "),
+                            feature,
+                            "span of {feature}"
+                        );
                     }
                 }
             }
         }
     }
     // --heads selects; plain lines work too.
-    let out = ok(&slant_stdin(&["score", "--model", m.to_str().unwrap(), "--heads", "clickbait"], "plain text line\n"));
+    let out = ok(&slant_stdin(
+        &[
+            "score",
+            "--model",
+            m.to_str().unwrap(),
+            "--heads",
+            "clickbait",
+        ],
+        "plain text line\n",
+    ));
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert!(v["heads"]["sentiment"].is_null() && v["heads"]["clickbait"].is_object());
-    let out = slant_stdin(&["score", "--model", m.to_str().unwrap(), "--heads", "nope"], "x\n");
+    let out = slant_stdin(
+        &["score", "--model", m.to_str().unwrap(), "--heads", "nope"],
+        "x\n",
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no head \"nope\""));
 }
@@ -147,13 +270,37 @@ fn bad_inputs_are_named_with_file_and_line() {
     let m = train_fixture(dir.path());
     let m = m.to_str().unwrap();
     let bad = dir.path().join("bad.jsonl");
-    std::fs::write(&bad, "{\"text\":\"fine\",\"label\":\"positive\"}\n{\"text\":\"x\",\"label\":\"happy\"}\n").unwrap();
-    let out = slant(&["eval", "--model", m, "--head", "sentiment", "--data", bad.to_str().unwrap()]);
+    std::fs::write(
+        &bad,
+        "{\"text\":\"fine\",\"label\":\"positive\"}\n{\"text\":\"x\",\"label\":\"happy\"}\n",
+    )
+    .unwrap();
+    let out = slant(&[
+        "eval",
+        "--model",
+        m,
+        "--head",
+        "sentiment",
+        "--data",
+        bad.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.jsonl:2: unknown label \"happy\""), "{err}");
+    assert!(
+        err.contains("bad.jsonl:2: unknown label \"happy\""),
+        "{err}"
+    );
     // --skip-invalid goes on and says how many it skipped.
-    let out = slant(&["eval", "--model", m, "--head", "sentiment", "--data", bad.to_str().unwrap(), "--skip-invalid"]);
+    let out = slant(&[
+        "eval",
+        "--model",
+        m,
+        "--head",
+        "sentiment",
+        "--data",
+        bad.to_str().unwrap(),
+        "--skip-invalid",
+    ]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1 invalid lines"));
 
@@ -174,7 +321,9 @@ fn bad_inputs_are_named_with_file_and_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("corrupt.slant: checksum mismatch"), "{err}");
     std::fs::write(&corrupt, &bytes[..40]).unwrap();
-    let err = String::from_utf8_lossy(&slant(&["info", "--model", corrupt.to_str().unwrap()]).stderr).to_string();
+    let err =
+        String::from_utf8_lossy(&slant(&["info", "--model", corrupt.to_str().unwrap()]).stderr)
+            .to_string();
     assert!(err.contains("corrupt.slant: truncated"), "{err}");
     assert!(!err.contains("panicked"));
 
@@ -185,7 +334,13 @@ fn bad_inputs_are_named_with_file_and_line() {
         "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\ntrain = [{ path = \"missing.jsonl\" }]\ndev = [{ path = \"missing.jsonl\" }]\n",
     )
     .unwrap();
-    let out = slant(&["train", "--config", cfg.to_str().unwrap(), "--out", dir.path().join("x.slant").to_str().unwrap()]);
+    let out = slant(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.path().join("x.slant").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.jsonl"));
 }
@@ -211,13 +366,32 @@ fn default_model_beats_the_peers_on_the_shared_test_splits() {
         ("clickbait", "clickbait/test.jsonl", "macro_f1", 0.980),
         ("sensational", "sensational/test.jsonl", "macro_f1", 0.64),
         ("sentiment", "sentiment_sst3/test.jsonl", "macro_f1", 0.54),
-        ("sentiment", "sentiment_newsmtsc/test.jsonl", "macro_f1", 0.60),
+        (
+            "sentiment",
+            "sentiment_newsmtsc/test.jsonl",
+            "macro_f1",
+            0.60,
+        ),
         ("sentiment", "sentiment_sst2/test.jsonl", "accuracy", 0.82),
-        ("misinformation", "misinformation_liar/test.jsonl", "macro_f1", 0.61),
+        (
+            "misinformation",
+            "misinformation_liar/test.jsonl",
+            "macro_f1",
+            0.61,
+        ),
     ];
     for (head, file, metric, bar) in bars {
         let path = data.join(file);
-        let out = ok(&slant(&["eval", "--model", model.to_str().unwrap(), "--head", head, "--data", path.to_str().unwrap(), "--json"]));
+        let out = ok(&slant(&[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--head",
+            head,
+            "--data",
+            path.to_str().unwrap(),
+            "--json",
+        ]));
         let r: Value = serde_json::from_str(&out).unwrap();
         let got = r[metric].as_f64().unwrap();
         assert!(got >= bar, "{head} on {file}: {metric} {got:.4} < {bar}");

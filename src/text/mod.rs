@@ -44,7 +44,9 @@ impl Token {
     pub fn normalized(&self, passage: &str) -> String {
         match self.kind {
             TokenKind::Number => NUM.to_string(),
-            TokenKind::Punct => punct_text(&passage[self.start as usize..self.end as usize]).to_string(),
+            TokenKind::Punct => {
+                punct_text(&passage[self.start as usize..self.end as usize]).to_string()
+            }
             TokenKind::Word => passage[self.start as usize..self.end as usize].to_lowercase(),
         }
     }
@@ -202,7 +204,10 @@ pub fn tokenize(passage: &str, out: &mut Vec<Token>) {
 /// dashes and the ellipsis, which make most non-ASCII news text.
 #[inline]
 fn is_fast_extra(c: char) -> bool {
-    matches!(c, '\u{2019}' | '\u{2018}' | '\u{201c}' | '\u{201d}' | '\u{2014}' | '\u{2013}' | '\u{2026}')
+    matches!(
+        c,
+        '\u{2019}' | '\u{2018}' | '\u{201c}' | '\u{201d}' | '\u{2014}' | '\u{2013}' | '\u{2026}'
+    )
 }
 
 /// Whether [`AsciiSegments`] segments `s` exactly as UAX #29 would.
@@ -242,14 +247,17 @@ impl<'a> Iterator for AsciiSegments<'a> {
                     continue;
                 }
                 // A curly single quote is 3 bytes: E2 80 98/99.
-                let curly = b == 0xe2 && bytes.get(end + 1) == Some(&0x80) && matches!(bytes.get(end + 2), Some(0x98 | 0x99));
+                let curly = b == 0xe2
+                    && bytes.get(end + 1) == Some(&0x80)
+                    && matches!(bytes.get(end + 2), Some(0x98 | 0x99));
                 let width = if curly { 3 } else { 1 };
                 let (prev, next) = (bytes[end - 1], bytes.get(end + width).copied().unwrap_or(0));
                 let letters = prev.is_ascii_alphabetic()
                     && next.is_ascii_alphabetic()
                     && (curly || matches!(b, b'.' | b':' | b'\''));
-                let digits =
-                    prev.is_ascii_digit() && next.is_ascii_digit() && (curly || matches!(b, b'.' | b',' | b';' | b'\''));
+                let digits = prev.is_ascii_digit()
+                    && next.is_ascii_digit()
+                    && (curly || matches!(b, b'.' | b',' | b';' | b'\''));
                 if letters || digits {
                     end += width + 1;
                 } else {
@@ -258,7 +266,14 @@ impl<'a> Iterator for AsciiSegments<'a> {
             }
         } else if first >= 0x80 {
             // A whole (multi-byte) character: its UTF-8 length from the lead byte.
-            end = start + if first >= 0xf0 { 4 } else if first >= 0xe0 { 3 } else { 2 };
+            end = start
+                + if first >= 0xf0 {
+                    4
+                } else if first >= 0xe0 {
+                    3
+                } else {
+                    2
+                };
         }
         self.pos = end;
         Some((start, self.s.get(start..end)?))
@@ -273,7 +288,14 @@ mod tests {
         let mut out = Vec::new();
         tokenize(s, &mut out);
         out.iter()
-            .map(|t| (t.normalized(s), &s[t.start as usize..t.end as usize], t.kind, t.caps))
+            .map(|t| {
+                (
+                    t.normalized(s),
+                    &s[t.start as usize..t.end as usize],
+                    t.kind,
+                    t.caps,
+                )
+            })
             .collect()
     }
 
@@ -304,7 +326,10 @@ mod tests {
         }
         let t = toks(s);
         let norm: Vec<&str> = t.iter().map(|x| x.0.as_str()).collect();
-        assert_eq!(norm, ["ça", "coûte", "<num>", "incroyable", "σίσυφος", "東", "京"]);
+        assert_eq!(
+            norm,
+            ["ça", "coûte", "<num>", "incroyable", "σίσυφος", "東", "京"]
+        );
         assert_eq!(t[4].1, "ΣΊΣΥΦΟΣ");
         assert!(t[4].3);
     }
