@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! data_root = "../../shared/datasets"   # relative to this file
+//! lexicon = "lexicons/vader.tsv"         # optional, relative to this file
 //!
 //! [features]                             # see features::FeatureSettings
 //! word_ngrams = [1, 2]
@@ -38,6 +39,10 @@ pub struct TrainConfig {
     pub data_root: Option<PathBuf>,
     #[serde(default)]
     pub features: FeatureParams,
+    /// A sentiment lexicon (`word<TAB>valence`), relative to the config
+    /// file; its words emit `<lex±>` markers (see `features::Lexicon`).
+    #[serde(default)]
+    pub lexicon: Option<PathBuf>,
     pub heads: Vec<HeadConfig>,
 }
 
@@ -134,6 +139,7 @@ impl TrainConfig {
         };
         let mut config = config;
         config.data_root = Some(root);
+        config.lexicon = config.lexicon.map(|l| base.join(l));
         Ok((config, bytes))
     }
 
@@ -149,6 +155,23 @@ impl TrainConfig {
     fn validate(&self) -> Result<(), String> {
         if self.heads.is_empty() {
             return Err("no [[heads]]".into());
+        }
+        let columns: usize = self
+            .heads
+            .iter()
+            .map(|h| {
+                if h.labels.len() == 2 {
+                    1
+                } else {
+                    h.labels.len()
+                }
+            })
+            .sum();
+        if columns > crate::model::MAX_COLUMNS {
+            return Err(format!(
+                "the heads need {columns} score columns (two-class heads one, others one per label); at most {} are supported",
+                crate::model::MAX_COLUMNS
+            ));
         }
         let mut names = std::collections::BTreeSet::new();
         for h in &self.heads {

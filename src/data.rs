@@ -380,6 +380,48 @@ pub fn open_passages(path: &Path) -> Result<PassageReader<Box<dyn BufRead>>, Dat
     Ok(PassageReader::new(reader, path))
 }
 
+/// Reads a sentiment lexicon: one `word<TAB>valence` per line (further
+/// columns ignored), `#` comments and blank lines skipped. Returns the
+/// entries and the file's sha256.
+pub fn read_lexicon(path: &Path) -> Result<(Vec<(String, f32)>, String), DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let sha = hex(&Sha256::digest(&bytes));
+    let mut out = Vec::new();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let n = i as u64 + 1;
+        let line = std::str::from_utf8(line).map_err(|_| DataError::NotUtf8 {
+            path: path.to_path_buf(),
+            line: n,
+        })?;
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut cols = line.split('\t');
+        let word = cols.next().unwrap_or_default().trim();
+        let valence = cols.next().and_then(|v| v.trim().parse::<f32>().ok());
+        match valence {
+            Some(v) if !word.is_empty() && v.is_finite() => out.push((word.to_string(), v)),
+            _ => {
+                return Err(DataError::Malformed {
+                    path: path.to_path_buf(),
+                    line: n,
+                    message: "expected `word<TAB>valence`".into(),
+                })
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok((out, sha))
+}
+
 /// Lower-case hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -487,6 +529,20 @@ mod tests {
         assert_eq!(r.examples.len(), 1);
         assert_eq!(r.skipped, 2);
         assert!(r.first_skip.unwrap().contains(":2:"));
+    }
+
+    #[test]
+    fn lexicon_lines_are_checked() {
+        let f = file(".tsv", b"# comment\ngood\t1.9\textra\n\nbad\t-2.5\n");
+        let (entries, sha) = read_lexicon(f.path()).unwrap();
+        assert_eq!(
+            entries,
+            [("good".to_string(), 1.9), ("bad".to_string(), -2.5)]
+        );
+        assert_eq!(sha.len(), 64);
+        let f = file(".tsv", b"good\t1.9\nbad\n");
+        let e = read_lexicon(f.path()).unwrap_err().to_string();
+        assert!(e.contains(":2: expected `word<TAB>valence`"), "{e}");
     }
 
     #[test]

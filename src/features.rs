@@ -46,6 +46,8 @@ pub struct FeatureSettings {
     pub sublinear_tf: bool,
     /// Scale of the character n-gram block relative to the word block.
     pub char_weight: f32,
+    /// Scale of the lexicon's compound-score feature (with a lexicon).
+    pub lexicon_weight: f32,
 }
 
 impl Default for FeatureSettings {
@@ -58,6 +60,7 @@ impl Default for FeatureSettings {
             max_features: 0,
             sublinear_tf: true,
             char_weight: 1.0,
+            lexicon_weight: 1.0,
         }
     }
 }
@@ -75,7 +78,7 @@ pub enum FeatureError {
     CharNgrams([u8; 2]),
     #[error("min_df must be at least 1")]
     MinDf,
-    #[error("char_weight must be positive and finite, got {0}")]
+    #[error("char_weight and lexicon_weight must be positive and finite, got {0}")]
     CharWeight(f32),
     #[error("the training corpus is empty")]
     EmptyCorpus,
@@ -104,6 +107,9 @@ impl FeatureSettings {
         }
         if !(self.char_weight.is_finite() && self.char_weight > 0.0) {
             return Err(FeatureError::CharWeight(self.char_weight));
+        }
+        if !(self.lexicon_weight.is_finite() && self.lexicon_weight > 0.0) {
+            return Err(FeatureError::CharWeight(self.lexicon_weight));
         }
         Ok(())
     }
@@ -136,6 +142,8 @@ enum Occurrence {
     Words { first: usize, n: usize },
     /// The `<caps>` marker on token `token`.
     Caps { token: usize },
+    /// A lexicon marker (`<lex+>`, `<lex-->`, …) on token `token`.
+    Lexicon { token: usize, marker: &'static str },
     /// Character n-gram number `index` (of length `n`) of token `token`,
     /// counted over the word padded with one boundary mark on each side.
     Chars {
@@ -162,6 +170,8 @@ pub struct Workspace {
     pub tokens: Vec<Token>,
     chars: Vec<char>,
     pub(crate) hits: Vec<u32>,
+    /// Per token: what the lexicon says of it.
+    pub(crate) lex: Vec<TokenLex>,
     /// Per token: its unigram feature index, or `u32::MAX`.
     pub(crate) unigrams: Vec<u32>,
     /// One word's character-block vector (see `word_chars`).
@@ -171,13 +181,20 @@ pub struct Workspace {
     pub vector: Vec<(u32, f32)>,
     /// Raw head scores, reused by the model.
     pub(crate) scores: Vec<f32>,
+    /// Every head's probabilities, after `Model::classify`.
+    pub probabilities: Vec<f64>,
+    /// Every head's decided label, after `Model::classify`.
+    pub labels: Vec<usize>,
 }
 
 /// Walks every feature occurrence of a tokenized passage, calling
 /// `visit(hash, occurrence)`. The single definition of what a feature is,
 /// shared by fitting, scoring and explaining.
+#[allow(clippy::too_many_arguments)]
 fn for_each_feature(
     settings: &FeatureSettings,
+    lexicon: &Lexicon,
+    lex: &[TokenLex],
     with_chars: bool,
     passage: &str,
     tokens: &[Token],
@@ -201,6 +218,39 @@ fn for_each_feature(
         for (i, t) in tokens.iter().enumerate() {
             if t.caps {
                 visit(caps, Occurrence::Caps { token: i });
+            }
+        }
+    }
+    if !lexicon.is_empty() {
+        for i in 0..tokens.len() {
+            if let Some((polarity, strong)) = lexicon.polarity(lex, i) {
+                // The compound score's term: visited so that fitting keeps
+                // it and explanations find its words; its value is set
+                // apart from the counted word block (see `vectorize`).
+                let score = lexicon.markers[4];
+                visit(
+                    score.0,
+                    Occurrence::Lexicon {
+                        token: i,
+                        marker: score.1,
+                    },
+                );
+                visit(
+                    polarity.0,
+                    Occurrence::Lexicon {
+                        token: i,
+                        marker: polarity.1,
+                    },
+                );
+                if let Some(strong) = strong {
+                    visit(
+                        strong.0,
+                        Occurrence::Lexicon {
+                            token: i,
+                            marker: strong.1,
+                        },
+                    );
+                }
             }
         }
     }
@@ -266,6 +316,7 @@ fn occurrence_text(passage: &str, tokens: &[Token], occ: Occurrence) -> String {
             s
         }
         Occurrence::Caps { .. } => CAPS.to_string(),
+        Occurrence::Lexicon { marker, .. } => marker.to_string(),
         Occurrence::Chars { token, index, n } => {
             let t = tokens[token];
             let mut word = Vec::new();
@@ -279,9 +330,9 @@ fn occurrence_text(passage: &str, tokens: &[Token], occ: Occurrence) -> String {
 fn occurrence_span(tokens: &[Token], occ: Occurrence) -> (u32, u32) {
     match occ {
         Occurrence::Words { first, n } => (tokens[first].start, tokens[first + n - 1].end),
-        Occurrence::Caps { token } | Occurrence::Chars { token, .. } => {
-            (tokens[token].start, tokens[token].end)
-        }
+        Occurrence::Caps { token }
+        | Occurrence::Lexicon { token, .. }
+        | Occurrence::Chars { token, .. } => (tokens[token].start, tokens[token].end),
     }
 }
 
@@ -303,10 +354,327 @@ impl Hasher for IdentityHasher {
     }
 }
 
-type HashIndex = HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>;
+/// Feature hash → feature index: open addressing with linear probing over
+/// (hash, index) slots at most half full. Hashes are already well mixed, so
+/// a slot is found from the hash's bits directly, and the key sits beside
+/// the value: a lookup usually costs one cache line, hit or miss.
+#[derive(Debug, Clone, Default)]
+struct HashIndex {
+    slots: Vec<(u64, u32)>,
+    mask: usize,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+impl HashIndex {
+    fn with_capacity(n: usize) -> Self {
+        let size = (2 * n.max(1)).next_power_of_two();
+        Self {
+            slots: vec![(0, EMPTY); size],
+            mask: size - 1,
+        }
+    }
+
+    /// Inserts, returning the index already stored under `h`, if any.
+    fn insert(&mut self, h: u64, value: u32) -> Option<u32> {
+        let mut i = (h as usize) & self.mask;
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.1 == EMPTY {
+                *slot = (h, value);
+                return None;
+            }
+            if slot.0 == h {
+                return Some(slot.1);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    #[inline]
+    fn get(&self, h: &u64) -> Option<&u32> {
+        let mut i = (*h as usize) & self.mask;
+        loop {
+            let slot = self.slots.get(i)?;
+            if slot.1 == EMPTY {
+                return None;
+            }
+            if slot.0 == *h {
+                return Some(&slot.1);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
+/// Words that flip the polarity of a lexicon word up to three tokens later.
+const NEGATORS: &[&str] = &[
+    "not",
+    "no",
+    "never",
+    "nor",
+    "neither",
+    "without",
+    "nothing",
+    "nobody",
+    "none",
+    "hardly",
+    "barely",
+    "cannot",
+    "don't",
+    "doesn't",
+    "didn't",
+    "isn't",
+    "aren't",
+    "wasn't",
+    "weren't",
+    "won't",
+    "wouldn't",
+    "can't",
+    "couldn't",
+    "shouldn't",
+    "hasn't",
+    "haven't",
+    "hadn't",
+    "ain't",
+    "don’t",
+    "doesn’t",
+    "didn’t",
+    "isn’t",
+    "aren’t",
+    "wasn’t",
+    "weren’t",
+    "won’t",
+    "wouldn’t",
+    "can’t",
+    "couldn’t",
+    "shouldn’t",
+    "hasn’t",
+    "haven’t",
+    "hadn’t",
+    "ain’t",
+];
+/// VADER's intensifiers: each adds 0.293 to a following lexicon word's
+/// magnitude (DAMPENERS take it away), less by 5% per word of distance.
+const BOOSTERS: &[&str] = &[
+    "absolutely",
+    "amazingly",
+    "awfully",
+    "completely",
+    "considerable",
+    "considerably",
+    "decidedly",
+    "deeply",
+    "enormous",
+    "enormously",
+    "entirely",
+    "especially",
+    "exceptional",
+    "exceptionally",
+    "extreme",
+    "extremely",
+    "fabulously",
+    "fully",
+    "greatly",
+    "highly",
+    "hugely",
+    "incredible",
+    "incredibly",
+    "intensely",
+    "major",
+    "majorly",
+    "more",
+    "most",
+    "particularly",
+    "purely",
+    "quite",
+    "really",
+    "remarkably",
+    "so",
+    "substantially",
+    "thoroughly",
+    "total",
+    "totally",
+    "tremendous",
+    "tremendously",
+    "unbelievably",
+    "unusually",
+    "utter",
+    "utterly",
+    "very",
+];
+const DAMPENERS: &[&str] = &[
+    "almost",
+    "barely",
+    "hardly",
+    "kinda",
+    "less",
+    "little",
+    "marginal",
+    "marginally",
+    "occasional",
+    "occasionally",
+    "partly",
+    "scarce",
+    "scarcely",
+    "slight",
+    "slightly",
+    "somewhat",
+    "sorta",
+];
+const BOOST: f32 = 0.293;
+/// Valence at or beyond which a lexicon word also gets a strong marker.
+const STRONG: f32 = 2.0;
+type Marker = (u64, &'static str);
+
+/// A sentiment lexicon as features: each word in it emits `<lex+>` or
+/// `<lex->` (flipped after a negator within three tokens), and `<lex++>` or
+/// `<lex-->` too when its valence is at least 2 in magnitude. The markers
+/// are ordinary word-block features, so their weights are learned; they
+/// carry the lexicon's knowledge to words the training data never showed.
+#[derive(Debug, Clone, Default)]
+pub struct Lexicon {
+    /// Every word the lexicon knows something about, by token hash.
+    words: HashMap<u64, TokenLex, BuildHasherDefault<IdentityHasher>>,
+    markers: [Marker; 5],
+}
+
+/// What the lexicon says of one token: its valence (0 when none) and its
+/// role (negator, booster, dampener, "but").
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct TokenLex {
+    valence: f32,
+    role: u8,
+}
+
+const NEGATOR: u8 = 1;
+const BOOSTER: u8 = 2;
+const DAMPENER: u8 = 4;
+const BUT: u8 = 8;
+
+/// The dense lexicon feature: a VADER-style compound score of the passage.
+pub const LEXICON_SCORE: &str = "<lexscore>";
+/// VADER's damping of a negated word's valence.
+const NEGATION_SCALE: f32 = -0.74;
+/// VADER's boost for an ALL-CAPS lexicon word.
+const CAPS_BOOST: f32 = 0.733;
+
+impl Lexicon {
+    /// From (word, valence) entries; words are matched lower-cased.
+    pub fn new(entries: &[(String, f32)]) -> Self {
+        let marker = |m: &'static str| (hash_str(m), m);
+        let mut words: HashMap<u64, TokenLex, BuildHasherDefault<IdentityHasher>> =
+            HashMap::default();
+        if !entries.is_empty() {
+            for (w, v) in entries {
+                words
+                    .entry(hash_str(&w.to_lowercase()))
+                    .or_default()
+                    .valence = *v;
+            }
+            for (list, role) in [
+                (NEGATORS, NEGATOR),
+                (BOOSTERS, BOOSTER),
+                (DAMPENERS, DAMPENER),
+                (&["but"][..], BUT),
+            ] {
+                for w in list {
+                    words.entry(hash_str(w)).or_default().role |= role;
+                }
+            }
+        }
+        Self {
+            words,
+            markers: [
+                marker("<lex+>"),
+                marker("<lex->"),
+                marker("<lex++>"),
+                marker("<lex-->"),
+                marker(LEXICON_SCORE),
+            ],
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// One lookup per word token: what the lexicon says of each token.
+    pub(crate) fn annotate(&self, tokens: &[Token], out: &mut Vec<TokenLex>) {
+        out.clear();
+        if self.is_empty() {
+            return;
+        }
+        out.extend(tokens.iter().map(|t| match t.kind {
+            TokenKind::Word => self.words.get(&t.hash).copied().unwrap_or_default(),
+            _ => TokenLex::default(),
+        }));
+    }
+
+    /// The compound score of a tokenized passage in (-1, 1): the sum `s` of
+    /// its lexicon words' valences (× −0.74 after a negator, ± 0.733 when
+    /// written in capitals, ± 0.293 after an intensifier or dampener, × 0.5
+    /// before and × 1.5 after a "but"), squashed as s / √(s² + 15), as
+    /// VADER does. `lex` is [`Lexicon::annotate`]'s output for `tokens`.
+    pub(crate) fn compound(tokens: &[Token], lex: &[TokenLex]) -> f32 {
+        let mut sum = 0.0f32;
+        let but = lex.iter().position(|l| l.role & BUT != 0);
+        for (i, (t, l)) in tokens.iter().zip(lex).enumerate() {
+            let mut v = l.valence;
+            if v == 0.0 {
+                continue;
+            }
+            if t.caps {
+                v += CAPS_BOOST * v.signum();
+            }
+            for (distance, p) in lex[i.saturating_sub(3)..i].iter().rev().enumerate() {
+                let decay = 1.0 - 0.05 * distance as f32;
+                if p.role & BOOSTER != 0 {
+                    v += BOOST * decay * v.signum();
+                } else if p.role & DAMPENER != 0 {
+                    v -= BOOST * decay * v.signum();
+                }
+            }
+            if negated(lex, i) {
+                v *= NEGATION_SCALE;
+            }
+            match but {
+                Some(b) if i < b => v *= 0.5,
+                Some(b) if i > b => v *= 1.5,
+                _ => {}
+            }
+            sum += v;
+        }
+        sum / (sum * sum + 15.0).sqrt()
+    }
+
+    /// The markers of token `i`: polarity, and strength when strong.
+    #[inline]
+    fn polarity(&self, lex: &[TokenLex], i: usize) -> Option<(Marker, Option<Marker>)> {
+        let v = lex.get(i)?.valence;
+        if v == 0.0 {
+            return None;
+        }
+        let positive = (v > 0.0) != negated(lex, i);
+        let strong = v.abs() >= STRONG;
+        let m = &self.markers;
+        Some(if positive {
+            (m[0], strong.then_some(m[2]))
+        } else {
+            (m[1], strong.then_some(m[3]))
+        })
+    }
+}
+
+/// Whether a negator stands within the three tokens before token `i`.
+fn negated(lex: &[TokenLex], i: usize) -> bool {
+    lex[i.saturating_sub(3)..i]
+        .iter()
+        .any(|p| p.role & NEGATOR != 0)
+}
 
 /// The vocabulary and IDF as stored in a model file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vocabulary {
     pub settings: FeatureSettings,
     /// Number of documents the IDF was computed on.
@@ -314,6 +682,8 @@ pub struct Vocabulary {
     pub terms: Vec<String>,
     pub hashes: Vec<u64>,
     pub idf: Vec<f32>,
+    /// Sentiment lexicon (lower-case word, valence), sorted; empty = none.
+    pub lexicon: Vec<(String, f32)>,
 }
 
 /// A fitted featurizer: vocabulary plus the hash index used for lookups.
@@ -321,12 +691,25 @@ pub struct Vocabulary {
 pub struct Featurizer {
     vocab: Vocabulary,
     index: HashIndex,
+    lexicon: Lexicon,
+    /// Index of the [`LEXICON_SCORE`] feature, when the vocabulary has it.
+    lexicon_score: Option<u32>,
 }
 
 impl Featurizer {
     /// Fits the vocabulary and IDF on `corpus` with checked settings.
     pub fn fit<'a>(
         settings: &FeatureSettings,
+        corpus: impl IntoIterator<Item = &'a str>,
+        progress: impl FnMut(),
+    ) -> Result<Self, FeatureError> {
+        Self::fit_with_lexicon(settings, &[], corpus, progress)
+    }
+
+    /// [`Featurizer::fit`] with a sentiment lexicon (see [`Lexicon`]).
+    pub fn fit_with_lexicon<'a>(
+        settings: &FeatureSettings,
+        lexicon: &[(String, f32)],
         corpus: impl IntoIterator<Item = &'a str>,
         mut progress: impl FnMut(),
     ) -> Result<Self, FeatureError> {
@@ -339,20 +722,38 @@ impl Featurizer {
         let mut chars = Vec::new();
         let mut seen: Vec<u64> = Vec::new();
         let mut n_docs = 0u64;
+        let mut lexicon: Vec<(String, f32)> = lexicon
+            .iter()
+            .map(|(w, v)| (w.to_lowercase(), *v))
+            .collect();
+        lexicon.sort_by(|a, b| a.0.cmp(&b.0));
+        lexicon.dedup_by(|a, b| a.0 == b.0);
+        let lex = Lexicon::new(&lexicon);
+        let mut annotations = Vec::new();
         for passage in corpus {
             n_docs += 1;
             tokenize(passage, &mut tokens);
             seen.clear();
-            for_each_feature(settings, true, passage, &tokens, &mut chars, |h, occ| {
-                seen.push(h);
-                // Texts are built once per distinct hash. Two different
-                // texts with one 64-bit hash (about 1 in 10^7 for a
-                // million-term vocabulary) would share a feature.
-                table.entry(h).or_insert_with(|| Entry {
-                    df: 0,
-                    term: occurrence_text(passage, &tokens, occ),
-                });
-            });
+            lex.annotate(&tokens, &mut annotations);
+            for_each_feature(
+                settings,
+                &lex,
+                &annotations,
+                true,
+                passage,
+                &tokens,
+                &mut chars,
+                |h, occ| {
+                    seen.push(h);
+                    // Texts are built once per distinct hash. Two different
+                    // texts with one 64-bit hash (about 1 in 10^7 for a
+                    // million-term vocabulary) would share a feature.
+                    table.entry(h).or_insert_with(|| Entry {
+                        df: 0,
+                        term: occurrence_text(passage, &tokens, occ),
+                    });
+                },
+            );
             seen.sort_unstable();
             seen.dedup();
             for h in &seen {
@@ -389,6 +790,7 @@ impl Featurizer {
                 .collect(),
             hashes: kept.iter().map(|(h, _)| *h).collect(),
             terms: kept.into_iter().map(|(_, e)| e.term).collect(),
+            lexicon,
         };
         Self::from_vocabulary(vocab)
     }
@@ -414,7 +816,7 @@ impl Featurizer {
                 vocab.terms[bad], vocab.idf[bad]
             )));
         }
-        let mut index = HashIndex::with_capacity_and_hasher(n, Default::default());
+        let mut index = HashIndex::with_capacity(n);
         for (i, &h) in vocab.hashes.iter().enumerate() {
             if let Some(prev) = index.insert(h, i as u32) {
                 return Err(FeatureError::Collision(
@@ -423,7 +825,27 @@ impl Featurizer {
                 ));
             }
         }
-        Ok(Self { vocab, index })
+        if let Some((w, v)) = vocab
+            .lexicon
+            .iter()
+            .find(|(w, v)| w.is_empty() || !v.is_finite())
+        {
+            return Err(FeatureError::InvalidVocabulary(format!(
+                "lexicon entry {w:?} = {v}"
+            )));
+        }
+        let lexicon = Lexicon::new(&vocab.lexicon);
+        let lexicon_score = if lexicon.is_empty() {
+            None
+        } else {
+            index.get(&hash_str(LEXICON_SCORE)).copied()
+        };
+        Ok(Self {
+            vocab,
+            index,
+            lexicon,
+            lexicon_score,
+        })
     }
 
     pub fn vocabulary(&self) -> &Vocabulary {
@@ -467,20 +889,28 @@ impl Featurizer {
             chars,
             hits,
             unigrams,
+            lex,
             ..
         } = ws;
+        self.lexicon.annotate(tokens, lex);
         hits.clear();
         unigrams.clear();
         unigrams.resize(tokens.len(), u32::MAX);
         let index = &self.index;
+        let lexicon_score = self.lexicon_score;
         for_each_feature(
             &self.vocab.settings,
+            &self.lexicon,
+            lex,
             false,
             passage,
             tokens,
             chars,
             |h, occ| {
                 if let Some(&i) = index.get(&h) {
+                    if Some(i) == lexicon_score {
+                        return;
+                    }
                     hits.push(i);
                     if let Occurrence::Words { first, n: 1 } = occ {
                         unigrams[first] = i;
@@ -494,7 +924,9 @@ impl Featurizer {
     /// A sublinear (or raw) term frequency.
     #[inline]
     pub(crate) fn tf(&self, count: usize) -> f32 {
-        if self.vocab.settings.sublinear_tf {
+        if count == 1 {
+            1.0
+        } else if self.vocab.settings.sublinear_tf {
             1.0 + (count as f32).ln()
         } else {
             count as f32
@@ -536,6 +968,16 @@ impl Featurizer {
 
     /// The reference definition of a passage's vector (training and
     /// explanations use it; the model's fast path must agree with it).
+    /// The lexicon score feature and its value for the tokens in `ws`.
+    #[inline]
+    pub(crate) fn lexicon_score(&self, ws: &Workspace) -> Option<(u32, f32)> {
+        let j = self.lexicon_score?;
+        Some((
+            j,
+            self.vocab.settings.lexicon_weight * Lexicon::compound(&ws.tokens, &ws.lex),
+        ))
+    }
+
     fn vectorize(&self, passage: &str, ws: &mut Workspace) {
         self.word_hits(passage, ws);
         let mut vector = std::mem::take(&mut ws.vector);
@@ -557,6 +999,12 @@ impl Featurizer {
         if norm > 0.0 {
             let inv = norm.sqrt().recip();
             vector.iter_mut().for_each(|(_, v)| *v *= inv);
+        }
+        if let Some((j, v)) = self.lexicon_score(ws) {
+            if v != 0.0 {
+                vector.push((j, v));
+                vector.sort_by_key(|&(j, _)| j);
+            }
         }
         if self.vocab.settings.char_range().is_some() {
             let words: Vec<(usize, usize)> = ws
@@ -596,10 +1044,14 @@ impl Featurizer {
     /// deduplicated spans per feature), from the tokens in `ws.tokens`.
     pub fn spans(&self, passage: &str, ws: &mut Workspace, wanted: &[u32]) -> Vec<Vec<(u32, u32)>> {
         let mut out = vec![Vec::new(); wanted.len()];
-        let Workspace { tokens, chars, .. } = ws;
+        let Workspace {
+            tokens, chars, lex, ..
+        } = ws;
         let index = &self.index;
         for_each_feature(
             &self.vocab.settings,
+            &self.lexicon,
+            lex,
             true,
             passage,
             tokens,

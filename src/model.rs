@@ -39,8 +39,11 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
-/// Most labels a head may have.
-pub const MAX_OUTPUTS: usize = 64;
+/// Most labels a head may have (scores live in fixed stack arrays).
+pub const MAX_OUTPUTS: usize = 16;
+/// Most score columns all heads together may have (two-class heads use
+/// one, others one per label).
+pub const MAX_COLUMNS: usize = 64;
 
 /// Where a head's training or dev data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +243,12 @@ impl ModelData {
         if self.heads.is_empty() {
             return Err("no heads".into());
         }
+        let columns: usize = self.heads.iter().map(HeadData::outputs).sum();
+        if columns > MAX_COLUMNS {
+            return Err(format!(
+                "the heads need {columns} score columns; at most {MAX_COLUMNS} are supported"
+            ));
+        }
         let mut names = std::collections::BTreeSet::new();
         for h in &self.heads {
             if h.name.is_empty() || !names.insert(h.name.as_str()) {
@@ -298,15 +307,23 @@ pub struct Head {
     /// First column of this head in the interleaved weight rows.
     column: usize,
     outputs: usize,
+    /// Where this head's probabilities start in `Workspace::probabilities`.
+    pub offset: usize,
 }
 
 impl Head {
     /// The decision: threshold on `labels[1]` for two classes, else argmax.
     pub fn decide(&self, probs: &[f64]) -> usize {
-        match self.threshold {
-            Some(t) if probs.len() == 2 => usize::from(probs[1] >= t),
-            _ => argmax(probs),
-        }
+        decide(self.threshold, probs)
+    }
+}
+
+/// A head's decision rule: `labels[1]` when its probability reaches the
+/// threshold (two classes), else the most probable label.
+pub fn decide(threshold: Option<f64>, probs: &[f64]) -> usize {
+    match threshold {
+        Some(t) if probs.len() == 2 => usize::from(probs[1] >= t),
+        _ => argmax(probs),
     }
 }
 
@@ -354,6 +371,10 @@ pub struct Model {
     intercepts: Vec<f32>,
     columns: usize,
     stride: usize,
+    /// Offset of row 0 in `rows`: the first 64-byte-aligned element.
+    base: usize,
+    /// Whether rows carry the character block (see `precompute_word_chars`).
+    chars: bool,
 }
 
 impl Model {
@@ -365,16 +386,7 @@ impl Model {
 
     /// Compiles checked model data; `path` names it in errors.
     pub fn from_data(mut data: ModelData, id: String, path: &Path) -> Result<Self, ModelError> {
-        let vocab = std::mem::replace(
-            &mut data.vocabulary,
-            Vocabulary {
-                settings: Default::default(),
-                n_docs: 0,
-                terms: vec![],
-                hashes: vec![],
-                idf: vec![],
-            },
-        );
+        let vocab = std::mem::take(&mut data.vocabulary);
         let featurizer =
             Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| ModelError::Invalid {
                 path: path.to_path_buf(),
@@ -386,18 +398,22 @@ impl Model {
         let n = featurizer.len();
         let columns: usize = data.heads.iter().map(HeadData::outputs).sum();
         let chars = featurizer.settings().char_range().is_some();
-        let stride = if chars { 2 + 2 * columns } else { 1 + columns };
-        let mut rows = vec![0f32; n * stride];
+        // Rows padded to whole 64-byte cache lines (16 floats), so reading a
+        // row never touches two lines.
+        let width = if chars { 2 + 2 * columns } else { 1 + columns };
+        let stride = width.div_ceil(16) * 16;
+        let mut rows = vec![0f32; n * stride + 16];
+        let base = rows.as_ptr().align_offset(64).min(15);
         let mut intercepts = Vec::with_capacity(columns);
         let mut heads = Vec::with_capacity(data.heads.len());
-        let mut column = 0;
+        let (mut column, mut offset) = (0, 0);
         for j in 0..n {
-            rows[j * stride] = featurizer.idf(j as u32);
+            rows[base + j * stride] = featurizer.idf(j as u32);
         }
         for h in &mut data.heads {
             let k = h.outputs();
             for j in 0..n {
-                let at = j * stride + 1 + column;
+                let at = base + j * stride + 1 + column;
                 rows[at..at + k].copy_from_slice(&h.weights[j * k..j * k + k]);
             }
             intercepts.extend_from_slice(&h.intercept);
@@ -408,8 +424,10 @@ impl Model {
                 threshold: h.threshold,
                 column,
                 outputs: k,
+                offset,
             });
             column += k;
+            offset += h.labels.len();
         }
         let mut model = Self {
             data,
@@ -420,6 +438,8 @@ impl Model {
             intercepts,
             columns,
             stride,
+            base,
+            chars,
         };
         if chars {
             model.precompute_word_chars();
@@ -433,7 +453,7 @@ impl Model {
     fn precompute_word_chars(&mut self) {
         let mut ws = Workspace::default();
         let mut tokens = Vec::new();
-        let (c, stride) = (self.columns, self.stride);
+        let (c, stride, base) = (self.columns, self.stride, self.base);
         for j in 0..self.featurizer.len() {
             let term = self.featurizer.term(j as u32);
             crate::text::tokenize(term, &mut tokens);
@@ -444,12 +464,13 @@ impl Model {
                 continue;
             }
             let sq = self.featurizer.word_chars(term, &mut ws);
-            let mut acc = [0f32; 2 * MAX_OUTPUTS];
+            let mut acc = [0f32; MAX_COLUMNS];
             for &(g, v) in &ws.word_vec {
-                let w = &self.rows[g as usize * stride + 1..g as usize * stride + 1 + c];
+                let at = base + g as usize * stride + 1;
+                let w = &self.rows[at..at + c];
                 acc[..c].iter_mut().zip(w).for_each(|(a, w)| *a += v * w);
             }
-            let at = j * stride + 1 + c;
+            let at = base + j * stride + 1 + c;
             self.rows[at..at + c].copy_from_slice(&acc[..c]);
             self.rows[at + c] = sq;
         }
@@ -481,9 +502,9 @@ impl Model {
     fn raw_scores(&self, passage: &str, ws: &mut Workspace, scores: &mut Vec<f32>) {
         let fz = &self.featurizer;
         fz.word_hits(passage, ws);
-        let (c, stride) = (self.columns, self.stride);
-        let mut acc = [0f32; 2 * MAX_OUTPUTS];
-        let (word, chars) = acc.split_at_mut(MAX_OUTPUTS);
+        let (c, stride, base) = (self.columns, self.stride, self.base);
+        let mut word = [0f32; MAX_COLUMNS];
+        let mut chars = [0f32; MAX_COLUMNS];
         let (word, chars) = (&mut word[..c], &mut chars[..c]);
         let mut norm = 0.0f32;
         let hits = &ws.hits;
@@ -495,7 +516,7 @@ impl Model {
                 count += 1;
                 k += 1;
             }
-            let row = &self.rows[j * stride..j * stride + 1 + c];
+            let row = &self.rows[base + j * stride..base + j * stride + 1 + c];
             let v = fz.tf(count) * row[0];
             norm += v * v;
             word.iter_mut()
@@ -504,6 +525,13 @@ impl Model {
         }
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
+        if let Some((j, v)) = fz.lexicon_score(ws) {
+            let at = base + j as usize * stride + 1;
+            scores
+                .iter_mut()
+                .zip(&self.rows[at..at + c])
+                .for_each(|(s, w)| *s += v * w);
+        }
         if norm > 0.0 {
             let inv = norm.sqrt().recip();
             scores
@@ -511,7 +539,7 @@ impl Model {
                 .zip(word.iter())
                 .for_each(|(s, a)| *s += a * inv);
         }
-        if stride > 1 + c {
+        if self.chars {
             let mut total = 0.0f32;
             for t in 0..ws.tokens.len() {
                 let token = ws.tokens[t];
@@ -520,7 +548,7 @@ impl Model {
                 }
                 match ws.unigrams[t] {
                     u if u != u32::MAX => {
-                        let at = u as usize * stride + 1 + c;
+                        let at = base + u as usize * stride + 1 + c;
                         chars
                             .iter_mut()
                             .zip(&self.rows[at..at + c])
@@ -531,7 +559,7 @@ impl Model {
                         total +=
                             fz.word_chars(&passage[token.start as usize..token.end as usize], ws);
                         for &(g, v) in &ws.word_vec {
-                            let at = g as usize * stride + 1;
+                            let at = base + g as usize * stride + 1;
                             chars
                                 .iter_mut()
                                 .zip(&self.rows[at..at + c])
@@ -552,8 +580,34 @@ impl Model {
 
     /// Weights of feature `j` for `head`.
     fn weights(&self, j: u32, head: &Head) -> &[f32] {
-        let at = j as usize * self.stride + 1 + head.column;
+        let at = self.base + j as usize * self.stride + 1 + head.column;
         &self.rows[at..at + head.outputs]
+    }
+
+    /// Scores one passage with every head, without allocating: each head's
+    /// probabilities land in `ws.probabilities` (head `h` at
+    /// `Head::offset`) and its decided label in `ws.labels[h]`.
+    pub fn classify(&self, passage: &str, ws: &mut Workspace) {
+        let mut scores = std::mem::take(&mut ws.scores);
+        self.raw_scores(passage, ws, &mut scores);
+        ws.probabilities.clear();
+        ws.labels.clear();
+        for head in &self.heads {
+            let mut z = [0f64; MAX_OUTPUTS];
+            let z = &mut z[..head.outputs];
+            for (zk, &s) in z
+                .iter_mut()
+                .zip(&scores[head.column..head.column + head.outputs])
+            {
+                *zk = f64::from(s);
+            }
+            let start = ws.probabilities.len();
+            ws.probabilities.resize(start + head.labels.len(), 0.0);
+            let p = &mut ws.probabilities[start..];
+            link(z, p);
+            ws.labels.push(head.decide(p));
+        }
+        ws.scores = scores;
     }
 
     /// Scores one passage with the heads in `heads` (indices; all when
@@ -565,8 +619,7 @@ impl Model {
         explain: usize,
         ws: &mut Workspace,
     ) -> Vec<HeadScore> {
-        let mut scores = std::mem::take(&mut ws.scores);
-        self.raw_scores(passage, ws, &mut scores);
+        self.classify(passage, ws);
         if explain > 0 {
             self.featurizer.transform(passage, ws);
         }
@@ -581,17 +634,9 @@ impl Model {
             let Some(head) = self.heads.get(h) else {
                 continue;
             };
-            let mut z = [0f64; MAX_OUTPUTS];
-            let z = &mut z[..head.outputs];
-            for (zk, &s) in z
-                .iter_mut()
-                .zip(&scores[head.column..head.column + head.outputs])
-            {
-                *zk = f64::from(s);
-            }
-            let mut probabilities = vec![0.0; head.labels.len()];
-            link(z, &mut probabilities);
-            let label = head.decide(&probabilities);
+            let label = ws.labels[h];
+            let probabilities =
+                ws.probabilities[head.offset..head.offset + head.labels.len()].to_vec();
             let contributions = if explain > 0 {
                 self.explain(passage, head, label, explain, ws)
             } else {
@@ -604,7 +649,6 @@ impl Model {
                 contributions,
             });
         }
-        ws.scores = scores;
         out
     }
 
@@ -770,7 +814,8 @@ mod tests {
             m.featurizer.transform(&passage, &mut ws);
             let mut reference = m.intercepts.clone();
             for &(j, v) in &ws.vector {
-                let row = &m.rows[j as usize * m.stride + 1..j as usize * m.stride + 1 + m.columns];
+                let at = m.base + j as usize * m.stride + 1;
+                let row = &m.rows[at..at + m.columns];
                 reference.iter_mut().zip(row).for_each(|(r, w)| *r += v * w);
             }
             for (a, b) in fast.iter().zip(&reference) {

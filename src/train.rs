@@ -16,7 +16,7 @@ use linfa::{DatasetBase, ParamGuard};
 use ndarray::{Array1, Array2};
 
 use crate::config::{ClassWeight, HeadConfig, TrainConfig};
-use crate::data::{read_labeled, DataError, Example};
+use crate::data::{read_labeled, read_lexicon, DataError, Example};
 use crate::eval::metrics::{ClassificationReport, MetricsError};
 use crate::features::{FeatureError, Featurizer, Workspace};
 use crate::learn::{LinearModel, LogisticParams, SolverError, SparseRecords};
@@ -140,7 +140,12 @@ pub fn train(
     let corpus = heads
         .iter()
         .flat_map(|d| d.train.iter().map(|e| e.text.as_str()));
-    let featurizer = Featurizer::fit(&settings, corpus, || progress.advance(1))?;
+    let lexicon = match &config.lexicon {
+        Some(path) => read_lexicon(path)?.0,
+        None => Vec::new(),
+    };
+    let featurizer =
+        Featurizer::fit_with_lexicon(&settings, &lexicon, corpus, || progress.advance(1))?;
     progress.finish();
     // 3. Each head.
     let mut out_heads = Vec::new();
@@ -215,18 +220,6 @@ fn class_weights(h: &HeadConfig, y: &[usize]) -> Vec<f32> {
     }
 }
 
-/// Predictions for a two-class head at `threshold`, or argmax.
-fn decide(probs: &Array2<f64>, threshold: Option<f64>) -> Vec<usize> {
-    probs
-        .rows()
-        .into_iter()
-        .map(|r| match threshold {
-            Some(t) => usize::from(r[1] >= t),
-            None => crate::model::argmax(r.as_slice().unwrap_or(&[])),
-        })
-        .collect()
-}
-
 struct DevSet {
     name: String,
     x: SparseRecords,
@@ -242,10 +235,21 @@ fn dev_score(
 ) -> Result<f64, MetricsError> {
     let mut sum = 0.0;
     for (s, p) in sets.iter().zip(probs) {
-        let pred = decide(p, threshold);
-        sum += ClassificationReport::compute(labels, &s.y, &pred, p.view())?.macro_f1;
+        sum += dev_report(labels, s, p, threshold)?.macro_f1;
     }
     Ok(sum / sets.len() as f64)
+}
+
+/// A dev set's metrics under the head's rule (restricted to the labels the
+/// set uses, as `slant eval` does).
+fn dev_report(
+    labels: &[String],
+    set: &DevSet,
+    probs: &Array2<f64>,
+    threshold: Option<f64>,
+) -> Result<ClassificationReport, MetricsError> {
+    let decide = |p: &[f64]| crate::model::decide(threshold, p);
+    Ok(crate::eval::report(labels, &set.y, probs.view(), decide)?.1)
 }
 
 fn train_head(
@@ -354,8 +358,7 @@ fn train_head(
     let mut dev_summary = Vec::new();
     for s in &dev {
         let p: Array2<f64> = model.predict(&DatasetBase::new(s.x.clone(), ()));
-        let pred = decide(&p, threshold);
-        let r = ClassificationReport::compute(&h.labels, &s.y, &pred, p.view()).map_err(metrics)?;
+        let r = dev_report(&h.labels, s, &p, threshold).map_err(metrics)?;
         dev_metrics.insert(format!("{} accuracy", s.name), r.accuracy);
         dev_metrics.insert(format!("{} macro_f1", s.name), r.macro_f1);
         dev_metrics.insert(format!("{} log_loss", s.name), r.log_loss);

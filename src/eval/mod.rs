@@ -8,7 +8,7 @@
 
 pub mod metrics;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
 use crate::data::Example;
@@ -27,54 +27,90 @@ pub struct EvalReport {
     pub report: ClassificationReport,
 }
 
+/// Metrics of `probs` (samples × the head's labels) against `y_true`
+/// (indices into `labels`). Predictions come from `decide` (the head's own
+/// rule) unless the data uses fewer labels than the head; then they are the
+/// argmax over the labels present, with probabilities renormalised over
+/// them, and those labels are returned.
+pub fn report(
+    labels: &[String],
+    y_true: &[usize],
+    probs: ArrayView2<f64>,
+    decide: impl Fn(&[f64]) -> usize,
+) -> Result<(Option<Vec<String>>, ClassificationReport), MetricsError> {
+    let mut present: Vec<usize> = y_true.to_vec();
+    present.sort_unstable();
+    present.dedup();
+    if present.iter().any(|&l| l >= labels.len()) || probs.ncols() != labels.len() {
+        return Err(MetricsError::ProbShape {
+            expected: (y_true.len(), labels.len()),
+            actual: probs.dim(),
+        });
+    }
+    let restricted = present.len() < labels.len() && present.len() >= 2;
+    if !restricted {
+        let pred: Vec<usize> = probs
+            .rows()
+            .into_iter()
+            .map(|r| decide(&r.to_vec()))
+            .collect();
+        return Ok((
+            None,
+            ClassificationReport::compute(labels, y_true, &pred, probs)?,
+        ));
+    }
+    let used_labels: Vec<String> = present.iter().map(|&i| labels[i].clone()).collect();
+    let mut sub = Array2::zeros((y_true.len(), present.len()));
+    let mut pred = Vec::with_capacity(y_true.len());
+    for (i, row) in probs.rows().into_iter().enumerate() {
+        let total: f64 = present.iter().map(|&l| row[l]).sum();
+        for (j, &l) in present.iter().enumerate() {
+            sub[[i, j]] = if total > 0.0 {
+                row[l] / total
+            } else {
+                1.0 / present.len() as f64
+            };
+        }
+        pred.push(argmax(sub.row(i).as_slice().unwrap_or(&[])));
+    }
+    let truth: Vec<usize> = y_true
+        .iter()
+        .map(|t| present.iter().position(|l| l == t).unwrap_or(0))
+        .collect();
+    let r = ClassificationReport::compute(&used_labels, &truth, &pred, sub.view())?;
+    Ok((Some(used_labels), r))
+}
+
 /// Scores `examples` (labels index the head's labels) with head `head`.
 pub fn evaluate(
     model: &Model,
     head: usize,
     examples: &[Example],
 ) -> Result<EvalReport, MetricsError> {
-    let h = &model.heads()[head.min(model.heads().len().saturating_sub(1))];
-    let mut present: Vec<usize> = examples.iter().map(|e| e.label).collect();
-    present.sort_unstable();
-    present.dedup();
-    let restricted = present.len() < h.labels.len() && present.len() >= 2;
-    let used: Vec<usize> = if restricted {
-        present
-    } else {
-        (0..h.labels.len()).collect()
+    let Some(h) = model.heads().get(head) else {
+        return Err(MetricsError::NoClasses);
     };
-    let labels: Vec<String> = used.iter().map(|&i| h.labels[i].clone()).collect();
-    let mut probs = Array2::zeros((examples.len(), used.len()));
-    let mut y_true = Vec::with_capacity(examples.len());
-    let mut y_pred = Vec::with_capacity(examples.len());
+    let mut probs = Array2::zeros((examples.len(), h.labels.len()));
     let mut ws = Workspace::default();
     for (i, e) in examples.iter().enumerate() {
-        let scored = model.score(&e.text, &[head], 0, &mut ws);
-        let Some(s) = scored.first() else { continue };
-        let sub: Vec<f64> = used.iter().map(|&l| s.probabilities[l]).collect();
-        let total: f64 = sub.iter().sum();
-        for (j, p) in sub.iter().enumerate() {
-            probs[[i, j]] = if total > 0.0 {
-                p / total
-            } else {
-                1.0 / used.len() as f64
-            };
+        if let Some(s) = model.score(&e.text, &[head], 0, &mut ws).first() {
+            probs
+                .row_mut(i)
+                .iter_mut()
+                .zip(&s.probabilities)
+                .for_each(|(d, p)| *d = *p);
         }
-        y_true.push(used.iter().position(|&l| l == e.label).unwrap_or(0));
-        y_pred.push(if restricted { argmax(&sub) } else { s.label });
     }
-    let report = ClassificationReport::compute(&labels, &y_true, &y_pred, probs.view())?;
-    let decision = match (restricted, h.threshold) {
-        (true, _) => format!(
-            "argmax over the {} labels present in the data",
-            labels.len()
-        ),
-        (false, Some(t)) => format!("{} when its probability >= {t}", h.labels[1]),
-        (false, None) => "argmax".to_string(),
+    let y_true: Vec<usize> = examples.iter().map(|e| e.label).collect();
+    let (restricted_to, report) = report(&h.labels, &y_true, probs.view(), |p| h.decide(p))?;
+    let decision = match (&restricted_to, h.threshold) {
+        (Some(l), _) => format!("argmax over the {} labels present in the data", l.len()),
+        (None, Some(t)) => format!("{} when its probability >= {t}", h.labels[1]),
+        (None, None) => "argmax".to_string(),
     };
     Ok(EvalReport {
         head: h.name.clone(),
-        restricted_to: restricted.then_some(labels),
+        restricted_to,
         decision,
         report,
     })

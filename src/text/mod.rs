@@ -137,6 +137,133 @@ fn is_caps(word: &str) -> bool {
 /// Tokenizes `passage` into `out` (cleared first). Passages longer than
 /// `u32::MAX` bytes are not supported; callers cap passage size far below.
 pub fn tokenize(passage: &str, out: &mut Vec<Token>) {
+    if passage.is_ascii() {
+        tokenize_ascii(passage.as_bytes(), out);
+    } else {
+        tokenize_segments(passage, out);
+    }
+}
+
+// Byte classes for the one-pass ASCII tokenizer.
+const WORD: u8 = 1; // letter, digit or `_`
+const UPPER: u8 = 2;
+const LOWER: u8 = 4;
+const DIGIT: u8 = 8;
+const ALPHA: u8 = 16;
+const NUMERIC: u8 = 32; // digit, `.` or `,`
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let mut k = 0;
+        if b.is_ascii_alphanumeric() || b == b'_' {
+            k |= WORD;
+        }
+        if b.is_ascii_uppercase() {
+            k |= UPPER | ALPHA;
+        }
+        if b.is_ascii_lowercase() {
+            k |= LOWER | ALPHA;
+        }
+        if b.is_ascii_digit() {
+            k |= DIGIT | NUMERIC;
+        }
+        if b == b'.' || b == b',' {
+            k |= NUMERIC;
+        }
+        t[c] = k;
+        c += 1;
+    }
+    t
+};
+
+/// [`tokenize`] for ASCII text in one pass: segments (as [`AsciiSegments`]),
+/// classifies and hashes each word as it goes. A property test holds it to
+/// the segment-based path.
+fn tokenize_ascii(b: &[u8], out: &mut Vec<Token>) {
+    out.clear();
+    let n = b.len();
+    let mut i = 0;
+    while i < n {
+        let c = b[i];
+        if is_word_byte(c) {
+            let start = i;
+            let mut h = FNV_OFFSET;
+            let (mut upper, mut any, mut all) = (0u32, 0u8, NUMERIC);
+            loop {
+                let c = b[i];
+                let class = CLASS[c as usize];
+                h = fnv_byte(h, c.to_ascii_lowercase());
+                upper += u32::from(class & UPPER);
+                any |= class;
+                all &= class;
+                i += 1;
+                let Some(&next) = b.get(i) else { break };
+                if CLASS[next as usize] & WORD != 0 {
+                    continue;
+                }
+                let after = CLASS[b.get(i + 1).copied().unwrap_or(0) as usize];
+                let joins = match next {
+                    b'.' | b'\'' => class & after & (ALPHA | DIGIT) != 0,
+                    b':' => class & after & ALPHA != 0,
+                    b',' | b';' => class & after & DIGIT != 0,
+                    _ => false,
+                };
+                if !joins {
+                    break;
+                }
+                h = fnv_byte(h, next);
+                all &= CLASS[next as usize];
+                i += 1;
+            }
+            // A number starts with a digit and has only digits, `.` and `,`.
+            let numeric = CLASS[b[start] as usize] & DIGIT != 0 && all & NUMERIC != 0;
+            let alnum = any & (ALPHA | DIGIT) != 0;
+            let lower = any & LOWER != 0;
+            if !alnum {
+                continue;
+            }
+            out.push(if numeric {
+                Token {
+                    start: start as u32,
+                    end: i as u32,
+                    hash: hash_str(NUM),
+                    kind: TokenKind::Number,
+                    caps: false,
+                }
+            } else {
+                Token {
+                    start: start as u32,
+                    end: i as u32,
+                    hash: finish(h),
+                    kind: TokenKind::Word,
+                    caps: upper >= 2 * u32::from(UPPER) && !lower,
+                }
+            });
+        } else if c == b'!' || c == b'?' {
+            let start = i;
+            while i < n && (b[i] == b'!' || b[i] == b'?') {
+                i += 1;
+            }
+            // SAFETY of the slice: ASCII bytes are char boundaries.
+            let run = std::str::from_utf8(&b[start..i]).unwrap_or("!");
+            out.push(Token {
+                start: start as u32,
+                end: i as u32,
+                hash: hash_str(punct_text(run)),
+                kind: TokenKind::Punct,
+                caps: false,
+            });
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// [`tokenize`] over word-boundary segments: UAX #29 in general, the fast
+/// segmenter for text it covers.
+fn tokenize_segments(passage: &str, out: &mut Vec<Token>) {
     out.clear();
     let mut punct_start: Option<usize> = None;
     let mut punct_end = 0usize;
@@ -342,6 +469,14 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn one_pass_ascii_tokenizer_agrees_with_segments(s in "[a-cA-C0-9_.:;,'!? \t\n\"()-]{0,40}") {
+            let (mut fused, mut segmented) = (Vec::new(), Vec::new());
+            tokenize_ascii(s.as_bytes(), &mut fused);
+            tokenize_segments(&s, &mut segmented);
+            proptest::prop_assert_eq!(fused, segmented);
+        }
+
         #[test]
         fn ascii_segmenter_agrees_with_uax29(s in "[a-cA-C0-9_.:;,'!? \t\r\n\"()\u{2019}\u{2018}\u{201c}\u{201d}\u{2014}\u{2013}\u{2026}-]{0,40}") {
             proptest::prop_assert!(fast_path(&s));
