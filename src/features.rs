@@ -170,6 +170,10 @@ pub struct Workspace {
     pub tokens: Vec<Token>,
     chars: Vec<char>,
     pub(crate) hits: Vec<u32>,
+    /// (feature, count) slots for grouping `hits` without sorting.
+    pub(crate) counts: Vec<(u32, u32)>,
+    /// Distinct features of `hits`, in first-seen order.
+    pub(crate) distinct: Vec<u32>,
     /// Per token: what the lexicon says of it.
     pub(crate) lex: Vec<TokenLex>,
     /// Per token: its unigram feature index, or `u32::MAX`.
@@ -880,7 +884,7 @@ impl Featurizer {
     }
 
     /// Tokenizes `passage` into `ws.tokens`, its word-block feature indices
-    /// (sorted, repeated per occurrence) into `ws.hits`, and each token's
+    /// (one per occurrence, in no particular order) into `ws.hits`, and each token's
     /// unigram feature index into `ws.unigrams`.
     pub(crate) fn word_hits(&self, passage: &str, ws: &mut Workspace) {
         tokenize(passage, &mut ws.tokens);
@@ -918,7 +922,6 @@ impl Featurizer {
                 }
             },
         );
-        hits.sort_unstable();
     }
 
     /// A sublinear (or raw) term frequency.
@@ -980,6 +983,7 @@ impl Featurizer {
 
     fn vectorize(&self, passage: &str, ws: &mut Workspace) {
         self.word_hits(passage, ws);
+        ws.hits.sort_unstable();
         let mut vector = std::mem::take(&mut ws.vector);
         vector.clear();
         let hits = &ws.hits;

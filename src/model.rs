@@ -507,15 +507,36 @@ impl Model {
         let mut chars = [0f32; MAX_COLUMNS];
         let (word, chars) = (&mut word[..c], &mut chars[..c]);
         let mut norm = 0.0f32;
-        let hits = &ws.hits;
-        let mut k = 0;
-        while k < hits.len() {
-            let j = hits[k] as usize;
-            let mut count = 0;
-            while k < hits.len() && hits[k] as usize == j {
-                count += 1;
-                k += 1;
+        // Group repeated features with a small open-addressing table
+        // (cheaper than sorting ~40 indices): slot → (feature, count).
+        let size = (2 * ws.hits.len()).next_power_of_two().max(16);
+        let shift = 32 - size.trailing_zeros();
+        ws.counts.clear();
+        ws.counts.resize(size, (u32::MAX, 0));
+        ws.distinct.clear();
+        for &j in &ws.hits {
+            let mut slot = (j.wrapping_mul(0x9e37_79b1) >> shift) as usize;
+            loop {
+                let entry = &mut ws.counts[slot];
+                if entry.0 == j {
+                    entry.1 += 1;
+                    break;
+                }
+                if entry.0 == u32::MAX {
+                    *entry = (j, 1);
+                    ws.distinct.push(j);
+                    break;
+                }
+                slot = (slot + 1) & (size - 1);
             }
+        }
+        for &j in &ws.distinct {
+            let mut slot = (j.wrapping_mul(0x9e37_79b1) >> shift) as usize;
+            while ws.counts[slot].0 != j {
+                slot = (slot + 1) & (size - 1);
+            }
+            let count = ws.counts[slot].1 as usize;
+            let j = j as usize;
             let row = &self.rows[base + j * stride..base + j * stride + 1 + c];
             let v = fz.tf(count) * row[0];
             norm += v * v;

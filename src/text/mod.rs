@@ -137,10 +137,19 @@ fn is_caps(word: &str) -> bool {
 /// Tokenizes `passage` into `out` (cleared first). Passages longer than
 /// `u32::MAX` bytes are not supported; callers cap passage size far below.
 pub fn tokenize(passage: &str, out: &mut Vec<Token>) {
-    if passage.is_ascii() {
-        tokenize_ascii(passage.as_bytes(), out);
-    } else {
+    if !tokenize_fast(passage.as_bytes(), out) {
         tokenize_segments(passage, out);
+    }
+}
+
+/// Whether `b[i..]` starts with one of [`is_fast_extra`]'s characters
+/// (all `E2 80 xx` in UTF-8), and whether it is a curly single quote.
+#[inline]
+fn extra_at(b: &[u8], i: usize) -> Option<bool> {
+    match (b.get(i), b.get(i + 1), b.get(i + 2)) {
+        (Some(0xe2), Some(0x80), Some(0x98 | 0x99)) => Some(true),
+        (Some(0xe2), Some(0x80), Some(0x9c | 0x9d | 0x93 | 0x94 | 0xa6)) => Some(false),
+        _ => None,
     }
 }
 
@@ -178,10 +187,11 @@ const CLASS: [u8; 256] = {
     t
 };
 
-/// [`tokenize`] for ASCII text in one pass: segments (as [`AsciiSegments`]),
-/// classifies and hashes each word as it goes. A property test holds it to
-/// the segment-based path.
-fn tokenize_ascii(b: &[u8], out: &mut Vec<Token>) {
+/// [`tokenize`] in one pass for ASCII text plus [`is_fast_extra`]'s
+/// characters: segments (as [`AsciiSegments`]), classifies and hashes each
+/// word as it goes. Returns false, leaving `out` unspecified, at the first
+/// other character. A property test holds it to the segment-based path.
+fn tokenize_fast(b: &[u8], out: &mut Vec<Token>) -> bool {
     out.clear();
     let n = b.len();
     let mut i = 0;
@@ -201,6 +211,19 @@ fn tokenize_ascii(b: &[u8], out: &mut Vec<Token>) {
                 i += 1;
                 let Some(&next) = b.get(i) else { break };
                 if CLASS[next as usize] & WORD != 0 {
+                    continue;
+                }
+                if extra_at(b, i) == Some(true) {
+                    // A curly single quote (MidNumLet) joins like `'`.
+                    let after = CLASS[b.get(i + 3).copied().unwrap_or(0) as usize];
+                    if class & after & (ALPHA | DIGIT) == 0 {
+                        break;
+                    }
+                    for &q in &b[i..i + 3] {
+                        h = fnv_byte(h, q);
+                    }
+                    all = 0;
+                    i += 3;
                     continue;
                 }
                 let after = CLASS[b.get(i + 1).copied().unwrap_or(0) as usize];
@@ -255,10 +278,15 @@ fn tokenize_ascii(b: &[u8], out: &mut Vec<Token>) {
                 kind: TokenKind::Punct,
                 caps: false,
             });
-        } else {
+        } else if c < 0x80 {
             i += 1;
+        } else if extra_at(b, i).is_some() {
+            i += 3;
+        } else {
+            return false;
         }
     }
+    true
 }
 
 /// [`tokenize`] over word-boundary segments: UAX #29 in general, the fast
@@ -470,9 +498,9 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn one_pass_ascii_tokenizer_agrees_with_segments(s in "[a-cA-C0-9_.:;,'!? \t\n\"()-]{0,40}") {
+        fn one_pass_tokenizer_agrees_with_segments(s in "[a-cA-C0-9_.:;,'!? \t\n\"()\u{2019}\u{2018}\u{201c}\u{201d}\u{2014}\u{2013}\u{2026}-]{0,40}") {
             let (mut fused, mut segmented) = (Vec::new(), Vec::new());
-            tokenize_ascii(s.as_bytes(), &mut fused);
+            proptest::prop_assert!(tokenize_fast(s.as_bytes(), &mut fused));
             tokenize_segments(&s, &mut segmented);
             proptest::prop_assert_eq!(fused, segmented);
         }
