@@ -376,6 +376,9 @@ impl Problem<'_> {
         let mut loss = 0.0;
         let mut z = vec![0.0; k];
         let mut r = vec![0.0; k];
+        if k == 1 {
+            return self.eval_rows_binary(rows, w, b[0], grad);
+        }
         for i in rows {
             let yi = self.y[i];
             let s = self.sample_weight[i] / self.total_weight;
@@ -416,6 +419,42 @@ impl Problem<'_> {
                 for (gk, rk) in grad[nw..].iter_mut().zip(&r) {
                     *gk += rk;
                 }
+            }
+        }
+        loss
+    }
+}
+
+impl Problem<'_> {
+    /// [`Problem::eval_rows`] for one output (two classes), with scalars
+    /// instead of length-one slices: the same arithmetic in the same order.
+    fn eval_rows_binary(
+        &self,
+        rows: std::ops::Range<usize>,
+        w: &[f64],
+        b: f64,
+        grad: &mut [f64],
+    ) -> f64 {
+        let nw = w.len();
+        let mut loss = 0.0;
+        for i in rows {
+            let s = self.sample_weight[i] / self.total_weight;
+            if s == 0.0 {
+                continue;
+            }
+            let (idx, val) = self.x.row(i);
+            let mut z = b;
+            for (&j, &v) in idx.iter().zip(val) {
+                z += f64::from(v) * w[j as usize];
+            }
+            let t = if self.y[i] == 1 { 1.0 } else { 0.0 };
+            loss += s * (softplus(z) - t * z);
+            let r = s * (sigmoid(z) - t);
+            for (&j, &v) in idx.iter().zip(val) {
+                grad[j as usize] += f64::from(v) * r;
+            }
+            if self.fit_intercept {
+                grad[nw] += r;
             }
         }
         loss
