@@ -37,6 +37,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Describe a model file.
     Info(InfoArgs),
+    /// Serve the model over gRPC (slant.v1.Scorer, health, reflection).
+    Serve(crate::service::ServeArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -122,6 +124,8 @@ pub struct InfoArgs {
 pub enum BenchCommand {
     /// Single-thread scoring throughput (all heads) over the peer benchmark corpus.
     Score(BenchScoreArgs),
+    /// Drive a running server and report rps, passages/s and latency percentiles.
+    Grpc(crate::service::BenchGrpcArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -171,7 +175,29 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(a) => cmd_score(a),
         Command::Info(a) => cmd_info(a),
         Command::Bench(BenchCommand::Score(a)) => cmd_bench_score(a),
+        Command::Serve(a) => {
+            crate::service::init_tracing(a.log_format)?;
+            runtime()?.block_on(crate::service::serve(a))
+        }
+        Command::Bench(BenchCommand::Grpc(a)) => {
+            let json = a.json;
+            let report = runtime()?.block_on(crate::service::bench_grpc(a))?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else {
+                writeln!(out, "{report}")?;
+            }
+            Ok(())
+        }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn load(path: &PathBuf) -> Result<Model> {
@@ -415,10 +441,11 @@ fn cmd_bench_score(a: BenchScoreArgs) -> Result<()> {
     let model = load(&a.model)?;
     let corpus = crate::bench::corpus(&a.corpus, a.passages)?;
     let r = crate::bench::score(&model, &corpus);
+    let mut out = std::io::stdout().lock();
     if a.json {
-        println!("{}", serde_json::to_string(&r)?);
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
     } else {
-        println!("{r}");
+        writeln!(out, "{r}")?;
     }
     Ok(())
 }
