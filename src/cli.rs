@@ -200,7 +200,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn load(path: &PathBuf) -> Result<Model> {
+fn load(path: &std::path::Path) -> Result<Model> {
     Model::load(path).context("cannot load the model")
 }
 
