@@ -40,7 +40,8 @@ pub enum BenchRpc {
     Health,
 }
 
-/// `slant bench grpc`: drive a running server and report rps and latency.
+/// Drive a running server over gRPC and report throughput, latency and
+/// errors.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchGrpcArgs {
     /// Server address (HOST:PORT or http://HOST:PORT).

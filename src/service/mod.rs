@@ -45,7 +45,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// `slant serve`: serve the slant.v1 gRPC API.
+/// Serve the slant.v1 gRPC API (with health, reflection, limits, hot
+/// reload and metrics).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Model file to serve.

@@ -137,8 +137,11 @@ where
                 Some(status) => status.into_http(),
                 None => response,
             };
-            match response.extensions().get::<Status>().map(Status::code) {
-                Some(code) => call.finish(code),
+            match response.extensions().get::<Status>() {
+                Some(status) => {
+                    tracing::debug!(?method, code = ?status.code(), message = status.message(), "call failed");
+                    call.finish(status.code())
+                }
                 None if method == Method::ScoreStream => call.hand_over(),
                 None => call.finish(Code::Ok),
             }
