@@ -11,6 +11,12 @@
 //! - [`learn`]: sparse logistic regression behind linfa's traits.
 //! - [`model`]: the model file format and the compiled scorer.
 //! - [`eval`]: metrics and evaluation of a head on labeled data.
+//! - [`train`]: training every head of a [`config`] into model data.
+//! - [`config`]: the TOML training config.
+//! - [`bench`]: single-thread scoring throughput over the peers' corpus.
+//! - [`service`]: the slant.v1 gRPC server (health, reflection, limits, hot
+//!   reload, metrics) and its load generator.
+//! - [`cli`]: the command line; `main.rs` only parses and reports errors.
 //! - [`proto`]: the generated `slant.v1` gRPC types.
 pub mod bench;
 pub mod cli;
