@@ -31,8 +31,9 @@ impl std::fmt::Display for ScoreBench {
     }
 }
 
-/// Reads the benchmark corpus: every `DIR/*/train.jsonl`, sorted by folder.
-pub fn corpus(dir: &Path, n: usize) -> Result<Vec<String>, DataError> {
+/// The `text` of every `DIR/*/train.jsonl`, folders sorted, lines in file
+/// order: the corpus of `shared/bench/throughput.py`.
+pub fn corpus_texts(dir: &Path) -> Result<Vec<String>, DataError> {
     let io = |source| DataError::Io {
         path: dir.to_path_buf(),
         source,
@@ -58,6 +59,12 @@ pub fn corpus(dir: &Path, n: usize) -> Result<Vec<String>, DataError> {
             path: dir.to_path_buf(),
         });
     }
+    Ok(base)
+}
+
+/// [`corpus_texts`] repeated to `n` passages.
+pub fn corpus(dir: &Path, n: usize) -> Result<Vec<String>, DataError> {
+    let base = corpus_texts(dir)?;
     Ok(base.iter().cycle().take(n).cloned().collect())
 }
 

@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -161,39 +160,11 @@ const SENTENCES: [&str; 20] = [
     "The school board voted 5-2 to extend the academic year by two days.",
 ];
 
-/// The text of every `*/train.jsonl` under `dir`, folders in sorted order.
+/// The peers' benchmark corpus (see [`crate::bench::corpus_texts`]),
+/// without passages the server would refuse as empty or over 64 KiB.
 fn load_corpus(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("{}: cannot list the corpus folder", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    folders.sort();
-    let mut out = Vec::new();
-    for folder in folders {
-        let file = folder.join("train.jsonl");
-        if !file.is_file() {
-            continue;
-        }
-        let reader = std::io::BufReader::new(
-            std::fs::File::open(&file)
-                .with_context(|| format!("{}: cannot open", file.display()))?,
-        );
-        for (n, line) in reader.lines().enumerate() {
-            let line =
-                line.with_context(|| format!("{}:{}: cannot read", file.display(), n + 1))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let value: serde_json::Value = serde_json::from_str(&line)
-                .with_context(|| format!("{}:{}: not JSON", file.display(), n + 1))?;
-            if let Some(text) = value.get("text").and_then(|t| t.as_str()) {
-                if !text.trim().is_empty() && text.len() <= 64 * 1024 {
-                    out.push(text.to_string());
-                }
-            }
-        }
-    }
+    let mut out = crate::bench::corpus_texts(dir)?;
+    out.retain(|t| !t.trim().is_empty() && t.len() <= 64 * 1024);
     if out.is_empty() {
         anyhow::bail!(
             "{}: no passages found in */train.jsonl (\"text\" field)",
