@@ -48,6 +48,17 @@ pub struct ServerConfig {
     /// Poll the model file's (length, mtime) this often and reload when it
     /// changes; `None` turns watching off.
     pub watch: Option<Duration>,
+    /// Serve TLS (rustls) with these PEM files; `None` serves plaintext.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for TLS: the server's certificate chain and key, and, to
+/// require client certificates, the CA that signs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -58,6 +69,7 @@ impl ServerConfig {
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(10),
             watch: None,
+            tls: None,
         }
     }
 }

@@ -24,6 +24,11 @@ pub enum ServiceError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the model loader for {path} stopped unexpectedly: {reason}")]
     Loader { path: PathBuf, reason: String },
+    #[error("cannot read the TLS file {path}: {source}")]
+    TlsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot install the {signal} handler: {source}")]
     Signal {
         signal: &'static str,

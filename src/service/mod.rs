@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use bench::{bench_grpc, BenchGrpcArgs, BenchReport, BenchRpc};
-pub use config::{parse_bytes, parse_duration, Limits, ServerConfig};
+pub use config::{parse_bytes, parse_duration, Limits, ServerConfig, TlsFiles};
 pub use error::ServiceError;
 pub use server::{run, Server, FILE_DESCRIPTOR_SET};
 pub use state::ReloadHandle;
@@ -85,6 +85,15 @@ pub struct ServeArgs {
     /// well as on SIGHUP.
     #[arg(long, env = "SLANT_WATCH")]
     pub watch: bool,
+    /// TLS certificate chain (PEM); with --tls-key, serves TLS instead of plaintext.
+    #[arg(long, env = "SLANT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(long, env = "SLANT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) that client certificates must chain to; with it, clients must present one.
+    #[arg(long, env = "SLANT_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Log format (levels via RUST_LOG, default info).
     #[arg(long, env = "SLANT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -104,6 +113,14 @@ impl ServeArgs {
             },
             drain_timeout: self.drain_timeout,
             watch: self.watch.then_some(Duration::from_secs(1)),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
         }
     }
 }
@@ -125,10 +142,23 @@ pub fn init_tracing(format: LogFormat) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
 }
 
+/// Whether `addr` (HOST:PORT) names a loopback host.
+fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `slant serve`: loads the model, serves until SIGTERM or Ctrl-C, drains,
 /// returns `Ok` (exit code 0). SIGHUP reloads the model.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.server_config();
+    if config.tls.is_none() && !is_loopback(&args.addr) {
+        tracing::warn!(addr = %args.addr, "serving plaintext gRPC on a non-loopback address; pass --tls-cert and --tls-key to encrypt it");
+    }
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
         .map_err(|source| ServiceError::Bind {

@@ -147,7 +147,12 @@ impl Server {
         // Receive windows big enough for many concurrent large requests on
         // one connection (h2's default 64 KiB connection window would
         // serialise them); the load generator sets the same for responses.
-        let serve = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &config.tls {
+            builder = builder.tls_config(tls_config(tls)?)?;
+            tracing::info!(cert = %tls.cert.display(), client_certificates = tls.client_ca.is_some(), "serving TLS");
+        }
+        let serve = builder
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .add_service(Observed::new(scorer, shared.clone()))
@@ -234,4 +239,21 @@ impl Connected for CoalescingIo {
     fn connect_info(&self) -> TcpConnectInfo {
         self.0.connect_info()
     }
+}
+
+/// The rustls configuration for `tls`'s PEM files.
+fn tls_config(tls: &super::TlsFiles) -> Result<tonic::transport::ServerTlsConfig, ServiceError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServiceError::TlsFile {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let mut config =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+    if let Some(ca) = &tls.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(config)
 }
