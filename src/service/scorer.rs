@@ -109,6 +109,37 @@ struct Job {
 impl Job {
     fn score(&self, passage: &str, ws: &mut Workspace) -> proto::PassageScore {
         let model = &self.loaded.model;
+        if self.explain == 0 {
+            // The common case: read the workspace directly, no intermediate
+            // per-head vectors.
+            model.classify(passage, ws);
+            let heads = self
+                .heads
+                .iter()
+                .filter_map(|&h| {
+                    let head = model.heads().get(h)?;
+                    let probs = ws
+                        .probabilities
+                        .get(head.offset..head.offset + head.labels.len())?;
+                    let label = *ws.labels.get(h)?;
+                    Some(proto::HeadScore {
+                        head: head.name.clone(),
+                        label: head.labels.get(label).cloned().unwrap_or_default(),
+                        probabilities: head
+                            .labels
+                            .iter()
+                            .zip(probs)
+                            .map(|(label, &probability)| proto::LabelProbability {
+                                label: label.clone(),
+                                probability,
+                            })
+                            .collect(),
+                        contributions: Vec::new(),
+                    })
+                })
+                .collect();
+            return proto::PassageScore { heads };
+        }
         let scores = model.score(passage, &self.heads, self.explain, ws);
         proto::PassageScore {
             heads: scores
