@@ -23,7 +23,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use super::metrics::Method;
 use super::state::{rfc3339, Loaded, Shared};
 use crate::features::Workspace;
-use crate::model::{HeadScore, Model};
+use crate::model::{Head, HeadScore, Model};
 use crate::proto::{self, scorer_server::Scorer};
 use crate::text::split::split_article;
 
@@ -122,20 +122,7 @@ impl Job {
                         .probabilities
                         .get(head.offset..head.offset + head.labels.len())?;
                     let label = *ws.labels.get(h)?;
-                    Some(proto::HeadScore {
-                        head: head.name.clone(),
-                        label: head.labels.get(label).cloned().unwrap_or_default(),
-                        probabilities: head
-                            .labels
-                            .iter()
-                            .zip(probs)
-                            .map(|(label, &probability)| proto::LabelProbability {
-                                label: label.clone(),
-                                probability,
-                            })
-                            .collect(),
-                        contributions: Vec::new(),
-                    })
+                    Some(head_proto(head, label, probs, Vec::new()))
                 })
                 .collect();
             return proto::PassageScore { heads };
@@ -150,35 +137,47 @@ impl Job {
     }
 }
 
-fn head_score(model: &Model, s: HeadScore) -> Option<proto::HeadScore> {
-    let head = model.heads().get(s.head)?;
-    let terms = &model.featurizer().vocabulary().terms;
-    Some(proto::HeadScore {
+/// A head's answer: its name, the decided label and every label's
+/// probability, in the head's label order.
+fn head_proto(
+    head: &Head,
+    label: usize,
+    probabilities: &[f64],
+    contributions: Vec<proto::Contribution>,
+) -> proto::HeadScore {
+    proto::HeadScore {
         head: head.name.clone(),
-        label: head.labels.get(s.label).cloned().unwrap_or_default(),
+        label: head.labels.get(label).cloned().unwrap_or_default(),
         probabilities: head
             .labels
             .iter()
-            .zip(s.probabilities)
-            .map(|(label, probability)| proto::LabelProbability {
+            .zip(probabilities)
+            .map(|(label, &probability)| proto::LabelProbability {
                 label: label.clone(),
                 probability,
             })
             .collect(),
-        contributions: s
-            .contributions
-            .into_iter()
-            .map(|c| proto::Contribution {
-                feature: terms.get(c.feature as usize).cloned().unwrap_or_default(),
-                weight: c.weight,
-                spans: c
-                    .spans
-                    .into_iter()
-                    .map(|(start, end)| proto::Span { start, end })
-                    .collect(),
-            })
-            .collect(),
-    })
+        contributions,
+    }
+}
+
+fn head_score(model: &Model, s: HeadScore) -> Option<proto::HeadScore> {
+    let head = model.heads().get(s.head)?;
+    let terms = &model.featurizer().vocabulary().terms;
+    let contributions = s
+        .contributions
+        .into_iter()
+        .map(|c| proto::Contribution {
+            feature: terms.get(c.feature as usize).cloned().unwrap_or_default(),
+            weight: c.weight,
+            spans: c
+                .spans
+                .into_iter()
+                .map(|(start, end)| proto::Span { start, end })
+                .collect(),
+        })
+        .collect();
+    Some(head_proto(head, s.label, &s.probabilities, contributions))
 }
 
 /// Scores every text, inline when small, else chunk by chunk on blocking
@@ -392,20 +391,7 @@ fn summarize(
                 mean.iter_mut().for_each(|m| *m /= total);
             }
             let label = head.decide(&mean);
-            Some(proto::HeadScore {
-                head: head.name.clone(),
-                label: head.labels.get(label).cloned().unwrap_or_default(),
-                probabilities: head
-                    .labels
-                    .iter()
-                    .zip(mean)
-                    .map(|(label, probability)| proto::LabelProbability {
-                        label: label.clone(),
-                        probability,
-                    })
-                    .collect(),
-                contributions: Vec::new(),
-            })
+            Some(head_proto(head, label, &mean, Vec::new()))
         })
         .collect()
 }
