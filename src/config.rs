@@ -159,13 +159,7 @@ impl TrainConfig {
         let columns: usize = self
             .heads
             .iter()
-            .map(|h| {
-                if h.labels.len() == 2 {
-                    1
-                } else {
-                    h.labels.len()
-                }
-            })
+            .map(|h| crate::learn::outputs(h.labels.len()))
             .sum();
         if columns > crate::model::MAX_COLUMNS {
             return Err(format!(

@@ -230,7 +230,7 @@ fn for_each_feature(
             if let Some((polarity, strong)) = lexicon.polarity(lex, i) {
                 // The compound score's term: visited so that fitting keeps
                 // it and explanations find its words; its value is set
-                // apart from the counted word block (see `vectorize`).
+                // apart from the counted word block (see `Featurizer::transform`).
                 let score = lexicon.markers[4];
                 visit(
                     score.0,
@@ -868,12 +868,6 @@ impl Featurizer {
         &self.vocab.terms[index as usize]
     }
 
-    /// Tokenizes `passage` and leaves its vector in `ws.vector` (sorted by
-    /// feature index).
-    pub fn transform(&self, passage: &str, ws: &mut Workspace) {
-        self.vectorize(passage, ws);
-    }
-
     /// The inverse document frequency of feature `j`.
     pub fn idf(&self, j: u32) -> f32 {
         self.vocab.idf[j as usize]
@@ -981,7 +975,9 @@ impl Featurizer {
         ))
     }
 
-    fn vectorize(&self, passage: &str, ws: &mut Workspace) {
+    /// Tokenizes `passage` and leaves its vector in `ws.vector` (sorted by
+    /// feature index).
+    pub fn transform(&self, passage: &str, ws: &mut Workspace) {
         self.word_hits(passage, ws);
         ws.hits.sort_unstable();
         let mut vector = std::mem::take(&mut ws.vector);

@@ -256,15 +256,17 @@ pub struct LinearModel {
     pub converged: bool,
 }
 
-impl LinearModel {
-    fn outputs(n_classes: usize) -> usize {
-        if n_classes == 2 {
-            1
-        } else {
-            n_classes
-        }
+/// Score columns a linear model over `n_classes` needs: one log-odds for
+/// two classes (sigmoid), one score per class otherwise (softmax).
+pub fn outputs(n_classes: usize) -> usize {
+    if n_classes == 2 {
+        1
+    } else {
+        n_classes
     }
+}
 
+impl LinearModel {
     /// Class probabilities for one sparse row, written into `out`
     /// (length n_classes).
     pub fn probabilities(&self, indices: &[u32], values: &[f32], out: &mut [f64]) {
@@ -590,7 +592,7 @@ impl LogisticValidParams {
                 n_classes: self.n_classes,
             });
         }
-        let outputs = LinearModel::outputs(self.n_classes);
+        let outputs = outputs(self.n_classes);
         let sample_weight: Vec<f64> = (0..y.len())
             .map(|i| f64::from(dataset.weight_for(i)))
             .collect();

@@ -79,11 +79,7 @@ pub struct HeadData {
 
 impl HeadData {
     pub fn outputs(&self) -> usize {
-        if self.labels.len() == 2 {
-            1
-        } else {
-            self.labels.len()
-        }
+        crate::learn::outputs(self.labels.len())
     }
 }
 

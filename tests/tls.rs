@@ -73,16 +73,22 @@ async fn tls_channel(
         .await
 }
 
-#[tokio::test]
-async fn tls_serves_encrypted_and_refuses_plaintext() {
-    let (port, stop, task, _dir) = start(false).await;
-    let channel = tls_channel(port, None).await.unwrap();
+/// One Score call that must succeed with one result.
+async fn scored(channel: Channel) -> slant::proto::ScoreResponse {
     let response = ScorerClient::new(channel)
         .score(request())
         .await
         .unwrap()
         .into_inner();
     assert_eq!(response.results.len(), 1);
+    response
+}
+
+#[tokio::test]
+async fn tls_serves_encrypted_and_refuses_plaintext() {
+    let (port, stop, task, _dir) = start(false).await;
+    let channel = tls_channel(port, None).await.unwrap();
+    let response = scored(channel).await;
     assert!(!response.model_id.is_empty());
 
     // A plaintext client cannot talk to the TLS port.
@@ -115,12 +121,7 @@ async fn client_ca_requires_a_client_certificate() {
         std::fs::read(fixture("client.key")).unwrap(),
     );
     let channel = tls_channel(port, Some(id)).await.unwrap();
-    let response = ScorerClient::new(channel)
-        .score(request())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(response.results.len(), 1);
+    scored(channel).await;
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
