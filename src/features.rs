@@ -170,14 +170,17 @@ pub struct Workspace {
     pub tokens: Vec<Token>,
     chars: Vec<char>,
     pub(crate) hits: Vec<u32>,
-    /// (feature, count) slots for grouping `hits` without sorting.
-    pub(crate) counts: Vec<(u32, u32)>,
+    /// Occurrences of each of `distinct`.
+    pub(crate) counts: Vec<u32>,
     /// Distinct features of `hits`, in first-seen order.
     pub(crate) distinct: Vec<u32>,
     /// Per token: what the lexicon says of it.
     pub(crate) lex: Vec<TokenLex>,
     /// Per token: its unigram feature index, or `u32::MAX`.
     pub(crate) unigrams: Vec<u32>,
+    /// Word-block feature hashes of the passage, each with its token when
+    /// it is a unigram (`u32::MAX` otherwise).
+    keys: Vec<(u64, u32)>,
     /// One word's character-block vector (see `word_chars`).
     pub(crate) word_vec: Vec<(u32, f32)>,
     char_acc: Vec<(u32, f32)>,
@@ -395,6 +398,14 @@ impl HashIndex {
         }
     }
 
+    /// Asks the CPU to fetch the slot where a lookup of `h` starts.
+    #[inline]
+    fn prefetch(&self, h: u64) {
+        if let Some(slot) = self.slots.get((h as usize) & self.mask) {
+            prefetch(slot);
+        }
+    }
+
     #[inline]
     fn get(&self, h: &u64) -> Option<&u32> {
         let mut i = (*h as usize) & self.mask;
@@ -409,6 +420,22 @@ impl HashIndex {
             i = (i + 1) & self.mask;
         }
     }
+}
+
+/// A hint that `value`'s cache line will be read soon. It never faults and
+/// changes no result; on other targets it does nothing.
+#[inline(always)]
+pub(crate) fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has; it only
+    // hints the cache and never dereferences, and the address comes from
+    // a reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 /// Words that flip the polarity of a lexicon word up to three tokens later.
@@ -880,6 +907,11 @@ impl Featurizer {
     /// Tokenizes `passage` into `ws.tokens`, its word-block feature indices
     /// (one per occurrence, in no particular order) into `ws.hits`, and each token's
     /// unigram feature index into `ws.unigrams`.
+    ///
+    /// The n-gram hashes are gathered first and their index slots
+    /// prefetched, then looked up: the lookups are cache misses into a
+    /// table of megabytes, and issued together they overlap instead of
+    /// waiting one after another.
     pub(crate) fn word_hits(&self, passage: &str, ws: &mut Workspace) {
         tokenize(passage, &mut ws.tokens);
         let Workspace {
@@ -888,14 +920,13 @@ impl Featurizer {
             hits,
             unigrams,
             lex,
+            keys,
             ..
         } = ws;
         self.lexicon.annotate(tokens, lex);
-        hits.clear();
-        unigrams.clear();
-        unigrams.resize(tokens.len(), u32::MAX);
-        let index = &self.index;
-        let lexicon_score = self.lexicon_score;
+        keys.clear();
+        // The compound score's term is not counted (see `transform`).
+        let score = self.lexicon.markers[4].0;
         for_each_feature(
             &self.vocab.settings,
             &self.lexicon,
@@ -905,17 +936,30 @@ impl Featurizer {
             tokens,
             chars,
             |h, occ| {
-                if let Some(&i) = index.get(&h) {
-                    if Some(i) == lexicon_score {
-                        return;
-                    }
-                    hits.push(i);
-                    if let Occurrence::Words { first, n: 1 } = occ {
-                        unigrams[first] = i;
-                    }
+                if h != score {
+                    let unigram = match occ {
+                        Occurrence::Words { first, n: 1 } => first as u32,
+                        _ => u32::MAX,
+                    };
+                    keys.push((h, unigram));
                 }
             },
         );
+        let index = &self.index;
+        for &(h, _) in keys.iter() {
+            index.prefetch(h);
+        }
+        hits.clear();
+        unigrams.clear();
+        unigrams.resize(tokens.len(), u32::MAX);
+        for &(h, unigram) in keys.iter() {
+            if let Some(&i) = index.get(&h) {
+                hits.push(i);
+                if let Some(u) = unigrams.get_mut(unigram as usize) {
+                    *u = i;
+                }
+            }
+        }
     }
 
     /// A sublinear (or raw) term frequency.

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::hex;
-use crate::features::{FeatureError, Featurizer, Vocabulary, Workspace};
+use crate::features::{prefetch, FeatureError, Featurizer, Vocabulary, Workspace};
 use crate::learn::link;
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
@@ -44,6 +44,36 @@ pub const MAX_OUTPUTS: usize = 16;
 /// Most score columns all heads together may have (two-class heads use
 /// one, others one per label).
 pub const MAX_COLUMNS: usize = 64;
+/// Width of the fixed blocks rows are laid out in (8 floats: one AVX or
+/// two SSE registers).
+const LANES: usize = 8;
+/// Accumulator width: room for `MAX_COLUMNS` plus the character block's
+/// squared norm and idf.
+const ACC_LANES: usize = (MAX_COLUMNS + 2).div_ceil(LANES) * LANES;
+
+/// `acc += v · row`, both a whole number of [`LANES`] blocks long.
+#[inline(always)]
+fn axpy(acc: &mut [f32], v: f32, row: &[f32]) {
+    let (acc, _) = acc.as_chunks_mut::<LANES>();
+    let (row, _) = row.as_chunks::<LANES>();
+    for (a, w) in acc.iter_mut().zip(row) {
+        for l in 0..LANES {
+            a[l] += v * w[l];
+        }
+    }
+}
+
+/// `acc += row`, both a whole number of [`LANES`] blocks long.
+#[inline(always)]
+fn add(acc: &mut [f32], row: &[f32]) {
+    let (acc, _) = acc.as_chunks_mut::<LANES>();
+    let (row, _) = row.as_chunks::<LANES>();
+    for (a, w) in acc.iter_mut().zip(row) {
+        for l in 0..LANES {
+            a[l] += w[l];
+        }
+    }
+}
 
 /// Where a head's training or dev data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -360,12 +390,21 @@ pub struct Model {
     id: String,
     featurizer: Featurizer,
     heads: Vec<Head>,
-    /// One row per feature, `stride` floats: its idf, every head's weights
-    /// side by side (`columns`), and, with a character block, the word's
-    /// precomputed character contribution (`columns` more; see [`Model::raw_scores`]).
+    /// One row per feature, `stride` floats, in blocks of [`LANES`]: every
+    /// head's weights side by side (`columns`, zero-padded to `lanes`),
+    /// then, with a character block, the word's precomputed character
+    /// contribution (`columns`), its squared norm and the idf; without
+    /// one, the idf right after the weights. Fixed-width blocks let the
+    /// accumulation run as SIMD; see [`Model::raw_scores`].
     rows: Vec<f32>,
     intercepts: Vec<f32>,
     columns: usize,
+    /// Width of the weight block (a multiple of [`LANES`]).
+    lanes: usize,
+    /// Width of the character block (a multiple of [`LANES`]; 0 without).
+    char_lanes: usize,
+    /// Position of the idf in a row.
+    idf_at: usize,
     stride: usize,
     /// Offset of row 0 in `rows`: the first 64-byte-aligned element.
     base: usize,
@@ -394,22 +433,31 @@ impl Model {
         let n = featurizer.len();
         let columns: usize = data.heads.iter().map(HeadData::outputs).sum();
         let chars = featurizer.settings().char_range().is_some();
-        // Rows padded to whole 64-byte cache lines (16 floats), so reading a
-        // row never touches two lines.
-        let width = if chars { 2 + 2 * columns } else { 1 + columns };
-        let stride = width.div_ceil(16) * 16;
+        // Four heads (6 columns) make 16-float rows with characters and 8
+        // without: aligned to 64 bytes, a row never touches two cache lines.
+        let (lanes, char_lanes, idf_at) = if chars {
+            let lanes = columns.div_ceil(LANES) * LANES;
+            (
+                lanes,
+                (columns + 2).div_ceil(LANES) * LANES,
+                lanes + columns + 1,
+            )
+        } else {
+            ((columns + 1).div_ceil(LANES) * LANES, 0, columns)
+        };
+        let stride = lanes + char_lanes;
         let mut rows = vec![0f32; n * stride + 16];
         let base = rows.as_ptr().align_offset(64).min(15);
         let mut intercepts = Vec::with_capacity(columns);
         let mut heads = Vec::with_capacity(data.heads.len());
         let (mut column, mut offset) = (0, 0);
         for j in 0..n {
-            rows[base + j * stride] = featurizer.idf(j as u32);
+            rows[base + j * stride + idf_at] = featurizer.idf(j as u32);
         }
         for h in &mut data.heads {
             let k = h.outputs();
             for j in 0..n {
-                let at = base + j * stride + 1 + column;
+                let at = base + j * stride + column;
                 rows[at..at + k].copy_from_slice(&h.weights[j * k..j * k + k]);
             }
             intercepts.extend_from_slice(&h.intercept);
@@ -433,6 +481,9 @@ impl Model {
             rows,
             intercepts,
             columns,
+            lanes,
+            char_lanes,
+            idf_at,
             stride,
             base,
             chars,
@@ -449,7 +500,7 @@ impl Model {
     fn precompute_word_chars(&mut self) {
         let mut ws = Workspace::default();
         let mut tokens = Vec::new();
-        let (c, stride, base) = (self.columns, self.stride, self.base);
+        let (c, stride, base, lanes) = (self.columns, self.stride, self.base, self.lanes);
         for j in 0..self.featurizer.len() {
             let term = self.featurizer.term(j as u32);
             crate::text::tokenize(term, &mut tokens);
@@ -462,11 +513,11 @@ impl Model {
             let sq = self.featurizer.word_chars(term, &mut ws);
             let mut acc = [0f32; MAX_COLUMNS];
             for &(g, v) in &ws.word_vec {
-                let at = base + g as usize * stride + 1;
+                let at = base + g as usize * stride;
                 let w = &self.rows[at..at + c];
                 acc[..c].iter_mut().zip(w).for_each(|(a, w)| *a += v * w);
             }
-            let at = base + j * stride + 1 + c;
+            let at = base + j * stride + lanes;
             self.rows[at..at + c].copy_from_slice(&acc[..c]);
             self.rows[at + c] = sq;
         }
@@ -499,51 +550,47 @@ impl Model {
         let fz = &self.featurizer;
         fz.word_hits(passage, ws);
         let (c, stride, base) = (self.columns, self.stride, self.base);
-        let mut word = [0f32; MAX_COLUMNS];
-        let mut chars = [0f32; MAX_COLUMNS];
-        let (word, chars) = (&mut word[..c], &mut chars[..c]);
-        let mut norm = 0.0f32;
-        // Group repeated features with a small open-addressing table
-        // (cheaper than sorting ~40 indices): slot → (feature, count).
-        let size = (2 * ws.hits.len()).next_power_of_two().max(16);
-        let shift = 32 - size.trailing_zeros();
-        ws.counts.clear();
-        ws.counts.resize(size, (u32::MAX, 0));
+        let (lanes, char_lanes) = (self.lanes, self.char_lanes);
+        let mut word = [0f32; ACC_LANES];
+        let mut chars = [0f32; ACC_LANES];
+        // Group repeated features (rare: a 256-bit filter answers "new" for
+        // almost every hit, and only a filter match scans the distinct
+        // ones), and prefetch each new feature's row.
+        let mut seen = [0u64; 4];
         ws.distinct.clear();
+        ws.counts.clear();
         for &j in &ws.hits {
-            let mut slot = (j.wrapping_mul(0x9e37_79b1) >> shift) as usize;
-            loop {
-                let entry = &mut ws.counts[slot];
-                if entry.0 == j {
-                    entry.1 += 1;
-                    break;
+            let bit = (j.wrapping_mul(0x9e37_79b1) >> 24) as usize;
+            let (word_at, mask) = (bit >> 6, 1u64 << (bit & 63));
+            if seen[word_at] & mask != 0 {
+                if let Some(p) = ws.distinct.iter().position(|&d| d == j) {
+                    if let Some(count) = ws.counts.get_mut(p) {
+                        *count += 1;
+                    }
+                    continue;
                 }
-                if entry.0 == u32::MAX {
-                    *entry = (j, 1);
-                    ws.distinct.push(j);
-                    break;
-                }
-                slot = (slot + 1) & (size - 1);
             }
+            seen[word_at] |= mask;
+            if let Some(row) = self.rows.get(base + j as usize * stride) {
+                prefetch(row);
+            }
+            ws.distinct.push(j);
+            ws.counts.push(1);
         }
-        for &j in &ws.distinct {
-            let mut slot = (j.wrapping_mul(0x9e37_79b1) >> shift) as usize;
-            while ws.counts[slot].0 != j {
-                slot = (slot + 1) & (size - 1);
-            }
-            let count = ws.counts[slot].1 as usize;
-            let j = j as usize;
-            let row = &self.rows[base + j * stride..base + j * stride + 1 + c];
-            let v = fz.tf(count) * row[0];
+        let mut norm = 0.0f32;
+        for (&j, &count) in ws.distinct.iter().zip(&ws.counts) {
+            let at = base + j as usize * stride;
+            let Some(row) = self.rows.get(at..at + stride) else {
+                continue;
+            };
+            let v = fz.tf(count as usize) * row[self.idf_at];
             norm += v * v;
-            word.iter_mut()
-                .zip(&row[1..])
-                .for_each(|(a, w)| *a += v * w);
+            axpy(&mut word[..lanes], v, &row[..lanes]);
         }
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
         if let Some((j, v)) = fz.lexicon_score(ws) {
-            let at = base + j as usize * stride + 1;
+            let at = base + j as usize * stride;
             scores
                 .iter_mut()
                 .zip(&self.rows[at..at + c])
@@ -557,7 +604,8 @@ impl Model {
                 .for_each(|(s, a)| *s += a * inv);
         }
         if self.chars {
-            let mut total = 0.0f32;
+            // Lanes 0..c sum the words' character contributions, lane c
+            // their squared norms (the weight blocks are zero there).
             for t in 0..ws.tokens.len() {
                 let token = ws.tokens[t];
                 if token.kind != crate::text::TokenKind::Word {
@@ -565,26 +613,21 @@ impl Model {
                 }
                 match ws.unigrams[t] {
                     u if u != u32::MAX => {
-                        let at = base + u as usize * stride + 1 + c;
-                        chars
-                            .iter_mut()
-                            .zip(&self.rows[at..at + c])
-                            .for_each(|(a, w)| *a += w);
-                        total += self.rows[at + c];
+                        let at = base + u as usize * stride + lanes;
+                        add(&mut chars[..char_lanes], &self.rows[at..at + char_lanes]);
                     }
                     _ => {
-                        total +=
+                        let sq =
                             fz.word_chars(&passage[token.start as usize..token.end as usize], ws);
                         for &(g, v) in &ws.word_vec {
-                            let at = base + g as usize * stride + 1;
-                            chars
-                                .iter_mut()
-                                .zip(&self.rows[at..at + c])
-                                .for_each(|(a, w)| *a += v * w);
+                            let at = base + g as usize * stride;
+                            axpy(&mut chars[..lanes], v, &self.rows[at..at + lanes]);
                         }
+                        chars[c] += sq;
                     }
                 }
             }
+            let total = chars[c];
             if total > 0.0 {
                 let scale = fz.settings().char_weight / total.sqrt();
                 scores
@@ -597,7 +640,7 @@ impl Model {
 
     /// Weights of feature `j` for `head`.
     fn weights(&self, j: u32, head: &Head) -> &[f32] {
-        let at = self.base + j as usize * self.stride + 1 + head.column;
+        let at = self.base + j as usize * self.stride + head.column;
         &self.rows[at..at + head.outputs]
     }
 
@@ -831,7 +874,7 @@ mod tests {
             m.featurizer.transform(&passage, &mut ws);
             let mut reference = m.intercepts.clone();
             for &(j, v) in &ws.vector {
-                let at = m.base + j as usize * m.stride + 1;
+                let at = m.base + j as usize * m.stride;
                 let row = &m.rows[at..at + m.columns];
                 reference.iter_mut().zip(row).for_each(|(r, w)| *r += v * w);
             }
