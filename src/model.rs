@@ -54,9 +54,7 @@ const ACC_LANES: usize = (MAX_COLUMNS + 2).div_ceil(LANES) * LANES;
 /// `acc += v · row`, both a whole number of [`LANES`] blocks long.
 #[inline(always)]
 fn axpy(acc: &mut [f32], v: f32, row: &[f32]) {
-    let (acc, _) = acc.as_chunks_mut::<LANES>();
-    let (row, _) = row.as_chunks::<LANES>();
-    for (a, w) in acc.iter_mut().zip(row) {
+    for (a, w) in acc.chunks_exact_mut(LANES).zip(row.chunks_exact(LANES)) {
         for l in 0..LANES {
             a[l] += v * w[l];
         }
@@ -66,9 +64,7 @@ fn axpy(acc: &mut [f32], v: f32, row: &[f32]) {
 /// `acc += row`, both a whole number of [`LANES`] blocks long.
 #[inline(always)]
 fn add(acc: &mut [f32], row: &[f32]) {
-    let (acc, _) = acc.as_chunks_mut::<LANES>();
-    let (row, _) = row.as_chunks::<LANES>();
-    for (a, w) in acc.iter_mut().zip(row) {
+    for (a, w) in acc.chunks_exact_mut(LANES).zip(row.chunks_exact(LANES)) {
         for l in 0..LANES {
             a[l] += w[l];
         }
