@@ -181,6 +181,12 @@ pub struct Workspace {
     /// Word-block feature hashes of the passage, each with its token when
     /// it is a unigram (`u32::MAX` otherwise).
     keys: Vec<(u64, u32)>,
+    /// Character n-gram hashes of out-of-vocabulary words, each with its
+    /// token (see `oov_char_hits`).
+    gram_keys: Vec<(u64, u32)>,
+    /// (token, feature) for every known character n-gram occurrence of
+    /// out-of-vocabulary words, sorted.
+    pub(crate) gram_hits: Vec<(u32, u32)>,
     /// One word's character-block vector (see `word_chars`).
     pub(crate) word_vec: Vec<(u32, f32)>,
     char_acc: Vec<(u32, f32)>,
@@ -280,7 +286,9 @@ fn for_each_feature(
 fn padded_lower(word: &str, chars: &mut Vec<char>) {
     chars.clear();
     chars.push(BOUNDARY);
-    if word.contains('Σ') {
+    if word.is_ascii() {
+        chars.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else if word.contains('Σ') {
         chars.extend(word.to_lowercase().chars());
     } else {
         chars.extend(word.chars().flat_map(char::to_lowercase));
@@ -960,6 +968,42 @@ impl Featurizer {
                 }
             }
         }
+    }
+
+    /// For every word token without a unigram feature (`ws.unigrams`
+    /// after [`Featurizer::word_hits`]), its known character n-grams as
+    /// (token, feature) pairs into `ws.gram_hits`, sorted: one occurrence
+    /// each, so equal pairs count. Like `word_hits`, the lookups of all
+    /// such words are prefetched together before any is probed.
+    pub(crate) fn oov_char_hits(&self, passage: &str, ws: &mut Workspace) {
+        let Workspace {
+            tokens,
+            chars,
+            unigrams,
+            gram_keys,
+            gram_hits,
+            ..
+        } = ws;
+        gram_keys.clear();
+        gram_hits.clear();
+        for (t, token) in tokens.iter().enumerate() {
+            if token.kind != TokenKind::Word || unigrams.get(t) != Some(&u32::MAX) {
+                continue;
+            }
+            let word = &passage[token.start as usize..token.end as usize];
+            for_each_char_gram(&self.vocab.settings, word, chars, |h, _, _| {
+                gram_keys.push((h, t as u32));
+            });
+        }
+        for &(h, _) in gram_keys.iter() {
+            self.index.prefetch(h);
+        }
+        for &(h, t) in gram_keys.iter() {
+            if let Some(&g) = self.index.get(&h) {
+                gram_hits.push((t, g));
+            }
+        }
+        gram_hits.sort_unstable();
     }
 
     /// A sublinear (or raw) term frequency.

@@ -600,8 +600,15 @@ impl Model {
                 .for_each(|(s, a)| *s += a * inv);
         }
         if self.chars {
+            fz.oov_char_hits(passage, ws);
+            for &(_, g) in &ws.gram_hits {
+                if let Some(row) = self.rows.get(base + g as usize * stride) {
+                    prefetch(row);
+                }
+            }
             // Lanes 0..c sum the words' character contributions, lane c
             // their squared norms (the weight blocks are zero there).
+            let mut grams = ws.gram_hits.as_slice();
             for t in 0..ws.tokens.len() {
                 let token = ws.tokens[t];
                 if token.kind != crate::text::TokenKind::Word {
@@ -613,11 +620,26 @@ impl Model {
                         add(&mut chars[..char_lanes], &self.rows[at..at + char_lanes]);
                     }
                     _ => {
-                        let sq =
-                            fz.word_chars(&passage[token.start as usize..token.end as usize], ws);
-                        for &(g, v) in &ws.word_vec {
+                        // This word's n-grams: count × idf each, as `Featurizer::word_chars`.
+                        let end = grams.partition_point(|&(w, _)| w as usize <= t);
+                        let (mine, rest) = grams.split_at(end);
+                        grams = rest;
+                        let mut sq = 0.0f32;
+                        let mut k = 0;
+                        while k < mine.len() {
+                            let g = mine[k].1;
+                            let mut count = 0u16;
+                            while k < mine.len() && mine[k].1 == g {
+                                count += 1;
+                                k += 1;
+                            }
                             let at = base + g as usize * stride;
-                            axpy(&mut chars[..lanes], v, &self.rows[at..at + lanes]);
+                            let Some(row) = self.rows.get(at..at + stride) else {
+                                continue;
+                            };
+                            let v = f32::from(count) * row[self.idf_at];
+                            sq += v * v;
+                            axpy(&mut chars[..lanes], v, &row[..lanes]);
                         }
                         chars[c] += sq;
                     }
