@@ -136,10 +136,42 @@ fn is_caps(word: &str) -> bool {
 
 /// Tokenizes `passage` into `out` (cleared first). Passages longer than
 /// `u32::MAX` bytes are not supported; callers cap passage size far below.
+///
+/// Text the one-pass tokenizer does not cover (accents, emoji, other
+/// scripts) is tokenized by UAX #29 only in the chunk around it: from the
+/// last ASCII space before to the first after that is followed by
+/// another ASCII character. UAX #29 always breaks there (a space before a
+/// character that is neither a space nor an extender) and no rule looks
+/// across it, so the chunk's segments are those of the whole passage.
 pub fn tokenize(passage: &str, out: &mut Vec<Token>) {
-    if !tokenize_fast(passage.as_bytes(), out) {
-        tokenize_segments(passage, out);
+    out.clear();
+    let b = passage.as_bytes();
+    let mut from = 0;
+    while let Err(at) = tokenize_fast(b, from, out) {
+        let start = (from + 1..at)
+            .rev()
+            .find(|&k| chunk_boundary(b, k))
+            .unwrap_or(from);
+        let end = (at + 1..b.len())
+            .find(|&k| chunk_boundary(b, k))
+            .unwrap_or(b.len());
+        while out.last().is_some_and(|t| t.start as usize >= start) {
+            out.pop();
+        }
+        match passage.get(start..end) {
+            Some(chunk) => tokenize_segments(chunk, start, out),
+            // Not reached: both ends follow an ASCII byte or the ends.
+            None => tokenize_segments(&passage[from..], from, out),
+        }
+        from = end;
     }
+}
+
+/// Whether UAX #29 breaks before byte `k` for a reason no rule looks
+/// across: an ASCII space, then an ASCII character other than a space.
+#[inline]
+fn chunk_boundary(b: &[u8], k: usize) -> bool {
+    k > 0 && b[k - 1] == b' ' && b.get(k).is_some_and(|&c| c < 0x80 && c != b' ')
 }
 
 /// Whether `b[i..]` starts with one of [`is_fast_extra`]'s characters
@@ -189,12 +221,13 @@ const CLASS: [u8; 256] = {
 
 /// [`tokenize`] in one pass for ASCII text plus [`is_fast_extra`]'s
 /// characters: segments (as [`AsciiSegments`]), classifies and hashes each
-/// word as it goes. Returns false, leaving `out` unspecified, at the first
-/// other character. A property test holds it to the segment-based path.
-fn tokenize_fast(b: &[u8], out: &mut Vec<Token>) -> bool {
-    out.clear();
+/// word as it goes, from byte `from` (where no word or `!?` run may be
+/// open), appending to `out`. Stops with `Err(position)` at the first
+/// other character, having appended the tokens before it. A property test
+/// holds it to the segment-based path.
+fn tokenize_fast(b: &[u8], from: usize, out: &mut Vec<Token>) -> Result<(), usize> {
     let n = b.len();
-    let mut i = 0;
+    let mut i = from;
     while i < n {
         let c = b[i];
         if is_word_byte(c) {
@@ -283,23 +316,23 @@ fn tokenize_fast(b: &[u8], out: &mut Vec<Token>) -> bool {
         } else if extra_at(b, i).is_some() {
             i += 3;
         } else {
-            return false;
+            return Err(i);
         }
     }
-    true
+    Ok(())
 }
 
 /// [`tokenize`] over word-boundary segments: UAX #29 in general, the fast
-/// segmenter for text it covers.
-fn tokenize_segments(passage: &str, out: &mut Vec<Token>) {
-    out.clear();
+/// segmenter for text it covers. Appends to `out`, with offsets shifted by
+/// `shift` (where `passage` starts in the whole passage).
+fn tokenize_segments(passage: &str, shift: usize, out: &mut Vec<Token>) {
     let mut punct_start: Option<usize> = None;
     let mut punct_end = 0usize;
     let flush = |out: &mut Vec<Token>, start: &mut Option<usize>, end: usize| {
         if let Some(s) = start.take() {
             out.push(Token {
-                start: s as u32,
-                end: end as u32,
+                start: (shift + s) as u32,
+                end: (shift + end) as u32,
                 hash: hash_str(punct_text(&passage[s..end])),
                 kind: TokenKind::Punct,
                 caps: false,
@@ -336,16 +369,16 @@ fn tokenize_segments(passage: &str, out: &mut Vec<Token>) {
         let end = offset + seg.len();
         if is_number(seg) {
             out.push(Token {
-                start: offset as u32,
-                end: end as u32,
+                start: (shift + offset) as u32,
+                end: (shift + end) as u32,
                 hash: hash_str(NUM),
                 kind: TokenKind::Number,
                 caps: false,
             });
         } else {
             out.push(Token {
-                start: offset as u32,
-                end: end as u32,
+                start: (shift + offset) as u32,
+                end: (shift + end) as u32,
                 hash: hash_lower(seg),
                 kind: TokenKind::Word,
                 caps: is_caps(seg),
@@ -500,9 +533,17 @@ mod tests {
         #[test]
         fn one_pass_tokenizer_agrees_with_segments(s in "[a-cA-C0-9_.:;,'!? \t\n\"()\u{2019}\u{2018}\u{201c}\u{201d}\u{2014}\u{2013}\u{2026}-]{0,40}") {
             let (mut fused, mut segmented) = (Vec::new(), Vec::new());
-            proptest::prop_assert!(tokenize_fast(s.as_bytes(), &mut fused));
-            tokenize_segments(&s, &mut segmented);
+            proptest::prop_assert!(tokenize_fast(s.as_bytes(), 0, &mut fused).is_ok());
+            tokenize_segments(&s, 0, &mut segmented);
             proptest::prop_assert_eq!(fused, segmented);
+        }
+
+        #[test]
+        fn chunked_fallback_agrees_with_uax29_on_the_whole_passage(s in "[a-cA-C0-9_.:;,'!? \t\n\u{2019}\u{2014}éÉΣ東\u{301}\u{200b}\u{200d}\u{2063}\u{fe0f}\u{1f4cd}\u{1f1fa}\u{1f1f8}\u{3000}\u{a0}-]{0,40}") {
+            let (mut chunked, mut whole) = (Vec::new(), Vec::new());
+            tokenize(&s, &mut chunked);
+            tokenize_segments(&s, 0, &mut whole);
+            proptest::prop_assert_eq!(chunked, whole);
         }
 
         #[test]
