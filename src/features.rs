@@ -157,6 +157,14 @@ const CAPS: &str = "<caps>";
 /// Marks a word boundary in character n-gram terms (`_sho`, `ing_`).
 const BOUNDARY: char = '_';
 const CHAR_SEED: u64 = 0x6368_6172_5f6e_6772; // "char_ngr"
+/// How a character n-gram's term starts (`ch:_sho`).
+const CHAR_PREFIX: &str = "ch:";
+
+/// The hash [`for_each_char_gram`] gives the character n-gram `gram`.
+fn char_gram_hash(gram: &str) -> u64 {
+    gram.chars()
+        .fold(CHAR_SEED, |h, c| combine(h, u64::from(u32::from(c))))
+}
 
 #[inline]
 fn combine(a: u64, b: u64) -> u64 {
@@ -214,6 +222,29 @@ fn for_each_feature(
     chars: &mut Vec<char>,
     mut visit: impl FnMut(u64, Occurrence),
 ) {
+    for_each_word_feature(settings, tokens, &mut visit);
+    for_each_lexicon_feature(lexicon, lex, tokens, &mut visit);
+    if with_chars && settings.char_range().is_some() {
+        for (i, t) in tokens.iter().enumerate() {
+            if t.kind == TokenKind::Word {
+                for_each_char_gram(
+                    settings,
+                    &passage[t.start as usize..t.end as usize],
+                    chars,
+                    |h, index, n| visit(h, Occurrence::Chars { token: i, index, n }),
+                );
+            }
+        }
+    }
+}
+
+/// The word n-grams and `<caps>` markers of [`for_each_feature`].
+#[inline]
+fn for_each_word_feature(
+    settings: &FeatureSettings,
+    tokens: &[Token],
+    mut visit: impl FnMut(u64, Occurrence),
+) {
     let [lo, hi] = settings.word_ngrams;
     let (lo, hi) = (usize::from(lo), usize::from(hi));
     for first in 0..tokens.len() {
@@ -234,6 +265,16 @@ fn for_each_feature(
             }
         }
     }
+}
+
+/// The lexicon markers of [`for_each_feature`].
+#[inline]
+fn for_each_lexicon_feature(
+    lexicon: &Lexicon,
+    lex: &[TokenLex],
+    tokens: &[Token],
+    mut visit: impl FnMut(u64, Occurrence),
+) {
     if !lexicon.is_empty() {
         for i in 0..tokens.len() {
             if let Some((polarity, strong)) = lexicon.polarity(lex, i) {
@@ -264,18 +305,6 @@ fn for_each_feature(
                         },
                     );
                 }
-            }
-        }
-    }
-    if with_chars && settings.char_range().is_some() {
-        for (i, t) in tokens.iter().enumerate() {
-            if t.kind == TokenKind::Word {
-                for_each_char_gram(
-                    settings,
-                    &passage[t.start as usize..t.end as usize],
-                    chars,
-                    |h, index, n| visit(h, Occurrence::Chars { token: i, index, n }),
-                );
             }
         }
     }
@@ -337,7 +366,7 @@ fn occurrence_text(passage: &str, tokens: &[Token], occ: Occurrence) -> String {
             let mut word = Vec::new();
             padded_lower(&passage[t.start as usize..t.end as usize], &mut word);
             let gram: String = word[index..index + n].iter().collect();
-            format!("ch:{gram}")
+            format!("{CHAR_PREFIX}{gram}")
         }
     }
 }
@@ -382,8 +411,9 @@ struct HashIndex {
 const EMPTY: u32 = u32::MAX;
 
 impl HashIndex {
+    /// Room for `n` keys at a load of at most 2/3.
     fn with_capacity(n: usize) -> Self {
-        let size = (2 * n.max(1)).next_power_of_two();
+        let size = (n.max(1) + n / 2 + 1).next_power_of_two();
         Self {
             slots: vec![(0, EMPTY); size],
             mask: size - 1,
@@ -729,7 +759,10 @@ pub struct Vocabulary {
 #[derive(Debug, Clone)]
 pub struct Featurizer {
     vocab: Vocabulary,
+    /// Word n-grams and markers.
     index: HashIndex,
+    /// Character n-grams.
+    char_index: HashIndex,
     lexicon: Lexicon,
     /// Index of the [`LEXICON_SCORE`] feature, when the vocabulary has it.
     lexicon_score: Option<u32>,
@@ -855,9 +888,25 @@ impl Featurizer {
                 vocab.terms[bad], vocab.idf[bad]
             )));
         }
-        let mut index = HashIndex::with_capacity(n);
+        // Character n-grams get their own table: scoring probes them only
+        // for words outside the vocabulary, and the word table it probes
+        // for every n-gram stays half the size.
+        let is_char: Vec<bool> = vocab
+            .terms
+            .iter()
+            .zip(&vocab.hashes)
+            .map(|(t, &h)| t.strip_prefix(CHAR_PREFIX).map(char_gram_hash) == Some(h))
+            .collect();
+        let n_char = is_char.iter().filter(|&&c| c).count();
+        let mut index = HashIndex::with_capacity(n - n_char);
+        let mut char_index = HashIndex::with_capacity(n_char);
         for (i, &h) in vocab.hashes.iter().enumerate() {
-            if let Some(prev) = index.insert(h, i as u32) {
+            let table = if is_char[i] {
+                &mut char_index
+            } else {
+                &mut index
+            };
+            if let Some(prev) = table.insert(h, i as u32) {
                 return Err(FeatureError::Collision(
                     vocab.terms[prev as usize].clone(),
                     vocab.terms[i].clone(),
@@ -882,6 +931,7 @@ impl Featurizer {
         Ok(Self {
             vocab,
             index,
+            char_index,
             lexicon,
             lexicon_score,
         })
@@ -924,39 +974,35 @@ impl Featurizer {
         tokenize(passage, &mut ws.tokens);
         let Workspace {
             tokens,
-            chars,
             hits,
             unigrams,
             lex,
             keys,
             ..
         } = ws;
-        self.lexicon.annotate(tokens, lex);
         keys.clear();
-        // The compound score's term is not counted (see `transform`).
-        let score = self.lexicon.markers[4].0;
-        for_each_feature(
-            &self.vocab.settings,
-            &self.lexicon,
-            lex,
-            false,
-            passage,
-            tokens,
-            chars,
-            |h, occ| {
-                if h != score {
-                    let unigram = match occ {
-                        Occurrence::Words { first, n: 1 } => first as u32,
-                        _ => u32::MAX,
-                    };
-                    keys.push((h, unigram));
-                }
-            },
-        );
+        fn unigram(occ: Occurrence) -> u32 {
+            match occ {
+                Occurrence::Words { first, n: 1 } => first as u32,
+                _ => u32::MAX,
+            }
+        }
+        for_each_word_feature(&self.vocab.settings, tokens, |h, occ| {
+            keys.push((h, unigram(occ)));
+        });
         let index = &self.index;
         for &(h, _) in keys.iter() {
             index.prefetch(h);
         }
+        // The lexicon's lookups overlap the index slots' arrival.
+        self.lexicon.annotate(tokens, lex);
+        // The compound score's term is not counted (see `transform`).
+        let score = self.lexicon.markers[4].0;
+        for_each_lexicon_feature(&self.lexicon, lex, tokens, |h, occ| {
+            if h != score {
+                keys.push((h, unigram(occ)));
+            }
+        });
         hits.clear();
         unigrams.clear();
         unigrams.resize(tokens.len(), u32::MAX);
@@ -984,6 +1030,7 @@ impl Featurizer {
             gram_hits,
             ..
         } = ws;
+        let index = &self.char_index;
         gram_keys.clear();
         gram_hits.clear();
         for (t, token) in tokens.iter().enumerate() {
@@ -996,10 +1043,10 @@ impl Featurizer {
             });
         }
         for &(h, _) in gram_keys.iter() {
-            self.index.prefetch(h);
+            index.prefetch(h);
         }
         for &(h, t) in gram_keys.iter() {
-            if let Some(&g) = self.index.get(&h) {
+            if let Some(&g) = index.get(&h) {
                 gram_hits.push((t, g));
             }
         }
@@ -1025,7 +1072,7 @@ impl Featurizer {
             chars, word_vec, ..
         } = ws;
         word_vec.clear();
-        let index = &self.index;
+        let index = &self.char_index;
         for_each_char_gram(&self.vocab.settings, word, chars, |h, _, _| {
             if let Some(&i) = index.get(&h) {
                 word_vec.push((i, 1.0));
@@ -1135,7 +1182,6 @@ impl Featurizer {
         let Workspace {
             tokens, chars, lex, ..
         } = ws;
-        let index = &self.index;
         for_each_feature(
             &self.vocab.settings,
             &self.lexicon,
@@ -1145,6 +1191,10 @@ impl Featurizer {
             tokens,
             chars,
             |h, occ| {
+                let index = match occ {
+                    Occurrence::Chars { .. } => &self.char_index,
+                    _ => &self.index,
+                };
                 if let Some(&i) = index.get(&h) {
                     if let Some(slot) = wanted.iter().position(|&w| w == i) {
                         out[slot].push(occurrence_span(tokens, occ));
