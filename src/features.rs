@@ -399,9 +399,10 @@ impl Hasher for IdentityHasher {
 }
 
 /// Feature hash → feature index: open addressing with linear probing over
-/// (hash, index) slots at most half full. Hashes are already well mixed, so
-/// a slot is found from the hash's bits directly, and the key sits beside
-/// the value: a lookup usually costs one cache line, hit or miss.
+/// (hash, index) slots, at most a third full. Hashes are already well
+/// mixed, so a slot is found from the hash's bits directly, and the key
+/// sits beside the value: a lookup usually costs one cache line, hit or
+/// miss.
 #[derive(Debug, Clone, Default)]
 struct HashIndex {
     slots: Vec<(u64, u32)>,
