@@ -221,9 +221,6 @@ const CLASS: [u8; 256] = {
 
 /// One in every byte of a word.
 const BYTES: u64 = 0x0101_0101_0101_0101;
-/// [`WORD`] and [`UPPER`] in every byte of a word.
-const WORD_BYTES: u64 = BYTES * WORD as u64;
-const UPPER_BYTES: u64 = BYTES * UPPER as u64;
 
 /// `b[i..i + 8]` as a little-endian word, zero bytes past the end (a zero
 /// byte is no word character).
@@ -280,19 +277,19 @@ fn tokenize_fast(b: &[u8], from: usize, out: &mut Vec<Token>) -> Result<(), usiz
                 for k in 0..8 {
                     classes |= u64::from(CLASS[((block >> (8 * k)) & 0xff) as usize]) << (8 * k);
                 }
-                let run = ((!classes & WORD_BYTES).trailing_zeros() / 8) as usize;
+                let run = ((!classes & BYTES * u64::from(WORD)).trailing_zeros() / 8) as usize;
                 let in_run = if run == 8 {
                     u64::MAX
                 } else {
                     (1u64 << (8 * run)) - 1
                 };
                 // Lower-case: an upper-case ASCII letter gains 0x20.
-                let lower = block | ((classes & UPPER_BYTES) << 4);
+                let lower = block | ((classes & BYTES * u64::from(UPPER)) << 4);
                 for k in 0..8 {
                     let next = fnv_byte(h, (lower >> (8 * k)) as u8);
                     h = if k < run { next } else { h };
                 }
-                upper += (classes & in_run & UPPER_BYTES).count_ones();
+                upper += (classes & in_run & BYTES * u64::from(UPPER)).count_ones();
                 any |= or_bytes(classes & in_run);
                 all &= and_bytes(classes | !in_run);
                 i += run;
