@@ -219,40 +219,6 @@ const CLASS: [u8; 256] = {
     t
 };
 
-/// One in every byte of a word.
-const BYTES: u64 = 0x0101_0101_0101_0101;
-
-/// `b[i..i + 8]` as a little-endian word, zero bytes past the end (a zero
-/// byte is no word character).
-#[inline]
-fn load8(b: &[u8], i: usize) -> u64 {
-    let mut buf = [0u8; 8];
-    if let Some(s) = b.get(i..i + 8) {
-        buf.copy_from_slice(s);
-    } else if let Some(tail) = b.get(i..) {
-        buf[..tail.len()].copy_from_slice(tail);
-    }
-    u64::from_le_bytes(buf)
-}
-
-/// The OR of a word's eight bytes.
-#[inline]
-fn or_bytes(mut x: u64) -> u8 {
-    x |= x >> 32;
-    x |= x >> 16;
-    x |= x >> 8;
-    x as u8
-}
-
-/// The AND of a word's eight bytes.
-#[inline]
-fn and_bytes(mut x: u64) -> u8 {
-    x &= x >> 32;
-    x &= x >> 16;
-    x &= x >> 8;
-    x as u8
-}
-
 /// [`tokenize`] in one pass for ASCII text plus [`is_fast_extra`]'s
 /// characters: segments (as [`AsciiSegments`]), classifies and hashes each
 /// word as it goes, from byte `from` (where no word or `!?` run may be
@@ -268,57 +234,44 @@ fn tokenize_fast(b: &[u8], from: usize, out: &mut Vec<Token>) -> Result<(), usiz
             let start = i;
             let mut h = FNV_OFFSET;
             let (mut upper, mut any, mut all) = (0u32, 0u8, NUMERIC);
-            // Eight bytes at a time: the run of word bytes is found from
-            // their classes' bits, and hashed and classified in a fixed
-            // number of steps, so a word's end costs no mispredicted branch.
             loop {
-                let block = load8(b, i);
-                let mut classes = 0u64;
-                for k in 0..8 {
-                    classes |= u64::from(CLASS[((block >> (8 * k)) & 0xff) as usize]) << (8 * k);
-                }
-                let run = ((!classes & BYTES * u64::from(WORD)).trailing_zeros() / 8) as usize;
-                let in_run = if run == 8 {
-                    u64::MAX
-                } else {
-                    (1u64 << (8 * run)) - 1
-                };
-                // Lower-case: an upper-case ASCII letter gains 0x20.
-                let lower = block | ((classes & BYTES * u64::from(UPPER)) << 4);
-                for k in 0..8 {
-                    let next = fnv_byte(h, (lower >> (8 * k)) as u8);
-                    h = if k < run { next } else { h };
-                }
-                upper += (classes & in_run & BYTES * u64::from(UPPER)).count_ones();
-                any |= or_bytes(classes & in_run);
-                all &= and_bytes(classes | !in_run);
-                i += run;
-                if run == 8 {
+                let c = b[i];
+                let class = CLASS[c as usize];
+                h = fnv_byte(h, c.to_ascii_lowercase());
+                upper += u32::from(class & UPPER);
+                any |= class;
+                all &= class;
+                i += 1;
+                let Some(&next) = b.get(i) else { break };
+                if CLASS[next as usize] & WORD != 0 {
                     continue;
                 }
-                let Some(&next) = b.get(i) else { break };
-                // A joiner between two letters or digits stays in the word.
-                let class = CLASS[b[i - 1] as usize];
-                let width = match next {
-                    b'.' | b'\'' | b':' | b',' | b';' => 1,
+                if extra_at(b, i) == Some(true) {
                     // A curly single quote (MidNumLet) joins like `'`.
-                    0xe2 if extra_at(b, i) == Some(true) => 3,
-                    _ => break,
-                };
-                let after = CLASS[b.get(i + width).copied().unwrap_or(0) as usize];
+                    let after = CLASS[b.get(i + 3).copied().unwrap_or(0) as usize];
+                    if class & after & (ALPHA | DIGIT) == 0 {
+                        break;
+                    }
+                    for &q in &b[i..i + 3] {
+                        h = fnv_byte(h, q);
+                    }
+                    all = 0;
+                    i += 3;
+                    continue;
+                }
+                let after = CLASS[b.get(i + 1).copied().unwrap_or(0) as usize];
                 let joins = match next {
-                    b'.' | b'\'' | 0xe2 => class & after & (ALPHA | DIGIT) != 0,
+                    b'.' | b'\'' => class & after & (ALPHA | DIGIT) != 0,
                     b':' => class & after & ALPHA != 0,
-                    _ => class & after & DIGIT != 0,
+                    b',' | b';' => class & after & DIGIT != 0,
+                    _ => false,
                 };
                 if !joins {
                     break;
                 }
-                for &q in &b[i..i + width] {
-                    h = fnv_byte(h, q);
-                }
+                h = fnv_byte(h, next);
                 all &= CLASS[next as usize];
-                i += width;
+                i += 1;
             }
             // A number starts with a digit and has only digits, `.` and `,`.
             let numeric = CLASS[b[start] as usize] & DIGIT != 0 && all & NUMERIC != 0;
@@ -341,7 +294,7 @@ fn tokenize_fast(b: &[u8], from: usize, out: &mut Vec<Token>) -> Result<(), usiz
                     end: i as u32,
                     hash: finish(h),
                     kind: TokenKind::Word,
-                    caps: upper >= 2 && !lower,
+                    caps: upper >= 2 * u32::from(UPPER) && !lower,
                 }
             });
         } else if c == b'!' || c == b'?' {
