@@ -408,50 +408,6 @@ pub struct Model {
     chars: bool,
 }
 
-/// Renumbers the features of a loaded model, most frequent (lowest idf)
-/// first: scoring reads the rows of frequent words and bigrams far more
-/// often than the rest, and numbered first they share a few megabytes
-/// that stay in cache instead of lying scattered over the whole table.
-/// Feature numbers never leave a loaded model (explanations carry the
-/// feature's text), so the file keeps the training order.
-fn frequent_first(vocab: &mut Vocabulary, heads: &mut [HeadData]) -> Result<(), String> {
-    let n = vocab.terms.len();
-    if vocab.hashes.len() != n || vocab.idf.len() != n {
-        return Err(format!(
-            "{} terms, {} hashes, {} idf values",
-            n,
-            vocab.hashes.len(),
-            vocab.idf.len()
-        ));
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| vocab.idf[a].total_cmp(&vocab.idf[b]).then(a.cmp(&b)));
-    let mut terms = std::mem::take(&mut vocab.terms);
-    vocab.terms = order
-        .iter()
-        .map(|&i| std::mem::take(&mut terms[i]))
-        .collect();
-    vocab.hashes = order.iter().map(|&i| vocab.hashes[i]).collect();
-    vocab.idf = order.iter().map(|&i| vocab.idf[i]).collect();
-    for h in heads {
-        let k = h.outputs();
-        if h.weights.len() != n * k {
-            return Err(format!(
-                "head {:?} has {} weights for {} features x {} outputs",
-                h.name,
-                h.weights.len(),
-                n,
-                k
-            ));
-        }
-        h.weights = order
-            .iter()
-            .flat_map(|&i| h.weights[i * k..i * k + k].iter().copied())
-            .collect();
-    }
-    Ok(())
-}
-
 impl Model {
     /// Loads and checks a model file.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
@@ -461,11 +417,7 @@ impl Model {
 
     /// Compiles checked model data; `path` names it in errors.
     pub fn from_data(mut data: ModelData, id: String, path: &Path) -> Result<Self, ModelError> {
-        let mut vocab = std::mem::take(&mut data.vocabulary);
-        frequent_first(&mut vocab, &mut data.heads).map_err(|reason| ModelError::Invalid {
-            path: path.to_path_buf(),
-            reason,
-        })?;
+        let vocab = std::mem::take(&mut data.vocabulary);
         let featurizer =
             Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| ModelError::Invalid {
                 path: path.to_path_buf(),
@@ -874,36 +826,6 @@ mod tests {
                     data: vec![],
                 },
             ],
-        }
-    }
-
-    #[test]
-    fn features_are_renumbered_most_frequent_first_with_their_weights() {
-        let data = tiny();
-        let v = &data.vocabulary;
-        let original: std::collections::HashMap<&str, (f32, Vec<f32>)> = (0..v.terms.len())
-            .map(|j| {
-                let w = data.heads.iter().flat_map(|h| {
-                    let k = h.outputs();
-                    h.weights[j * k..j * k + k].to_vec()
-                });
-                (v.terms[j].as_str(), (v.idf[j], w.collect()))
-            })
-            .collect();
-        let m = Model::from_data(data.clone(), "t".into(), Path::new("t")).unwrap();
-        let fz = m.featurizer();
-        let mut last = 0.0;
-        for j in 0..fz.len() as u32 {
-            let (idf, weights) = &original[fz.term(j)];
-            assert_eq!(fz.idf(j), *idf);
-            assert!(fz.idf(j) >= last, "idf ascending");
-            last = fz.idf(j);
-            let got: Vec<f32> = m
-                .heads()
-                .iter()
-                .flat_map(|h| m.weights(j, h).to_vec())
-                .collect();
-            assert_eq!(&got, weights, "{}", fz.term(j));
         }
     }
 
