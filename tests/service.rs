@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use common_service::{model_a, model_b, save_corrupt};
+use prost::bytes::Bytes;
 use slant::model::ModelError;
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ModelInfoRequest, ScoreRequest};
 use slant::service::{
-    bench_grpc, BenchGrpcArgs, BenchRpc, Limits, ReloadHandle, ServeArgs, Server, ServerConfig,
-    ServiceError,
+    bench_grpc, BenchGrpcArgs, BenchRpc, Limits, RawCodec, ReloadHandle, ServeArgs, Server,
+    ServerConfig, ServiceError,
 };
 use slant::text::split::split_article;
 use tempfile::TempDir;
@@ -587,56 +588,14 @@ async fn bad_requests_get_the_documented_status_and_the_server_keeps_serving() {
     server.stop().await;
 }
 
-mod raw {
-    //! A codec that sends and receives raw message bytes, to send what no
-    //! well-behaved client would.
-    use prost::bytes::{Buf, BufMut};
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-    use tonic::Status;
-
-    #[derive(Default)]
-    pub struct RawCodec;
-    pub struct Raw;
-
-    impl Codec for RawCodec {
-        type Encode = Vec<u8>;
-        type Decode = Vec<u8>;
-        type Encoder = Raw;
-        type Decoder = Raw;
-        fn encoder(&mut self) -> Raw {
-            Raw
-        }
-        fn decoder(&mut self) -> Raw {
-            Raw
-        }
-    }
-
-    impl Encoder for Raw {
-        type Item = Vec<u8>;
-        type Error = Status;
-        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-            dst.put_slice(&item);
-            Ok(())
-        }
-    }
-
-    impl Decoder for Raw {
-        type Item = Vec<u8>;
-        type Error = Status;
-        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-            Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_bytes_get_an_error_status_not_a_crash() {
     let server = start().await;
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     let path = |p: &'static str| tonic::codegen::http::uri::PathAndQuery::from_static(p);
     // Field 1 (passages, a string) holding invalid UTF-8; then plain garbage.
-    let bad_utf8 = vec![0x0a, 0x03, b'a', 0xff, 0xfe];
-    let garbage = vec![0xff, 0xff, 0xff, 0xff, 0x0f, 0x12];
+    let bad_utf8 = Bytes::from_static(&[0x0a, 0x03, b'a', 0xff, 0xfe]);
+    let garbage = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0x12]);
     // (GetModelInfo's request has no fields: it skips field 1 and only
     // refuses the garbage.)
     let cases = [
@@ -657,7 +616,7 @@ async fn undecodable_bytes_get_an_error_status_not_a_crash() {
         for &method in methods {
             grpc.ready().await.unwrap();
             let result = grpc
-                .unary(Request::new(body.clone()), path(method), raw::RawCodec)
+                .unary(Request::new(body.clone()), path(method), RawCodec)
                 .await;
             let status = result.expect_err(method);
             assert_ne!(status.code(), Code::Ok);
@@ -667,7 +626,7 @@ async fn undecodable_bytes_get_an_error_status_not_a_crash() {
             .streaming(
                 Request::new(tokio_stream::iter(vec![body.clone()])),
                 path("/slant.v1.Scorer/ScoreStream"),
-                raw::RawCodec,
+                RawCodec,
             )
             .await;
         match result {
@@ -679,9 +638,9 @@ async fn undecodable_bytes_get_an_error_status_not_a_crash() {
     grpc.ready().await.unwrap();
     let result = grpc
         .unary(
-            Request::new(vec![]),
+            Request::new(Bytes::new()),
             path("/slant.v1.Scorer/Score"),
-            raw::RawCodec,
+            RawCodec,
         )
         .await;
     assert_status(result, Code::InvalidArgument, "empty");

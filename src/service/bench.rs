@@ -174,9 +174,11 @@ fn load_corpus(dir: &Path) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Sends and receives message bytes as they are.
+/// A gRPC codec that sends and receives message bytes as they are: the
+/// load generator encodes each request once, and tests use it to send what
+/// no well-behaved client would.
 #[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
+pub struct RawCodec;
 
 impl Codec for RawCodec {
     type Encode = Bytes;

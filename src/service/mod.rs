@@ -29,7 +29,7 @@ mod state;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use bench::{bench_grpc, BenchGrpcArgs, BenchReport, BenchRpc};
+pub use bench::{bench_grpc, BenchGrpcArgs, BenchReport, BenchRpc, RawCodec};
 pub use config::{parse_bytes, parse_duration, Limits, ServerConfig, TlsFiles};
 pub use error::ServiceError;
 pub use server::{run, Server, FILE_DESCRIPTOR_SET};
