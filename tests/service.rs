@@ -120,6 +120,20 @@ fn score_req(passages: &[&str]) -> ScoreRequest {
     }
 }
 
+/// `check()` every 20 ms until `done` holds of its answer, for at most
+/// 10 s; the last answer.
+async fn poll<T>(mut check: impl AsyncFnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let mut last = check().await;
+    for _ in 0..500 {
+        if done(&last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        last = check().await;
+    }
+    last
+}
+
 fn assert_status(result: Result<impl std::fmt::Debug, Status>, code: Code, needle: &str) {
     let status = result.expect_err("the call should fail");
     assert_eq!(status.code(), code, "{status:?}");
@@ -741,14 +755,11 @@ async fn deadlines_and_cancellations_leave_the_server_serving() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     };
-    let mut metrics = server.reload.metrics_text();
-    for _ in 0..500 {
-        if count(&metrics, None) >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        metrics = server.reload.metrics_text();
-    }
+    let metrics = poll(
+        async || server.reload.metrics_text(),
+        |m| count(m, None) >= 4,
+    )
+    .await;
     assert_eq!(count(&metrics, None), 4, "{metrics}");
     assert_eq!(count(&metrics, Some("OK")), 2, "{metrics}");
     assert!(
@@ -1029,36 +1040,28 @@ async fn watch_reloads_when_the_file_changes() {
     let id_a = server.reload.model_id();
     let mut client = server.scorer().await;
     model_b().save(&server.model_path).unwrap();
-    let mut seen = id_a.clone();
-    for _ in 0..500 {
-        seen = client
-            .get_model_info(ModelInfoRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .model_id;
-        if seen != id_a {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let seen = poll(
+        async || {
+            client
+                .get_model_info(ModelInfoRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .model_id
+        },
+        |id| *id != id_a,
+    )
+    .await;
     assert_ne!(seen, id_a);
     let id_b = seen;
     save_corrupt(&model_a(), &server.model_path);
-    for _ in 0..500 {
-        if server
-            .reload
-            .metrics_text()
-            .contains("slant_model_reloads_total{result=\"failed\"} 1")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(server
-        .reload
-        .metrics_text()
-        .contains("slant_model_reloads_total{result=\"failed\"} 1"));
+    let failed = "slant_model_reloads_total{result=\"failed\"} 1";
+    let metrics = poll(
+        async || server.reload.metrics_text(),
+        |m| m.contains(failed),
+    )
+    .await;
+    assert!(metrics.contains(failed), "{metrics}");
     assert_eq!(
         client
             .score(score_req(&["x"]))
