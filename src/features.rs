@@ -1081,27 +1081,22 @@ impl Featurizer {
             }
         });
         word_vec.sort_unstable_by_key(|&(j, _)| j);
-        let mut norm = 0.0f32;
-        let mut out = 0;
-        let mut k = 0;
-        while k < word_vec.len() {
-            let j = word_vec[k].0;
-            let mut count = 0;
-            while k < word_vec.len() && word_vec[k].0 == j {
-                count += 1;
-                k += 1;
+        // Each n-gram once, with its count, then × idf.
+        word_vec.dedup_by(|next, kept| {
+            let same = next.0 == kept.0;
+            if same {
+                kept.1 += next.1;
             }
-            let v = count as f32 * self.vocab.idf[j as usize];
-            norm += v * v;
-            word_vec[out] = (j, v);
-            out += 1;
+            same
+        });
+        let mut norm = 0.0f32;
+        for (j, v) in word_vec.iter_mut() {
+            *v *= self.vocab.idf[*j as usize];
+            norm += *v * *v;
         }
-        word_vec.truncate(out);
         norm
     }
 
-    /// The reference definition of a passage's vector (training and
-    /// explanations use it; the model's fast path must agree with it).
     /// The lexicon score feature and its value for the tokens in `ws`.
     #[inline]
     pub(crate) fn lexicon_score(&self, ws: &Workspace) -> Option<(u32, f32)> {
@@ -1113,23 +1108,18 @@ impl Featurizer {
     }
 
     /// Tokenizes `passage` and leaves its vector in `ws.vector` (sorted by
-    /// feature index).
+    /// feature index): the reference definition of a passage's vector
+    /// (training and explanations use it; the model's fast path must agree
+    /// with it).
     pub fn transform(&self, passage: &str, ws: &mut Workspace) {
         self.word_hits(passage, ws);
         ws.hits.sort_unstable();
         let mut vector = std::mem::take(&mut ws.vector);
         vector.clear();
-        let hits = &ws.hits;
         let mut norm = 0.0f32;
-        let mut k = 0;
-        while k < hits.len() {
-            let j = hits[k];
-            let mut count = 0;
-            while k < hits.len() && hits[k] == j {
-                count += 1;
-                k += 1;
-            }
-            let v = self.tf(count) * self.vocab.idf[j as usize];
+        for run in ws.hits.chunk_by(|a, b| a == b) {
+            let j = run[0];
+            let v = self.tf(run.len()) * self.vocab.idf[j as usize];
             norm += v * v;
             vector.push((j, v));
         }
@@ -1160,15 +1150,9 @@ impl Featurizer {
             if total > 0.0 {
                 let scale = self.vocab.settings.char_weight / total.sqrt();
                 acc.sort_by_key(|&(j, _)| j);
-                let mut k = 0;
-                while k < acc.len() {
-                    let j = acc[k].0;
-                    let mut sum = 0.0;
-                    while k < acc.len() && acc[k].0 == j {
-                        sum += acc[k].1;
-                        k += 1;
-                    }
-                    vector.push((j, sum * scale));
+                for run in acc.chunk_by(|a, b| a.0 == b.0) {
+                    let sum: f32 = run.iter().map(|&(_, v)| v).sum();
+                    vector.push((run[0].0, sum * scale));
                 }
                 vector.sort_by_key(|&(j, _)| j);
             }

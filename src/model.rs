@@ -625,19 +625,12 @@ impl Model {
                         let (mine, rest) = grams.split_at(end);
                         grams = rest;
                         let mut sq = 0.0f32;
-                        let mut k = 0;
-                        while k < mine.len() {
-                            let g = mine[k].1;
-                            let mut count = 0u16;
-                            while k < mine.len() && mine[k].1 == g {
-                                count += 1;
-                                k += 1;
-                            }
-                            let at = base + g as usize * stride;
+                        for run in mine.chunk_by(|a, b| a == b) {
+                            let at = base + run[0].1 as usize * stride;
                             let Some(row) = self.rows.get(at..at + stride) else {
                                 continue;
                             };
-                            let v = f32::from(count) * row[self.idf_at];
+                            let v = run.len() as f32 * row[self.idf_at];
                             sq += v * v;
                             axpy(&mut chars[..lanes], v, &row[..lanes]);
                         }
