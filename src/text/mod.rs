@@ -158,11 +158,14 @@ pub fn tokenize(passage: &str, out: &mut Vec<Token>) {
         while out.last().is_some_and(|t| t.start as usize >= start) {
             out.pop();
         }
-        match passage.get(start..end) {
-            Some(chunk) => tokenize_segments(chunk, start, out),
-            // Not reached: both ends follow an ASCII byte or the ends.
-            None => tokenize_segments(&passage[from..], from, out),
-        }
+        let Some(chunk) = passage.get(start..end) else {
+            // Not reached (both ends follow an ASCII byte or are the
+            // passage's ends); if it were, the whole passage by UAX #29.
+            out.clear();
+            tokenize_segments(passage, 0, out);
+            return;
+        };
+        tokenize_segments(chunk, start, out);
         from = end;
     }
 }
