@@ -465,7 +465,7 @@ impl HashIndex {
 /// A hint that `value`'s cache line will be read soon. It never faults and
 /// changes no result; on other targets it does nothing.
 #[inline(always)]
-pub(crate) fn prefetch<T>(value: &T) {
+pub(crate) fn prefetch<T: ?Sized>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has; it only
     // hints the cache and never dereferences, and the address comes from

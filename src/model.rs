@@ -401,11 +401,10 @@ pub struct Model {
     char_lanes: usize,
     /// Position of the idf in a row.
     idf_at: usize,
+    /// Length of a row: `lanes + char_lanes`.
     stride: usize,
     /// Offset of row 0 in `rows`: the first 64-byte-aligned element.
     base: usize,
-    /// Whether rows carry the character block (see `precompute_word_chars`).
-    chars: bool,
 }
 
 impl Model {
@@ -482,9 +481,8 @@ impl Model {
             idf_at,
             stride,
             base,
-            chars,
         };
-        if chars {
+        if char_lanes > 0 {
             model.precompute_word_chars();
         }
         Ok(model)
@@ -497,6 +495,7 @@ impl Model {
         let mut ws = Workspace::default();
         let mut tokens = Vec::new();
         let (c, stride, base, lanes) = (self.columns, self.stride, self.base, self.lanes);
+        let mut acc = [0f32; MAX_COLUMNS];
         for j in 0..self.featurizer.len() {
             let term = self.featurizer.term(j as u32);
             crate::text::tokenize(term, &mut tokens);
@@ -507,11 +506,11 @@ impl Model {
                 continue;
             }
             let sq = self.featurizer.word_chars(term, &mut ws);
-            let mut acc = [0f32; MAX_COLUMNS];
+            acc.fill(0.0);
             for &(g, v) in &ws.word_vec {
-                let at = base + g as usize * stride;
-                let w = &self.rows[at..at + c];
-                acc[..c].iter_mut().zip(w).for_each(|(a, w)| *a += v * w);
+                if let Some(w) = self.row(g) {
+                    acc[..c].iter_mut().zip(w).for_each(|(a, w)| *a += v * w);
+                }
             }
             let at = base + j * stride + lanes;
             self.rows[at..at + c].copy_from_slice(&acc[..c]);
@@ -536,6 +535,13 @@ impl Model {
         self.heads.iter().position(|h| h.name == name)
     }
 
+    /// Feature `j`'s row: its weights block, then its character block.
+    #[inline(always)]
+    fn row(&self, j: u32) -> Option<&[f32]> {
+        let at = self.base + j as usize * self.stride;
+        self.rows.get(at..at + self.stride)
+    }
+
     /// Every head's raw scores (log-odds or class scores) for the passage,
     /// into `scores` (length = total outputs). Tokenizes once, and never
     /// builds the passage's vector: each word-block feature adds
@@ -545,8 +551,7 @@ impl Model {
     fn raw_scores(&self, passage: &str, ws: &mut Workspace, scores: &mut Vec<f32>) {
         let fz = &self.featurizer;
         fz.word_hits(passage, ws);
-        let (c, stride, base) = (self.columns, self.stride, self.base);
-        let (lanes, char_lanes) = (self.lanes, self.char_lanes);
+        let (c, lanes, char_lanes) = (self.columns, self.lanes, self.char_lanes);
         let mut word = [0f32; ACC_LANES];
         let mut chars = [0f32; ACC_LANES];
         // Group repeated features (rare: a 256-bit filter answers "new" for
@@ -567,7 +572,7 @@ impl Model {
                 }
             }
             seen[word_at] |= mask;
-            if let Some(row) = self.rows.get(base + j as usize * stride) {
+            if let Some(row) = self.row(j) {
                 prefetch(row);
             }
             ws.distinct.push(j);
@@ -575,8 +580,7 @@ impl Model {
         }
         let mut norm = 0.0f32;
         for (&j, &count) in ws.distinct.iter().zip(&ws.counts) {
-            let at = base + j as usize * stride;
-            let Some(row) = self.rows.get(at..at + stride) else {
+            let Some(row) = self.row(j) else {
                 continue;
             };
             let v = fz.tf(count as usize) * row[self.idf_at];
@@ -585,11 +589,13 @@ impl Model {
         }
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
-        if let Some((j, v)) = fz.lexicon_score(ws) {
-            let at = base + j as usize * stride;
+        if let Some((row, v)) = fz
+            .lexicon_score(ws)
+            .and_then(|(j, v)| Some((self.row(j)?, v)))
+        {
             scores
                 .iter_mut()
-                .zip(&self.rows[at..at + c])
+                .zip(&row[..c])
                 .for_each(|(s, w)| *s += v * w);
         }
         if norm > 0.0 {
@@ -599,10 +605,10 @@ impl Model {
                 .zip(word.iter())
                 .for_each(|(s, a)| *s += a * inv);
         }
-        if self.chars {
+        if char_lanes > 0 {
             fz.oov_char_hits(passage, ws);
             for &(_, g) in &ws.gram_hits {
-                if let Some(row) = self.rows.get(base + g as usize * stride) {
+                if let Some(row) = self.row(g) {
                     prefetch(row);
                 }
             }
@@ -616,8 +622,9 @@ impl Model {
                 }
                 match ws.unigrams[t] {
                     u if u != u32::MAX => {
-                        let at = base + u as usize * stride + lanes;
-                        add(&mut chars[..char_lanes], &self.rows[at..at + char_lanes]);
+                        if let Some(row) = self.row(u) {
+                            add(&mut chars[..char_lanes], &row[lanes..]);
+                        }
                     }
                     _ => {
                         // This word's n-grams: count × idf each, as `Featurizer::word_chars`.
@@ -626,8 +633,7 @@ impl Model {
                         grams = rest;
                         let mut sq = 0.0f32;
                         for run in mine.chunk_by(|a, b| a == b) {
-                            let at = base + run[0].1 as usize * stride;
-                            let Some(row) = self.rows.get(at..at + stride) else {
+                            let Some(row) = self.row(run[0].1) else {
                                 continue;
                             };
                             let v = run.len() as f32 * row[self.idf_at];
@@ -651,8 +657,9 @@ impl Model {
 
     /// Weights of feature `j` for `head`.
     fn weights(&self, j: u32, head: &Head) -> &[f32] {
-        let at = self.base + j as usize * self.stride + head.column;
-        &self.rows[at..at + head.outputs]
+        self.row(j)
+            .and_then(|row| row.get(head.column..head.column + head.outputs))
+            .unwrap_or(&[])
     }
 
     /// Scores one passage with every head, without allocating: each head's
@@ -885,8 +892,7 @@ mod tests {
             m.featurizer.transform(&passage, &mut ws);
             let mut reference = m.intercepts.clone();
             for &(j, v) in &ws.vector {
-                let at = m.base + j as usize * m.stride;
-                let row = &m.rows[at..at + m.columns];
+                let row = &m.row(j).unwrap()[..m.columns];
                 reference.iter_mut().zip(row).for_each(|(r, w)| *r += v * w);
             }
             for (a, b) in fast.iter().zip(&reference) {
