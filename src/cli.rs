@@ -371,7 +371,7 @@ fn cmd_score(a: ScoreArgs) -> Result<()> {
 fn cmd_info(a: InfoArgs) -> Result<()> {
     let model = load(&a.model)?;
     let d = model.data();
-    let v = &d.vocabulary;
+    let v = model.featurizer().vocabulary();
     let heads: Vec<Value> = d
         .heads
         .iter()

@@ -381,7 +381,8 @@ pub struct Contribution {
 /// A loaded model, ready to score.
 #[derive(Debug)]
 pub struct Model {
-    /// Metadata as stored, with the per-head weights moved out into `rows`.
+    /// Metadata as stored, with the vocabulary moved into `featurizer` and
+    /// the per-head weights into `rows`.
     data: ModelData,
     id: String,
     featurizer: Featurizer,
@@ -422,9 +423,6 @@ impl Model {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
-        data.vocabulary = featurizer.vocabulary().clone();
-        data.vocabulary.hashes = Vec::new();
-        data.vocabulary.idf = Vec::new();
         let n = featurizer.len();
         let columns: usize = data.heads.iter().map(HeadData::outputs).sum();
         let chars = featurizer.settings().char_range().is_some();
@@ -524,7 +522,8 @@ impl Model {
     pub fn heads(&self) -> &[Head] {
         &self.heads
     }
-    /// Stored metadata (head weights and vocabulary hashes/idf omitted).
+    /// Stored metadata, without the vocabulary (see [`Model::featurizer`])
+    /// and the head weights (compiled into the scorer).
     pub fn data(&self) -> &ModelData {
         &self.data
     }
