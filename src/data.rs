@@ -480,42 +480,33 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        let j = file(
+        // The error reading a file of this extension and content, and the
+        // file's path.
+        let error = |ext: &str, content: &[u8]| {
+            let f = file(ext, content);
+            let e = read_labeled(&DataSpec::new(f.path()), &labels(), false)
+                .unwrap_err()
+                .to_string();
+            (e, f.path().display().to_string())
+        };
+        let (e, path) = error(
             ".jsonl",
             b"{\"text\":\"a\",\"label\":\"pos\"}\n{\"text\":\"b\",\"label\":\"meh\"}\n",
         );
-        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false)
-            .unwrap_err()
-            .to_string();
         assert!(e.contains(":2: unknown label \"meh\""), "{e}");
-        assert!(e.contains(&j.path().display().to_string()));
-        let j = file(
+        assert!(e.contains(&path));
+        let (e, _) = error(
             ".jsonl",
             b"{\"text\":\"a\",\"label\":\"pos\"}\n{\"text\":\"b\"\n",
         );
-        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false)
-            .unwrap_err()
-            .to_string();
         assert!(e.contains(":2: invalid JSON"), "{e}");
-        let j = file(".jsonl", b"{\"label\":\"pos\"}\n");
-        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false)
-            .unwrap_err()
-            .to_string();
+        let (e, _) = error(".jsonl", b"{\"label\":\"pos\"}\n");
         assert!(e.contains(":1: missing field \"text\""), "{e}");
-        let j = file(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\n\xff\xfe\n");
-        let e = read_labeled(&DataSpec::new(j.path()), &labels(), false)
-            .unwrap_err()
-            .to_string();
+        let (e, _) = error(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\n\xff\xfe\n");
         assert!(e.contains(":2: not valid UTF-8"), "{e}");
-        let c = file(".csv", b"label,body\npos,x\n");
-        let e = read_labeled(&DataSpec::new(c.path()), &labels(), false)
-            .unwrap_err()
-            .to_string();
+        let (e, _) = error(".csv", b"label,body\npos,x\n");
         assert!(e.contains("missing field \"text\""), "{e}");
-        let c = file(".csv", b"label,text\npos,x\nneg\n");
-        let e = read_labeled(&DataSpec::new(c.path()), &labels(), false)
-            .unwrap_err()
-            .to_string();
+        let (e, _) = error(".csv", b"label,text\npos,x\nneg\n");
         assert!(e.contains(":3:"), "{e}");
     }
 
