@@ -971,8 +971,9 @@ impl Featurizer {
     /// The n-gram hashes are gathered first and their index slots
     /// prefetched, then looked up: the lookups are cache misses into a
     /// table of megabytes, and issued together they overlap instead of
-    /// waiting one after another.
-    pub(crate) fn word_hits(&self, passage: &str, ws: &mut Workspace) {
+    /// waiting one after another. `found` sees each hit as soon as it is
+    /// known, so that the scorer can start fetching its row.
+    pub(crate) fn word_hits(&self, passage: &str, ws: &mut Workspace, mut found: impl FnMut(u32)) {
         tokenize(passage, &mut ws.tokens);
         let Workspace {
             tokens,
@@ -1010,6 +1011,7 @@ impl Featurizer {
         unigrams.resize(tokens.len(), u32::MAX);
         for &(h, unigram) in keys.iter() {
             if let Some(&i) = index.get(&h) {
+                found(i);
                 hits.push(i);
                 if let Some(u) = unigrams.get_mut(unigram as usize) {
                     *u = i;
@@ -1112,7 +1114,7 @@ impl Featurizer {
     /// (training and explanations use it; the model's fast path must agree
     /// with it).
     pub fn transform(&self, passage: &str, ws: &mut Workspace) {
-        self.word_hits(passage, ws);
+        self.word_hits(passage, ws, |_| {});
         ws.hits.sort_unstable();
         let mut vector = std::mem::take(&mut ws.vector);
         vector.clear();

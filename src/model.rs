@@ -549,13 +549,17 @@ impl Model {
     /// words outside the vocabulary).
     fn raw_scores(&self, passage: &str, ws: &mut Workspace, scores: &mut Vec<f32>) {
         let fz = &self.featurizer;
-        fz.word_hits(passage, ws);
+        fz.word_hits(passage, ws, |j| {
+            if let Some(row) = self.row(j) {
+                prefetch(row);
+            }
+        });
         let (c, lanes, char_lanes) = (self.columns, self.lanes, self.char_lanes);
         let mut word = [0f32; ACC_LANES];
         let mut chars = [0f32; ACC_LANES];
         // Group repeated features (rare: a 256-bit filter answers "new" for
         // almost every hit, and only a filter match scans the distinct
-        // ones), and prefetch each new feature's row.
+        // ones). Their rows were prefetched as the lookups found them.
         let mut seen = [0u64; 4];
         ws.distinct.clear();
         ws.counts.clear();
@@ -571,9 +575,6 @@ impl Model {
                 }
             }
             seen[word_at] |= mask;
-            if let Some(row) = self.row(j) {
-                prefetch(row);
-            }
             ws.distinct.push(j);
             ws.counts.push(1);
         }
