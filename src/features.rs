@@ -402,14 +402,27 @@ impl Hasher for IdentityHasher {
 /// (hash, index) slots, at most a third full. Hashes are already well
 /// mixed, so a slot is found from the hash's bits directly, and the key
 /// sits beside the value: a lookup usually costs one cache line, hit or
-/// miss.
+/// miss. A slot also carries what the lexicon says of the word with that
+/// hash (see [`Featurizer::lex_of`]), so a word's unigram lookup answers
+/// for the lexicon too; lexicon words that are not features get slots of
+/// their own, whose value is [`NO_FEATURE`].
 #[derive(Debug, Clone, Default)]
 struct HashIndex {
-    slots: Vec<(u64, u32)>,
+    slots: Vec<Slot>,
     mask: usize,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    value: u32,
+    /// Packed [`TokenLex`]: role << 24 | (valence number + 1), 0 = none.
+    lex: u32,
+}
+
 const EMPTY: u32 = u32::MAX;
+/// The value of a slot that holds only lexicon knowledge.
+const NO_FEATURE: u32 = u32::MAX - 1;
 
 impl HashIndex {
     /// Room for `n` keys at a load between 1/6 and 1/3: most probes end
@@ -417,25 +430,43 @@ impl HashIndex {
     fn with_capacity(n: usize) -> Self {
         let size = (3 * n.max(1)).next_power_of_two();
         Self {
-            slots: vec![(0, EMPTY); size],
+            slots: vec![
+                Slot {
+                    hash: 0,
+                    value: EMPTY,
+                    lex: 0,
+                };
+                size
+            ],
             mask: size - 1,
         }
     }
 
-    /// Inserts, returning the index already stored under `h`, if any.
-    fn insert(&mut self, h: u64, value: u32) -> Option<u32> {
+    /// The slot of `h`, inserted (as `NO_FEATURE`, no lexicon) if new.
+    fn entry(&mut self, h: u64) -> &mut Slot {
         let mut i = (h as usize) & self.mask;
-        loop {
-            let slot = &mut self.slots[i];
-            if slot.1 == EMPTY {
-                *slot = (h, value);
-                return None;
-            }
-            if slot.0 == h {
-                return Some(slot.1);
-            }
+        while self.slots[i].value != EMPTY && self.slots[i].hash != h {
             i = (i + 1) & self.mask;
         }
+        let slot = &mut self.slots[i];
+        if slot.value == EMPTY {
+            *slot = Slot {
+                hash: h,
+                value: NO_FEATURE,
+                lex: 0,
+            };
+        }
+        slot
+    }
+
+    /// Inserts, returning the index already stored under `h`, if any.
+    fn insert(&mut self, h: u64, value: u32) -> Option<u32> {
+        let slot = self.entry(h);
+        if slot.value != NO_FEATURE {
+            return Some(slot.value);
+        }
+        slot.value = value;
+        None
     }
 
     /// Asks the CPU to fetch the slot where a lookup of `h` starts.
@@ -446,19 +477,26 @@ impl HashIndex {
         }
     }
 
+    /// The slot of `h`, feature or lexicon word.
     #[inline]
-    fn get(&self, h: &u64) -> Option<&u32> {
-        let mut i = (*h as usize) & self.mask;
+    fn slot(&self, h: u64) -> Option<&Slot> {
+        let mut i = (h as usize) & self.mask;
         loop {
             let slot = self.slots.get(i)?;
-            if slot.1 == EMPTY {
+            if slot.value == EMPTY {
                 return None;
             }
-            if slot.0 == *h {
-                return Some(&slot.1);
+            if slot.hash == h {
+                return Some(slot);
             }
             i = (i + 1) & self.mask;
         }
+    }
+
+    /// The feature index of `h`.
+    #[inline]
+    fn get(&self, h: u64) -> Option<u32> {
+        self.slot(h).map(|s| s.value).filter(|&v| v != NO_FEATURE)
     }
 }
 
@@ -768,6 +806,8 @@ pub struct Featurizer {
     lexicon: Lexicon,
     /// Index of the [`LEXICON_SCORE`] feature, when the vocabulary has it.
     lexicon_score: Option<u32>,
+    /// The lexicon's distinct valences, numbered from 1 in index slots.
+    valences: Vec<f32>,
 }
 
 impl Featurizer {
@@ -881,7 +921,7 @@ impl Featurizer {
                 vocab.idf.len()
             )));
         }
-        if n == 0 || n > u32::MAX as usize {
+        if n == 0 || n >= NO_FEATURE as usize {
             return Err(FeatureError::InvalidVocabulary(format!("{n} terms")));
         }
         if let Some(bad) = vocab.idf.iter().position(|v| !v.is_finite() || *v <= 0.0) {
@@ -900,7 +940,9 @@ impl Featurizer {
             .map(|(t, &h)| t.strip_prefix(CHAR_PREFIX).map(char_gram_hash) == Some(h))
             .collect();
         let n_char = is_char.iter().filter(|&&c| c).count();
-        let mut index = HashIndex::with_capacity(n - n_char);
+        let lexicon = Lexicon::new(&vocab.lexicon);
+        // Room for the lexicon's words (and its role words) too.
+        let mut index = HashIndex::with_capacity(n - n_char + lexicon.words.len());
         let mut char_index = HashIndex::with_capacity(n_char);
         for (i, &h) in vocab.hashes.iter().enumerate() {
             let table = if is_char[i] {
@@ -924,18 +966,42 @@ impl Featurizer {
                 "lexicon entry {w:?} = {v}"
             )));
         }
-        let lexicon = Lexicon::new(&vocab.lexicon);
         let lexicon_score = if lexicon.is_empty() {
             None
         } else {
-            index.get(&hash_str(LEXICON_SCORE)).copied()
+            index.get(hash_str(LEXICON_SCORE))
         };
+        // What the lexicon says of each word goes into the word's slot:
+        // the valence as a number into `valences`, the role beside it.
+        let mut valences: Vec<f32> = Vec::new();
+        let mut numbers: HashMap<u32, u32> = HashMap::new();
+        let mut words: Vec<(u64, TokenLex)> = lexicon.words.iter().map(|(&h, &l)| (h, l)).collect();
+        words.sort_unstable_by_key(|&(h, _)| h);
+        for (h, l) in words {
+            let number = if l.valence == 0.0 {
+                0
+            } else {
+                *numbers.entry(l.valence.to_bits()).or_insert_with(|| {
+                    valences.push(l.valence);
+                    valences.len() as u32
+                })
+            };
+            if number >= 1 << 24 {
+                return Err(FeatureError::InvalidVocabulary(format!(
+                    "{} distinct lexicon valences (at most {})",
+                    numbers.len(),
+                    (1 << 24) - 1
+                )));
+            }
+            index.entry(h).lex = u32::from(l.role) << 24 | number;
+        }
         Ok(Self {
             vocab,
             index,
             char_index,
             lexicon,
             lexicon_score,
+            valences,
         })
     }
 
@@ -997,26 +1063,57 @@ impl Featurizer {
         for &(h, _) in keys.iter() {
             index.prefetch(h);
         }
-        // The lexicon's lookups overlap the index slots' arrival.
-        self.lexicon.annotate(tokens, lex);
-        // The compound score's term is not counted (see `transform`).
-        let score = self.lexicon.markers[4].0;
-        for_each_lexicon_feature(&self.lexicon, lex, tokens, |h, occ| {
-            if h != score {
-                keys.push((h, unigram(occ)));
-            }
-        });
         hits.clear();
         unigrams.clear();
         unigrams.resize(tokens.len(), u32::MAX);
+        // A word's unigram lookup also says what the lexicon knows of it.
+        lex.clear();
+        if !self.lexicon.is_empty() {
+            lex.resize(tokens.len(), TokenLex::default());
+        }
         for &(h, unigram) in keys.iter() {
-            if let Some(&i) = index.get(&h) {
-                found(i);
-                hits.push(i);
+            let Some(slot) = index.slot(h) else {
+                continue;
+            };
+            if slot.value != NO_FEATURE {
+                found(slot.value);
+                hits.push(slot.value);
                 if let Some(u) = unigrams.get_mut(unigram as usize) {
-                    *u = i;
+                    *u = slot.value;
                 }
             }
+            if slot.lex != 0 {
+                let word = tokens
+                    .get(unigram as usize)
+                    .is_some_and(|t| t.kind == TokenKind::Word);
+                if let (true, Some(l)) = (word, lex.get_mut(unigram as usize)) {
+                    *l = self.lex_of(slot.lex);
+                }
+            }
+        }
+        // The compound score's term is not counted (see `transform`).
+        let score = self.lexicon.markers[4].0;
+        for_each_lexicon_feature(&self.lexicon, lex, tokens, |h, _| {
+            if h == score {
+                return;
+            }
+            if let Some(i) = index.get(h) {
+                found(i);
+                hits.push(i);
+            }
+        });
+    }
+
+    /// What the lexicon says of a word, from its index slot's `lex`.
+    #[inline]
+    fn lex_of(&self, packed: u32) -> TokenLex {
+        let number = (packed & 0xff_ffff) as usize;
+        TokenLex {
+            valence: match number {
+                0 => 0.0,
+                k => self.valences.get(k - 1).copied().unwrap_or(0.0),
+            },
+            role: (packed >> 24) as u8,
         }
     }
 
@@ -1050,7 +1147,7 @@ impl Featurizer {
             index.prefetch(h);
         }
         for &(h, t) in gram_keys.iter() {
-            if let Some(&g) = index.get(&h) {
+            if let Some(g) = index.get(h) {
                 gram_hits.push((t, g));
             }
         }
@@ -1078,7 +1175,7 @@ impl Featurizer {
         word_vec.clear();
         let index = &self.char_index;
         for_each_char_gram(&self.vocab.settings, word, chars, |h, _, _| {
-            if let Some(&i) = index.get(&h) {
+            if let Some(i) = index.get(h) {
                 word_vec.push((i, 1.0));
             }
         });
@@ -1183,7 +1280,7 @@ impl Featurizer {
                     Occurrence::Chars { .. } => &self.char_index,
                     _ => &self.index,
                 };
-                if let Some(&i) = index.get(&h) {
+                if let Some(i) = index.get(h) {
                     if let Some(slot) = wanted.iter().position(|&w| w == i) {
                         out[slot].push(occurrence_span(tokens, occ));
                     }
@@ -1333,5 +1430,42 @@ mod tests {
             Featurizer::from_vocabulary(v),
             Err(FeatureError::Collision(..))
         ));
+    }
+
+    proptest::proptest! {
+        /// A word's unigram lookup answers for the lexicon (see `HashIndex`):
+        /// it must say what the lexicon itself says, for words that are
+        /// features, words that are not, and roles without valence; and the
+        /// hits must be those of the lexicon's own annotations.
+        #[test]
+        fn lookups_annotate_as_the_lexicon_does(
+            passage in "(good|GOOD|bad|not|very|barely|but|awful|zest|news|the|2|!!|[a-z]{1,5}| |, ){0,14}"
+        ) {
+            let lexicon: Vec<(String, f32)> = [("good", 1.9), ("bad", -2.5), ("awful", -2.0), ("zest", 0.7)]
+                .iter()
+                .map(|&(w, v)| (w.to_string(), v))
+                .collect();
+            let settings = FeatureParams(FeatureSettings { min_df: 2, ..Default::default() })
+                .check()
+                .unwrap();
+            // "zest" and "awful" are seen once: not features.
+            let corpus = ["good news", "not good", "bad news but good", "very bad", "zest awful the"];
+            let f = Featurizer::fit_with_lexicon(&settings, &lexicon, corpus, || {}).unwrap();
+            proptest::prop_assert!(f.vocabulary().terms.iter().all(|t| t != "zest"));
+            let mut ws = Workspace::default();
+            f.word_hits(&passage, &mut ws, |_| {});
+            let mut expected = Vec::new();
+            f.lexicon.annotate(&ws.tokens, &mut expected);
+            proptest::prop_assert_eq!(&ws.lex, &expected);
+            let mut reference = Vec::new();
+            let score = f.lexicon.markers[4].0;
+            for_each_word_feature(&f.vocab.settings, &ws.tokens, |h, _| reference.extend(f.index.get(h)));
+            for_each_lexicon_feature(&f.lexicon, &expected, &ws.tokens, |h, _| {
+                if h != score {
+                    reference.extend(f.index.get(h));
+                }
+            });
+            proptest::prop_assert_eq!(&ws.hits, &reference);
+        }
     }
 }
