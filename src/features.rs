@@ -709,6 +709,8 @@ impl Lexicon {
     }
 
     /// One lookup per word token: what the lexicon says of each token.
+    /// Fitting uses it; a fitted featurizer reads the same answers off its
+    /// index (see `HashIndex`), and a proptest holds the two together.
     pub(crate) fn annotate(&self, tokens: &[Token], out: &mut Vec<TokenLex>) {
         out.clear();
         if self.is_empty() {
@@ -1031,8 +1033,9 @@ impl Featurizer {
     }
 
     /// Tokenizes `passage` into `ws.tokens`, its word-block feature indices
-    /// (one per occurrence, in no particular order) into `ws.hits`, and each token's
-    /// unigram feature index into `ws.unigrams`.
+    /// (one per occurrence, in no particular order) into `ws.hits`, each
+    /// token's unigram feature index into `ws.unigrams`, and what the
+    /// lexicon says of each token into `ws.lex`.
     ///
     /// The n-gram hashes are gathered first and their index slots
     /// prefetched, then looked up: the lookups are cache misses into a

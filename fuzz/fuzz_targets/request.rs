@@ -25,8 +25,8 @@ const MAX_EXPLAIN: u32 = 64;
 const MAX_PASSAGE_BYTES: usize = 200;
 
 /// Three heads (three-, two- and four-label) over word 1–2-grams, the
-/// `<caps>` marker and character 2–4-grams, with fixed pseudo-random
-/// weights: every feature kind can show up in an explanation.
+/// `<caps>` marker, lexicon markers and character 2–4-grams, with fixed
+/// pseudo-random weights: every feature kind can show up in an explanation.
 fn model() -> &'static Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
     MODEL.get_or_init(|| {
@@ -44,7 +44,17 @@ fn model() -> &'static Model {
             "東京 officials say the plan is good",
             "bad news for the économie",
         ];
-        let f = Featurizer::fit(&settings, corpus, || {}).expect("fit");
+        // Lexicon words that are features and one that is not ("awful").
+        let lexicon: Vec<(String, f32)> = [
+            ("good", 1.9),
+            ("bad", -2.5),
+            ("shocking", -1.5),
+            ("awful", -2.0),
+        ]
+        .iter()
+        .map(|&(w, v)| (w.to_string(), v))
+        .collect();
+        let f = Featurizer::fit_with_lexicon(&settings, &lexicon, corpus, || {}).expect("fit");
         let n = f.len();
         let mut x = 7u32;
         let mut rnd = move || {
