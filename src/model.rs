@@ -557,26 +557,27 @@ impl Model {
         let (c, lanes, char_lanes) = (self.columns, self.lanes, self.char_lanes);
         let mut word = [0f32; ACC_LANES];
         let mut chars = [0f32; ACC_LANES];
-        // Group repeated features (rare: a 256-bit filter answers "new" for
-        // almost every hit, and only a filter match scans the distinct
-        // ones). Their rows were prefetched as the lookups found them.
-        let mut seen = [0u64; 4];
+        // Group repeated features. A 256-bucket table remembers where the
+        // last distinct feature of each bucket sits, so a repeat is found
+        // at once; only a bucket shared by two features scans the distinct
+        // ones. Their rows were prefetched as the lookups found them.
+        let mut at = [0u8; 256];
         ws.distinct.clear();
         ws.counts.clear();
         for &j in &ws.hits {
-            let bit = (j.wrapping_mul(0x9e37_79b1) >> 24) as usize;
-            let (word_at, mask) = (bit >> 6, 1u64 << (bit & 63));
-            if seen[word_at] & mask != 0 {
-                if let Some(p) = ws.distinct.iter().position(|&d| d == j) {
-                    if let Some(count) = ws.counts.get_mut(p) {
-                        *count += 1;
-                    }
-                    continue;
-                }
+            let bucket = (j.wrapping_mul(0x9e37_79b1) >> 24) as usize;
+            let known = match at[bucket] {
+                0 => None,
+                p if ws.distinct.get(usize::from(p) - 1) == Some(&j) => Some(usize::from(p) - 1),
+                _ => ws.distinct.iter().position(|&d| d == j),
+            };
+            if let Some(count) = known.and_then(|p| ws.counts.get_mut(p)) {
+                *count += 1;
+                continue;
             }
-            seen[word_at] |= mask;
             ws.distinct.push(j);
             ws.counts.push(1);
+            at[bucket] = u8::try_from(ws.distinct.len()).unwrap_or(u8::MAX);
         }
         let mut norm = 0.0f32;
         for (&j, &count) in ws.distinct.iter().zip(&ws.counts) {
@@ -898,6 +899,46 @@ mod tests {
             for (a, b) in fast.iter().zip(&reference) {
                 proptest::prop_assert!((a - b).abs() < 1e-4, "{} vs {} for {:?}", a, b, passage);
             }
+        }
+    }
+
+    #[test]
+    fn repeats_among_hundreds_of_distinct_features_are_counted() {
+        // More distinct features than the grouping's 256 buckets (and its
+        // u8 positions) hold, each word twice and some thrice.
+        let settings = FeatureParams(FeatureSettings {
+            min_df: 1,
+            ..Default::default()
+        })
+        .check()
+        .unwrap();
+        let words: Vec<String> = (0..400).map(|i| format!("w{i}")).collect();
+        let corpus = [words.join(" ")];
+        let f = Featurizer::fit(&settings, corpus.iter().map(String::as_str), || {}).unwrap();
+        let mut data = tiny();
+        let n = f.len();
+        data.vocabulary = f.vocabulary().clone();
+        data.heads[0].weights = (0..n * 3).map(|i| (i % 7) as f32 / 7.0 - 0.4).collect();
+        data.heads[1].weights = (0..n).map(|i| (i % 5) as f32 / 5.0 - 0.3).collect();
+        let m = Model::from_data(data, "t".into(), Path::new("t")).unwrap();
+        let passage = format!(
+            "{} {} {}",
+            words.join(" "),
+            words.join(" "),
+            words[..90].join(" ")
+        );
+        let mut ws = Workspace::default();
+        let mut fast = Vec::new();
+        m.raw_scores(&passage, &mut ws, &mut fast);
+        assert!(ws.distinct.len() > 300, "{} distinct", ws.distinct.len());
+        m.featurizer.transform(&passage, &mut ws);
+        let mut reference = m.intercepts.clone();
+        for &(j, v) in &ws.vector {
+            let row = &m.row(j).unwrap()[..m.columns];
+            reference.iter_mut().zip(row).for_each(|(r, w)| *r += v * w);
+        }
+        for (a, b) in fast.iter().zip(&reference) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
     }
 
