@@ -184,6 +184,8 @@ pub struct Workspace {
     pub(crate) distinct: Vec<u32>,
     /// Per token: what the lexicon says of it.
     pub(crate) lex: Vec<TokenLex>,
+    /// The tokens with a valence (see `valenced`).
+    pub(crate) valenced: Vec<u32>,
     /// Per token: its unigram feature index, or `u32::MAX`.
     pub(crate) unigrams: Vec<u32>,
     /// Word-block feature hashes of the passage, each with its token when
@@ -223,7 +225,9 @@ fn for_each_feature(
     mut visit: impl FnMut(u64, Occurrence),
 ) {
     for_each_word_feature(settings, tokens, &mut visit);
-    for_each_lexicon_feature(lexicon, lex, tokens, &mut visit);
+    let mut with_valence = Vec::new();
+    valenced(lex, &mut with_valence);
+    for_each_lexicon_feature(lexicon, lex, &with_valence, &mut visit);
     if with_chars && settings.char_range().is_some() {
         for (i, t) in tokens.iter().enumerate() {
             if t.kind == TokenKind::Word {
@@ -267,16 +271,30 @@ fn for_each_word_feature(
     }
 }
 
-/// The lexicon markers of [`for_each_feature`].
+/// The tokens with a valence, in order: what the lexicon's passes walk
+/// (most tokens have none, and skipping them one by one mispredicts).
+fn valenced(lex: &[TokenLex], out: &mut Vec<u32>) {
+    out.clear();
+    out.resize(lex.len(), 0);
+    let mut n = 0;
+    for (i, l) in lex.iter().enumerate() {
+        out[n] = i as u32;
+        n += usize::from(l.valence != 0.0);
+    }
+    out.truncate(n);
+}
+
+/// The lexicon markers of [`for_each_feature`]; `valenced` as from
+/// [`valenced`].
 #[inline]
 fn for_each_lexicon_feature(
     lexicon: &Lexicon,
     lex: &[TokenLex],
-    tokens: &[Token],
+    valenced: &[u32],
     mut visit: impl FnMut(u64, Occurrence),
 ) {
     if !lexicon.is_empty() {
-        for i in 0..tokens.len() {
+        for i in valenced.iter().map(|&i| i as usize) {
             if let Some((polarity, strong)) = lexicon.polarity(lex, i) {
                 // The compound score's term: visited so that fitting keeps
                 // it and explanations find its words; its value is set
@@ -727,10 +745,13 @@ impl Lexicon {
     /// written in capitals, ± 0.293 after an intensifier or dampener, × 0.5
     /// before and × 1.5 after a "but"), squashed as s / √(s² + 15), as
     /// VADER does. `lex` is [`Lexicon::annotate`]'s output for `tokens`.
-    pub(crate) fn compound(tokens: &[Token], lex: &[TokenLex]) -> f32 {
+    pub(crate) fn compound(tokens: &[Token], lex: &[TokenLex], valenced: &[u32]) -> f32 {
         let mut sum = 0.0f32;
         let but = lex.iter().position(|l| l.role & BUT != 0);
-        for (i, (t, l)) in tokens.iter().zip(lex).enumerate() {
+        for i in valenced.iter().map(|&i| i as usize) {
+            let (Some(t), Some(l)) = (tokens.get(i), lex.get(i)) else {
+                continue;
+            };
             let mut v = l.valence;
             if v == 0.0 {
                 continue;
@@ -1049,6 +1070,7 @@ impl Featurizer {
             hits,
             unigrams,
             lex,
+            valenced: with_valence,
             keys,
             ..
         } = ws;
@@ -1094,9 +1116,10 @@ impl Featurizer {
                 }
             }
         }
+        valenced(lex, with_valence);
         // The compound score's term is not counted (see `transform`).
         let score = self.lexicon.markers[4].0;
-        for_each_lexicon_feature(&self.lexicon, lex, tokens, |h, _| {
+        for_each_lexicon_feature(&self.lexicon, lex, with_valence, |h, _| {
             if h == score {
                 return;
             }
@@ -1205,7 +1228,8 @@ impl Featurizer {
         let j = self.lexicon_score?;
         Some((
             j,
-            self.vocab.settings.lexicon_weight * Lexicon::compound(&ws.tokens, &ws.lex),
+            self.vocab.settings.lexicon_weight
+                * Lexicon::compound(&ws.tokens, &ws.lex, &ws.valenced),
         ))
     }
 
@@ -1463,12 +1487,21 @@ mod tests {
             let mut reference = Vec::new();
             let score = f.lexicon.markers[4].0;
             for_each_word_feature(&f.vocab.settings, &ws.tokens, |h, _| reference.extend(f.index.get(h)));
-            for_each_lexicon_feature(&f.lexicon, &expected, &ws.tokens, |h, _| {
+            let mut with_valence = Vec::new();
+            valenced(&expected, &mut with_valence);
+            for_each_lexicon_feature(&f.lexicon, &expected, &with_valence, |h, _| {
                 if h != score {
                     reference.extend(f.index.get(h));
                 }
             });
             proptest::prop_assert_eq!(&ws.hits, &reference);
+            // The compound score walks only the tokens with a valence; every
+            // token gives the same sum.
+            let all: Vec<u32> = (0..ws.tokens.len() as u32).collect();
+            proptest::prop_assert_eq!(
+                Lexicon::compound(&ws.tokens, &ws.lex, &ws.valenced).to_bits(),
+                Lexicon::compound(&ws.tokens, &ws.lex, &all).to_bits()
+            );
         }
     }
 }
