@@ -557,15 +557,16 @@ impl Model {
         let (c, lanes, char_lanes) = (self.columns, self.lanes, self.char_lanes);
         let mut word = [0f32; ACC_LANES];
         let mut chars = [0f32; ACC_LANES];
-        // Group repeated features. A 256-bucket table remembers where the
+        // Group repeated features. A 1024-bucket table remembers where the
         // last distinct feature of each bucket sits, so a repeat is found
         // at once; only a bucket shared by two features scans the distinct
-        // ones. Their rows were prefetched as the lookups found them.
-        let mut at = [0u8; 256];
+        // ones (256 buckets, shared four times as often, were 3% slower).
+        // Their rows were prefetched as the lookups found them.
+        let mut at = [0u8; 1024];
         ws.distinct.clear();
         ws.counts.clear();
         for &j in &ws.hits {
-            let bucket = (j.wrapping_mul(0x9e37_79b1) >> 24) as usize;
+            let bucket = (j.wrapping_mul(0x9e37_79b1) >> 22) as usize;
             let known = match at[bucket] {
                 0 => None,
                 p if ws.distinct.get(usize::from(p) - 1) == Some(&j) => Some(usize::from(p) - 1),
