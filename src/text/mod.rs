@@ -222,6 +222,18 @@ const CLASS: [u8; 256] = {
     t
 };
 
+/// Per byte: its lower-case form (low byte) and its [`CLASS`] (high byte),
+/// so that the word loop reads both with one load.
+const LOWER_CLASS: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).to_ascii_lowercase() as u16 | (CLASS[c] as u16) << 8;
+        c += 1;
+    }
+    t
+};
+
 /// [`tokenize`] in one pass for ASCII text plus [`is_fast_extra`]'s
 /// characters: segments (as [`AsciiSegments`]), classifies and hashes each
 /// word as it goes, from byte `from` (where no word or `!?` run may be
@@ -237,16 +249,19 @@ fn tokenize_fast(b: &[u8], from: usize, out: &mut Vec<Token>) -> Result<(), usiz
             let start = i;
             let mut h = FNV_OFFSET;
             let (mut upper, mut any, mut all) = (0u32, 0u8, NUMERIC);
+            // The current byte's lower-case form and class, carried from
+            // one iteration to the next.
+            let mut e = LOWER_CLASS[c as usize];
             loop {
-                let c = b[i];
-                let class = CLASS[c as usize];
-                h = fnv_byte(h, c.to_ascii_lowercase());
+                let class = (e >> 8) as u8;
+                h = fnv_byte(h, e as u8);
                 upper += u32::from(class & UPPER);
                 any |= class;
                 all &= class;
                 i += 1;
                 let Some(&next) = b.get(i) else { break };
-                if CLASS[next as usize] & WORD != 0 {
+                e = LOWER_CLASS[next as usize];
+                if (e >> 8) as u8 & WORD != 0 {
                     continue;
                 }
                 if extra_at(b, i) == Some(true) {
@@ -260,6 +275,7 @@ fn tokenize_fast(b: &[u8], from: usize, out: &mut Vec<Token>) -> Result<(), usiz
                     }
                     all = 0;
                     i += 3;
+                    e = LOWER_CLASS[b.get(i).copied().unwrap_or(0) as usize];
                     continue;
                 }
                 let after = CLASS[b.get(i + 1).copied().unwrap_or(0) as usize];
@@ -275,6 +291,7 @@ fn tokenize_fast(b: &[u8], from: usize, out: &mut Vec<Token>) -> Result<(), usiz
                 h = fnv_byte(h, next);
                 all &= CLASS[next as usize];
                 i += 1;
+                e = LOWER_CLASS[b.get(i).copied().unwrap_or(0) as usize];
             }
             // A number starts with a digit and has only digits, `.` and `,`.
             let numeric = CLASS[b[start] as usize] & DIGIT != 0 && all & NUMERIC != 0;
