@@ -196,7 +196,8 @@ pub struct Workspace {
     gram_keys: Vec<(u64, u32)>,
     /// (token, feature) for every known character n-gram occurrence of
     /// out-of-vocabulary words, sorted.
-    pub(crate) gram_hits: Vec<(u32, u32)>,
+    /// Each as `token << 32 | feature`, so that sorting compares one word.
+    pub(crate) gram_hits: Vec<u64>,
     /// One word's character-block vector (see `word_chars`).
     pub(crate) word_vec: Vec<(u32, f32)>,
     char_acc: Vec<(u32, f32)>,
@@ -1145,7 +1146,8 @@ impl Featurizer {
 
     /// For every word token without a unigram feature (`ws.unigrams`
     /// after [`Featurizer::word_hits`]), its known character n-grams as
-    /// (token, feature) pairs into `ws.gram_hits`, sorted: one occurrence
+    /// (token, feature) pairs, packed in a `u64`, into `ws.gram_hits`,
+    /// sorted: one occurrence
     /// each, so equal pairs count. Like `word_hits`, the lookups of all
     /// such words are prefetched together before any is probed.
     pub(crate) fn oov_char_hits(&self, passage: &str, ws: &mut Workspace) {
@@ -1174,7 +1176,7 @@ impl Featurizer {
         }
         for &(h, t) in gram_keys.iter() {
             if let Some(g) = index.get(h) {
-                gram_hits.push((t, g));
+                gram_hits.push(u64::from(t) << 32 | u64::from(g));
             }
         }
         gram_hits.sort_unstable();

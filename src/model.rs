@@ -609,8 +609,8 @@ impl Model {
         }
         if char_lanes > 0 {
             fz.oov_char_hits(passage, ws);
-            for &(_, g) in &ws.gram_hits {
-                if let Some(row) = self.row(g) {
+            for &tg in &ws.gram_hits {
+                if let Some(row) = self.row(tg as u32) {
                     prefetch(row);
                 }
             }
@@ -630,12 +630,12 @@ impl Model {
                     }
                     _ => {
                         // This word's n-grams: count × idf each, as `Featurizer::word_chars`.
-                        let end = grams.partition_point(|&(w, _)| w as usize <= t);
+                        let end = grams.partition_point(|&tg| (tg >> 32) as usize <= t);
                         let (mine, rest) = grams.split_at(end);
                         grams = rest;
                         let mut sq = 0.0f32;
                         for run in mine.chunk_by(|a, b| a == b) {
-                            let Some(row) = self.row(run[0].1) else {
+                            let Some(row) = self.row(run[0] as u32) else {
                                 continue;
                             };
                             let v = run.len() as f32 * row[self.idf_at];
