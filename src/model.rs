@@ -884,6 +884,18 @@ mod tests {
         Model::from_data(data, "t".into(), Path::new("t")).unwrap()
     }
 
+    /// Raw scores from the reference vector (`Featurizer::transform`):
+    /// what the fast path must agree with.
+    fn reference_scores(m: &Model, passage: &str, ws: &mut Workspace) -> Vec<f32> {
+        m.featurizer.transform(passage, ws);
+        let mut reference = m.intercepts.clone();
+        for &(j, v) in &ws.vector {
+            let row = &m.row(j).unwrap()[..m.columns];
+            reference.iter_mut().zip(row).for_each(|(r, w)| *r += v * w);
+        }
+        reference
+    }
+
     proptest::proptest! {
         #[test]
         fn fast_scores_equal_the_reference_vector(passage in "(shocking|news|the|senator|lied|rally|zebra|Über|café|!!|LIED|[a-z]{1,6}| |, ){0,12}") {
@@ -891,12 +903,7 @@ mod tests {
             let mut ws = Workspace::default();
             let mut fast = Vec::new();
             m.raw_scores(&passage, &mut ws, &mut fast);
-            m.featurizer.transform(&passage, &mut ws);
-            let mut reference = m.intercepts.clone();
-            for &(j, v) in &ws.vector {
-                let row = &m.row(j).unwrap()[..m.columns];
-                reference.iter_mut().zip(row).for_each(|(r, w)| *r += v * w);
-            }
+            let reference = reference_scores(&m, &passage, &mut ws);
             for (a, b) in fast.iter().zip(&reference) {
                 proptest::prop_assert!((a - b).abs() < 1e-4, "{} vs {} for {:?}", a, b, passage);
             }
@@ -905,8 +912,9 @@ mod tests {
 
     #[test]
     fn repeats_among_hundreds_of_distinct_features_are_counted() {
-        // More distinct features than the grouping's 256 buckets (and its
-        // u8 positions) hold, each word twice and some thrice.
+        // Some 800 distinct features: many share a grouping bucket, and
+        // most sit beyond what a bucket's one-byte position can name; each
+        // word twice and some thrice.
         let settings = FeatureParams(FeatureSettings {
             min_df: 1,
             ..Default::default()
@@ -932,12 +940,7 @@ mod tests {
         let mut fast = Vec::new();
         m.raw_scores(&passage, &mut ws, &mut fast);
         assert!(ws.distinct.len() > 300, "{} distinct", ws.distinct.len());
-        m.featurizer.transform(&passage, &mut ws);
-        let mut reference = m.intercepts.clone();
-        for &(j, v) in &ws.vector {
-            let row = &m.row(j).unwrap()[..m.columns];
-            reference.iter_mut().zip(row).for_each(|(r, w)| *r += v * w);
-        }
+        let reference = reference_scores(&m, &passage, &mut ws);
         for (a, b) in fast.iter().zip(&reference) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
