@@ -226,9 +226,7 @@ fn for_each_feature(
     mut visit: impl FnMut(u64, Occurrence),
 ) {
     for_each_word_feature(settings, tokens, &mut visit);
-    let mut with_valence = Vec::new();
-    valenced(lex, &mut with_valence);
-    for_each_lexicon_feature(lexicon, lex, &with_valence, &mut visit);
+    for_each_lexicon_feature(lexicon, lex, 0..lex.len(), &mut visit);
     if with_chars && settings.char_range().is_some() {
         for (i, t) in tokens.iter().enumerate() {
             if t.kind == TokenKind::Word {
@@ -285,17 +283,18 @@ fn valenced(lex: &[TokenLex], out: &mut Vec<u32>) {
     out.truncate(n);
 }
 
-/// The lexicon markers of [`for_each_feature`]; `valenced` as from
-/// [`valenced`].
+/// The lexicon markers of [`for_each_feature`], for the tokens `tokens`
+/// (tokens without a valence have none: the scorer passes only those with
+/// one, see [`valenced`]).
 #[inline]
 fn for_each_lexicon_feature(
     lexicon: &Lexicon,
     lex: &[TokenLex],
-    valenced: &[u32],
+    tokens: impl IntoIterator<Item = usize>,
     mut visit: impl FnMut(u64, Occurrence),
 ) {
     if !lexicon.is_empty() {
-        for i in valenced.iter().map(|&i| i as usize) {
+        for i in tokens {
             if let Some((polarity, strong)) = lexicon.polarity(lex, i) {
                 // The compound score's term: visited so that fitting keeps
                 // it and explanations find its words; its value is set
@@ -435,7 +434,8 @@ struct HashIndex {
 struct Slot {
     hash: u64,
     value: u32,
-    /// Packed [`TokenLex`]: role << 24 | (valence number + 1), 0 = none.
+    /// Packed [`TokenLex`]: role << 24 | the valence's number in
+    /// `Featurizer::valences` (0: none).
     lex: u32,
 }
 
@@ -830,7 +830,8 @@ pub struct Featurizer {
     lexicon: Lexicon,
     /// Index of the [`LEXICON_SCORE`] feature, when the vocabulary has it.
     lexicon_score: Option<u32>,
-    /// The lexicon's distinct valences, numbered from 1 in index slots.
+    /// The lexicon's distinct valences after a 0 (number 0, "none"), as
+    /// numbered in index slots.
     valences: Vec<f32>,
 }
 
@@ -997,7 +998,7 @@ impl Featurizer {
         };
         // What the lexicon says of each word goes into the word's slot:
         // the valence as a number into `valences`, the role beside it.
-        let mut valences: Vec<f32> = Vec::new();
+        let mut valences: Vec<f32> = vec![0.0];
         let mut numbers: HashMap<u32, u32> = HashMap::new();
         let mut words: Vec<(u64, TokenLex)> = lexicon.words.iter().map(|(&h, &l)| (h, l)).collect();
         words.sort_unstable_by_key(|&(h, _)| h);
@@ -1007,7 +1008,7 @@ impl Featurizer {
             } else {
                 *numbers.entry(l.valence.to_bits()).or_insert_with(|| {
                     valences.push(l.valence);
-                    valences.len() as u32
+                    valences.len() as u32 - 1
                 })
             };
             if number >= 1 << 24 {
@@ -1120,7 +1121,8 @@ impl Featurizer {
         valenced(lex, with_valence);
         // The compound score's term is not counted (see `transform`).
         let score = self.lexicon.markers[4].0;
-        for_each_lexicon_feature(&self.lexicon, lex, with_valence, |h, _| {
+        let valenced_tokens = with_valence.iter().map(|&i| i as usize);
+        for_each_lexicon_feature(&self.lexicon, lex, valenced_tokens, |h, _| {
             if h == score {
                 return;
             }
@@ -1134,12 +1136,12 @@ impl Featurizer {
     /// What the lexicon says of a word, from its index slot's `lex`.
     #[inline]
     fn lex_of(&self, packed: u32) -> TokenLex {
-        let number = (packed & 0xff_ffff) as usize;
         TokenLex {
-            valence: match number {
-                0 => 0.0,
-                k => self.valences.get(k - 1).copied().unwrap_or(0.0),
-            },
+            valence: self
+                .valences
+                .get((packed & 0xff_ffff) as usize)
+                .copied()
+                .unwrap_or(0.0),
             role: (packed >> 24) as u8,
         }
     }
@@ -1147,9 +1149,9 @@ impl Featurizer {
     /// For every word token without a unigram feature (`ws.unigrams`
     /// after [`Featurizer::word_hits`]), its known character n-grams as
     /// (token, feature) pairs, packed in a `u64`, into `ws.gram_hits`,
-    /// sorted: one occurrence
-    /// each, so equal pairs count. Like `word_hits`, the lookups of all
-    /// such words are prefetched together before any is probed.
+    /// sorted: one occurrence each, so equal pairs count. Like
+    /// `word_hits`, the lookups of all such words are prefetched together
+    /// before any is probed.
     pub(crate) fn oov_char_hits(&self, passage: &str, ws: &mut Workspace) {
         let Workspace {
             tokens,
@@ -1489,9 +1491,7 @@ mod tests {
             let mut reference = Vec::new();
             let score = f.lexicon.markers[4].0;
             for_each_word_feature(&f.vocab.settings, &ws.tokens, |h, _| reference.extend(f.index.get(h)));
-            let mut with_valence = Vec::new();
-            valenced(&expected, &mut with_valence);
-            for_each_lexicon_feature(&f.lexicon, &expected, &with_valence, |h, _| {
+            for_each_lexicon_feature(&f.lexicon, &expected, 0..expected.len(), |h, _| {
                 if h != score {
                     reference.extend(f.index.get(h));
                 }
