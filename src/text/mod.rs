@@ -234,6 +234,12 @@ const LOWER_CLASS: [u16; 256] = {
     t
 };
 
+/// [`LOWER_CLASS`] of `b[i]` (of a zero byte past the end).
+#[inline]
+fn lower_class(b: &[u8], i: usize) -> u16 {
+    LOWER_CLASS[b.get(i).copied().unwrap_or(0) as usize]
+}
+
 /// [`tokenize`] in one pass for ASCII text plus [`is_fast_extra`]'s
 /// characters: segments (as [`AsciiSegments`]), classifies and hashes each
 /// word as it goes, from byte `from` (where no word or `!?` run may be
@@ -275,7 +281,7 @@ fn tokenize_fast(b: &[u8], from: usize, out: &mut Vec<Token>) -> Result<(), usiz
                     }
                     all = 0;
                     i += 3;
-                    e = LOWER_CLASS[b.get(i).copied().unwrap_or(0) as usize];
+                    e = lower_class(b, i);
                     continue;
                 }
                 let after = CLASS[b.get(i + 1).copied().unwrap_or(0) as usize];
@@ -291,7 +297,7 @@ fn tokenize_fast(b: &[u8], from: usize, out: &mut Vec<Token>) -> Result<(), usiz
                 h = fnv_byte(h, next);
                 all &= CLASS[next as usize];
                 i += 1;
-                e = LOWER_CLASS[b.get(i).copied().unwrap_or(0) as usize];
+                e = lower_class(b, i);
             }
             // A number starts with a digit and has only digits, `.` and `,`.
             let numeric = CLASS[b[start] as usize] & DIGIT != 0 && all & NUMERIC != 0;
