@@ -55,65 +55,163 @@ impl Token {
 /// The normalised text of numbers.
 pub const NUM: &str = "<num>";
 
-/// FNV-1a offset basis and prime: a stable hash across versions and
-/// platforms, so a model file's vocabulary hashes the same everywhere.
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// Seed and multiplier of the token hash: a stable hash across versions
+/// and platforms, so a model file's vocabulary hashes the same everywhere.
+const HASH_SEED: u64 = 0x243f_6a88_85a3_08d3;
+const HASH_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// A stable 64-bit string hash (FNV-1a, then a finaliser for good high bits).
-pub fn hash_str(s: &str) -> u64 {
-    finish(s.bytes().fold(FNV_OFFSET, fnv_byte))
+/// One step of the token hash: an 8-byte chunk into the state.
+#[inline(always)]
+const fn mix(h: u64, chunk: u64) -> u64 {
+    (h.rotate_left(5) ^ chunk).wrapping_mul(HASH_MUL)
 }
 
-#[inline]
-fn fnv_byte(h: u64, b: u8) -> u64 {
-    (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+/// A stable 64-bit string hash: the bytes eight at a time (little-endian,
+/// the last chunk zero-padded), then the length, then a finaliser for good
+/// bits everywhere. Taking whole chunks, not bytes, keeps the tokenizer's
+/// per-word hashing to one or two multiplications.
+pub const fn hash_str(s: &str) -> u64 {
+    let b = s.as_bytes();
+    let mut h = HASH_SEED;
+    let mut k = 0;
+    while k < b.len() {
+        let mut chunk = 0u64;
+        let mut j = 0;
+        while j < 8 && k + j < b.len() {
+            chunk |= (b[k + j] as u64) << (8 * j);
+            j += 1;
+        }
+        h = mix(h, chunk);
+        k += 8;
+    }
+    finish(h ^ b.len() as u64)
 }
 
-/// SplitMix64's finaliser: spreads FNV's bits over the whole word.
+/// SplitMix64's finaliser: spreads the hash's bits over the whole word.
 #[inline]
-pub fn finish(mut z: u64) -> u64 {
+pub const fn finish(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// Eight bytes with ASCII capitals lower-cased and every other byte
+/// (including those of multi-byte characters) unchanged.
+#[inline(always)]
+fn lower8(x: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = x & !HIGH;
+    // Per byte, no carries (low7 ≤ 0x7f): the high bit says ≥ 'A', > 'Z'.
+    let from_a = low7.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+    let past_z = low7.wrapping_add(0x2525_2525_2525_2525);
+    let capital = from_a & !past_z & !x & HIGH;
+    x | capital >> 2
+}
+
+/// The eight bytes of `src` at `at` (zero past its end), little-endian.
+#[inline(always)]
+fn load8(src: &[u8], at: usize) -> u64 {
+    let chunk = |from: usize| src.get(from..).and_then(<[u8]>::first_chunk::<8>);
+    if let Some(c) = chunk(at) {
+        return u64::from_le_bytes(*c);
+    }
+    // Past the end: the last eight bytes, shifted down so that `src[at]`
+    // comes first; or, for shorter sources, byte by byte.
+    let last = src.len().saturating_sub(8);
+    match chunk(last) {
+        Some(c) if at < src.len() => u64::from_le_bytes(*c) >> (8 * (at - last)),
+        _ => src
+            .get(at..)
+            .unwrap_or(&[])
+            .iter()
+            .rev()
+            .fold(0, |chunk, &b| chunk << 8 | u64::from(b)),
+    }
+}
+
+/// [`hash_str`] of `src[at..at + len]` with ASCII capitals lower-cased.
+#[inline(always)]
+fn hash_ascii_lower(src: &[u8], at: usize, len: usize) -> u64 {
+    let mut h = HASH_SEED;
+    let mut k = 0;
+    while k < len {
+        // The bytes of this chunk that belong to the word (1 to 8).
+        let keep = u64::MAX >> (64 - 8 * (len - k).min(8));
+        h = mix(h, lower8(load8(src, at + k) & keep));
+        k += 8;
+    }
+    finish(h ^ len as u64)
 }
 
 /// Hash of `s` lower-cased, without allocating. Equal to
 /// `hash_str(&s.to_lowercase())` (a unit test holds it to that).
 #[inline]
 fn hash_lower(s: &str) -> u64 {
-    let mut h = FNV_OFFSET;
     if s.is_ascii() {
-        for b in s.bytes() {
-            h = fnv_byte(h, b.to_ascii_lowercase());
-        }
-    } else {
-        // `str::to_lowercase` special-cases final sigma; follow it exactly
-        // by falling back to it for the rare words that contain a sigma.
-        if s.contains('Σ') {
-            return hash_str(&s.to_lowercase());
-        }
-        let mut buf = [0u8; 4];
-        for c in s.chars().flat_map(char::to_lowercase) {
-            for &b in c.encode_utf8(&mut buf).as_bytes() {
-                h = fnv_byte(h, b);
+        return hash_ascii_lower(s.as_bytes(), 0, s.len());
+    }
+    // `str::to_lowercase` special-cases final sigma; follow it exactly
+    // by falling back to it for the rare words that contain a sigma.
+    if s.contains('Σ') {
+        return hash_str(&s.to_lowercase());
+    }
+    let (mut h, mut chunk, mut len) = (HASH_SEED, 0u64, 0usize);
+    let mut buf = [0u8; 4];
+    for c in s.chars().flat_map(char::to_lowercase) {
+        for &b in c.encode_utf8(&mut buf).as_bytes() {
+            chunk |= u64::from(b) << (8 * (len % 8));
+            len += 1;
+            if len % 8 == 0 {
+                h = mix(h, chunk);
+                chunk = 0;
             }
         }
     }
-    finish(h)
+    if len % 8 != 0 {
+        h = mix(h, chunk);
+    }
+    finish(h ^ len as u64)
+}
+
+/// The normalised texts of `!?` runs, by [`punct_kind`].
+const PUNCT: [&str; 5] = ["!", "!!", "?", "??", "?!"];
+
+/// Hashes of the normalised tokens that are not words.
+const NUM_HASH: u64 = hash_str(NUM);
+const PUNCT_HASHES: [u64; 5] = {
+    let mut h = [0u64; 5];
+    let mut k = 0;
+    while k < 5 {
+        h[k] = hash_str(PUNCT[k]);
+        k += 1;
+    }
+    h
+};
+
+/// Which of [`PUNCT`] a `!?` run is: whether it has a `!`, a `?`, and more
+/// than one character.
+#[inline]
+fn punct_kind(bang: bool, question: bool, long: bool) -> usize {
+    match (bang, question, long) {
+        (true, true, _) => 4,
+        (true, false, true) => 1,
+        (true, false, false) => 0,
+        (false, _, true) => 3,
+        (false, _, false) => 2,
+    }
+}
+
+/// [`punct_kind`] of a `!?` run.
+fn punct_kind_of(run: &str) -> usize {
+    punct_kind(
+        run.contains('!'),
+        run.contains('?'),
+        run.chars().count() > 1,
+    )
 }
 
 fn punct_text(run: &str) -> &'static str {
-    let bang = run.contains('!');
-    let question = run.contains('?');
-    let long = run.chars().count() > 1;
-    match (bang, question, long) {
-        (true, true, _) => "?!",
-        (true, false, true) => "!!",
-        (true, false, false) => "!",
-        (false, _, true) => "??",
-        (false, _, false) => "?",
-    }
+    PUNCT[punct_kind_of(run)]
 }
 
 fn is_number(word: &str) -> bool {
@@ -222,130 +320,333 @@ const CLASS: [u8; 256] = {
     t
 };
 
-/// Per byte: its lower-case form (low byte) and its [`CLASS`] (high byte),
-/// so that the word loop reads both with one load.
-const LOWER_CLASS: [u16; 256] = {
-    let mut t = [0u16; 256];
-    let mut c = 0;
-    while c < 256 {
-        t[c] = (c as u8).to_ascii_lowercase() as u16 | (CLASS[c] as u16) << 8;
-        c += 1;
-    }
-    t
-};
+/// Bytes the one-pass tokenizer classifies at once.
+const WINDOW: usize = 64;
+/// Bytes a window's source holds past the window: word hashing reads
+/// eight at a time, and the joiner checks read up to four bytes ahead.
+const SLACK: usize = 16;
+/// A word is finished inside a window only if its end plus this stays
+/// inside, so that the bytes a joiner check reads are classified.
+const LOOKAHEAD: usize = 4;
 
-/// [`LOWER_CLASS`] of `b[i]` (of a zero byte past the end).
+/// One bit per byte of a [`WINDOW`]: bit `k` for byte `k`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Masks {
+    /// Letter, digit or `_`.
+    word: u64,
+    upper: u64,
+    lower: u64,
+    digit: u64,
+    /// Digit, `.` or `,`.
+    numeric: u64,
+    bang: u64,
+    question: u64,
+    /// Not ASCII.
+    high: u64,
+}
+
+impl Masks {
+    /// Byte by byte from [`CLASS`]: the definition, and the implementation
+    /// where there is no SIMD one.
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    fn scalar(src: &[u8; WINDOW]) -> Self {
+        let mut m = Self::default();
+        for (k, &c) in src.iter().enumerate() {
+            let class = CLASS[c as usize];
+            let bit = |yes: bool| u64::from(yes) << k;
+            m.word |= bit(class & WORD != 0);
+            m.upper |= bit(class & UPPER != 0);
+            m.lower |= bit(class & LOWER != 0);
+            m.digit |= bit(class & DIGIT != 0);
+            m.numeric |= bit(class & NUMERIC != 0);
+            m.bang |= bit(c == b'!');
+            m.question |= bit(c == b'?');
+            m.high |= bit(c >= 0x80);
+        }
+        m
+    }
+
+    /// Sixteen bytes per step with SSE2 (part of every x86_64 CPU).
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn of(src: &[u8; WINDOW]) -> Self {
+        use std::arch::x86_64::{
+            __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8,
+            _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        let mut m = Self::default();
+        for k in 0..WINDOW / 16 {
+            // SAFETY: SSE2 is in the x86_64 baseline, so the intrinsics are
+            // available; the load reads `src[16k..16k + 16]`, inside `src`
+            // (unaligned loads are allowed).
+            unsafe {
+                let x = _mm_loadu_si128(src.as_ptr().add(16 * k).cast::<__m128i>());
+                let set = |c: u8| _mm_set1_epi8(c as i8);
+                // Signed comparisons: bytes of 0x80 and up are negative,
+                // outside every ASCII range.
+                let range = |lo: u8, hi: u8| {
+                    _mm_and_si128(
+                        _mm_cmpgt_epi8(x, set(lo - 1)),
+                        _mm_cmplt_epi8(x, set(hi + 1)),
+                    )
+                };
+                let eq = |c: u8| _mm_cmpeq_epi8(x, set(c));
+                let bits = |v: __m128i| u64::from(_mm_movemask_epi8(v) as u16) << (16 * k);
+                let (upper, lower, digit) =
+                    (range(b'A', b'Z'), range(b'a', b'z'), range(b'0', b'9'));
+                let alnum = _mm_or_si128(_mm_or_si128(upper, lower), digit);
+                m.word |= bits(_mm_or_si128(alnum, eq(b'_')));
+                m.upper |= bits(upper);
+                m.lower |= bits(lower);
+                m.digit |= bits(digit);
+                m.numeric |= bits(_mm_or_si128(digit, _mm_or_si128(eq(b'.'), eq(b','))));
+                m.bang |= bits(eq(b'!'));
+                m.question |= bits(eq(b'?'));
+                m.high |= bits(x);
+            }
+        }
+        m
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    #[inline]
+    fn of(src: &[u8; WINDOW]) -> Self {
+        Self::scalar(src)
+    }
+}
+
+/// The bits `from..to` (`from < to ≤ from + 64`, `to ≤ 64`).
+#[inline(always)]
+fn span_bits(from: usize, to: usize) -> u64 {
+    (u64::MAX >> (64 - (to - from))) << from
+}
+
+/// Whether the word that ends before `src[e]` goes on across a joiner
+/// there (UAX #29 WB6/7, WB11/12; see [`AsciiSegments`]): the joiner's
+/// width in bytes if so. Bytes past `src` read as zero.
 #[inline]
-fn lower_class(b: &[u8], i: usize) -> u16 {
-    LOWER_CLASS[b.get(i).copied().unwrap_or(0) as usize]
+fn joiner_at(src: &[u8], e: usize) -> Option<usize> {
+    let byte = |k: usize| src.get(k).copied().unwrap_or(0);
+    let (width, both) = match byte(e) {
+        b'.' | b'\'' => (1, ALPHA | DIGIT),
+        b':' => (1, ALPHA),
+        b',' | b';' => (1, DIGIT),
+        0xe2 if byte(e + 1) == 0x80 && matches!(byte(e + 2), 0x98 | 0x99) => (3, ALPHA | DIGIT),
+        _ => return None,
+    };
+    let before = CLASS[e.checked_sub(1).map_or(0, byte) as usize];
+    let after = CLASS[byte(e + width) as usize];
+    (before & after & both != 0).then_some(width)
+}
+
+/// A word token from its span and properties.
+#[inline(always)]
+fn word_token(
+    start: usize,
+    end: usize,
+    numeric: bool,
+    caps: bool,
+    hash: impl FnOnce() -> u64,
+) -> Token {
+    if numeric {
+        Token {
+            start: start as u32,
+            end: end as u32,
+            hash: NUM_HASH,
+            kind: TokenKind::Number,
+            caps: false,
+        }
+    } else {
+        Token {
+            start: start as u32,
+            end: end as u32,
+            hash: hash(),
+            kind: TokenKind::Word,
+            caps,
+        }
+    }
 }
 
 /// [`tokenize`] in one pass for ASCII text plus [`is_fast_extra`]'s
-/// characters: segments (as [`AsciiSegments`]), classifies and hashes each
-/// word as it goes, from byte `from` (where no word or `!?` run may be
-/// open), appending to `out`. Stops with `Err(position)` at the first
+/// characters, from byte `from` (where no word or `!?` run may be open),
+/// appending to `out`. It classifies a [`WINDOW`] of bytes at a time into
+/// bit masks, and finds words, their ends and their properties with bit
+/// operations: no branch per byte. Stops with `Err(position)` at the first
 /// other character, having appended the tokens before it. A property test
 /// holds it to the segment-based path.
 fn tokenize_fast(b: &[u8], from: usize, out: &mut Vec<Token>) -> Result<(), usize> {
     let n = b.len();
+    let mut pad = [0u8; WINDOW + SLACK];
     let mut i = from;
     while i < n {
-        let c = b[i];
-        if is_word_byte(c) {
-            let start = i;
-            let mut h = FNV_OFFSET;
-            let (mut upper, mut any, mut all) = (0u32, 0u8, NUMERIC);
-            // The current byte's lower-case form and class, carried from
-            // one iteration to the next.
-            let mut e = LOWER_CLASS[c as usize];
-            loop {
-                let class = (e >> 8) as u8;
-                h = fnv_byte(h, e as u8);
-                upper += u32::from(class & UPPER);
-                any |= class;
-                all &= class;
-                i += 1;
-                let Some(&next) = b.get(i) else { break };
-                e = LOWER_CLASS[next as usize];
-                if (e >> 8) as u8 & WORD != 0 {
-                    continue;
-                }
-                if extra_at(b, i) == Some(true) {
-                    // A curly single quote (MidNumLet) joins like `'`.
-                    let after = CLASS[b.get(i + 3).copied().unwrap_or(0) as usize];
-                    if class & after & (ALPHA | DIGIT) == 0 {
-                        break;
-                    }
-                    for &q in &b[i..i + 3] {
-                        h = fnv_byte(h, q);
-                    }
-                    all = 0;
-                    i += 3;
-                    e = lower_class(b, i);
-                    continue;
-                }
-                let after = CLASS[b.get(i + 1).copied().unwrap_or(0) as usize];
-                let joins = match next {
-                    b'.' | b'\'' => class & after & (ALPHA | DIGIT) != 0,
-                    b':' => class & after & ALPHA != 0,
-                    b',' | b';' => class & after & DIGIT != 0,
-                    _ => false,
-                };
-                if !joins {
-                    break;
-                }
-                h = fnv_byte(h, next);
-                all &= CLASS[next as usize];
-                i += 1;
-                e = lower_class(b, i);
-            }
-            // A number starts with a digit and has only digits, `.` and `,`.
-            let numeric = CLASS[b[start] as usize] & DIGIT != 0 && all & NUMERIC != 0;
-            let alnum = any & (ALPHA | DIGIT) != 0;
-            let lower = any & LOWER != 0;
-            if !alnum {
-                continue;
-            }
-            out.push(if numeric {
-                Token {
-                    start: start as u32,
-                    end: i as u32,
-                    hash: hash_str(NUM),
-                    kind: TokenKind::Number,
-                    caps: false,
-                }
-            } else {
-                Token {
-                    start: start as u32,
-                    end: i as u32,
-                    hash: finish(h),
-                    kind: TokenKind::Word,
-                    caps: upper >= 2 * u32::from(UPPER) && !lower,
-                }
-            });
-        } else if c == b'!' || c == b'?' {
-            let start = i;
-            while i < n && (b[i] == b'!' || b[i] == b'?') {
-                i += 1;
-            }
-            // SAFETY of the slice: ASCII bytes are char boundaries.
-            let run = std::str::from_utf8(&b[start..i]).unwrap_or("!");
-            out.push(Token {
-                start: start as u32,
-                end: i as u32,
-                hash: hash_str(punct_text(run)),
-                kind: TokenKind::Punct,
-                caps: false,
-            });
-        } else if c < 0x80 {
-            i += 1;
-        } else if extra_at(b, i).is_some() {
-            i += 3;
+        // The window: from `i` while the passage goes on past it; the
+        // passage's last 64 bytes (some already tokenized) once it does
+        // not; a zero-padded copy of a passage shorter than a window.
+        let (w, src): (usize, &[u8]) = if i + WINDOW < n {
+            (i, &b[i..n.min(i + WINDOW + SLACK)])
+        } else if n >= WINDOW {
+            (n - WINDOW, &b[n - WINDOW..])
         } else {
+            pad[..n].copy_from_slice(b);
+            (0, &pad)
+        };
+        let Some(window) = src.first_chunk::<WINDOW>() else {
             return Err(i);
+        };
+        match window_tokens(window, src, w, i - w, w + WINDOW >= n, out) {
+            Ok(next) => i = next,
+            Err(Resume::Long(start)) => i = long_token(b, start, out),
+            Err(Resume::At(at)) => i = at,
+            Err(Resume::Unknown(at)) => return Err(at),
         }
     }
     Ok(())
+}
+
+/// Why [`window_tokens`] stopped before its window's end.
+enum Resume {
+    /// A token starts the window and may not end inside it.
+    Long(usize),
+    /// A token may not end inside the window: start the next window there.
+    At(usize),
+    /// A character the one-pass tokenizer does not cover.
+    Unknown(usize),
+}
+
+/// The tokens of one window of [`tokenize_fast`]: `window` is its bytes
+/// (the start of `src`, which may hold up to [`SLACK`] more), `w` where
+/// it starts in the passage, `q` the first byte to look at, and `last`
+/// whether the passage ends inside it. Returns where the next window
+/// starts.
+#[inline(always)]
+fn window_tokens(
+    window: &[u8; WINDOW],
+    src: &[u8],
+    w: usize,
+    mut q: usize,
+    last: bool,
+    out: &mut Vec<Token>,
+) -> Result<usize, Resume> {
+    let m = Masks::of(window);
+    let starts = m.word | m.bang | m.question | m.high;
+    // A token that may go on past the window: start the next window at
+    // it, or, if it already starts this one, take it byte by byte.
+    let first = q;
+    let resume = |s: usize| {
+        if s == first {
+            Resume::Long(w + s)
+        } else {
+            Resume::At(w + s)
+        }
+    };
+    loop {
+        let rest = if q < WINDOW { starts >> q << q } else { 0 };
+        if rest == 0 {
+            return Ok(w + q.max(WINDOW));
+        }
+        let s = rest.trailing_zeros() as usize;
+        let bit = 1u64 << s;
+        if m.word & bit != 0 {
+            let mut e = s + (!(m.word >> s)).trailing_zeros() as usize;
+            loop {
+                if e + LOOKAHEAD > WINDOW && !last {
+                    return Err(resume(s));
+                }
+                match joiner_at(src, e) {
+                    Some(width) => {
+                        e += width;
+                        e += (!(m.word >> e)).trailing_zeros() as usize;
+                    }
+                    None => break,
+                }
+            }
+            let run = span_bits(s, e);
+            if (m.upper | m.lower | m.digit) & run != 0 {
+                let numeric = m.digit & bit != 0 && run & !m.numeric == 0;
+                let caps = (m.upper & run).count_ones() >= 2 && m.lower & run == 0;
+                out.push(word_token(w + s, w + e, numeric, caps, || {
+                    hash_ascii_lower(src, s, e - s)
+                }));
+            }
+            q = e;
+        } else if (m.bang | m.question) & bit != 0 {
+            let e = s + (!((m.bang | m.question) >> s)).trailing_zeros() as usize;
+            if e >= WINDOW && !last {
+                return Err(resume(s));
+            }
+            let run = span_bits(s, e);
+            out.push(Token {
+                start: (w + s) as u32,
+                end: (w + e) as u32,
+                hash: PUNCT_HASHES[punct_kind(m.bang & run != 0, m.question & run != 0, e - s > 1)],
+                kind: TokenKind::Punct,
+                caps: false,
+            });
+            q = e;
+        } else if extra_at(src, s).is_some() {
+            q = s + 3;
+        } else {
+            return Err(Resume::Unknown(w + s));
+        }
+    }
+}
+
+/// A word or `!?` run from `b[start]` that [`tokenize_fast`]'s window
+/// cannot hold, byte by byte; returns where it ends.
+#[cold]
+fn long_token(b: &[u8], start: usize, out: &mut Vec<Token>) -> usize {
+    if matches!(b.get(start), Some(b'!' | b'?')) {
+        start + long_punct(b, start, out)
+    } else {
+        start + long_word(b, start, out)
+    }
+}
+
+/// A word from `b[start]` that [`tokenize_fast`]'s window cannot hold,
+/// byte by byte; returns its length.
+#[cold]
+fn long_word(b: &[u8], start: usize, out: &mut Vec<Token>) -> usize {
+    let mut end = start;
+    loop {
+        while b.get(end).is_some_and(|&c| CLASS[c as usize] & WORD != 0) {
+            end += 1;
+        }
+        match joiner_at(b, end) {
+            Some(width) => end += width,
+            None => break,
+        }
+    }
+    let word = &b[start..end];
+    let classes = || word.iter().map(|&c| CLASS[c as usize]);
+    if classes().any(|k| k & (ALPHA | DIGIT) != 0) {
+        let numeric =
+            classes().next().is_some_and(|k| k & DIGIT != 0) && classes().all(|k| k & NUMERIC != 0);
+        let caps =
+            classes().filter(|k| k & UPPER != 0).count() >= 2 && classes().all(|k| k & LOWER == 0);
+        out.push(word_token(start, end, numeric, caps, || {
+            hash_ascii_lower(b, start, end - start)
+        }));
+    }
+    end - start
+}
+
+/// A `!?` run from `b[start]` longer than [`tokenize_fast`]'s window;
+/// returns its length.
+#[cold]
+fn long_punct(b: &[u8], start: usize, out: &mut Vec<Token>) -> usize {
+    let len = b[start..]
+        .iter()
+        .take_while(|&&c| c == b'!' || c == b'?')
+        .count();
+    let run = &b[start..start + len];
+    out.push(Token {
+        start: start as u32,
+        end: (start + len) as u32,
+        hash: PUNCT_HASHES[punct_kind(run.contains(&b'!'), run.contains(&b'?'), len > 1)],
+        kind: TokenKind::Punct,
+        caps: false,
+    });
+    len
 }
 
 /// [`tokenize`] over word-boundary segments: UAX #29 in general, the fast
@@ -359,7 +660,7 @@ fn tokenize_segments(passage: &str, shift: usize, out: &mut Vec<Token>) {
             out.push(Token {
                 start: (shift + s) as u32,
                 end: (shift + end) as u32,
-                hash: hash_str(punct_text(&passage[s..end])),
+                hash: PUNCT_HASHES[punct_kind_of(&passage[s..end])],
                 kind: TokenKind::Punct,
                 caps: false,
             });
@@ -397,7 +698,7 @@ fn tokenize_segments(passage: &str, shift: usize, out: &mut Vec<Token>) {
             out.push(Token {
                 start: (shift + offset) as u32,
                 end: (shift + end) as u32,
-                hash: hash_str(NUM),
+                hash: NUM_HASH,
                 kind: TokenKind::Number,
                 caps: false,
             });
@@ -550,7 +851,21 @@ mod tests {
 
     #[test]
     fn hash_lower_matches_lowercase_then_hash() {
-        for w in ["Hello", "WORLD", "Çà", "ΣΊΣΥΦΟΣ", "İstanbul", "straße", "ǅ"] {
+        for w in [
+            "Hello",
+            "WORLD",
+            "Çà",
+            "ΣΊΣΥΦΟΣ",
+            "İstanbul",
+            "straße",
+            "ǅ",
+            "EightChr",
+            "Hippopotamus",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "Straßenbahnhaltestelle",
+            "ÇÀÇÀÇÀÇÀÇÀÇÀ",
+            "Donaudampfschiffahrtsgesellschaftskapitän",
+        ] {
             assert_eq!(hash_lower(w), hash_str(&w.to_lowercase()), "{w}");
         }
     }
@@ -562,6 +877,22 @@ mod tests {
             proptest::prop_assert!(tokenize_fast(s.as_bytes(), 0, &mut fused).is_ok());
             tokenize_segments(&s, 0, &mut segmented);
             proptest::prop_assert_eq!(fused, segmented);
+        }
+
+        #[test]
+        fn windows_agree_with_segments_on_long_passages(s in "([a-cA-C0-9_.:;,'!? \n\u{2019}\u{2014}-]{1,8}|[aB0.'_]{40,90}|[!?]{55,70}|\u{2026}){0,40}") {
+            let (mut fused, mut segmented) = (Vec::new(), Vec::new());
+            proptest::prop_assert!(tokenize_fast(s.as_bytes(), 0, &mut fused).is_ok());
+            tokenize_segments(&s, 0, &mut segmented);
+            proptest::prop_assert_eq!(fused, segmented);
+        }
+
+        #[test]
+        fn simd_masks_match_the_scalar_definition(bytes in proptest::collection::vec(proptest::num::u8::ANY, WINDOW)) {
+            let Some(window) = bytes.first_chunk::<WINDOW>() else {
+                return Err(proptest::test_runner::TestCaseError::fail("64 bytes"));
+            };
+            proptest::prop_assert_eq!(Masks::of(window), Masks::scalar(window));
         }
 
         #[test]
