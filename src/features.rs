@@ -154,6 +154,7 @@ enum Occurrence {
 }
 
 const CAPS: &str = "<caps>";
+const CAPS_HASH: u64 = hash_str(CAPS);
 /// Marks a word boundary in character n-gram terms (`_sho`, `ing_`).
 const BOUNDARY: char = '_';
 const CHAR_SEED: u64 = 0x6368_6172_5f6e_6772; // "char_ngr"
@@ -261,7 +262,7 @@ fn for_each_word_feature(
         }
     }
     if settings.caps_marker {
-        let caps = hash_str(CAPS);
+        let caps = CAPS_HASH;
         for (i, t) in tokens.iter().enumerate() {
             if t.caps {
                 visit(caps, Occurrence::Caps { token: i });

@@ -548,6 +548,23 @@ impl Model {
     /// precomputed character contribution (computed on the spot only for
     /// words outside the vocabulary).
     fn raw_scores(&self, passage: &str, ws: &mut Workspace, scores: &mut Vec<f32>) {
+        // The accumulators are zeroed per passage: no wider than needed.
+        match self.lanes.max(self.char_lanes) {
+            w if w <= LANES => self.raw_scores_in::<LANES>(passage, ws, scores),
+            w if w <= 2 * LANES => self.raw_scores_in::<{ 2 * LANES }>(passage, ws, scores),
+            _ => self.raw_scores_in::<ACC_LANES>(passage, ws, scores),
+        }
+    }
+
+    /// [`Model::raw_scores`] with accumulators `W` floats wide (at least
+    /// `lanes` and `char_lanes`).
+    #[inline(always)]
+    fn raw_scores_in<const W: usize>(
+        &self,
+        passage: &str,
+        ws: &mut Workspace,
+        scores: &mut Vec<f32>,
+    ) {
         let fz = &self.featurizer;
         fz.word_hits(passage, ws, |j| {
             if let Some(row) = self.row(j) {
@@ -555,8 +572,8 @@ impl Model {
             }
         });
         let (c, lanes, char_lanes) = (self.columns, self.lanes, self.char_lanes);
-        let mut word = [0f32; ACC_LANES];
-        let mut chars = [0f32; ACC_LANES];
+        let mut word = [0f32; W];
+        let mut chars = [0f32; W];
         // Group repeated features. A 1024-bucket table remembers where the
         // last distinct feature of each bucket sits, so a repeat is found
         // at once; only a bucket shared by two features scans the distinct
@@ -856,7 +873,9 @@ mod tests {
     }
 
     /// A model with a character block and pseudo-random weights.
-    fn with_chars() -> Model {
+    /// A model with character n-grams and random weights; `extra_heads`
+    /// more three-class heads widen its rows (and the scorer's accumulators).
+    fn with_chars(extra_heads: usize) -> Model {
         let settings = FeatureParams(FeatureSettings {
             char_ngrams: [2, 4],
             char_weight: 0.7,
@@ -881,6 +900,12 @@ mod tests {
         };
         data.heads[0].weights = (0..n * 3).map(|_| rnd()).collect();
         data.heads[1].weights = (0..n).map(|_| rnd()).collect();
+        for k in 0..extra_heads {
+            let mut head = data.heads[0].clone();
+            head.name = format!("extra{k}");
+            head.weights = (0..n * 3).map(|_| rnd()).collect();
+            data.heads.push(head);
+        }
         Model::from_data(data, "t".into(), Path::new("t")).unwrap()
     }
 
@@ -898,8 +923,8 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn fast_scores_equal_the_reference_vector(passage in "(shocking|news|the|senator|lied|rally|zebra|Über|café|!!|LIED|[a-z]{1,6}| |, ){0,12}") {
-            let m = with_chars();
+        fn fast_scores_equal_the_reference_vector(passage in "(shocking|news|the|senator|lied|rally|zebra|Über|café|!!|LIED|[a-z]{1,6}| |, ){0,12}", extra_heads in 0usize..8) {
+            let m = with_chars(extra_heads);
             let mut ws = Workspace::default();
             let mut fast = Vec::new();
             m.raw_scores(&passage, &mut ws, &mut fast);
