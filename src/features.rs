@@ -1084,13 +1084,13 @@ impl Featurizer {
                 _ => u32::MAX,
             }
         }
+        // Each slot is prefetched as soon as its hash is known: the
+        // fetches spread over the hashing instead of queueing in a burst.
+        let index = &self.index;
         for_each_word_feature(&self.vocab.settings, tokens, |h, occ| {
+            index.prefetch(h);
             keys.push((h, unigram(occ)));
         });
-        let index = &self.index;
-        for &(h, _) in keys.iter() {
-            index.prefetch(h);
-        }
         hits.clear();
         unigrams.clear();
         unigrams.resize(tokens.len(), u32::MAX);
@@ -1171,11 +1171,9 @@ impl Featurizer {
             }
             let word = &passage[token.start as usize..token.end as usize];
             for_each_char_gram(&self.vocab.settings, word, chars, |h, _, _| {
+                index.prefetch(h);
                 gram_keys.push((h, t as u32));
             });
-        }
-        for &(h, _) in gram_keys.iter() {
-            index.prefetch(h);
         }
         for &(h, t) in gram_keys.iter() {
             if let Some(g) = index.get(h) {
