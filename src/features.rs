@@ -1147,24 +1147,21 @@ impl Featurizer {
         }
     }
 
-    /// For every word token without a unigram feature (`ws.unigrams`
-    /// after [`Featurizer::word_hits`]), its known character n-grams as
-    /// (token, feature) pairs, packed in a `u64`, into `ws.gram_hits`,
-    /// sorted: one occurrence each, so equal pairs count. Like
-    /// `word_hits`, the lookups of all such words are prefetched together
-    /// before any is probed.
-    pub(crate) fn oov_char_hits(&self, passage: &str, ws: &mut Workspace) {
+    /// The hashes of the character n-grams of every word token without a
+    /// unigram feature (`ws.unigrams` after [`Featurizer::word_hits`]),
+    /// each with its token, into `ws.gram_keys`, their index slots
+    /// prefetched: the scorer does other work before
+    /// [`Featurizer::oov_char_hits`] looks them up.
+    pub(crate) fn oov_char_keys(&self, passage: &str, ws: &mut Workspace) {
         let Workspace {
             tokens,
             chars,
             unigrams,
             gram_keys,
-            gram_hits,
             ..
         } = ws;
         let index = &self.char_index;
         gram_keys.clear();
-        gram_hits.clear();
         for (t, token) in tokens.iter().enumerate() {
             if token.kind != TokenKind::Word || unigrams.get(t) != Some(&u32::MAX) {
                 continue;
@@ -1175,8 +1172,22 @@ impl Featurizer {
                 gram_keys.push((h, t as u32));
             });
         }
+    }
+
+    /// The known character n-grams of `ws.gram_keys` (see
+    /// [`Featurizer::oov_char_keys`]) as (token, feature) pairs, packed in
+    /// a `u64`, into `ws.gram_hits`, sorted: one occurrence each, so equal
+    /// pairs count. `found` sees each feature as soon as it is known.
+    pub(crate) fn oov_char_hits(&self, ws: &mut Workspace, mut found: impl FnMut(u32)) {
+        let Workspace {
+            gram_keys,
+            gram_hits,
+            ..
+        } = ws;
+        gram_hits.clear();
         for &(h, t) in gram_keys.iter() {
-            if let Some(g) = index.get(h) {
+            if let Some(g) = self.char_index.get(h) {
+                found(g);
                 gram_hits.push(u64::from(t) << 32 | u64::from(g));
             }
         }

@@ -566,12 +566,19 @@ impl Model {
         scores: &mut Vec<f32>,
     ) {
         let fz = &self.featurizer;
-        fz.word_hits(passage, ws, |j| {
+        let prefetch_row = |j: u32| {
             if let Some(row) = self.row(j) {
                 prefetch(row);
             }
-        });
+        };
+        fz.word_hits(passage, ws, prefetch_row);
         let (c, lanes, char_lanes) = (self.columns, self.lanes, self.char_lanes);
+        // The character n-grams of words outside the vocabulary: hashed
+        // and their lookups started now, looked up after the word block's
+        // work, which hides the wait.
+        if char_lanes > 0 {
+            fz.oov_char_keys(passage, ws);
+        }
         let mut word = [0f32; W];
         let mut chars = [0f32; W];
         // Group repeated features. A 1024-bucket table remembers where the
@@ -625,12 +632,7 @@ impl Model {
                 .for_each(|(s, a)| *s += a * inv);
         }
         if char_lanes > 0 {
-            fz.oov_char_hits(passage, ws);
-            for &tg in &ws.gram_hits {
-                if let Some(row) = self.row(tg as u32) {
-                    prefetch(row);
-                }
-            }
+            fz.oov_char_hits(ws, prefetch_row);
             // Lanes 0..c sum the words' character contributions, lane c
             // their squared norms (the weight blocks are zero there).
             let mut grams = ws.gram_hits.as_slice();
