@@ -6,7 +6,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic  "SLANTMDL"
-//!      8     4  format version, u32 little-endian (currently 2)
+//!      8     4  format version, u32 little-endian (currently 3)
 //!     12     4  reserved, zero
 //!     16     8  payload length in bytes, u64 little-endian
 //!     24    32  SHA-256 of the payload
@@ -35,7 +35,7 @@ use crate::features::{prefetch, FeatureError, Featurizer, Vocabulary, Workspace}
 use crate::learn::link;
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
