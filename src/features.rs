@@ -272,10 +272,9 @@ fn for_each_word_feature(
         }
     }
     if settings.caps_marker {
-        let caps = CAPS_HASH;
         for (i, t) in tokens.iter().enumerate() {
             if t.caps {
-                visit(caps, Occurrence::Caps { token: i });
+                visit(CAPS_HASH, Occurrence::Caps { token: i });
             }
         }
     }
@@ -1071,9 +1070,9 @@ impl Featurizer {
     /// token's unigram feature index into `ws.unigrams`, and what the
     /// lexicon says of each token into `ws.lex`.
     ///
-    /// The n-gram hashes are gathered first and their index slots
-    /// prefetched, then looked up: the lookups are cache misses into a
-    /// table of megabytes, and issued together they overlap instead of
+    /// The n-gram hashes are gathered first, each index slot prefetched as
+    /// its hash is made, then looked up: the lookups are cache misses into
+    /// a table of megabytes, and issued together they overlap instead of
     /// waiting one after another. `found` sees each hit as soon as it is
     /// known, so that the scorer can start fetching its row.
     pub(crate) fn word_hits(&self, passage: &str, ws: &mut Workspace, mut found: impl FnMut(u32)) {

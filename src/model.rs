@@ -874,8 +874,7 @@ mod tests {
         assert!(s[0].contributions.is_empty());
     }
 
-    /// A model with a character block and pseudo-random weights.
-    /// A model with character n-grams and random weights; `extra_heads`
+    /// A model with character n-grams and pseudo-random weights; `extra_heads`
     /// more three-class heads widen its rows (and the scorer's accumulators).
     fn with_chars(extra_heads: usize) -> Model {
         let settings = FeatureParams(FeatureSettings {

@@ -201,17 +201,25 @@ fn punct_kind(bang: bool, question: bool, long: bool) -> usize {
     }
 }
 
-/// [`punct_kind`] of a `!?` run.
-fn punct_kind_of(run: &str) -> usize {
-    punct_kind(
-        run.contains('!'),
-        run.contains('?'),
-        run.chars().count() > 1,
-    )
+/// [`punct_kind`] of a `!?` run (ASCII, so bytes are characters).
+fn punct_kind_of(run: &[u8]) -> usize {
+    punct_kind(run.contains(&b'!'), run.contains(&b'?'), run.len() > 1)
 }
 
 fn punct_text(run: &str) -> &'static str {
-    PUNCT[punct_kind_of(run)]
+    PUNCT[punct_kind_of(run.as_bytes())]
+}
+
+/// A `!?` run's token from its span and [`punct_kind`].
+#[inline(always)]
+fn punct_token(start: usize, end: usize, kind: usize) -> Token {
+    Token {
+        start: start as u32,
+        end: end as u32,
+        hash: PUNCT_HASHES[kind],
+        kind: TokenKind::Punct,
+        caps: false,
+    }
 }
 
 fn is_number(word: &str) -> bool {
@@ -439,7 +447,8 @@ fn joiner_at(src: &[u8], e: usize) -> Option<usize> {
     (before & after & both != 0).then_some(width)
 }
 
-/// A word token from its span and properties.
+/// A word token from its span and properties (a number's normalised text
+/// is [`NUM`], so `hash` is not called for it).
 #[inline(always)]
 fn word_token(
     start: usize,
@@ -575,13 +584,8 @@ fn window_tokens(
                 return Err(resume(s));
             }
             let run = span_bits(s, e);
-            out.push(Token {
-                start: (w + s) as u32,
-                end: (w + e) as u32,
-                hash: PUNCT_HASHES[punct_kind(m.bang & run != 0, m.question & run != 0, e - s > 1)],
-                kind: TokenKind::Punct,
-                caps: false,
-            });
+            let kind = punct_kind(m.bang & run != 0, m.question & run != 0, e - s > 1);
+            out.push(punct_token(w + s, w + e, kind));
             q = e;
         } else if extra_at(src, s).is_some() {
             q = s + 3;
@@ -596,14 +600,14 @@ fn window_tokens(
 #[cold]
 fn long_token(b: &[u8], start: usize, out: &mut Vec<Token>) -> usize {
     if matches!(b.get(start), Some(b'!' | b'?')) {
-        start + long_punct(b, start, out)
+        long_punct(b, start, out)
     } else {
-        start + long_word(b, start, out)
+        long_word(b, start, out)
     }
 }
 
 /// A word from `b[start]` that [`tokenize_fast`]'s window cannot hold,
-/// byte by byte; returns its length.
+/// byte by byte; returns where it ends.
 #[cold]
 fn long_word(b: &[u8], start: usize, out: &mut Vec<Token>) -> usize {
     let mut end = start;
@@ -627,26 +631,20 @@ fn long_word(b: &[u8], start: usize, out: &mut Vec<Token>) -> usize {
             hash_ascii_lower(b, start, end - start)
         }));
     }
-    end - start
+    end
 }
 
 /// A `!?` run from `b[start]` longer than [`tokenize_fast`]'s window;
-/// returns its length.
+/// returns where it ends.
 #[cold]
 fn long_punct(b: &[u8], start: usize, out: &mut Vec<Token>) -> usize {
     let len = b[start..]
         .iter()
         .take_while(|&&c| c == b'!' || c == b'?')
         .count();
-    let run = &b[start..start + len];
-    out.push(Token {
-        start: start as u32,
-        end: (start + len) as u32,
-        hash: PUNCT_HASHES[punct_kind(run.contains(&b'!'), run.contains(&b'?'), len > 1)],
-        kind: TokenKind::Punct,
-        caps: false,
-    });
-    len
+    let end = start + len;
+    out.push(punct_token(start, end, punct_kind_of(&b[start..end])));
+    end
 }
 
 /// [`tokenize`] over word-boundary segments: UAX #29 in general, the fast
@@ -657,13 +655,8 @@ fn tokenize_segments(passage: &str, shift: usize, out: &mut Vec<Token>) {
     let mut punct_end = 0usize;
     let flush = |out: &mut Vec<Token>, start: &mut Option<usize>, end: usize| {
         if let Some(s) = start.take() {
-            out.push(Token {
-                start: (shift + s) as u32,
-                end: (shift + end) as u32,
-                hash: PUNCT_HASHES[punct_kind_of(&passage[s..end])],
-                kind: TokenKind::Punct,
-                caps: false,
-            });
+            let kind = punct_kind_of(&passage.as_bytes()[s..end]);
+            out.push(punct_token(shift + s, shift + end, kind));
         }
     };
     // ASCII passages (most news text) take a hand-written segmenter that
@@ -694,23 +687,13 @@ fn tokenize_segments(passage: &str, shift: usize, out: &mut Vec<Token>) {
         }
         flush(out, &mut punct_start, punct_end);
         let end = offset + seg.len();
-        if is_number(seg) {
-            out.push(Token {
-                start: (shift + offset) as u32,
-                end: (shift + end) as u32,
-                hash: NUM_HASH,
-                kind: TokenKind::Number,
-                caps: false,
-            });
-        } else {
-            out.push(Token {
-                start: (shift + offset) as u32,
-                end: (shift + end) as u32,
-                hash: hash_lower(seg),
-                kind: TokenKind::Word,
-                caps: is_caps(seg),
-            });
-        }
+        out.push(word_token(
+            shift + offset,
+            shift + end,
+            is_number(seg),
+            is_caps(seg),
+            || hash_lower(seg),
+        ));
     }
     flush(out, &mut punct_start, punct_end);
 }
@@ -870,21 +853,25 @@ mod tests {
         }
     }
 
+    /// The one-pass tokenizer covers `s` and gives the segment-based
+    /// path's tokens.
+    fn one_pass_matches_segments(s: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        let (mut fused, mut segmented) = (Vec::new(), Vec::new());
+        proptest::prop_assert!(tokenize_fast(s.as_bytes(), 0, &mut fused).is_ok());
+        tokenize_segments(s, 0, &mut segmented);
+        proptest::prop_assert_eq!(fused, segmented);
+        Ok(())
+    }
+
     proptest::proptest! {
         #[test]
         fn one_pass_tokenizer_agrees_with_segments(s in "[a-cA-C0-9_.:;,'!? \t\n\"()\u{2019}\u{2018}\u{201c}\u{201d}\u{2014}\u{2013}\u{2026}-]{0,40}") {
-            let (mut fused, mut segmented) = (Vec::new(), Vec::new());
-            proptest::prop_assert!(tokenize_fast(s.as_bytes(), 0, &mut fused).is_ok());
-            tokenize_segments(&s, 0, &mut segmented);
-            proptest::prop_assert_eq!(fused, segmented);
+            one_pass_matches_segments(&s)?;
         }
 
         #[test]
         fn windows_agree_with_segments_on_long_passages(s in "([a-cA-C0-9_.:;,'!? \n\u{2019}\u{2014}-]{1,8}|[aB0.'_]{40,90}|[!?]{55,70}|\u{2026}){0,40}") {
-            let (mut fused, mut segmented) = (Vec::new(), Vec::new());
-            proptest::prop_assert!(tokenize_fast(s.as_bytes(), 0, &mut fused).is_ok());
-            tokenize_segments(&s, 0, &mut segmented);
-            proptest::prop_assert_eq!(fused, segmented);
+            one_pass_matches_segments(&s)?;
         }
 
         #[test]
