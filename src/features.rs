@@ -1128,6 +1128,18 @@ impl Featurizer {
                 }
             }
         }
+        // Without unigrams among the n-grams there were no unigram lookups
+        // to ride on: each word asks its own.
+        if self.vocab.settings.word_ngrams[0] > 1 && !lex.is_empty() {
+            for (t, token) in tokens.iter().enumerate() {
+                if token.kind != TokenKind::Word {
+                    continue;
+                }
+                if let (Some(slot), Some(l)) = (index.slot(token.hash), lex.get_mut(t)) {
+                    *l = self.lex_of(slot.lex);
+                }
+            }
+        }
         valenced(lex, with_valence);
         // The compound score's term is not counted (see `transform`).
         let score = self.lexicon.markers[4].0;
@@ -1486,16 +1498,18 @@ mod tests {
         /// A word's unigram lookup answers for the lexicon (see `HashIndex`):
         /// it must say what the lexicon itself says, for words that are
         /// features, words that are not, and roles without valence; and the
-        /// hits must be those of the lexicon's own annotations.
+        /// hits must be those of the lexicon's own annotations. Also when
+        /// unigrams are not among the n-grams (no unigram lookups to ride on).
         #[test]
         fn lookups_annotate_as_the_lexicon_does(
-            passage in "(good|GOOD|bad|not|very|barely|but|awful|zest|news|the|2|!!|[a-z]{1,5}| |, ){0,14}"
+            passage in "(good|GOOD|bad|not|very|barely|but|awful|zest|news|the|2|!!|[a-z]{1,5}| |, ){0,14}",
+            word_ngrams in proptest::sample::select(vec![[1u8, 1], [1, 2], [2, 2], [2, 3]]),
         ) {
             let lexicon: Vec<(String, f32)> = [("good", 1.9), ("bad", -2.5), ("awful", -2.0), ("zest", 0.7)]
                 .iter()
                 .map(|&(w, v)| (w.to_string(), v))
                 .collect();
-            let settings = FeatureParams(FeatureSettings { min_df: 2, ..Default::default() })
+            let settings = FeatureParams(FeatureSettings { min_df: 2, word_ngrams, ..Default::default() })
                 .check()
                 .unwrap();
             // "zest" and "awful" are seen once: not features.
