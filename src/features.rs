@@ -925,7 +925,15 @@ impl Featurizer {
             });
         }
         if settings.max_features > 0 && kept.len() > settings.max_features {
-            kept.sort_by(|a, b| b.1.df.cmp(&a.1.df).then_with(|| a.1.term.cmp(&b.1.term)));
+            // Ties end on the hash: a word and a character n-gram can share
+            // a term (the word `ch:ab`, the 2-gram `ab`), and the table's
+            // order is random.
+            kept.sort_by(|a, b| {
+                b.1.df
+                    .cmp(&a.1.df)
+                    .then_with(|| a.1.term.cmp(&b.1.term))
+                    .then(a.0.cmp(&b.0))
+            });
             kept.truncate(settings.max_features);
         }
         kept.sort_by(|a, b| a.1.term.cmp(&b.1.term).then(a.0.cmp(&b.0)));
@@ -1463,6 +1471,29 @@ mod tests {
         };
         let f = fitted(s, &["a b", "a c", "a b"]);
         assert_eq!(f.vocabulary().terms, ["a"]);
+    }
+
+    #[test]
+    fn max_features_cuts_ties_the_same_way_every_time() {
+        // The word `ch:ab` and the character 2-gram `ab` share the term
+        // `ch:ab` and a df; the cut at three features falls between them.
+        let settings = FeatureSettings {
+            word_ngrams: [1, 1],
+            char_ngrams: [2, 2],
+            caps_marker: false,
+            max_features: 3,
+            ..Default::default()
+        };
+        let first = fitted(settings.clone(), &["ch:ab"])
+            .vocabulary()
+            .hashes
+            .clone();
+        for _ in 0..50 {
+            assert_eq!(
+                fitted(settings.clone(), &["ch:ab"]).vocabulary().hashes,
+                first
+            );
+        }
     }
 
     #[test]
