@@ -874,23 +874,26 @@ mod tests {
         assert!(s[0].contributions.is_empty());
     }
 
-    /// A model with character n-grams and pseudo-random weights; `extra_heads`
-    /// more three-class heads widen its rows (and the scorer's accumulators).
-    fn with_chars(extra_heads: usize) -> Model {
-        let settings = FeatureParams(FeatureSettings {
-            char_ngrams: [2, 4],
-            char_weight: 0.7,
-            min_df: 1,
-            ..Default::default()
-        })
-        .check()
-        .unwrap();
+    /// A model fitted with `settings` (and a small lexicon when `lexicon`),
+    /// with pseudo-random weights; `extra_heads` more three-class heads
+    /// widen its rows (and the scorer's accumulators). `None` when the
+    /// settings leave no vocabulary.
+    fn model_with(settings: FeatureSettings, lexicon: bool, extra_heads: usize) -> Option<Model> {
+        let settings = FeatureParams(settings).check().unwrap();
         let corpus = [
             "Shocking news: the senator lied!!",
             "Markets rally as rates fall",
             "Über café naïve résumé",
+            "GOOD news, not bad: the rally is very good",
+            "ΟΔΟΣ οδος 東京 3.5 rates fall?? but awful",
         ];
-        let f = Featurizer::fit(&settings, corpus, || {}).unwrap();
+        let words: Vec<(String, f32)> =
+            [("good", 1.9), ("bad", -2.5), ("awful", -2.0), ("café", 0.7)]
+                .iter()
+                .filter(|_| lexicon)
+                .map(|&(w, v)| (w.to_string(), v))
+                .collect();
+        let f = Featurizer::fit_with_lexicon(&settings, &words, corpus, || {}).ok()?;
         let mut data = tiny();
         let n = f.len();
         data.vocabulary = f.vocabulary().clone();
@@ -907,7 +910,18 @@ mod tests {
             head.weights = (0..n * 3).map(|_| rnd()).collect();
             data.heads.push(head);
         }
-        Model::from_data(data, "t".into(), Path::new("t")).unwrap()
+        Some(Model::from_data(data, "t".into(), Path::new("t")).unwrap())
+    }
+
+    /// [`model_with`] character 2–4-grams, every word a feature, no lexicon.
+    fn with_chars(extra_heads: usize) -> Model {
+        let settings = FeatureSettings {
+            char_ngrams: [2, 4],
+            char_weight: 0.7,
+            min_df: 1,
+            ..Default::default()
+        };
+        model_with(settings, false, extra_heads).unwrap()
     }
 
     /// Raw scores from the reference vector (`Featurizer::transform`):
@@ -922,6 +936,47 @@ mod tests {
         reference
     }
 
+    /// Feature settings across what `FeatureSettings::validate` allows,
+    /// with the lexicon on or off.
+    fn any_settings() -> impl proptest::strategy::Strategy<Value = (FeatureSettings, bool)> {
+        use proptest::prelude::{any, Strategy};
+        use proptest::sample::select;
+        (
+            select(vec![[1u8, 1], [1, 2], [1, 3], [2, 2], [2, 3], [3, 5]]),
+            select(vec![[0u8, 0], [1, 1], [2, 4], [3, 5], [5, 8]]),
+            any::<bool>(),
+            any::<bool>(),
+            1u32..=3,
+            select(vec![0usize, 5, 40]),
+            select(vec![1.0f32, 0.3, 2.5]),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    word_ngrams,
+                    char_ngrams,
+                    caps_marker,
+                    sublinear_tf,
+                    min_df,
+                    max_features,
+                    weight,
+                    lexicon,
+                )| {
+                    let settings = FeatureSettings {
+                        word_ngrams,
+                        char_ngrams,
+                        caps_marker,
+                        sublinear_tf,
+                        min_df,
+                        max_features,
+                        char_weight: weight,
+                        lexicon_weight: weight,
+                    };
+                    (settings, lexicon)
+                },
+            )
+    }
+
     proptest::proptest! {
         #[test]
         fn fast_scores_equal_the_reference_vector(passage in "(shocking|news|the|senator|lied|rally|zebra|Über|café|!!|LIED|[a-z]{1,6}| |, ){0,12}", extra_heads in 0usize..8) {
@@ -932,6 +987,26 @@ mod tests {
             let reference = reference_scores(&m, &passage, &mut ws);
             for (a, b) in fast.iter().zip(&reference) {
                 proptest::prop_assert!((a - b).abs() < 1e-4, "{} vs {} for {:?}", a, b, passage);
+            }
+        }
+
+        /// The same under every kind of feature settings: what each path
+        /// reads from the settings must agree.
+        #[test]
+        fn fast_scores_equal_the_reference_under_any_settings(
+            (settings, lexicon) in any_settings(),
+            passage in "(good|GOOD|bad|not|very|but|awful|café|CAFÉ|news|rally|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|[a-z]{1,6}| |, ){0,12}",
+            extra_heads in proptest::sample::select(vec![0usize, 4, 12]),
+        ) {
+            let Some(m) = model_with(settings.clone(), lexicon, extra_heads) else {
+                return Ok(());
+            };
+            let mut ws = Workspace::default();
+            let mut fast = Vec::new();
+            m.raw_scores(&passage, &mut ws, &mut fast);
+            let reference = reference_scores(&m, &passage, &mut ws);
+            for (a, b) in fast.iter().zip(&reference) {
+                proptest::prop_assert!((a - b).abs() < 1e-4, "{} vs {} for {:?} with {:?}", a, b, passage, settings);
             }
         }
     }
