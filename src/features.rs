@@ -78,8 +78,8 @@ pub enum FeatureError {
     CharNgrams([u8; 2]),
     #[error("min_df must be at least 1")]
     MinDf,
-    #[error("char_weight and lexicon_weight must be positive and finite, got {0}")]
-    CharWeight(f32),
+    #[error("{field} must be positive and finite, got {value}")]
+    Weight { field: &'static str, value: f32 },
     #[error("the training corpus is empty")]
     EmptyCorpus,
     #[error("no term is left after pruning (min_df = {min_df})")]
@@ -106,10 +106,16 @@ impl FeatureSettings {
             return Err(FeatureError::MinDf);
         }
         if !(self.char_weight.is_finite() && self.char_weight > 0.0) {
-            return Err(FeatureError::CharWeight(self.char_weight));
+            return Err(FeatureError::Weight {
+                field: "char_weight",
+                value: self.char_weight,
+            });
         }
         if !(self.lexicon_weight.is_finite() && self.lexicon_weight > 0.0) {
-            return Err(FeatureError::CharWeight(self.lexicon_weight));
+            return Err(FeatureError::Weight {
+                field: "lexicon_weight",
+                value: self.lexicon_weight,
+            });
         }
         Ok(())
     }
@@ -1398,6 +1404,23 @@ mod tests {
             ..Default::default()
         });
         assert!(bad.check().is_err());
+        // A bad weight is named.
+        let bad = FeatureParams(FeatureSettings {
+            lexicon_weight: f32::NAN,
+            ..Default::default()
+        });
+        assert_eq!(
+            bad.check().unwrap_err().to_string(),
+            "lexicon_weight must be positive and finite, got NaN"
+        );
+        let bad = FeatureParams(FeatureSettings {
+            char_weight: -1.0,
+            ..Default::default()
+        });
+        assert_eq!(
+            bad.check().unwrap_err().to_string(),
+            "char_weight must be positive and finite, got -1"
+        );
     }
 
     #[test]
