@@ -1110,6 +1110,15 @@ impl Featurizer {
         // Each slot is prefetched as soon as its hash is known: the
         // fetches spread over the hashing instead of queueing in a burst.
         let index = &self.index;
+        // A lexicon word's slot is under its token's hash, so every token's
+        // own hash is looked up: as its unigram, or, without unigrams among
+        // the n-grams, here (where it finds what the lexicon says, no feature).
+        if self.vocab.settings.word_ngrams[0] > 1 && !self.lexicon.is_empty() {
+            for (t, token) in tokens.iter().enumerate() {
+                index.prefetch(token.hash);
+                keys.push((token.hash, t as u32));
+            }
+        }
         for_each_word_feature(&self.vocab.settings, tokens, |h, occ| {
             index.prefetch(h);
             keys.push((h, unigram(occ)));
@@ -1138,18 +1147,6 @@ impl Featurizer {
                     .get(unigram as usize)
                     .is_some_and(|t| t.kind == TokenKind::Word);
                 if let (true, Some(l)) = (word, lex.get_mut(unigram as usize)) {
-                    *l = self.lex_of(slot.lex);
-                }
-            }
-        }
-        // Without unigrams among the n-grams there were no unigram lookups
-        // to ride on: each word asks its own.
-        if self.vocab.settings.word_ngrams[0] > 1 && !lex.is_empty() {
-            for (t, token) in tokens.iter().enumerate() {
-                if token.kind != TokenKind::Word {
-                    continue;
-                }
-                if let (Some(slot), Some(l)) = (index.slot(token.hash), lex.get_mut(t)) {
                     *l = self.lex_of(slot.lex);
                 }
             }
