@@ -1504,15 +1504,15 @@ mod tests {
             max_features: 3,
             ..Default::default()
         };
-        let first = fitted(settings.clone(), &["ch:ab"])
-            .vocabulary()
-            .hashes
-            .clone();
+        let hashes = || {
+            fitted(settings.clone(), &["ch:ab"])
+                .vocabulary()
+                .hashes
+                .clone()
+        };
+        let first = hashes();
         for _ in 0..50 {
-            assert_eq!(
-                fitted(settings.clone(), &["ch:ab"]).vocabulary().hashes,
-                first
-            );
+            assert_eq!(hashes(), first);
         }
     }
 
