@@ -936,6 +936,23 @@ mod tests {
         reference
     }
 
+    /// The fast path's raw scores against [`reference_scores`]; `case`
+    /// names the case in a failure.
+    fn fast_matches_reference(
+        m: &Model,
+        passage: &str,
+        case: &dyn std::fmt::Debug,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let mut ws = Workspace::default();
+        let mut fast = Vec::new();
+        m.raw_scores(passage, &mut ws, &mut fast);
+        let reference = reference_scores(m, passage, &mut ws);
+        for (a, b) in fast.iter().zip(&reference) {
+            proptest::prop_assert!((a - b).abs() < 1e-4, "{} vs {} for {:?}", a, b, case);
+        }
+        Ok(())
+    }
+
     /// Feature settings across what `FeatureSettings::validate` allows,
     /// with the lexicon on or off.
     fn any_settings() -> impl proptest::strategy::Strategy<Value = (FeatureSettings, bool)> {
@@ -980,14 +997,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn fast_scores_equal_the_reference_vector(passage in "(shocking|news|the|senator|lied|rally|zebra|Über|café|!!|LIED|[a-z]{1,6}| |, ){0,12}", extra_heads in 0usize..8) {
-            let m = with_chars(extra_heads);
-            let mut ws = Workspace::default();
-            let mut fast = Vec::new();
-            m.raw_scores(&passage, &mut ws, &mut fast);
-            let reference = reference_scores(&m, &passage, &mut ws);
-            for (a, b) in fast.iter().zip(&reference) {
-                proptest::prop_assert!((a - b).abs() < 1e-4, "{} vs {} for {:?}", a, b, passage);
-            }
+            fast_matches_reference(&with_chars(extra_heads), &passage, &passage)?;
         }
 
         /// The same under every kind of feature settings: what each path
@@ -998,15 +1008,8 @@ mod tests {
             passage in "(good|GOOD|bad|not|very|but|awful|café|CAFÉ|news|rally|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|[a-z]{1,6}| |, ){0,12}",
             extra_heads in proptest::sample::select(vec![0usize, 4, 12]),
         ) {
-            let Some(m) = model_with(settings.clone(), lexicon, extra_heads) else {
-                return Ok(());
-            };
-            let mut ws = Workspace::default();
-            let mut fast = Vec::new();
-            m.raw_scores(&passage, &mut ws, &mut fast);
-            let reference = reference_scores(&m, &passage, &mut ws);
-            for (a, b) in fast.iter().zip(&reference) {
-                proptest::prop_assert!((a - b).abs() < 1e-4, "{} vs {} for {:?} with {:?}", a, b, passage, settings);
+            if let Some(m) = model_with(settings.clone(), lexicon, extra_heads) {
+                fast_matches_reference(&m, &passage, &(&passage, &settings))?;
             }
         }
     }
