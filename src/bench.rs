@@ -19,6 +19,17 @@ pub struct ScoreBench {
     pub passages_per_s: f64,
     pub mb_per_s: f64,
     pub heads: usize,
+    /// With `--stages`: where the time goes (see [`stages`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<Stage>>,
+}
+
+/// Scoring stopped after one stage: its time per passage, stages before
+/// it included.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    pub stage: &'static str,
+    pub ns_per_passage: f64,
 }
 
 impl std::fmt::Display for ScoreBench {
@@ -27,7 +38,15 @@ impl std::fmt::Display for ScoreBench {
             f,
             "{} passages ({:.1} MB) through {} heads in {:.3} s: {:.0} passages/s, {:.2} MB/s (one thread)",
             self.passages, self.mb, self.heads, self.seconds, self.passages_per_s, self.mb_per_s
-        )
+        )?;
+        for s in self.stages.iter().flatten() {
+            write!(
+                f,
+                "\n  up to {:<10} {:>7.0} ns/passage",
+                s.stage, s.ns_per_passage
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -68,22 +87,31 @@ pub fn corpus(dir: &Path, n: usize) -> Result<Vec<String>, DataError> {
     Ok(base.iter().cycle().take(n).cloned().collect())
 }
 
-/// Scores every passage with every head on this thread, after a warm-up
-/// on the first 2,000.
-pub fn score(model: &Model, passages: &[String]) -> ScoreBench {
+/// Seconds `step` takes over every passage on this thread, after a
+/// warm-up on the first 2,000. `step` returns a number that is summed and
+/// kept, so that no work is optimised away.
+fn time(passages: &[String], mut step: impl FnMut(&str, &mut Workspace) -> usize) -> f64 {
     let mut ws = Workspace::default();
     let mut sink = 0usize;
     for p in passages.iter().take(2000) {
-        model.classify(p, &mut ws);
-        sink += ws.labels.len();
+        sink += step(p, &mut ws);
     }
     let start = Instant::now();
     for p in passages {
-        model.classify(p, &mut ws);
-        sink += ws.labels.iter().sum::<usize>();
+        sink += step(p, &mut ws);
     }
     let seconds = start.elapsed().as_secs_f64().max(1e-9);
     std::hint::black_box(sink);
+    seconds
+}
+
+/// Scores every passage with every head on this thread, after a warm-up
+/// on the first 2,000.
+pub fn score(model: &Model, passages: &[String]) -> ScoreBench {
+    let seconds = time(passages, |p, ws| {
+        model.classify(p, ws);
+        ws.labels.iter().sum()
+    });
     let mb = passages.iter().map(String::len).sum::<usize>() as f64 / 1e6;
     ScoreBench {
         passages: passages.len(),
@@ -92,5 +120,57 @@ pub fn score(model: &Model, passages: &[String]) -> ScoreBench {
         passages_per_s: passages.len() as f64 / seconds,
         mb_per_s: mb / seconds,
         heads: model.heads().len(),
+        stages: None,
     }
+}
+
+/// Where scoring's time goes: the passages scored again and again, each
+/// time stopped after one more stage of [`Model::classify`]:
+/// - `tokenize`: tokens and their hashes
+/// - `words`: the word n-gram, marker and lexicon lookups
+/// - `chars`: the character n-gram lookups of out-of-vocabulary words
+/// - `all`: everything, up to each head's probabilities and label
+///
+/// Each time includes the stages before it, so a stage's own cost is its
+/// difference from the one before. (Stopped early, a stage may overlap
+/// less with what follows it than in a full run.)
+pub fn stages(model: &Model, passages: &[String]) -> Vec<Stage> {
+    let fz = model.featurizer();
+    let per_passage = |seconds: f64| seconds * 1e9 / passages.len().max(1) as f64;
+    let stage = |stage, seconds| Stage {
+        stage,
+        ns_per_passage: per_passage(seconds),
+    };
+    vec![
+        stage(
+            "tokenize",
+            time(passages, |p, ws| {
+                crate::text::tokenize(p, &mut ws.tokens);
+                ws.tokens.len()
+            }),
+        ),
+        stage(
+            "words",
+            time(passages, |p, ws| {
+                fz.word_hits(p, ws, |_| {});
+                ws.hits.len()
+            }),
+        ),
+        stage(
+            "chars",
+            time(passages, |p, ws| {
+                fz.word_hits(p, ws, |_| {});
+                fz.oov_char_keys(p, ws);
+                fz.oov_char_hits(ws, |_| {});
+                ws.hits.len() + ws.gram_hits.len()
+            }),
+        ),
+        stage(
+            "all",
+            time(passages, |p, ws| {
+                model.classify(p, ws);
+                ws.labels.iter().sum()
+            }),
+        ),
+    ]
 }

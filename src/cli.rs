@@ -140,6 +140,10 @@ pub struct BenchScoreArgs {
     pub passages: usize,
     #[arg(long)]
     pub json: bool,
+    /// Also time scoring stopped after each stage (tokenize, word lookups,
+    /// character n-grams, all), to see where the time goes.
+    #[arg(long)]
+    pub stages: bool,
 }
 
 /// Progress bars on a terminal, nothing when piped.
@@ -440,7 +444,10 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
 fn cmd_bench_score(a: BenchScoreArgs) -> Result<()> {
     let model = load(&a.model)?;
     let corpus = crate::bench::corpus(&a.corpus, a.passages)?;
-    let r = crate::bench::score(&model, &corpus);
+    let mut r = crate::bench::score(&model, &corpus);
+    if a.stages {
+        r.stages = Some(crate::bench::stages(&model, &corpus));
+    }
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;

@@ -345,6 +345,81 @@ fn bad_inputs_are_named_with_file_and_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.jsonl"));
 }
 
+#[test]
+fn bench_score_times_the_corpus_and_its_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_fixture(dir.path());
+    // The corpus: the text of every `*/train.jsonl`, folders sorted.
+    let corpus = dir.path().join("corpus");
+    for (folder, texts) in [
+        ("b", ["SHOCKING news!!", "the senator lied"]),
+        ("a", ["café Über alles", "calm day"]),
+    ] {
+        std::fs::create_dir_all(corpus.join(folder)).unwrap();
+        let lines: Vec<String> = texts
+            .iter()
+            .map(|t| serde_json::json!({"text": t, "label": "x"}).to_string() + "\n")
+            .collect();
+        std::fs::write(corpus.join(folder).join("train.jsonl"), lines.concat()).unwrap();
+    }
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--passages",
+            "1000",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str::<Value>(&ok(&slant(&args))).unwrap()
+    };
+    let plain = bench(&[]);
+    assert_eq!(plain["passages"], 1000);
+    assert_eq!(plain["heads"], 2);
+    assert!(plain["passages_per_s"].as_f64().unwrap() > 0.0);
+    assert!(plain.get("stages").is_none(), "{plain}");
+    // 250 rounds of the 4 passages (UTF-8 bytes: é and Ü take two).
+    let bytes = [
+        "SHOCKING news!!",
+        "the senator lied",
+        "café Über alles",
+        "calm day",
+    ]
+    .iter()
+    .map(|t| t.len())
+    .sum::<usize>();
+    assert!((plain["mb"].as_f64().unwrap() - 250.0 * bytes as f64 / 1e6).abs() < 1e-9);
+    let staged = bench(&["--stages"]);
+    let stages = staged["stages"].as_array().unwrap();
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tokenize", "words", "chars", "all"]);
+    assert!(stages
+        .iter()
+        .all(|s| s["ns_per_passage"].as_f64().unwrap() > 0.0));
+
+    // A folder without any `*/train.jsonl` is refused, by name.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = slant(&[
+        "bench",
+        "score",
+        "--model",
+        model.to_str().unwrap(),
+        "--corpus",
+        empty.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(empty.to_str().unwrap()), "{err}");
+}
+
 /// The shared datasets, when this checkout sits beside them.
 fn shared() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
