@@ -61,16 +61,6 @@ fn axpy(acc: &mut [f32], v: f32, row: &[f32]) {
     }
 }
 
-/// `acc += row`, both a whole number of [`LANES`] blocks long.
-#[inline(always)]
-fn add(acc: &mut [f32], row: &[f32]) {
-    for (a, w) in acc.chunks_exact_mut(LANES).zip(row.chunks_exact(LANES)) {
-        for l in 0..LANES {
-            a[l] += w[l];
-        }
-    }
-}
-
 /// Where a head's training or dev data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
@@ -612,6 +602,10 @@ impl Model {
             let v = fz.tf(count as usize) * row[self.idf_at];
             norm += v * v;
             axpy(&mut word[..lanes], v, &row[..lanes]);
+            // A word's row holds its characters' contribution, once per
+            // occurrence (other rows hold none: zeros, and the idf in a
+            // lane the scores do not read).
+            axpy(&mut chars[..char_lanes], count as f32, &row[lanes..]);
         }
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
@@ -634,36 +628,21 @@ impl Model {
         if char_lanes > 0 {
             fz.oov_char_hits(ws, prefetch_row);
             // Lanes 0..c sum the words' character contributions, lane c
-            // their squared norms (the weight blocks are zero there).
-            let mut grams = ws.gram_hits.as_slice();
-            for t in 0..ws.tokens.len() {
-                let token = ws.tokens[t];
-                if token.kind != crate::text::TokenKind::Word {
-                    continue;
+            // their squared norms (the weight blocks are zero there). Words
+            // in the vocabulary were added with their rows above; here, the
+            // n-grams of each word outside it, count × idf each, as
+            // `Featurizer::word_chars`.
+            for grams in ws.gram_hits.chunk_by(|a, b| a >> 32 == b >> 32) {
+                let mut sq = 0.0f32;
+                for run in grams.chunk_by(|a, b| a == b) {
+                    let Some(row) = self.row(run[0] as u32) else {
+                        continue;
+                    };
+                    let v = run.len() as f32 * row[self.idf_at];
+                    sq += v * v;
+                    axpy(&mut chars[..lanes], v, &row[..lanes]);
                 }
-                match ws.unigrams[t] {
-                    u if u != u32::MAX => {
-                        if let Some(row) = self.row(u) {
-                            add(&mut chars[..char_lanes], &row[lanes..]);
-                        }
-                    }
-                    _ => {
-                        // This word's n-grams: count × idf each, as `Featurizer::word_chars`.
-                        let end = grams.partition_point(|&tg| (tg >> 32) as usize <= t);
-                        let (mine, rest) = grams.split_at(end);
-                        grams = rest;
-                        let mut sq = 0.0f32;
-                        for run in mine.chunk_by(|a, b| a == b) {
-                            let Some(row) = self.row(run[0] as u32) else {
-                                continue;
-                            };
-                            let v = run.len() as f32 * row[self.idf_at];
-                            sq += v * v;
-                            axpy(&mut chars[..lanes], v, &row[..lanes]);
-                        }
-                        chars[c] += sq;
-                    }
-                }
+                chars[c] += sq;
             }
             let total = chars[c];
             if total > 0.0 {
