@@ -303,13 +303,14 @@ pub fn link(z: &[f64], out: &mut [f64]) {
     }
 }
 
+/// 1 / (1 + e^-z), as e^-|z| over 1 + e^-|z| with the numerator chosen
+/// without a branch: the sign of a score is what the CPU cannot guess.
+/// (For z ≥ 0 that is 1 / (1 + e^-z); for z < 0, e^z / (1 + e^z): the same
+/// operations, so the same bits, as computing each case on its own.)
 fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
+    let e = (-z.abs()).exp();
+    let numerator = if z >= 0.0 { 1.0 } else { e };
+    numerator / (1.0 + e)
 }
 
 /// ln(1 + e^z) without overflow.
