@@ -339,12 +339,18 @@ pub fn decide(threshold: Option<f64>, probs: &[f64]) -> usize {
     }
 }
 
+/// The first index of the largest value (NaN never wins). The running
+/// best is kept with selects, not a branch: which class leads is what the
+/// CPU cannot guess.
 pub fn argmax(v: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
+    let Some(&first) = v.first() else {
+        return 0;
+    };
+    let (mut best, mut top) = (0, first);
+    for (i, &x) in v.iter().enumerate().skip(1) {
+        let above = x > top;
+        best = if above { i } else { best };
+        top = if above { x } else { top };
     }
     best
 }
