@@ -414,6 +414,18 @@ fn occurrence_span(tokens: &[Token], occ: Occurrence) -> (u32, u32) {
     }
 }
 
+/// The term frequency of a feature seen `count` times: 1 + ln(count) with
+/// sublinear tf, else `count`.
+fn tf_of(settings: &FeatureSettings, count: usize) -> f32 {
+    if count == 1 {
+        1.0
+    } else if settings.sublinear_tf {
+        1.0 + (count as f32).ln()
+    } else {
+        count as f32
+    }
+}
+
 /// Pass-through hasher: feature hashes are already well mixed.
 #[derive(Default)]
 pub struct IdentityHasher(u64);
@@ -849,6 +861,8 @@ pub struct Featurizer {
     /// The lexicon's distinct valences after a 0 (number 0, "none"), as
     /// numbered in index slots.
     valences: Vec<f32>,
+    /// [`tf_of`] of the counts 0 to 7.
+    tf_small: [f32; 8],
 }
 
 impl Featurizer {
@@ -1044,6 +1058,7 @@ impl Featurizer {
             }
             index.entry(h).lex = u32::from(l.role) << 24 | number;
         }
+        let tf_small = std::array::from_fn(|count| tf_of(&vocab.settings, count));
         Ok(Self {
             vocab,
             index,
@@ -1051,6 +1066,7 @@ impl Featurizer {
             lexicon,
             lexicon_score,
             valences,
+            tf_small,
         })
     }
 
@@ -1226,16 +1242,15 @@ impl Featurizer {
         gram_hits.sort_unstable();
     }
 
-    /// A sublinear (or raw) term frequency.
+    /// A sublinear (or raw) term frequency: from a table for the small
+    /// counts nearly every feature has, so that scoring neither branches on
+    /// whether a feature repeats nor calls `ln` for it.
     #[inline]
     pub(crate) fn tf(&self, count: usize) -> f32 {
-        if count == 1 {
-            1.0
-        } else if self.vocab.settings.sublinear_tf {
-            1.0 + (count as f32).ln()
-        } else {
-            count as f32
-        }
+        self.tf_small
+            .get(count)
+            .copied()
+            .unwrap_or_else(|| tf_of(&self.vocab.settings, count))
     }
 
     /// One word's character n-gram vector into `ws.word_vec`: each known
