@@ -775,6 +775,11 @@ impl Lexicon {
     /// before and × 1.5 after a "but"), squashed as s / √(s² + 15), as
     /// VADER does. `lex` is [`Lexicon::annotate`]'s output for `tokens`.
     pub(crate) fn compound(tokens: &[Token], lex: &[TokenLex], valenced: &[u32]) -> f32 {
+        // No word with a valence: the score is 0 / √15 = 0, without
+        // walking every token for a "but".
+        if valenced.is_empty() {
+            return 0.0;
+        }
         let mut sum = 0.0f32;
         let but = lex.iter().position(|l| l.role & BUT != 0);
         for i in valenced.iter().map(|&i| i as usize) {
