@@ -571,8 +571,11 @@ fn window_tokens(
             }
             let run = span_bits(s, e);
             if (m.upper | m.lower | m.digit) & run != 0 {
-                let numeric = m.digit & bit != 0 && run & !m.numeric == 0;
-                let caps = (m.upper & run).count_ones() >= 2 && m.lower & run == 0;
+                // `&`, not `&&`: both halves are cheap, and a short circuit
+                // would branch on whether the word starts with a digit or
+                // has two capitals, which the CPU cannot guess.
+                let numeric = (m.digit & bit != 0) & (run & !m.numeric == 0);
+                let caps = ((m.upper & run).count_ones() >= 2) & (m.lower & run == 0);
                 out.push(word_token(w + s, w + e, numeric, caps, || {
                     hash_ascii_lower(src, s, e - s)
                 }));
