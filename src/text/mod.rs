@@ -328,6 +328,19 @@ const CLASS: [u8; 256] = {
     t
 };
 
+/// The classes a one-byte joiner needs on both sides (0: not a joiner):
+/// `.` and `'` between letters or between digits, `:` between letters,
+/// `,` and `;` between digits.
+const JOINS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'.' as usize] = ALPHA | DIGIT;
+    t[b'\'' as usize] = ALPHA | DIGIT;
+    t[b':' as usize] = ALPHA;
+    t[b',' as usize] = DIGIT;
+    t[b';' as usize] = DIGIT;
+    t
+};
+
 /// Bytes the one-pass tokenizer classifies at once.
 const WINDOW: usize = 64;
 /// Bytes a window's source holds past the window: word hashing reads
@@ -432,15 +445,21 @@ fn span_bits(from: usize, to: usize) -> u64 {
 /// Whether the word that ends before `src[e]` goes on across a joiner
 /// there (UAX #29 WB6/7, WB11/12; see [`AsciiSegments`]): the joiner's
 /// width in bytes if so. Bytes past `src` read as zero.
+///
+/// Computed whole, without a branch on the byte after the word (a space,
+/// or a `.` or `,` that joins nothing, at random): only the answer, which
+/// is nearly always no, is branched on.
 #[inline]
 fn joiner_at(src: &[u8], e: usize) -> Option<usize> {
     let byte = |k: usize| src.get(k).copied().unwrap_or(0);
-    let (width, both) = match byte(e) {
-        b'.' | b'\'' => (1, ALPHA | DIGIT),
-        b':' => (1, ALPHA),
-        b',' | b';' => (1, DIGIT),
-        0xe2 if byte(e + 1) == 0x80 && matches!(byte(e + 2), 0x98 | 0x99) => (3, ALPHA | DIGIT),
-        _ => return None,
+    let c = byte(e);
+    // The curly apostrophe, E2 80 98/99, is three bytes wide.
+    let curly = (c == 0xe2) & (byte(e + 1) == 0x80) & matches!(byte(e + 2), 0x98 | 0x99);
+    let width = if curly { 3 } else { 1 };
+    let both = if curly {
+        ALPHA | DIGIT
+    } else {
+        JOINS[c as usize]
     };
     let before = CLASS[e.checked_sub(1).map_or(0, byte) as usize];
     let after = CLASS[byte(e + width) as usize];
