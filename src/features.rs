@@ -415,11 +415,9 @@ fn occurrence_span(tokens: &[Token], occ: Occurrence) -> (u32, u32) {
 }
 
 /// The term frequency of a feature seen `count` times: 1 + ln(count) with
-/// sublinear tf, else `count`.
+/// sublinear tf, else `count` (either way exactly 1 for one occurrence).
 fn tf_of(settings: &FeatureSettings, count: usize) -> f32 {
-    if count == 1 {
-        1.0
-    } else if settings.sublinear_tf {
+    if settings.sublinear_tf {
         1.0 + (count as f32).ln()
     } else {
         count as f32
@@ -1511,6 +1509,21 @@ mod tests {
         };
         let f = fitted(s, &["a b", "a c", "a b"]);
         assert_eq!(f.vocabulary().terms, ["a"]);
+    }
+
+    #[test]
+    fn one_occurrence_weighs_exactly_one() {
+        for sublinear_tf in [true, false] {
+            let settings = FeatureSettings {
+                sublinear_tf,
+                ..Default::default()
+            };
+            assert_eq!(tf_of(&settings, 1), 1.0);
+            assert_eq!(
+                tf_of(&settings, 3),
+                if sublinear_tf { 1.0 + 3f32.ln() } else { 3.0 }
+            );
+        }
     }
 
     #[test]
