@@ -105,13 +105,18 @@ fn time(passages: &[String], mut step: impl FnMut(&str, &mut Workspace) -> usize
     seconds
 }
 
+/// One passage scored with every head: the step [`score`] times.
+fn classify(model: &Model) -> impl FnMut(&str, &mut Workspace) -> usize + '_ {
+    |p, ws| {
+        model.classify(p, ws);
+        ws.labels.iter().sum()
+    }
+}
+
 /// Scores every passage with every head on this thread, after a warm-up
 /// on the first 2,000.
 pub fn score(model: &Model, passages: &[String]) -> ScoreBench {
-    let seconds = time(passages, |p, ws| {
-        model.classify(p, ws);
-        ws.labels.iter().sum()
-    });
+    let seconds = time(passages, classify(model));
     let mb = passages.iter().map(String::len).sum::<usize>() as f64 / 1e6;
     ScoreBench {
         passages: passages.len(),
@@ -165,12 +170,6 @@ pub fn stages(model: &Model, passages: &[String]) -> Vec<Stage> {
                 ws.hits.len() + ws.gram_hits.len()
             }),
         ),
-        stage(
-            "all",
-            time(passages, |p, ws| {
-                model.classify(p, ws);
-                ws.labels.iter().sum()
-            }),
-        ),
+        stage("all", time(passages, classify(model))),
     ]
 }
