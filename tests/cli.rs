@@ -351,10 +351,11 @@ fn bench_score_times_the_corpus_and_its_stages() {
     let model = train_fixture(dir.path());
     // The corpus: the text of every `*/train.jsonl`, folders sorted.
     let corpus = dir.path().join("corpus");
-    for (folder, texts) in [
+    let folders = [
         ("b", ["SHOCKING news!!", "the senator lied"]),
         ("a", ["café Über alles", "calm day"]),
-    ] {
+    ];
+    for (folder, texts) in folders {
         std::fs::create_dir_all(corpus.join(folder)).unwrap();
         let lines: Vec<String> = texts
             .iter()
@@ -362,7 +363,7 @@ fn bench_score_times_the_corpus_and_its_stages() {
             .collect();
         std::fs::write(corpus.join(folder).join("train.jsonl"), lines.concat()).unwrap();
     }
-    let bench = |extra: &[&str]| {
+    let bench = |corpus: &Path, extra: &[&str]| {
         let mut args = vec![
             "bench",
             "score",
@@ -375,25 +376,22 @@ fn bench_score_times_the_corpus_and_its_stages() {
             "--json",
         ];
         args.extend_from_slice(extra);
-        serde_json::from_str::<Value>(&ok(&slant(&args))).unwrap()
+        slant(&args)
     };
-    let plain = bench(&[]);
+    let json = |extra: &[&str]| serde_json::from_str::<Value>(&ok(&bench(&corpus, extra))).unwrap();
+    let plain = json(&[]);
     assert_eq!(plain["passages"], 1000);
     assert_eq!(plain["heads"], 2);
     assert!(plain["passages_per_s"].as_f64().unwrap() > 0.0);
     assert!(plain.get("stages").is_none(), "{plain}");
     // 250 rounds of the 4 passages (UTF-8 bytes: é and Ü take two).
-    let bytes = [
-        "SHOCKING news!!",
-        "the senator lied",
-        "café Über alles",
-        "calm day",
-    ]
-    .iter()
-    .map(|t| t.len())
-    .sum::<usize>();
+    let bytes: usize = folders
+        .iter()
+        .flat_map(|(_, texts)| texts)
+        .map(|t| t.len())
+        .sum();
     assert!((plain["mb"].as_f64().unwrap() - 250.0 * bytes as f64 / 1e6).abs() < 1e-9);
-    let staged = bench(&["--stages"]);
+    let staged = json(&["--stages"]);
     let stages = staged["stages"].as_array().unwrap();
     let names: Vec<&str> = stages
         .iter()
@@ -407,14 +405,7 @@ fn bench_score_times_the_corpus_and_its_stages() {
     // A folder without any `*/train.jsonl` is refused, by name.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = slant(&[
-        "bench",
-        "score",
-        "--model",
-        model.to_str().unwrap(),
-        "--corpus",
-        empty.to_str().unwrap(),
-    ]);
+    let out = bench(&empty, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(empty.to_str().unwrap()), "{err}");
