@@ -938,45 +938,31 @@ mod tests {
         Ok(())
     }
 
-    /// Feature settings across what `FeatureSettings::validate` allows,
-    /// with the lexicon on or off.
-    fn any_settings() -> impl proptest::strategy::Strategy<Value = (FeatureSettings, bool)> {
-        use proptest::prelude::{any, Strategy};
-        use proptest::sample::select;
-        (
-            select(vec![[1u8, 1], [1, 2], [1, 3], [2, 2], [2, 3], [3, 5]]),
-            select(vec![[0u8, 0], [1, 1], [2, 4], [3, 5], [5, 8]]),
-            any::<bool>(),
-            any::<bool>(),
-            1u32..=3,
-            select(vec![0usize, 5, 40]),
-            select(vec![1.0f32, 0.3, 2.5]),
-            any::<bool>(),
-        )
-            .prop_map(
-                |(
-                    word_ngrams,
-                    char_ngrams,
-                    caps_marker,
-                    sublinear_tf,
-                    min_df,
-                    max_features,
-                    weight,
-                    lexicon,
-                )| {
-                    let settings = FeatureSettings {
-                        word_ngrams,
-                        char_ngrams,
-                        caps_marker,
-                        sublinear_tf,
-                        min_df,
-                        max_features,
-                        char_weight: weight,
-                        lexicon_weight: weight,
-                    };
-                    (settings, lexicon)
-                },
-            )
+    proptest::prop_compose! {
+        /// Feature settings across what `FeatureSettings::validate` allows,
+        /// with the lexicon on or off.
+        fn any_settings()(
+            word_ngrams in proptest::sample::select(vec![[1u8, 1], [1, 2], [1, 3], [2, 2], [2, 3], [3, 5]]),
+            char_ngrams in proptest::sample::select(vec![[0u8, 0], [1, 1], [2, 4], [3, 5], [5, 8]]),
+            caps_marker in proptest::bool::ANY,
+            sublinear_tf in proptest::bool::ANY,
+            min_df in 1u32..=3,
+            max_features in proptest::sample::select(vec![0usize, 5, 40]),
+            weight in proptest::sample::select(vec![1.0f32, 0.3, 2.5]),
+            lexicon in proptest::bool::ANY,
+        ) -> (FeatureSettings, bool) {
+            let settings = FeatureSettings {
+                word_ngrams,
+                char_ngrams,
+                caps_marker,
+                sublinear_tf,
+                min_df,
+                max_features,
+                char_weight: weight,
+                lexicon_weight: weight,
+            };
+            (settings, lexicon)
+        }
     }
 
     proptest::proptest! {
