@@ -140,7 +140,6 @@ pub fn score(model: &Model, passages: &[String]) -> ScoreBench {
 /// difference from the one before. (Stopped early, a stage may overlap
 /// less with what follows it than in a full run.)
 pub fn stages(model: &Model, passages: &[String]) -> Vec<Stage> {
-    let fz = model.featurizer();
     let per_passage = |seconds: f64| seconds * 1e9 / passages.len().max(1) as f64;
     let stage = |stage, seconds| Stage {
         stage,
@@ -154,22 +153,8 @@ pub fn stages(model: &Model, passages: &[String]) -> Vec<Stage> {
                 ws.tokens.len()
             }),
         ),
-        stage(
-            "words",
-            time(passages, |p, ws| {
-                fz.word_hits(p, ws, |_| {});
-                ws.hits.len()
-            }),
-        ),
-        stage(
-            "chars",
-            time(passages, |p, ws| {
-                fz.word_hits(p, ws, |_| {});
-                fz.oov_char_keys(p, ws);
-                fz.oov_char_hits(ws, |_| {});
-                ws.hits.len() + ws.gram_hits.len()
-            }),
-        ),
+        stage("words", time(passages, |p, ws| model.lookups(p, ws, false))),
+        stage("chars", time(passages, |p, ws| model.lookups(p, ws, true))),
         stage("all", time(passages, classify(model))),
     ]
 }

@@ -207,10 +207,10 @@ pub struct Workspace {
     pub(crate) unigrams: Vec<u32>,
     /// Word-block feature hashes of the passage, each with its token when
     /// it is a unigram (`u32::MAX` otherwise).
-    keys: Vec<(u64, u32)>,
+    keys: Vec<(u64, u32, u32)>,
     /// Character n-gram hashes of out-of-vocabulary words, each with its
     /// token (see `oov_char_hits`).
-    gram_keys: Vec<(u64, u32)>,
+    gram_keys: Vec<(u64, u32, u32)>,
     /// (token, feature) for every known character n-gram occurrence of
     /// out-of-vocabulary words, sorted.
     /// Each as `token << 32 | feature`, so that sorting compares one word.
@@ -467,7 +467,31 @@ struct Slot {
 
 const EMPTY: u32 = u32::MAX;
 /// The value of a slot that holds only lexicon knowledge.
-const NO_FEATURE: u32 = u32::MAX - 1;
+pub(crate) const NO_FEATURE: u32 = u32::MAX - 1;
+
+/// Where feature lookups go: the featurizer's own [`HashIndex`] (features
+/// numbered as in the vocabulary), or a scorer's table (numbered as it
+/// lays them out). A lookup is started (its memory fetched) as soon as
+/// the hash is known and finished later, when the fetch has had time.
+pub(crate) trait Lookup {
+    /// Starts looking up `h`; the ticket goes to [`Lookup::find`].
+    fn start(&self, h: u64) -> u32;
+    /// The feature of `h` (or [`NO_FEATURE`] for a word only the lexicon
+    /// knows) and whether the lexicon knows it; `None` if `h` is unknown.
+    fn find(&self, h: u64, ticket: u32) -> Option<(u32, bool)>;
+}
+
+impl Lookup for HashIndex {
+    #[inline(always)]
+    fn start(&self, h: u64) -> u32 {
+        self.prefetch(h);
+        0
+    }
+    #[inline(always)]
+    fn find(&self, h: u64, _: u32) -> Option<(u32, bool)> {
+        self.slot(h).map(|s| (s.value, s.lex != 0))
+    }
+}
 
 impl HashIndex {
     /// Room for `n` keys at a load between 1/6 and 1/3: most probes end
@@ -536,6 +560,15 @@ impl HashIndex {
             }
             i = (i + 1) & self.mask;
         }
+    }
+
+    /// (hash, value, whether the lexicon knows it) of every key, in slot
+    /// order.
+    fn keys(&self) -> impl Iterator<Item = (u64, u32, bool)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.value != EMPTY)
+            .map(|s| (s.hash, s.value, s.lex != 0))
     }
 
     /// The feature index of `h`.
@@ -858,6 +891,10 @@ pub struct Featurizer {
     index: HashIndex,
     /// Character n-grams.
     char_index: HashIndex,
+    /// The lexicon's words alone, with what it says of each: a table
+    /// small enough to stay in cache, asked only about words that `index`
+    /// (or a scorer's table) says the lexicon knows.
+    lex_index: HashIndex,
     lexicon: Lexicon,
     /// Index of the [`LEXICON_SCORE`] feature, when the vocabulary has it.
     lexicon_score: Option<u32>,
@@ -1043,6 +1080,7 @@ impl Featurizer {
         let mut numbers: HashMap<u32, u32> = HashMap::new();
         let mut words: Vec<(u64, TokenLex)> = lexicon.words.iter().map(|(&h, &l)| (h, l)).collect();
         words.sort_unstable_by_key(|&(h, _)| h);
+        let mut lex_index = HashIndex::with_capacity(words.len());
         for (h, l) in words {
             let number = if l.valence == 0.0 {
                 0
@@ -1059,13 +1097,16 @@ impl Featurizer {
                     (1 << 24) - 1
                 )));
             }
-            index.entry(h).lex = u32::from(l.role) << 24 | number;
+            let packed = u32::from(l.role) << 24 | number;
+            index.entry(h).lex = packed;
+            lex_index.entry(h).lex = packed;
         }
         let tf_small = std::array::from_fn(|count| tf_of(&vocab.settings, count));
         Ok(Self {
             vocab,
             index,
             char_index,
+            lex_index,
             lexicon,
             lexicon_score,
             valences,
@@ -1098,17 +1139,32 @@ impl Featurizer {
         &self.vocab.settings
     }
 
-    /// Tokenizes `passage` into `ws.tokens`, its word-block feature indices
-    /// (one per occurrence, in no particular order) into `ws.hits`, each
-    /// token's unigram feature index into `ws.unigrams`, and what the
-    /// lexicon says of each token into `ws.lex`.
+    /// Every key of the word block, in a fixed order: (hash, feature or
+    /// [`NO_FEATURE`] for a word only the lexicon knows, whether the
+    /// lexicon knows it).
+    pub(crate) fn word_keys(&self) -> impl Iterator<Item = (u64, u32, bool)> + '_ {
+        self.index.keys()
+    }
+
+    /// Every character n-gram feature, in a fixed order, as
+    /// [`Featurizer::word_keys`].
+    pub(crate) fn char_keys(&self) -> impl Iterator<Item = (u64, u32, bool)> + '_ {
+        self.char_index.keys()
+    }
+
+    /// Tokenizes `passage` into `ws.tokens`, its word-block features (one
+    /// per occurrence, in no particular order) into `ws.hits`, each
+    /// token's unigram feature into `ws.unigrams` (`u32::MAX` if none), and
+    /// what the lexicon says of each token into `ws.lex`. Features are
+    /// numbered as `index` numbers them: the featurizer's own (vocabulary
+    /// order, as training and explanations need) or a scorer's table.
     ///
-    /// The n-gram hashes are gathered first, each index slot prefetched as
-    /// its hash is made, then looked up: the lookups are cache misses into
-    /// a table of megabytes, and issued together they overlap instead of
-    /// waiting one after another. `found` sees each hit as soon as it is
-    /// known, so that the scorer can start fetching its row.
-    pub(crate) fn word_hits(&self, passage: &str, ws: &mut Workspace, mut found: impl FnMut(u32)) {
+    /// The n-gram hashes are gathered first, each lookup started (its
+    /// memory prefetched) as its hash is made, then finished: the lookups
+    /// are cache misses into a table of megabytes, and issued together they
+    /// overlap instead of waiting one after another.
+    #[inline(always)]
+    pub(crate) fn word_hits(&self, index: &impl Lookup, passage: &str, ws: &mut Workspace) {
         tokenize(passage, &mut ws.tokens);
         let Workspace {
             tokens,
@@ -1128,19 +1184,16 @@ impl Featurizer {
         }
         // Each slot is prefetched as soon as its hash is known: the
         // fetches spread over the hashing instead of queueing in a burst.
-        let index = &self.index;
         // A lexicon word's slot is under its token's hash, so every token's
         // own hash is looked up: as its unigram, or, without unigrams among
         // the n-grams, here (where it finds what the lexicon says, no feature).
         if self.vocab.settings.word_ngrams[0] > 1 && !self.lexicon.is_empty() {
             for (t, token) in tokens.iter().enumerate() {
-                index.prefetch(token.hash);
-                keys.push((token.hash, t as u32));
+                keys.push((token.hash, index.start(token.hash), t as u32));
             }
         }
         for_each_word_feature(&self.vocab.settings, tokens, |h, occ| {
-            index.prefetch(h);
-            keys.push((h, unigram(occ)));
+            keys.push((h, index.start(h), unigram(occ)));
         });
         hits.clear();
         unigrams.clear();
@@ -1150,23 +1203,25 @@ impl Featurizer {
         if !self.lexicon.is_empty() {
             lex.resize(tokens.len(), TokenLex::default());
         }
-        for &(h, unigram) in keys.iter() {
-            let Some(slot) = index.slot(h) else {
+        for &(h, ticket, unigram) in keys.iter() {
+            let Some((value, known)) = index.find(h, ticket) else {
                 continue;
             };
-            if slot.value != NO_FEATURE {
-                found(slot.value);
-                hits.push(slot.value);
+            if value != NO_FEATURE {
+                hits.push(value);
                 if let Some(u) = unigrams.get_mut(unigram as usize) {
-                    *u = slot.value;
+                    *u = value;
                 }
             }
-            if slot.lex != 0 {
+            if known {
                 let word = tokens
                     .get(unigram as usize)
                     .is_some_and(|t| t.kind == TokenKind::Word);
                 if let (true, Some(l)) = (word, lex.get_mut(unigram as usize)) {
-                    *l = self.lex_of(slot.lex);
+                    *l = self
+                        .lex_index
+                        .slot(h)
+                        .map_or(TokenLex::default(), |s| self.lex_of(s.lex));
                 }
             }
         }
@@ -1178,8 +1233,8 @@ impl Featurizer {
             if h == score {
                 return;
             }
-            if let Some(i) = index.get(h) {
-                found(i);
+            let ticket = index.start(h);
+            if let Some((i, _)) = index.find(h, ticket).filter(|&(i, _)| i != NO_FEATURE) {
                 hits.push(i);
             }
         });
@@ -1200,10 +1255,11 @@ impl Featurizer {
 
     /// The hashes of the character n-grams of every word token without a
     /// unigram feature (`ws.unigrams` after [`Featurizer::word_hits`]),
-    /// each with its token, into `ws.gram_keys`, their index slots
-    /// prefetched: the scorer does other work before
-    /// [`Featurizer::oov_char_hits`] looks them up.
-    pub(crate) fn oov_char_keys(&self, passage: &str, ws: &mut Workspace) {
+    /// each with its token, into `ws.gram_keys`, their lookups in `index`
+    /// started: the scorer does other work before
+    /// [`Featurizer::oov_char_hits`] finishes them.
+    #[inline(always)]
+    pub(crate) fn oov_char_keys(&self, index: &impl Lookup, passage: &str, ws: &mut Workspace) {
         let Workspace {
             tokens,
             chars,
@@ -1211,7 +1267,6 @@ impl Featurizer {
             gram_keys,
             ..
         } = ws;
-        let index = &self.char_index;
         gram_keys.clear();
         for (t, token) in tokens.iter().enumerate() {
             if token.kind != TokenKind::Word || unigrams.get(t) != Some(&u32::MAX) {
@@ -1219,26 +1274,25 @@ impl Featurizer {
             }
             let word = &passage[token.start as usize..token.end as usize];
             for_each_char_gram(&self.vocab.settings, word, chars, |h, _, _| {
-                index.prefetch(h);
-                gram_keys.push((h, t as u32));
+                gram_keys.push((h, index.start(h), t as u32));
             });
         }
     }
 
     /// The known character n-grams of `ws.gram_keys` (see
-    /// [`Featurizer::oov_char_keys`]) as (token, feature) pairs, packed in
-    /// a `u64`, into `ws.gram_hits`, sorted: one occurrence each, so equal
-    /// pairs count. `found` sees each feature as soon as it is known.
-    pub(crate) fn oov_char_hits(&self, ws: &mut Workspace, mut found: impl FnMut(u32)) {
+    /// [`Featurizer::oov_char_keys`], with the same `index`) as (token,
+    /// feature) pairs, packed in a `u64`, into `ws.gram_hits`, sorted: one
+    /// occurrence each, so equal pairs count.
+    #[inline(always)]
+    pub(crate) fn oov_char_hits(&self, index: &impl Lookup, ws: &mut Workspace) {
         let Workspace {
             gram_keys,
             gram_hits,
             ..
         } = ws;
         gram_hits.clear();
-        for &(h, t) in gram_keys.iter() {
-            if let Some(g) = self.char_index.get(h) {
-                found(g);
+        for &(h, ticket, t) in gram_keys.iter() {
+            if let Some((g, _)) = index.find(h, ticket) {
                 gram_hits.push(u64::from(t) << 32 | u64::from(g));
             }
         }
@@ -1302,7 +1356,7 @@ impl Featurizer {
     /// (training and explanations use it; the model's fast path must agree
     /// with it).
     pub fn transform(&self, passage: &str, ws: &mut Workspace) {
-        self.word_hits(passage, ws, |_| {});
+        self.word_hits(&self.index, passage, ws);
         ws.hits.sort_unstable();
         let mut vector = std::mem::take(&mut ws.vector);
         vector.clear();
@@ -1601,7 +1655,7 @@ mod tests {
             let f = Featurizer::fit_with_lexicon(&settings, &lexicon, corpus, || {}).unwrap();
             proptest::prop_assert!(f.vocabulary().terms.iter().all(|t| t != "zest"));
             let mut ws = Workspace::default();
-            f.word_hits(&passage, &mut ws, |_| {});
+            f.word_hits(&f.index, &passage, &mut ws);
             let mut expected = Vec::new();
             f.lexicon.annotate(&ws.tokens, &mut expected);
             proptest::prop_assert_eq!(&ws.lex, &expected);

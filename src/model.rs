@@ -31,8 +31,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::hex;
-use crate::features::{prefetch, FeatureError, Featurizer, Vocabulary, Workspace};
+use crate::features::{FeatureError, Featurizer, Vocabulary, Workspace, NO_FEATURE};
+
+mod table;
 use crate::learn::link;
+use table::{Row, Table};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
 pub const FORMAT_VERSION: u32 = 3;
@@ -44,24 +47,30 @@ pub const MAX_OUTPUTS: usize = 16;
 /// Most score columns all heads together may have (two-class heads use
 /// one, others one per label).
 pub const MAX_COLUMNS: usize = 64;
-/// Width of the fixed blocks rows are laid out in (8 floats: one AVX or
-/// two SSE registers).
-const LANES: usize = 8;
-/// Accumulator width: room for `MAX_COLUMNS` plus the character block's
-/// squared norm and idf.
-const ACC_LANES: usize = (MAX_COLUMNS + 2).div_ceil(LANES) * LANES;
+/// Row widths: the narrowest of these that holds every column plus two
+/// lanes (the key, or the squared norm and idf). Four heads (6 columns)
+/// take 8: a row is 64 bytes, one cache line.
+const NARROW: usize = 8;
+const WIDE: usize = 16;
+const WIDEST: usize = (MAX_COLUMNS + 2).div_ceil(8) * 8;
 
-/// `acc += v · row`, both a whole number of [`LANES`] blocks long.
+/// `acc += v · w` over the first `W - 2` lanes (a weight block's last two
+/// lanes hold its key, not weights).
 #[inline(always)]
-fn axpy(acc: &mut [f32], v: f32, row: &[f32]) {
-    for (a, w) in acc.chunks_exact_mut(LANES).zip(row.chunks_exact(LANES)) {
-        for l in 0..LANES {
-            a[l] += v * w[l];
-        }
+fn add_weights<const W: usize>(acc: &mut [f32; W], v: f32, w: &[f32; W]) {
+    for l in 0..W - 2 {
+        acc[l] += v * w[l];
     }
 }
 
-/// Where a head's training or dev data came from.
+/// `acc += v · w` over every lane.
+#[inline(always)]
+fn add_all<const W: usize>(acc: &mut [f32; W], v: f32, w: &[f32; W]) {
+    for l in 0..W {
+        acc[l] += v * w[l];
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
     /// "train" or "dev".
@@ -378,30 +387,138 @@ pub struct Contribution {
 #[derive(Debug)]
 pub struct Model {
     /// Metadata as stored, with the vocabulary moved into `featurizer` and
-    /// the per-head weights into `rows`.
+    /// the per-head weights into the tables.
     data: ModelData,
     id: String,
     featurizer: Featurizer,
     heads: Vec<Head>,
-    /// One row per feature, `stride` floats, in blocks of [`LANES`]: every
-    /// head's weights side by side (`columns`, zero-padded to `lanes`),
-    /// then, with a character block, the word's precomputed character
-    /// contribution (`columns`), its squared norm and the idf; without
-    /// one, the idf right after the weights. Fixed-width blocks let the
-    /// accumulation run as SIMD; see [`Model::raw_scores`].
-    rows: Vec<f32>,
+    /// Every feature's row (see [`Row`]), in rows as wide as the model's
+    /// columns need.
+    tables: Tables,
+    /// Each vocabulary feature's position: in the character table with
+    /// [`IN_CHARS`] set, else in the word table.
+    at: Vec<u32>,
     intercepts: Vec<f32>,
     columns: usize,
-    /// Width of the weight block (a multiple of [`LANES`]).
-    lanes: usize,
-    /// Width of the character block (a multiple of [`LANES`]; 0 without).
-    char_lanes: usize,
-    /// Position of the idf in a row.
-    idf_at: usize,
-    /// Length of a row: `lanes + char_lanes`.
-    stride: usize,
-    /// Offset of row 0 in `rows`: the first 64-byte-aligned element.
-    base: usize,
+    with_chars: bool,
+}
+
+/// Marks a position in [`Model::at`] as one in the character table.
+const IN_CHARS: u32 = 1 << 31;
+
+/// The word block's table (its features and the words only the lexicon
+/// knows) and the character n-grams' table. A word's row also holds its
+/// character n-grams' contribution, so that scoring reads one row per word
+/// in the vocabulary, and the character table only for other words.
+#[derive(Debug, Clone)]
+struct Pair<const W: usize> {
+    words: Table<W>,
+    chars: Table<W>,
+}
+
+#[derive(Debug, Clone)]
+enum Tables {
+    Narrow(Pair<NARROW>),
+    Wide(Pair<WIDE>),
+    Widest(Pair<WIDEST>),
+}
+
+/// Runs `$body` with `$t` bound to the model's [`Pair`], whatever its width.
+macro_rules! with_tables {
+    ($tables:expr, $t:ident => $body:expr) => {
+        match $tables {
+            Tables::Narrow($t) => $body,
+            Tables::Wide($t) => $body,
+            Tables::Widest($t) => $body,
+        }
+    };
+}
+
+impl<const W: usize> Pair<W> {
+    /// Tables for the featurizer's keys, with idf and lexicon marks and no
+    /// weights yet; fills `at`.
+    fn new(fz: &Featurizer, at: &mut [u32]) -> Result<Self, String> {
+        let mut table = |keys: Vec<(u64, u32, bool)>, flag: u32| {
+            let hashes: Vec<u64> = keys.iter().map(|k| k.0).collect();
+            let (mut table, placed) = Table::<W>::new(&hashes)
+                .ok_or_else(|| format!("no perfect hash found for {} features", keys.len()))?;
+            for (&(_, j, known), &p) in keys.iter().zip(&placed) {
+                let idf = if j == NO_FEATURE { 0.0 } else { fz.idf(j) };
+                if let Some(row) = table.row_mut(p) {
+                    row.chars[Row::<W>::IDF] = if known { -idf } else { idf };
+                }
+                if let Some(a) = at.get_mut(j as usize) {
+                    *a = p | flag;
+                }
+            }
+            Ok::<_, String>(table)
+        };
+        Ok(Self {
+            words: table(fz.word_keys().collect(), 0)?,
+            chars: table(fz.char_keys().collect(), IN_CHARS)?,
+        })
+    }
+
+    /// Feature `j`'s row, by its position `at[j]`.
+    fn row(&self, at: &[u32], j: u32) -> Option<&Row<W>> {
+        let p = *at.get(j as usize)?;
+        if p & IN_CHARS != 0 {
+            self.chars.row(p & !IN_CHARS)
+        } else {
+            self.words.row(p)
+        }
+    }
+
+    fn row_mut(&mut self, at: &[u32], j: u32) -> Option<&mut Row<W>> {
+        let p = *at.get(j as usize)?;
+        if p & IN_CHARS != 0 {
+            self.chars.row_mut(p & !IN_CHARS)
+        } else {
+            self.words.row_mut(p)
+        }
+    }
+
+    /// Puts head weights (`outputs` per feature) in at `column`.
+    fn set_weights(&mut self, at: &[u32], column: usize, outputs: usize, weights: &[f32]) {
+        for (j, w) in weights.chunks_exact(outputs).enumerate() {
+            if let Some(row) = self.row_mut(at, j as u32) {
+                row.weights[column..column + outputs].copy_from_slice(w);
+            }
+        }
+    }
+
+    /// For every single-word term, its character block's contribution to
+    /// every column (Σ_g e_g · W_g over its character n-grams) and squared
+    /// norm, into its row: scoring then reads one row per word in the
+    /// vocabulary.
+    fn precompute_word_chars(&mut self, fz: &Featurizer, at: &[u32], columns: usize) {
+        let mut ws = Workspace::default();
+        let mut tokens = Vec::new();
+        for j in 0..fz.len() {
+            let term = fz.term(j as u32);
+            crate::text::tokenize(term, &mut tokens);
+            let single_word = matches!(tokens.as_slice(), [t] if t.kind == crate::text::TokenKind::Word
+                && t.start == 0 && t.end as usize == term.len()
+                && t.hash == fz.vocabulary().hashes[j]);
+            if !single_word {
+                continue;
+            }
+            let sq = fz.word_chars(term, &mut ws);
+            let mut acc = [0f32; W];
+            for &(g, v) in &ws.word_vec {
+                if let Some(row) = self.row(at, g) {
+                    acc[..columns]
+                        .iter_mut()
+                        .zip(&row.weights)
+                        .for_each(|(a, w)| *a += v * w);
+                }
+            }
+            if let Some(row) = self.row_mut(at, j as u32) {
+                row.chars[..columns].copy_from_slice(&acc[..columns]);
+                row.chars[Row::<W>::SQ] = sq;
+            }
+        }
+    }
 }
 
 impl Model {
@@ -413,42 +530,28 @@ impl Model {
 
     /// Compiles checked model data; `path` names it in errors.
     pub fn from_data(mut data: ModelData, id: String, path: &Path) -> Result<Self, ModelError> {
+        let invalid = |reason: String| ModelError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
         let vocab = std::mem::take(&mut data.vocabulary);
         let featurizer =
-            Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| ModelError::Invalid {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        let n = featurizer.len();
+            Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| invalid(e.to_string()))?;
         let columns: usize = data.heads.iter().map(HeadData::outputs).sum();
-        let chars = featurizer.settings().char_range().is_some();
-        // Four heads (6 columns) make 16-float rows with characters and 8
-        // without: aligned to 64 bytes, a row never touches two cache lines.
-        let (lanes, char_lanes, idf_at) = if chars {
-            let lanes = columns.div_ceil(LANES) * LANES;
-            (
-                lanes,
-                (columns + 2).div_ceil(LANES) * LANES,
-                lanes + columns + 1,
-            )
-        } else {
-            ((columns + 1).div_ceil(LANES) * LANES, 0, columns)
-        };
-        let stride = lanes + char_lanes;
-        let mut rows = vec![0f32; n * stride + 16];
-        let base = rows.as_ptr().align_offset(64).min(15);
+        let with_chars = featurizer.settings().char_range().is_some();
+        let mut at = vec![0u32; featurizer.len()];
+        let mut tables = match columns + 2 {
+            w if w <= NARROW => Pair::new(&featurizer, &mut at).map(Tables::Narrow),
+            w if w <= WIDE => Pair::new(&featurizer, &mut at).map(Tables::Wide),
+            _ => Pair::new(&featurizer, &mut at).map(Tables::Widest),
+        }
+        .map_err(invalid)?;
         let mut intercepts = Vec::with_capacity(columns);
         let mut heads = Vec::with_capacity(data.heads.len());
         let (mut column, mut offset) = (0, 0);
-        for j in 0..n {
-            rows[base + j * stride + idf_at] = featurizer.idf(j as u32);
-        }
         for h in &mut data.heads {
             let k = h.outputs();
-            for j in 0..n {
-                let at = base + j * stride + column;
-                rows[at..at + k].copy_from_slice(&h.weights[j * k..j * k + k]);
-            }
+            with_tables!(&mut tables, t => t.set_weights(&at, column, k, &h.weights));
             intercepts.extend_from_slice(&h.intercept);
             h.weights = Vec::new();
             heads.push(Head {
@@ -462,54 +565,20 @@ impl Model {
             column += k;
             offset += h.labels.len();
         }
-        let mut model = Self {
+        if with_chars {
+            with_tables!(&mut tables, t => t.precompute_word_chars(&featurizer, &at, columns));
+        }
+        Ok(Self {
             data,
             id,
             featurizer,
             heads,
-            rows,
+            tables,
+            at,
             intercepts,
             columns,
-            lanes,
-            char_lanes,
-            idf_at,
-            stride,
-            base,
-        };
-        if char_lanes > 0 {
-            model.precompute_word_chars();
-        }
-        Ok(model)
-    }
-
-    /// For every single-word term, its character block's contribution to
-    /// every head (Σ_g e_g · W_g over its character n-grams), stored after
-    /// its weights: scoring then reads one row per in-vocabulary word.
-    fn precompute_word_chars(&mut self) {
-        let mut ws = Workspace::default();
-        let mut tokens = Vec::new();
-        let (c, stride, base, lanes) = (self.columns, self.stride, self.base, self.lanes);
-        let mut acc = [0f32; MAX_COLUMNS];
-        for j in 0..self.featurizer.len() {
-            let term = self.featurizer.term(j as u32);
-            crate::text::tokenize(term, &mut tokens);
-            let single_word = matches!(tokens.as_slice(), [t] if t.kind == crate::text::TokenKind::Word
-                && t.start == 0 && t.end as usize == term.len()
-                && t.hash == self.featurizer.vocabulary().hashes[j]);
-            if !single_word {
-                continue;
-            }
-            let sq = self.featurizer.word_chars(term, &mut ws);
-            acc.fill(0.0);
-            for &(g, v) in &ws.word_vec {
-                if let Some(w) = self.row(g) {
-                    acc[..c].iter_mut().zip(w).for_each(|(a, w)| *a += v * w);
-                }
-            }
-            let at = base + j * stride + lanes;
-            self.rows[at..at + c].copy_from_slice(&acc[..c]);
-            self.rows[at + c] = sq;
-        }
+            with_chars,
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -530,11 +599,10 @@ impl Model {
         self.heads.iter().position(|h| h.name == name)
     }
 
-    /// Feature `j`'s row: its weights block, then its character block.
-    #[inline(always)]
+    /// Feature `j`'s weights for every column.
     fn row(&self, j: u32) -> Option<&[f32]> {
-        let at = self.base + j as usize * self.stride;
-        self.rows.get(at..at + self.stride)
+        let columns = self.columns;
+        with_tables!(&self.tables, t => t.row(&self.at, j).map(|row| &row.weights[..columns]))
     }
 
     /// Every head's raw scores (log-odds or class scores) for the passage,
@@ -544,36 +612,28 @@ impl Model {
     /// precomputed character contribution (computed on the spot only for
     /// words outside the vocabulary).
     fn raw_scores(&self, passage: &str, ws: &mut Workspace, scores: &mut Vec<f32>) {
-        // The accumulators are zeroed per passage: no wider than needed.
-        match self.lanes.max(self.char_lanes) {
-            w if w <= LANES => self.raw_scores_in::<LANES>(passage, ws, scores),
-            w if w <= 2 * LANES => self.raw_scores_in::<{ 2 * LANES }>(passage, ws, scores),
-            _ => self.raw_scores_in::<ACC_LANES>(passage, ws, scores),
-        }
+        with_tables!(&self.tables, t => self.raw_scores_in(t, passage, ws, scores))
     }
 
-    /// [`Model::raw_scores`] with accumulators `W` floats wide (at least
-    /// `lanes` and `char_lanes`).
+    /// [`Model::raw_scores`] with the tables' rows `W` lanes wide.
     #[inline(always)]
     fn raw_scores_in<const W: usize>(
         &self,
+        t: &Pair<W>,
         passage: &str,
         ws: &mut Workspace,
         scores: &mut Vec<f32>,
     ) {
         let fz = &self.featurizer;
-        let prefetch_row = |j: u32| {
-            if let Some(row) = self.row(j) {
-                prefetch(row);
-            }
-        };
-        fz.word_hits(passage, ws, prefetch_row);
-        let (c, lanes, char_lanes) = (self.columns, self.lanes, self.char_lanes);
+        // Features are numbered by their positions in the tables, whose
+        // rows are fetched as their lookups start.
+        fz.word_hits(&t.words, passage, ws);
+        let c = self.columns;
         // The character n-grams of words outside the vocabulary: hashed
         // and their lookups started now, looked up after the word block's
         // work, which hides the wait.
-        if char_lanes > 0 {
-            fz.oov_char_keys(passage, ws);
+        if self.with_chars {
+            fz.oov_char_keys(&t.chars, passage, ws);
         }
         let mut word = [0f32; W];
         let mut chars = [0f32; W];
@@ -581,7 +641,6 @@ impl Model {
         // last distinct feature of each bucket sits, so a repeat is found
         // at once; only a bucket shared by two features scans the distinct
         // ones (256 buckets, shared four times as often, were 3% slower).
-        // Their rows were prefetched as the lookups found them.
         let mut at = [0u8; 1024];
         ws.distinct.clear();
         ws.counts.clear();
@@ -601,27 +660,27 @@ impl Model {
             at[bucket] = u8::try_from(ws.distinct.len()).unwrap_or(u8::MAX);
         }
         let mut norm = 0.0f32;
-        for (&j, &count) in ws.distinct.iter().zip(&ws.counts) {
-            let Some(row) = self.row(j) else {
+        for (&p, &count) in ws.distinct.iter().zip(&ws.counts) {
+            let Some(row) = t.words.row(p) else {
                 continue;
             };
-            let v = fz.tf(count as usize) * row[self.idf_at];
+            let v = fz.tf(count as usize) * row.idf();
             norm += v * v;
-            axpy(&mut word[..lanes], v, &row[..lanes]);
+            add_weights(&mut word, v, &row.weights);
             // A word's row holds its characters' contribution, once per
-            // occurrence (other rows hold none: zeros, and the idf in a
-            // lane the scores do not read).
-            axpy(&mut chars[..char_lanes], count as f32, &row[lanes..]);
+            // occurrence, and its squared norm (other rows hold zeros; the
+            // idf lane is summed too, and never read).
+            add_all(&mut chars, count as f32, &row.chars);
         }
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
         if let Some((row, v)) = fz
             .lexicon_score(ws)
-            .and_then(|(j, v)| Some((self.row(j)?, v)))
+            .and_then(|(j, v)| Some((t.row(&self.at, j)?, v)))
         {
             scores
                 .iter_mut()
-                .zip(&row[..c])
+                .zip(&row.weights[..c])
                 .for_each(|(s, w)| *s += v * w);
         }
         if norm > 0.0 {
@@ -631,26 +690,25 @@ impl Model {
                 .zip(word.iter())
                 .for_each(|(s, a)| *s += a * inv);
         }
-        if char_lanes > 0 {
-            fz.oov_char_hits(ws, prefetch_row);
-            // Lanes 0..c sum the words' character contributions, lane c
-            // their squared norms (the weight blocks are zero there). Words
-            // in the vocabulary were added with their rows above; here, the
-            // n-grams of each word outside it, count × idf each, as
-            // `Featurizer::word_chars`.
+        if self.with_chars {
+            fz.oov_char_hits(&t.chars, ws);
+            // Lanes 0..c sum the words' character contributions, lane SQ
+            // their squared norms. Words in the vocabulary were added with
+            // their rows above; here, the n-grams of each word outside it,
+            // count × idf each, as `Featurizer::word_chars`.
             for grams in ws.gram_hits.chunk_by(|a, b| a >> 32 == b >> 32) {
                 let mut sq = 0.0f32;
                 for run in grams.chunk_by(|a, b| a == b) {
-                    let Some(row) = self.row(run[0] as u32) else {
+                    let Some(row) = t.chars.row(run[0] as u32) else {
                         continue;
                     };
-                    let v = run.len() as f32 * row[self.idf_at];
+                    let v = run.len() as f32 * row.idf();
                     sq += v * v;
-                    axpy(&mut chars[..lanes], v, &row[..lanes]);
+                    add_weights(&mut chars, v, &row.weights);
                 }
-                chars[c] += sq;
+                chars[Row::<W>::SQ] += sq;
             }
-            let total = chars[c];
+            let total = chars[Row::<W>::SQ];
             if total > 0.0 {
                 let scale = fz.settings().char_weight / total.sqrt();
                 scores
@@ -659,6 +717,23 @@ impl Model {
                     .for_each(|(s, a)| *s += a * scale);
             }
         }
+    }
+
+    /// Scoring's lookups alone, for `bench score --stages`: the word
+    /// block's, and with `chars` the character n-grams' of words outside
+    /// the vocabulary. Returns the number of features found.
+    pub(crate) fn lookups(&self, passage: &str, ws: &mut Workspace, chars: bool) -> usize {
+        let fz = &self.featurizer;
+        with_tables!(&self.tables, t => {
+            fz.word_hits(&t.words, passage, ws);
+            if chars && self.with_chars {
+                fz.oov_char_keys(&t.chars, passage, ws);
+                fz.oov_char_hits(&t.chars, ws);
+                ws.hits.len() + ws.gram_hits.len()
+            } else {
+                ws.hits.len()
+            }
+        })
     }
 
     /// Weights of feature `j` for `head`.
