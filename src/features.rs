@@ -208,6 +208,8 @@ pub struct Workspace {
     /// Word-block feature hashes of the passage, each with its token when
     /// it is a unigram (`u32::MAX` otherwise).
     keys: Vec<(u64, u32, u32)>,
+    /// Words the lexicon knows: (hash, token), their annotations fetched.
+    known: Vec<(u64, u32)>,
     /// Character n-gram hashes of out-of-vocabulary words, each with its
     /// token (see `oov_char_hits`).
     gram_keys: Vec<(u64, u32, u32)>,
@@ -1173,9 +1175,11 @@ impl Featurizer {
             lex,
             valenced: with_valence,
             keys,
+            known: known_words,
             ..
         } = ws;
         keys.clear();
+        known_words.clear();
         fn unigram(occ: Occurrence) -> u32 {
             match occ {
                 Occurrence::Words { first, n: 1 } => first as u32,
@@ -1213,16 +1217,20 @@ impl Featurizer {
                     *u = value;
                 }
             }
-            if known {
-                let word = tokens
+            let word = || {
+                tokens
                     .get(unigram as usize)
-                    .is_some_and(|t| t.kind == TokenKind::Word);
-                if let (true, Some(l)) = (word, lex.get_mut(unigram as usize)) {
-                    *l = self
-                        .lex_index
-                        .slot(h)
-                        .map_or(TokenLex::default(), |s| self.lex_of(s.lex));
-                }
+                    .is_some_and(|t| t.kind == TokenKind::Word)
+            };
+            if known && word() {
+                // Asked below, once the fetch has had time.
+                self.lex_index.prefetch(h);
+                known_words.push((h, unigram));
+            }
+        }
+        for &(h, t) in known_words.iter() {
+            if let (Some(slot), Some(l)) = (self.lex_index.slot(h), lex.get_mut(t as usize)) {
+                *l = self.lex_of(slot.lex);
             }
         }
         valenced(lex, with_valence);
