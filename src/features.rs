@@ -205,13 +205,14 @@ pub struct Workspace {
     pub(crate) valenced: Vec<u32>,
     /// Per token: its unigram feature index, or `u32::MAX`.
     pub(crate) unigrams: Vec<u32>,
-    /// Word-block feature hashes of the passage, each with its token when
-    /// it is a unigram (`u32::MAX` otherwise).
+    /// Word-block feature hashes of the passage, each with its lookup's
+    /// ticket (see [`Lookup`]) and its token when it is a unigram
+    /// (`u32::MAX` otherwise).
     keys: Vec<(u64, u32, u32)>,
     /// Words the lexicon knows: (hash, token), their annotations fetched.
     known: Vec<(u64, u32)>,
     /// Character n-gram hashes of out-of-vocabulary words, each with its
-    /// token (see `oov_char_hits`).
+    /// lookup's ticket and its token (see `oov_char_hits`).
     gram_keys: Vec<(u64, u32, u32)>,
     /// (token, feature) for every known character n-gram occurrence of
     /// out-of-vocabulary words, sorted.
@@ -1186,8 +1187,8 @@ impl Featurizer {
                 _ => u32::MAX,
             }
         }
-        // Each slot is prefetched as soon as its hash is known: the
-        // fetches spread over the hashing instead of queueing in a burst.
+        // Each lookup starts as soon as its hash is known: the fetches
+        // spread over the hashing instead of queueing in a burst.
         // A lexicon word's slot is under its token's hash, so every token's
         // own hash is looked up: as its unigram, or, without unigrams among
         // the n-grams, here (where it finds what the lexicon says, no feature).

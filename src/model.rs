@@ -32,9 +32,9 @@ use sha2::{Digest, Sha256};
 
 use crate::data::hex;
 use crate::features::{FeatureError, Featurizer, Vocabulary, Workspace, NO_FEATURE};
+use crate::learn::link;
 
 mod table;
-use crate::learn::link;
 use table::{Row, Table};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
@@ -71,6 +71,7 @@ fn add_all<const W: usize>(acc: &mut [f32; W], v: f32, w: &[f32; W]) {
     }
 }
 
+/// Where a head's training or dev data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
     /// "train" or "dev".
@@ -459,23 +460,26 @@ impl<const W: usize> Pair<W> {
         })
     }
 
+    /// Feature `j`'s table and position there, from `at[j]`.
+    fn locate(at: &[u32], j: u32) -> Option<(bool, u32)> {
+        let p = *at.get(j as usize)?;
+        Some((p & IN_CHARS != 0, p & !IN_CHARS))
+    }
+
     /// Feature `j`'s row, by its position `at[j]`.
     fn row(&self, at: &[u32], j: u32) -> Option<&Row<W>> {
-        let p = *at.get(j as usize)?;
-        if p & IN_CHARS != 0 {
-            self.chars.row(p & !IN_CHARS)
-        } else {
-            self.words.row(p)
-        }
+        let (chars, p) = Self::locate(at, j)?;
+        if chars { &self.chars } else { &self.words }.row(p)
     }
 
     fn row_mut(&mut self, at: &[u32], j: u32) -> Option<&mut Row<W>> {
-        let p = *at.get(j as usize)?;
-        if p & IN_CHARS != 0 {
-            self.chars.row_mut(p & !IN_CHARS)
+        let (chars, p) = Self::locate(at, j)?;
+        if chars {
+            &mut self.chars
         } else {
-            self.words.row_mut(p)
+            &mut self.words
         }
+        .row_mut(p)
     }
 
     /// Puts head weights (`outputs` per feature) in at `column`.
