@@ -194,9 +194,13 @@ fn combine(a: u64, b: u64) -> u64 {
 pub struct Workspace {
     pub tokens: Vec<Token>,
     chars: Vec<char>,
+    /// Running hashes of one word's character n-grams, one per start.
+    levels: Vec<u64>,
     pub(crate) hits: Vec<u32>,
     /// Occurrences of each of `distinct`.
     pub(crate) counts: Vec<u32>,
+    /// The term frequency of each of `distinct` (see `Featurizer::tf`).
+    pub(crate) tfs: Vec<f32>,
     /// Distinct features of `hits`, in first-seen order.
     pub(crate) distinct: Vec<u32>,
     /// Per token: what the lexicon says of it.
@@ -313,8 +317,10 @@ fn for_each_lexicon_feature(
     mut visit: impl FnMut(u64, Occurrence),
 ) {
     if !lexicon.is_empty() {
+        let m = &lexicon.markers;
         for i in tokens {
-            if let Some((polarity, strong)) = lexicon.polarity(lex, i) {
+            if let Some((polarity, strong)) = Lexicon::polarity(lex, i) {
+                let (polarity, strong) = (m[polarity], strong.map(|s| m[s]));
                 // The compound score's term: visited so that fitting keeps
                 // it and explanations find its words; its value is set
                 // apart from the counted word block (see `Featurizer::transform`).
@@ -848,21 +854,17 @@ impl Lexicon {
         sum / (sum * sum + 15.0).sqrt()
     }
 
-    /// The markers of token `i`: polarity, and strength when strong.
+    /// The markers of token `i`, as numbers into `markers`: polarity, and
+    /// strength when strong.
     #[inline]
-    fn polarity(&self, lex: &[TokenLex], i: usize) -> Option<(Marker, Option<Marker>)> {
+    fn polarity(lex: &[TokenLex], i: usize) -> Option<(usize, Option<usize>)> {
         let v = lex.get(i)?.valence;
         if v == 0.0 {
             return None;
         }
-        let positive = (v > 0.0) != negated(lex, i);
+        let negative = usize::from((v > 0.0) == negated(lex, i));
         let strong = v.abs() >= STRONG;
-        let m = &self.markers;
-        Some(if positive {
-            (m[0], strong.then_some(m[2]))
-        } else {
-            (m[1], strong.then_some(m[3]))
-        })
+        Some((negative, strong.then_some(2 + negative)))
     }
 }
 
@@ -901,6 +903,9 @@ pub struct Featurizer {
     lexicon: Lexicon,
     /// Index of the [`LEXICON_SCORE`] feature, when the vocabulary has it.
     lexicon_score: Option<u32>,
+    /// The features of the lexicon's four markers (`<lex+>`, `<lex->`,
+    /// `<lex++>`, `<lex-->`), [`NO_FEATURE`] for one the vocabulary lacks.
+    markers: [u32; 4],
     /// The lexicon's distinct valences after a 0 (number 0, "none"), as
     /// numbered in index slots.
     valences: Vec<f32>,
@@ -1105,6 +1110,8 @@ impl Featurizer {
             lex_index.entry(h).lex = packed;
         }
         let tf_small = std::array::from_fn(|count| tf_of(&vocab.settings, count));
+        let markers =
+            std::array::from_fn(|k| index.get(lexicon.markers[k].0).unwrap_or(NO_FEATURE));
         Ok(Self {
             vocab,
             index,
@@ -1112,6 +1119,7 @@ impl Featurizer {
             lex_index,
             lexicon,
             lexicon_score,
+            markers,
             valences,
             tf_small,
         })
@@ -1167,7 +1175,13 @@ impl Featurizer {
     /// are cache misses into a table of megabytes, and issued together they
     /// overlap instead of waiting one after another.
     #[inline(always)]
-    pub(crate) fn word_hits(&self, index: &impl Lookup, passage: &str, ws: &mut Workspace) {
+    pub(crate) fn word_hits(
+        &self,
+        index: &impl Lookup,
+        markers: &[u32; 4],
+        passage: &str,
+        ws: &mut Workspace,
+    ) {
         tokenize(passage, &mut ws.tokens);
         let Workspace {
             tokens,
@@ -1181,25 +1195,47 @@ impl Featurizer {
         } = ws;
         keys.clear();
         known_words.clear();
-        fn unigram(occ: Occurrence) -> u32 {
-            match occ {
-                Occurrence::Words { first, n: 1 } => first as u32,
-                _ => u32::MAX,
-            }
-        }
-        // Each lookup starts as soon as its hash is known: the fetches
-        // spread over the hashing instead of queueing in a burst.
+        // The keys of `for_each_word_feature`, n-gram length by length: a
+        // loop per length runs without branches on where an n-gram ends,
+        // and the unigram and bigram loops write their keys with no
+        // capacity check each. Each lookup starts as soon as its hash is
+        // known: the fetches spread over the hashing instead of queueing
+        // in a burst.
+        let settings = &self.vocab.settings;
+        let [lo, hi] = settings.word_ngrams.map(usize::from);
         // A lexicon word's slot is under its token's hash, so every token's
         // own hash is looked up: as its unigram, or, without unigrams among
         // the n-grams, here (where it finds what the lexicon says, no feature).
-        if self.vocab.settings.word_ngrams[0] > 1 && !self.lexicon.is_empty() {
-            for (t, token) in tokens.iter().enumerate() {
-                keys.push((token.hash, index.start(token.hash), t as u32));
+        if lo == 1 || !self.lexicon.is_empty() {
+            keys.extend(
+                tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(t, token)| (token.hash, index.start(token.hash), t as u32)),
+            );
+        }
+        for n in lo.max(2)..=hi {
+            if n == 2 {
+                let next = tokens.get(1..).unwrap_or_default();
+                keys.extend(tokens.iter().zip(next).map(|(a, b)| {
+                    let h = combine(a.hash, b.hash);
+                    (h, index.start(h), u32::MAX)
+                }));
+            } else {
+                for gram in tokens.windows(n) {
+                    let h = gram
+                        .iter()
+                        .skip(1)
+                        .fold(gram[0].hash, |h, t| combine(h, t.hash));
+                    keys.push((h, index.start(h), u32::MAX));
+                }
             }
         }
-        for_each_word_feature(&self.vocab.settings, tokens, |h, occ| {
-            keys.push((h, index.start(h), unigram(occ)));
-        });
+        if settings.caps_marker {
+            for _ in tokens.iter().filter(|t| t.caps) {
+                keys.push((CAPS_HASH, index.start(CAPS_HASH), u32::MAX));
+            }
+        }
         hits.clear();
         unigrams.clear();
         unigrams.resize(tokens.len(), u32::MAX);
@@ -1235,18 +1271,24 @@ impl Featurizer {
             }
         }
         valenced(lex, with_valence);
-        // The compound score's term is not counted (see `transform`).
-        let score = self.lexicon.markers[4].0;
-        let valenced_tokens = with_valence.iter().map(|&i| i as usize);
-        for_each_lexicon_feature(&self.lexicon, lex, valenced_tokens, |h, _| {
-            if h == score {
-                return;
+        // The lexicon words' markers, as `for_each_lexicon_feature` has
+        // them, by their features in `index` (`markers`), which need no
+        // lookup; the compound score's term is not counted (see `transform`).
+        for &i in with_valence.iter() {
+            if let Some((polarity, strong)) = Lexicon::polarity(lex, i as usize) {
+                for k in std::iter::once(polarity).chain(strong) {
+                    if let Some(&j) = markers.get(k).filter(|&&j| j != NO_FEATURE) {
+                        hits.push(j);
+                    }
+                }
             }
-            let ticket = index.start(h);
-            if let Some((i, _)) = index.find(h, ticket).filter(|&(i, _)| i != NO_FEATURE) {
-                hits.push(i);
-            }
-        });
+        }
+    }
+
+    /// The features of the lexicon's markers in the featurizer's own
+    /// numbering (see [`Featurizer::word_hits`]).
+    pub(crate) fn markers(&self) -> &[u32; 4] {
+        &self.markers
     }
 
     /// What the lexicon says of a word, from its index slot's `lex`.
@@ -1274,17 +1316,36 @@ impl Featurizer {
             chars,
             unigrams,
             gram_keys,
+            levels,
             ..
         } = ws;
         gram_keys.clear();
+        let Some((lo, hi)) = self.vocab.settings.char_range() else {
+            return;
+        };
         for (t, token) in tokens.iter().enumerate() {
             if token.kind != TokenKind::Word || unigrams.get(t) != Some(&u32::MAX) {
                 continue;
             }
-            let word = &passage[token.start as usize..token.end as usize];
-            for_each_char_gram(&self.vocab.settings, word, chars, |h, _, _| {
-                gram_keys.push((h, index.start(h), t as u32));
-            });
+            // The n-grams of `for_each_char_gram`, length by length: each
+            // start's running hash, one character longer per length, in
+            // `levels` (a loop per length runs without branches on where
+            // an n-gram ends).
+            padded_lower(&passage[token.start as usize..token.end as usize], chars);
+            levels.clear();
+            levels.resize(chars.len(), CHAR_SEED);
+            for n in 1..=hi.min(chars.len()) {
+                let starts = chars.len() - n + 1;
+                for (h, &c) in levels.iter_mut().zip(&chars[n - 1..]) {
+                    *h = char_step(*h, c);
+                }
+                if n >= lo {
+                    gram_keys.extend(levels[..starts].iter().map(|&h| {
+                        let h = finish(h);
+                        (h, index.start(h), t as u32)
+                    }));
+                }
+            }
         }
     }
 
@@ -1365,7 +1426,7 @@ impl Featurizer {
     /// (training and explanations use it; the model's fast path must agree
     /// with it).
     pub fn transform(&self, passage: &str, ws: &mut Workspace) {
-        self.word_hits(&self.index, passage, ws);
+        self.word_hits(&self.index, &self.markers, passage, ws);
         ws.hits.sort_unstable();
         let mut vector = std::mem::take(&mut ws.vector);
         vector.clear();
@@ -1664,7 +1725,7 @@ mod tests {
             let f = Featurizer::fit_with_lexicon(&settings, &lexicon, corpus, || {}).unwrap();
             proptest::prop_assert!(f.vocabulary().terms.iter().all(|t| t != "zest"));
             let mut ws = Workspace::default();
-            f.word_hits(&f.index, &passage, &mut ws);
+            f.word_hits(&f.index, &f.markers, &passage, &mut ws);
             let mut expected = Vec::new();
             f.lexicon.annotate(&ws.tokens, &mut expected);
             proptest::prop_assert_eq!(&ws.lex, &expected);
@@ -1676,7 +1737,11 @@ mod tests {
                     reference.extend(f.index.get(h));
                 }
             });
-            proptest::prop_assert_eq!(&ws.hits, &reference);
+            // The same features, in whatever order.
+            let mut hits = ws.hits.clone();
+            hits.sort_unstable();
+            reference.sort_unstable();
+            proptest::prop_assert_eq!(&hits, &reference);
             // The compound score walks only the tokens with a valence; every
             // token gives the same sum.
             let all: Vec<u32> = (0..ws.tokens.len() as u32).collect();

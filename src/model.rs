@@ -71,6 +71,35 @@ fn add_all<const W: usize>(acc: &mut [f32; W], v: f32, w: &[f32; W]) {
     }
 }
 
+/// The word block's sums over its distinct features (`tfs` their term
+/// frequencies, `counts` their occurrences): Σ v·weights and Σ v² with
+/// v = tf·idf, and Σ count·chars (a word's row holds its characters'
+/// contribution, once per occurrence, and its squared norm; other rows
+/// hold zeros there; the idf lane is summed too, and never read).
+///
+/// A function of its own, not inlined, and without calls: inside the
+/// scorer, whose later calls clobber every vector register, the sums were
+/// kept on the stack, and each row read and wrote them there.
+#[inline(never)]
+fn sum_words<const W: usize>(
+    words: &Table<W>,
+    distinct: &[u32],
+    counts: &[u32],
+    tfs: &[f32],
+) -> ([f32; W], [f32; W], f32) {
+    let (mut word, mut chars, mut norm) = ([0f32; W], [0f32; W], 0.0f32);
+    for ((&p, &count), &tf) in distinct.iter().zip(counts).zip(tfs) {
+        let Some(row) = words.row(p) else {
+            continue;
+        };
+        let v = tf * row.idf();
+        norm += v * v;
+        add_weights(&mut word, v, &row.weights);
+        add_all(&mut chars, count as f32, &row.chars);
+    }
+    (word, chars, norm)
+}
+
 /// Where a head's training or dev data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
@@ -402,6 +431,9 @@ pub struct Model {
     intercepts: Vec<f32>,
     columns: usize,
     with_chars: bool,
+    /// The lexicon markers' positions in the word table, as
+    /// [`Featurizer::word_hits`] takes them.
+    markers: [u32; 4],
 }
 
 /// Marks a position in [`Model::at`] as one in the character table.
@@ -572,6 +604,11 @@ impl Model {
         if with_chars {
             with_tables!(&mut tables, t => t.precompute_word_chars(&featurizer, &at, columns));
         }
+        // The markers' positions in the word table (their features are
+        // word-block ones).
+        let markers = featurizer
+            .markers()
+            .map(|j| at.get(j as usize).map_or(NO_FEATURE, |&p| p & !IN_CHARS));
         Ok(Self {
             data,
             id,
@@ -582,6 +619,7 @@ impl Model {
             intercepts,
             columns,
             with_chars,
+            markers,
         })
     }
 
@@ -631,7 +669,7 @@ impl Model {
         let fz = &self.featurizer;
         // Features are numbered by their positions in the tables, whose
         // rows are fetched as their lookups start.
-        fz.word_hits(&t.words, passage, ws);
+        fz.word_hits(&t.words, &self.markers, passage, ws);
         let c = self.columns;
         // The character n-grams of words outside the vocabulary: hashed
         // and their lookups started now, looked up after the word block's
@@ -639,8 +677,6 @@ impl Model {
         if self.with_chars {
             fz.oov_char_keys(&t.chars, passage, ws);
         }
-        let mut word = [0f32; W];
-        let mut chars = [0f32; W];
         // Group repeated features. A 1024-bucket table remembers where the
         // last distinct feature of each bucket sits, so a repeat is found
         // at once; only a bucket shared by two features scans the distinct
@@ -663,19 +699,11 @@ impl Model {
             ws.counts.push(1);
             at[bucket] = u8::try_from(ws.distinct.len()).unwrap_or(u8::MAX);
         }
-        let mut norm = 0.0f32;
-        for (&p, &count) in ws.distinct.iter().zip(&ws.counts) {
-            let Some(row) = t.words.row(p) else {
-                continue;
-            };
-            let v = fz.tf(count as usize) * row.idf();
-            norm += v * v;
-            add_weights(&mut word, v, &row.weights);
-            // A word's row holds its characters' contribution, once per
-            // occurrence, and its squared norm (other rows hold zeros; the
-            // idf lane is summed too, and never read).
-            add_all(&mut chars, count as f32, &row.chars);
-        }
+        // Term frequencies first: the rare large count calls `ln`.
+        ws.tfs.clear();
+        ws.tfs
+            .extend(ws.counts.iter().map(|&count| fz.tf(count as usize)));
+        let (word, mut chars, norm) = sum_words(&t.words, &ws.distinct, &ws.counts, &ws.tfs);
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
         if let Some((row, v)) = fz
@@ -729,7 +757,7 @@ impl Model {
     pub(crate) fn lookups(&self, passage: &str, ws: &mut Workspace, chars: bool) -> usize {
         let fz = &self.featurizer;
         with_tables!(&self.tables, t => {
-            fz.word_hits(&t.words, passage, ws);
+            fz.word_hits(&t.words, &self.markers, passage, ws);
             if chars && self.with_chars {
                 fz.oov_char_keys(&t.chars, passage, ws);
                 fz.oov_char_hits(&t.chars, ws);
