@@ -213,6 +213,8 @@ pub struct Workspace {
     /// ticket (see [`Lookup`]) and its token when it is a unigram
     /// (`u32::MAX` otherwise).
     keys: Vec<(u64, u32, u32)>,
+    /// How many of `keys` come first as the tokens' own.
+    token_keys: usize,
     /// Words the lexicon knows: (hash, token), their annotations fetched.
     known: Vec<(u64, u32)>,
     /// Character n-gram hashes of out-of-vocabulary words, each with its
@@ -1182,14 +1184,26 @@ impl Featurizer {
         passage: &str,
         ws: &mut Workspace,
     ) {
+        self.token_hits(index, passage, ws);
+        self.lexicon_hits(markers, ws);
+        self.ngram_hits(index, ws);
+    }
+
+    /// [`Featurizer::word_hits`] up to the tokens' own lookups: all
+    /// lookups started, the unigrams' finished, with the lexicon's part.
+    /// The scorer starts the character n-grams' lookups before
+    /// [`Featurizer::ngram_hits`] finishes the rest (the n-grams' rows are
+    /// the ones that come from farther away, and get the most time).
+    #[inline(always)]
+    pub(crate) fn token_hits(&self, index: &impl Lookup, passage: &str, ws: &mut Workspace) {
         tokenize(passage, &mut ws.tokens);
         let Workspace {
             tokens,
             hits,
             unigrams,
             lex,
-            valenced: with_valence,
             keys,
+            token_keys,
             known: known_words,
             ..
         } = ws;
@@ -1214,6 +1228,7 @@ impl Featurizer {
                     .map(|(t, token)| (token.hash, index.start(token.hash), t as u32)),
             );
         }
+        *token_keys = keys.len();
         for n in lo.max(2)..=hi {
             if n == 2 {
                 let next = tokens.get(1..).unwrap_or_default();
@@ -1244,7 +1259,7 @@ impl Featurizer {
         if !self.lexicon.is_empty() {
             lex.resize(tokens.len(), TokenLex::default());
         }
-        for &(h, ticket, unigram) in keys.iter() {
+        for &(h, ticket, unigram) in keys.get(..*token_keys).unwrap_or_default() {
             let Some((value, known)) = index.find(h, ticket) else {
                 continue;
             };
@@ -1265,6 +1280,20 @@ impl Featurizer {
                 known_words.push((h, unigram));
             }
         }
+    }
+
+    /// The lexicon's part of [`Featurizer::word_hits`], after
+    /// [`Featurizer::token_hits`]: what it says of each word it knows, into
+    /// `ws.lex`, and its markers' features, into `ws.hits`.
+    #[inline(always)]
+    pub(crate) fn lexicon_hits(&self, markers: &[u32; 4], ws: &mut Workspace) {
+        let Workspace {
+            hits,
+            lex,
+            valenced: with_valence,
+            known: known_words,
+            ..
+        } = ws;
         for &(h, t) in known_words.iter() {
             if let (Some(slot), Some(l)) = (self.lex_index.slot(h), lex.get_mut(t as usize)) {
                 *l = self.lex_of(slot.lex);
@@ -1281,6 +1310,24 @@ impl Featurizer {
                         hits.push(j);
                     }
                 }
+            }
+        }
+    }
+
+    /// The rest of [`Featurizer::word_hits`], after
+    /// [`Featurizer::token_hits`]: the lookups of longer n-grams and
+    /// markers finished, their features added to `ws.hits`.
+    #[inline(always)]
+    pub(crate) fn ngram_hits(&self, index: &impl Lookup, ws: &mut Workspace) {
+        let Workspace {
+            hits,
+            keys,
+            token_keys,
+            ..
+        } = ws;
+        for &(h, ticket, _) in keys.get(*token_keys..).unwrap_or_default() {
+            if let Some((value, _)) = index.find(h, ticket).filter(|&(v, _)| v != NO_FEATURE) {
+                hits.push(value);
             }
         }
     }

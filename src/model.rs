@@ -669,14 +669,17 @@ impl Model {
         let fz = &self.featurizer;
         // Features are numbered by their positions in the tables, whose
         // rows are fetched as their lookups start.
-        fz.word_hits(&t.words, &self.markers, passage, ws);
-        let c = self.columns;
+        fz.token_hits(&t.words, passage, ws);
         // The character n-grams of words outside the vocabulary: hashed
-        // and their lookups started now, looked up after the word block's
-        // work, which hides the wait.
+        // and their lookups started as soon as the unigrams say which
+        // words those are, looked up after the word block's work, which
+        // hides the wait.
         if self.with_chars {
             fz.oov_char_keys(&t.chars, passage, ws);
         }
+        fz.lexicon_hits(&self.markers, ws);
+        fz.ngram_hits(&t.words, ws);
+        let c = self.columns;
         // Group repeated features. A 1024-bucket table remembers where the
         // last distinct feature of each bucket sits, so a repeat is found
         // at once; only a bucket shared by two features scans the distinct
