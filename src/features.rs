@@ -239,7 +239,9 @@ pub struct Workspace {
 
 /// Walks every feature occurrence of a tokenized passage, calling
 /// `visit(hash, occurrence)`. The single definition of what a feature is,
-/// shared by fitting, scoring and explaining.
+/// shared by fitting and explaining; scoring makes the same hashes in
+/// another order (`Featurizer::word_hits`, `char_grams_by_length`), and
+/// tests hold it to these.
 #[allow(clippy::too_many_arguments)]
 fn for_each_feature(
     settings: &FeatureSettings,
@@ -388,6 +390,32 @@ fn for_each_char_gram(
             if n >= lo {
                 visit(finish(h), start, n);
             }
+        }
+    }
+}
+
+/// The character n-grams of [`for_each_char_gram`], for the scorer, length
+/// by length: `visit` gets the unfinished hashes of every n-gram of one
+/// length at a time (see [`finish`]). Each start's running hash grows one
+/// character per length in `levels`, so a loop per length runs without a
+/// branch on where each n-gram ends.
+#[inline(always)]
+fn char_grams_by_length(
+    (lo, hi): (usize, usize),
+    word: &str,
+    chars: &mut Vec<char>,
+    levels: &mut Vec<u64>,
+    mut visit: impl FnMut(&[u64]),
+) {
+    padded_lower(word, chars);
+    levels.clear();
+    levels.resize(chars.len(), CHAR_SEED);
+    for n in 1..=hi.min(chars.len()) {
+        for (h, &c) in levels.iter_mut().zip(&chars[n - 1..]) {
+            *h = char_step(*h, c);
+        }
+        if n >= lo {
+            visit(&levels[..chars.len() - n + 1]);
         }
     }
 }
@@ -1170,7 +1198,8 @@ impl Featurizer {
     /// token's unigram feature into `ws.unigrams` (`u32::MAX` if none), and
     /// what the lexicon says of each token into `ws.lex`. Features are
     /// numbered as `index` numbers them: the featurizer's own (vocabulary
-    /// order, as training and explanations need) or a scorer's table.
+    /// order, as training and explanations need) or a scorer's table;
+    /// `markers` are the lexicon markers' features in that numbering.
     ///
     /// The n-gram hashes are gathered first, each lookup started (its
     /// memory prefetched) as its hash is made, then finished: the lookups
@@ -1189,11 +1218,15 @@ impl Featurizer {
         self.ngram_hits(index, ws);
     }
 
-    /// [`Featurizer::word_hits`] up to the tokens' own lookups: all
-    /// lookups started, the unigrams' finished, with the lexicon's part.
-    /// The scorer starts the character n-grams' lookups before
-    /// [`Featurizer::ngram_hits`] finishes the rest (the n-grams' rows are
-    /// the ones that come from farther away, and get the most time).
+    /// [`Featurizer::word_hits`] up to the tokens' own lookups: every
+    /// lookup started, the tokens' own finished (unigram features, and which
+    /// words the lexicon knows). The scorer starts the character n-grams'
+    /// lookups before [`Featurizer::lexicon_hits`] and
+    /// [`Featurizer::ngram_hits`] finish the rest (the n-grams' rows are the
+    /// ones that come from farther away, and get the most time).
+    ///
+    /// The keys are those of `for_each_word_feature`, made n-gram length by
+    /// length (a property test holds the two together).
     #[inline(always)]
     pub(crate) fn token_hits(&self, index: &impl Lookup, passage: &str, ws: &mut Workspace) {
         tokenize(passage, &mut ws.tokens);
@@ -1316,7 +1349,7 @@ impl Featurizer {
 
     /// The rest of [`Featurizer::word_hits`], after
     /// [`Featurizer::token_hits`]: the lookups of longer n-grams and
-    /// markers finished, their features added to `ws.hits`.
+    /// `<caps>` markers finished, their features added to `ws.hits`.
     #[inline(always)]
     pub(crate) fn ngram_hits(&self, index: &impl Lookup, ws: &mut Workspace) {
         let Workspace {
@@ -1367,32 +1400,20 @@ impl Featurizer {
             ..
         } = ws;
         gram_keys.clear();
-        let Some((lo, hi)) = self.vocab.settings.char_range() else {
+        let Some(range) = self.vocab.settings.char_range() else {
             return;
         };
         for (t, token) in tokens.iter().enumerate() {
             if token.kind != TokenKind::Word || unigrams.get(t) != Some(&u32::MAX) {
                 continue;
             }
-            // The n-grams of `for_each_char_gram`, length by length: each
-            // start's running hash, one character longer per length, in
-            // `levels` (a loop per length runs without branches on where
-            // an n-gram ends).
-            padded_lower(&passage[token.start as usize..token.end as usize], chars);
-            levels.clear();
-            levels.resize(chars.len(), CHAR_SEED);
-            for n in 1..=hi.min(chars.len()) {
-                let starts = chars.len() - n + 1;
-                for (h, &c) in levels.iter_mut().zip(&chars[n - 1..]) {
-                    *h = char_step(*h, c);
-                }
-                if n >= lo {
-                    gram_keys.extend(levels[..starts].iter().map(|&h| {
-                        let h = finish(h);
-                        (h, index.start(h), t as u32)
-                    }));
-                }
-            }
+            let word = &passage[token.start as usize..token.end as usize];
+            char_grams_by_length(range, word, chars, levels, |hashes| {
+                gram_keys.extend(hashes.iter().map(|&h| {
+                    let h = finish(h);
+                    (h, index.start(h), t as u32)
+                }));
+            });
         }
     }
 
@@ -1568,6 +1589,36 @@ mod tests {
 
     fn index_of(f: &Featurizer, term: &str) -> u32 {
         f.vocabulary().terms.iter().position(|t| t == term).unwrap() as u32
+    }
+
+    #[test]
+    fn scoring_makes_the_character_n_grams_of_for_each_char_gram() {
+        let settings = FeatureSettings {
+            char_ngrams: [3, 5],
+            ..FeatureSettings::default()
+        };
+        let (mut chars, mut levels) = (Vec::new(), Vec::new());
+        for word in [
+            "a",
+            "ab",
+            "abc",
+            "news",
+            "SHOCKING",
+            "naïve",
+            "ΟΔΟΣ",
+            "x1y2z3w4v5u6t7",
+        ] {
+            let mut expected = Vec::new();
+            for_each_char_gram(&settings, word, &mut chars, |h, _, _| expected.push(h));
+            let mut got = Vec::new();
+            let range = settings.char_range().unwrap();
+            char_grams_by_length(range, word, &mut chars, &mut levels, |hashes| {
+                got.extend(hashes.iter().map(|&h| finish(h)));
+            });
+            expected.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, expected, "{word}");
+        }
     }
 
     #[test]
