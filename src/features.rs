@@ -193,9 +193,7 @@ fn combine(a: u64, b: u64) -> u64 {
 #[derive(Debug, Default)]
 pub struct Workspace {
     pub tokens: Vec<Token>,
-    chars: Vec<char>,
-    /// Running hashes of one word's character n-grams, one per start.
-    levels: Vec<u64>,
+    grams: GramScratch,
     pub(crate) hits: Vec<u32>,
     /// Occurrences of each of `distinct`.
     pub(crate) counts: Vec<u32>,
@@ -240,8 +238,8 @@ pub struct Workspace {
 /// Walks every feature occurrence of a tokenized passage, calling
 /// `visit(hash, occurrence)`. The single definition of what a feature is,
 /// shared by fitting and explaining; scoring makes the same hashes in
-/// another order (`Featurizer::word_hits`, `char_grams_by_length`), and
-/// tests hold it to these.
+/// another order (`Featurizer::word_hits`, and `char_grams_by_length`
+/// directly), and a property test holds the word block to this.
 #[allow(clippy::too_many_arguments)]
 fn for_each_feature(
     settings: &FeatureSettings,
@@ -250,7 +248,7 @@ fn for_each_feature(
     with_chars: bool,
     passage: &str,
     tokens: &[Token],
-    chars: &mut Vec<char>,
+    grams: &mut GramScratch,
     mut visit: impl FnMut(u64, Occurrence),
 ) {
     for_each_word_feature(settings, tokens, &mut visit);
@@ -261,7 +259,7 @@ fn for_each_feature(
                 for_each_char_gram(
                     settings,
                     &passage[t.start as usize..t.end as usize],
-                    chars,
+                    grams,
                     |h, index, n| visit(h, Occurrence::Chars { token: i, index, n }),
                 );
             }
@@ -372,41 +370,44 @@ fn padded_lower(word: &str, chars: &mut Vec<char>) {
     chars.push(BOUNDARY);
 }
 
+/// Scratch for one word's character n-grams: its padded lower-case
+/// characters, and each start's running hash.
+#[derive(Debug, Default)]
+pub(crate) struct GramScratch {
+    chars: Vec<char>,
+    levels: Vec<u64>,
+}
+
 /// Visits each character n-gram of one word: `visit(hash, index, n)`.
 fn for_each_char_gram(
     settings: &FeatureSettings,
     word: &str,
-    chars: &mut Vec<char>,
+    scratch: &mut GramScratch,
     mut visit: impl FnMut(u64, usize, usize),
 ) {
-    let Some((lo, hi)) = settings.char_range() else {
+    let Some(range) = settings.char_range() else {
         return;
     };
-    padded_lower(word, chars);
-    for start in 0..chars.len() {
-        let mut h = CHAR_SEED;
-        for n in 1..=hi.min(chars.len() - start) {
-            h = char_step(h, chars[start + n - 1]);
-            if n >= lo {
-                visit(finish(h), start, n);
-            }
+    char_grams_by_length(range, word, scratch, |n, hashes| {
+        for (start, &h) in hashes.iter().enumerate() {
+            visit(finish(h), start, n);
         }
-    }
+    });
 }
 
-/// The character n-grams of [`for_each_char_gram`], for the scorer, length
-/// by length: `visit` gets the unfinished hashes of every n-gram of one
-/// length at a time (see [`finish`]). Each start's running hash grows one
-/// character per length in `levels`, so a loop per length runs without a
-/// branch on where each n-gram ends.
+/// The character n-grams of one word, length by length: `visit(n, hashes)`
+/// gets the unfinished hashes (see [`finish`]) of every n-gram of length `n`,
+/// by start. Each start's running hash grows one character per length, so
+/// a loop per length runs without a branch on where each n-gram ends (the
+/// scorer takes them a length at a time).
 #[inline(always)]
 fn char_grams_by_length(
     (lo, hi): (usize, usize),
     word: &str,
-    chars: &mut Vec<char>,
-    levels: &mut Vec<u64>,
-    mut visit: impl FnMut(&[u64]),
+    scratch: &mut GramScratch,
+    mut visit: impl FnMut(usize, &[u64]),
 ) {
+    let GramScratch { chars, levels } = scratch;
     padded_lower(word, chars);
     levels.clear();
     levels.resize(chars.len(), CHAR_SEED);
@@ -415,7 +416,7 @@ fn char_grams_by_length(
             *h = char_step(*h, c);
         }
         if n >= lo {
-            visit(&levels[..chars.len() - n + 1]);
+            visit(n, &levels[..chars.len() - n + 1]);
         }
     }
 }
@@ -966,7 +967,7 @@ impl Featurizer {
         }
         let mut table: HashMap<u64, Entry> = HashMap::new();
         let mut tokens = Vec::new();
-        let mut chars = Vec::new();
+        let mut grams = GramScratch::default();
         let mut seen: Vec<u64> = Vec::new();
         let mut n_docs = 0u64;
         let mut lexicon: Vec<(String, f32)> = lexicon
@@ -989,7 +990,7 @@ impl Featurizer {
                 true,
                 passage,
                 &tokens,
-                &mut chars,
+                &mut grams,
                 |h, occ| {
                     seen.push(h);
                     // Texts are built once per distinct hash. Two different
@@ -1393,10 +1394,9 @@ impl Featurizer {
     pub(crate) fn oov_char_keys(&self, index: &impl Lookup, passage: &str, ws: &mut Workspace) {
         let Workspace {
             tokens,
-            chars,
+            grams,
             unigrams,
             gram_keys,
-            levels,
             ..
         } = ws;
         gram_keys.clear();
@@ -1408,7 +1408,7 @@ impl Featurizer {
                 continue;
             }
             let word = &passage[token.start as usize..token.end as usize];
-            char_grams_by_length(range, word, chars, levels, |hashes| {
+            char_grams_by_length(range, word, grams, |_, hashes| {
                 gram_keys.extend(hashes.iter().map(|&h| {
                     let h = finish(h);
                     (h, index.start(h), t as u32)
@@ -1452,11 +1452,11 @@ impl Featurizer {
     /// n-gram of `_word_`, count × idf. Returns its squared norm.
     pub(crate) fn word_chars(&self, word: &str, ws: &mut Workspace) -> f32 {
         let Workspace {
-            chars, word_vec, ..
+            grams, word_vec, ..
         } = ws;
         word_vec.clear();
         let index = &self.char_index;
-        for_each_char_gram(&self.vocab.settings, word, chars, |h, _, _| {
+        for_each_char_gram(&self.vocab.settings, word, grams, |h, _, _| {
             if let Some(i) = index.get(h) {
                 word_vec.push((i, 1.0));
             }
@@ -1548,7 +1548,7 @@ impl Featurizer {
     pub fn spans(&self, passage: &str, ws: &mut Workspace, wanted: &[u32]) -> Vec<Vec<(u32, u32)>> {
         let mut out = vec![Vec::new(); wanted.len()];
         let Workspace {
-            tokens, chars, lex, ..
+            tokens, grams, lex, ..
         } = ws;
         for_each_feature(
             &self.vocab.settings,
@@ -1557,7 +1557,7 @@ impl Featurizer {
             true,
             passage,
             tokens,
-            chars,
+            grams,
             |h, occ| {
                 let index = match occ {
                     Occurrence::Chars { .. } => &self.char_index,
@@ -1592,12 +1592,12 @@ mod tests {
     }
 
     #[test]
-    fn scoring_makes_the_character_n_grams_of_for_each_char_gram() {
+    fn character_n_grams_are_the_padded_word_s_substrings() {
         let settings = FeatureSettings {
             char_ngrams: [3, 5],
             ..FeatureSettings::default()
         };
-        let (mut chars, mut levels) = (Vec::new(), Vec::new());
+        let mut grams = GramScratch::default();
         for word in [
             "a",
             "ab",
@@ -1608,12 +1608,19 @@ mod tests {
             "ΟΔΟΣ",
             "x1y2z3w4v5u6t7",
         ] {
+            // By definition: every 3- to 5-character substring of
+            // `_word_` lower-cased, with where it starts and its length.
+            let padded: Vec<char> = format!("_{}_", word.to_lowercase()).chars().collect();
             let mut expected = Vec::new();
-            for_each_char_gram(&settings, word, &mut chars, |h, _, _| expected.push(h));
+            for n in 3..=5 {
+                for start in 0..padded.len().saturating_sub(n - 1) {
+                    let gram: String = padded[start..start + n].iter().collect();
+                    expected.push((char_gram_hash(&gram), start, n));
+                }
+            }
             let mut got = Vec::new();
-            let range = settings.char_range().unwrap();
-            char_grams_by_length(range, word, &mut chars, &mut levels, |hashes| {
-                got.extend(hashes.iter().map(|&h| finish(h)));
+            for_each_char_gram(&settings, word, &mut grams, |h, start, n| {
+                got.push((h, start, n))
             });
             expected.sort_unstable();
             got.sort_unstable();
