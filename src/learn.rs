@@ -12,7 +12,7 @@
 //! log-losses plus `‖W‖² / (2C)`, intercepts unpenalised. Two classes use
 //! one weight vector and the sigmoid; three or more use one vector per
 //! class and the softmax. It is minimised with L-BFGS (two-loop recursion,
-//! Armijo backtracking), deterministically and on one thread.
+//! Armijo backtracking), deterministically.
 
 use std::collections::VecDeque;
 
@@ -471,8 +471,31 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// A sum's start: `Iterator::sum` of f64 folds from -0.0, and the fused
+/// loops below keep its exact arithmetic.
+const SUM_START: f64 = -0.0;
+
+/// One L-BFGS correction pair: a step `s`, the gradient's change `y` over
+/// it, and their products.
+struct Pair {
+    s: Vec<f64>,
+    y: Vec<f64>,
+    /// 1 / (s · y)
+    rho: f64,
+    /// s · y and y · y: the newest pair scales the next direction by their
+    /// ratio.
+    sy: f64,
+    yy: f64,
+}
+
 /// Minimises `problem` from `theta` with L-BFGS. Returns (iterations,
 /// converged).
+///
+/// The vectors are as long as the model has weights, far beyond the cache,
+/// so each pass over them does all it can: the two-loop recursion's dot
+/// products are made in the same pass as the update before them. Every
+/// value is computed as the plain loops would (same operations, same
+/// order), so the solution is the same to the bit.
 fn lbfgs(
     problem: &Problem,
     theta: &mut [f64],
@@ -485,39 +508,94 @@ fn lbfgs(
     if !f.is_finite() {
         return Err(SolverError::NonFinite);
     }
-    let mut hist: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::with_capacity(params.memory);
+    let mut hist: VecDeque<Pair> = VecDeque::with_capacity(params.memory);
     let mut dir = vec![0.0; n];
     let mut alpha = vec![0.0; params.memory];
     let mut trial = vec![0.0; n];
     let mut trial_grad = vec![0.0; n];
     let tol = params.gradient_tolerance;
     for iter in 0..params.max_iterations {
-        let gmax = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        // dir = grad; on the way, the largest |gradient| and the first dot
+        // product of the recursion, s · dir for the newest pair.
+        let mut gmax = 0.0f64;
+        let mut acc = SUM_START;
+        match hist.back() {
+            Some(p) => {
+                for ((d, &g), &sk) in dir.iter_mut().zip(&grad).zip(&p.s) {
+                    *d = g;
+                    gmax = gmax.max(g.abs());
+                    acc += sk * g;
+                }
+            }
+            None => {
+                for (d, &g) in dir.iter_mut().zip(&grad) {
+                    *d = g;
+                    gmax = gmax.max(g.abs());
+                }
+            }
+        }
         if gmax <= tol {
             return Ok((iter, true));
         }
-        // Two-loop recursion: dir = -H·grad.
-        dir.copy_from_slice(&grad);
-        // alpha[i] belongs to hist[i] (oldest first).
-        for (i, (s, y, rho)) in hist.iter().enumerate().rev() {
-            alpha[i] = rho * dot(s, &dir);
-            dir.iter_mut()
-                .zip(y)
-                .for_each(|(d, yk)| *d -= alpha[i] * yk);
-        }
+        // Two-loop recursion: dir = -H·grad. alpha[i] belongs to hist[i]
+        // (oldest first); `acc` always holds the dot product the next step
+        // needs.
+        let m = hist.len();
         let gamma = match hist.back() {
-            Some((s, y, _)) => dot(s, y) / dot(y, y),
+            Some(p) => p.sy / p.yy,
             None => 1.0 / grad.iter().map(|g| g * g).sum::<f64>().sqrt().max(1.0),
         };
-        dir.iter_mut().for_each(|d| *d *= gamma);
-        for (i, (s, y, rho)) in hist.iter().enumerate() {
-            let b = rho * dot(y, &dir);
-            dir.iter_mut()
-                .zip(s)
-                .for_each(|(d, sk)| *d += (alpha[i] - b) * sk);
+        for i in (0..m).rev() {
+            let p = &hist[i];
+            alpha[i] = p.rho * acc;
+            let a = alpha[i];
+            acc = SUM_START;
+            if i > 0 {
+                // dir -= a·y, then s · dir for the next older pair.
+                for ((d, &yk), &sk) in dir.iter_mut().zip(&p.y).zip(&hist[i - 1].s) {
+                    *d -= a * yk;
+                    acc += sk * *d;
+                }
+            } else {
+                // dir -= a·y, dir *= gamma, then y · dir for the second loop.
+                for (d, &yk) in dir.iter_mut().zip(&p.y) {
+                    *d -= a * yk;
+                    *d *= gamma;
+                    acc += yk * *d;
+                }
+            }
         }
-        dir.iter_mut().for_each(|d| *d = -*d);
-        let mut slope = dot(&grad, &dir);
+        let mut slope = if m == 0 {
+            // dir *= gamma, dir = -dir, then the slope grad · dir.
+            let mut slope = SUM_START;
+            for (d, &g) in dir.iter_mut().zip(&grad) {
+                *d *= gamma;
+                *d = -*d;
+                slope += g * *d;
+            }
+            slope
+        } else {
+            for i in 0..m {
+                let p = &hist[i];
+                let coef = alpha[i] - p.rho * acc;
+                acc = SUM_START;
+                if i + 1 < m {
+                    // dir += coef·s, then y · dir for the next newer pair.
+                    for ((d, &sk), &yk) in dir.iter_mut().zip(&p.s).zip(&hist[i + 1].y) {
+                        *d += coef * sk;
+                        acc += yk * *d;
+                    }
+                } else {
+                    // dir += coef·s, dir = -dir, then the slope grad · dir.
+                    for ((d, &sk), &g) in dir.iter_mut().zip(&p.s).zip(&grad) {
+                        *d += coef * sk;
+                        *d = -*d;
+                        acc += g * *d;
+                    }
+                }
+            }
+            acc
+        };
         if slope >= 0.0 {
             // Not a descent direction: restart from steepest descent.
             hist.clear();
@@ -545,20 +623,37 @@ fn lbfgs(
         };
         // Reuse the oldest pair's buffers once the memory is full.
         let (mut s, mut y) = match hist.len() == params.memory {
-            true => hist.pop_front().map(|(s, y, _)| (s, y)).unwrap_or_default(),
-            false => (Vec::with_capacity(n), Vec::with_capacity(n)),
+            true => hist.pop_front().map(|p| (p.s, p.y)).unwrap_or_default(),
+            false => (Vec::new(), Vec::new()),
         };
-        s.clear();
-        s.extend(trial.iter().zip(theta.iter()).map(|(a, b)| a - b));
-        y.clear();
-        y.extend(trial_grad.iter().zip(&grad).map(|(a, b)| a - b));
-        let sy = dot(&s, &y);
-        theta.copy_from_slice(&trial);
-        grad.copy_from_slice(&trial_grad);
+        s.resize(n, 0.0);
+        y.resize(n, 0.0);
+        // s = trial - theta, y = trial_grad - grad, their products, and
+        // the step taken: theta = trial, grad = trial_grad.
+        let (mut sy, mut yy) = (SUM_START, SUM_START);
+        for (((sk, yk), (x, g)), (&t, &tg)) in s
+            .iter_mut()
+            .zip(y.iter_mut())
+            .zip(theta.iter_mut().zip(grad.iter_mut()))
+            .zip(trial.iter().zip(&trial_grad))
+        {
+            *sk = t - *x;
+            *yk = tg - *g;
+            sy += *sk * *yk;
+            yy += *yk * *yk;
+            *x = t;
+            *g = tg;
+        }
         let decrease = f - f_new;
         f = f_new;
         if sy > 1e-12 {
-            hist.push_back((s, y, 1.0 / sy));
+            hist.push_back(Pair {
+                s,
+                y,
+                rho: 1.0 / sy,
+                sy,
+                yy,
+            });
         }
         if decrease <= 1e-14 * f.abs().max(1.0) {
             let gmax = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
