@@ -1265,8 +1265,15 @@ mod tests {
             state ^= state << 17;
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
-        for k in [2, 3, 4, 6] {
-            let (n, d) = (45, 60);
+        // 45 rows split unevenly into chunks and groups of rows; 5 rows
+        // leave some chunks empty.
+        for (k, n, d) in [
+            (2, 45, 60),
+            (3, 45, 60),
+            (4, 45, 60),
+            (6, 45, 60),
+            (3, 5, 9),
+        ] {
             let rows: Vec<Vec<(u32, f32)>> = (0..n)
                 .map(|_| {
                     let len = (next() * 14.0) as usize;
