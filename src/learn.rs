@@ -340,7 +340,8 @@ struct Problem<'a> {
 }
 
 /// A row range with its own numbering of the features its rows hold, so
-/// that its weights and gradient sit in arrays that fit in cache.
+/// that its weights and gradient sit in arrays no wider than its rows
+/// need: far narrower than the model, so more of them stays in cache.
 struct Chunk {
     rows: std::ops::Range<usize>,
     /// The range's features, ascending: local feature `l` is `features[l]`.
@@ -352,7 +353,6 @@ struct Chunk {
 }
 
 /// A chunk's buffers for one evaluation.
-#[derive(Default)]
 struct ChunkWork {
     /// The weights of the chunk's features, in its numbering.
     weights: Vec<f64>,
@@ -525,7 +525,6 @@ impl<'a> Problem<'a> {
     fn eval_chunk(&self, chunk: &Chunk, cw: &mut ChunkWork, w: &[f64], b: &[f64]) {
         match self.outputs {
             1 => self.eval_chunk_for::<1>(chunk, cw, w, b),
-            2 => self.eval_chunk_for::<2>(chunk, cw, w, b),
             3 => self.eval_chunk_for::<3>(chunk, cw, w, b),
             4 => self.eval_chunk_for::<4>(chunk, cw, w, b),
             _ => self.eval_chunk_for::<0>(chunk, cw, w, b),
@@ -533,7 +532,8 @@ impl<'a> Problem<'a> {
     }
 
     /// [`Problem::eval_chunk`] for `K` outputs, or any number when `K` is 0:
-    /// the common widths get their own code, with constant strides.
+    /// the common widths (one output for two classes, three or four for as
+    /// many classes) get their own code, with constant strides.
     ///
     /// Rows go [`ROWS`] at a time: their scores first, side by side, then
     /// each row's loss and its gradient, row after row. Scores and gradient
@@ -609,10 +609,10 @@ impl<'a> Problem<'a> {
     }
 
     /// Scores `first..first + B` of the rows `group` (at most [`ROWS`]) into
-    /// `z`, `outputs` per row (`K`, if not 0): each the intercept plus value × weight over
-    /// the row's entries in order. The rows' sums are independent, so they
-    /// advance side by side, one entry of each per step, and no add waits
-    /// on the one before.
+    /// `z`, `outputs` per row (`K`, if not 0): each the intercept plus
+    /// value × weight over the row's entries in order. The rows' sums are
+    /// independent, so they advance side by side, one entry of each per
+    /// step, and no add waits on the one before.
     fn scores<const B: usize, const K: usize>(
         &self,
         chunk: &Chunk,
@@ -692,8 +692,8 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// A sum's start: `Iterator::sum` of f64 folds from -0.0, and the fused
-/// loops below keep its exact arithmetic.
+/// A sum's start: `Iterator::sum` of f64 folds from -0.0 (since Rust 1.82;
+/// the crate needs 1.85), and the fused loops below keep its arithmetic.
 const SUM_START: f64 = -0.0;
 
 /// One L-BFGS correction pair: a step `s`, the gradient's change `y` over
@@ -709,14 +709,129 @@ struct Pair {
     yy: f64,
 }
 
-/// Minimises `problem` from `theta` with L-BFGS. Returns (iterations,
-/// converged).
+impl Pair {
+    /// Moves `theta` and `grad` to `trial` and `trial_grad`, and fills `s`
+    /// and `y` (resized to fit) with the step and the gradient's change.
+    /// Returns (s · y, y · y). One pass does it all.
+    fn step(
+        s: &mut Vec<f64>,
+        y: &mut Vec<f64>,
+        theta: &mut [f64],
+        grad: &mut [f64],
+        trial: &[f64],
+        trial_grad: &[f64],
+    ) -> (f64, f64) {
+        s.resize(theta.len(), 0.0);
+        y.resize(theta.len(), 0.0);
+        let (mut sy, mut yy) = (SUM_START, SUM_START);
+        for (((sk, yk), (x, g)), (&t, &tg)) in s
+            .iter_mut()
+            .zip(y.iter_mut())
+            .zip(theta.iter_mut().zip(grad.iter_mut()))
+            .zip(trial.iter().zip(trial_grad))
+        {
+            *sk = t - *x;
+            *yk = tg - *g;
+            sy += *sk * *yk;
+            yy += *yk * *yk;
+            *x = t;
+            *g = tg;
+        }
+        (sy, yy)
+    }
+}
+
+/// The L-BFGS direction -H·grad into `dir` by the two-loop recursion over
+/// `hist` (oldest first; `alpha[i]` belongs to `hist[i]`). Returns the
+/// largest |gradient| and the slope grad · dir.
 ///
-/// The vectors are as long as the model has weights, far beyond the cache,
-/// so each pass over them does all it can: the two-loop recursion's dot
-/// products are made in the same pass as the update before them. Every
+/// The vectors are as long as the model has weights, so each pass over them
+/// does all it can: each dot product is made in the pass of the update
+/// before it, and `acc` always holds the one the next step needs. Every
 /// value is computed as the plain loops would (same operations, same
 /// order), so the solution is the same to the bit.
+fn direction(
+    hist: &VecDeque<Pair>,
+    grad: &[f64],
+    dir: &mut [f64],
+    alpha: &mut [f64],
+) -> (f64, f64) {
+    // dir = grad; on the way, the largest |gradient| and the first dot
+    // product, s · dir for the newest pair.
+    let mut gmax = 0.0f64;
+    let mut acc = SUM_START;
+    match hist.back() {
+        Some(p) => {
+            for ((d, &g), &sk) in dir.iter_mut().zip(grad).zip(&p.s) {
+                *d = g;
+                gmax = gmax.max(g.abs());
+                acc += sk * g;
+            }
+        }
+        None => {
+            for (d, &g) in dir.iter_mut().zip(grad) {
+                *d = g;
+                gmax = gmax.max(g.abs());
+            }
+        }
+    }
+    let m = hist.len();
+    let gamma = match hist.back() {
+        Some(p) => p.sy / p.yy,
+        None => 1.0 / grad.iter().map(|g| g * g).sum::<f64>().sqrt().max(1.0),
+    };
+    for i in (0..m).rev() {
+        let p = &hist[i];
+        alpha[i] = p.rho * acc;
+        let a = alpha[i];
+        acc = SUM_START;
+        if i > 0 {
+            // dir -= a·y, then s · dir for the next older pair.
+            for ((d, &yk), &sk) in dir.iter_mut().zip(&p.y).zip(&hist[i - 1].s) {
+                *d -= a * yk;
+                acc += sk * *d;
+            }
+        } else {
+            // dir -= a·y, dir *= gamma, then y · dir for the second loop.
+            for (d, &yk) in dir.iter_mut().zip(&p.y) {
+                *d -= a * yk;
+                *d *= gamma;
+                acc += yk * *d;
+            }
+        }
+    }
+    if m == 0 {
+        // dir *= gamma, dir = -dir, then the slope grad · dir.
+        for (d, &g) in dir.iter_mut().zip(grad) {
+            *d *= gamma;
+            *d = -*d;
+            acc += g * *d;
+        }
+    }
+    for i in 0..m {
+        let p = &hist[i];
+        let coef = alpha[i] - p.rho * acc;
+        acc = SUM_START;
+        if i + 1 < m {
+            // dir += coef·s, then y · dir for the next newer pair.
+            for ((d, &sk), &yk) in dir.iter_mut().zip(&p.s).zip(&hist[i + 1].y) {
+                *d += coef * sk;
+                acc += yk * *d;
+            }
+        } else {
+            // dir += coef·s, dir = -dir, then the slope grad · dir.
+            for ((d, &sk), &g) in dir.iter_mut().zip(&p.s).zip(grad) {
+                *d += coef * sk;
+                *d = -*d;
+                acc += g * *d;
+            }
+        }
+    }
+    (gmax, acc)
+}
+
+/// Minimises `problem` from `theta` with L-BFGS. Returns (iterations,
+/// converged).
 fn lbfgs(
     problem: &Problem,
     theta: &mut [f64],
@@ -736,87 +851,10 @@ fn lbfgs(
     let mut trial_grad = vec![0.0; n];
     let tol = params.gradient_tolerance;
     for iter in 0..params.max_iterations {
-        // dir = grad; on the way, the largest |gradient| and the first dot
-        // product of the recursion, s · dir for the newest pair.
-        let mut gmax = 0.0f64;
-        let mut acc = SUM_START;
-        match hist.back() {
-            Some(p) => {
-                for ((d, &g), &sk) in dir.iter_mut().zip(&grad).zip(&p.s) {
-                    *d = g;
-                    gmax = gmax.max(g.abs());
-                    acc += sk * g;
-                }
-            }
-            None => {
-                for (d, &g) in dir.iter_mut().zip(&grad) {
-                    *d = g;
-                    gmax = gmax.max(g.abs());
-                }
-            }
-        }
+        let (gmax, mut slope) = direction(&hist, &grad, &mut dir, &mut alpha);
         if gmax <= tol {
             return Ok((iter, true));
         }
-        // Two-loop recursion: dir = -H·grad. alpha[i] belongs to hist[i]
-        // (oldest first); `acc` always holds the dot product the next step
-        // needs.
-        let m = hist.len();
-        let gamma = match hist.back() {
-            Some(p) => p.sy / p.yy,
-            None => 1.0 / grad.iter().map(|g| g * g).sum::<f64>().sqrt().max(1.0),
-        };
-        for i in (0..m).rev() {
-            let p = &hist[i];
-            alpha[i] = p.rho * acc;
-            let a = alpha[i];
-            acc = SUM_START;
-            if i > 0 {
-                // dir -= a·y, then s · dir for the next older pair.
-                for ((d, &yk), &sk) in dir.iter_mut().zip(&p.y).zip(&hist[i - 1].s) {
-                    *d -= a * yk;
-                    acc += sk * *d;
-                }
-            } else {
-                // dir -= a·y, dir *= gamma, then y · dir for the second loop.
-                for (d, &yk) in dir.iter_mut().zip(&p.y) {
-                    *d -= a * yk;
-                    *d *= gamma;
-                    acc += yk * *d;
-                }
-            }
-        }
-        let mut slope = if m == 0 {
-            // dir *= gamma, dir = -dir, then the slope grad · dir.
-            let mut slope = SUM_START;
-            for (d, &g) in dir.iter_mut().zip(&grad) {
-                *d *= gamma;
-                *d = -*d;
-                slope += g * *d;
-            }
-            slope
-        } else {
-            for i in 0..m {
-                let p = &hist[i];
-                let coef = alpha[i] - p.rho * acc;
-                acc = SUM_START;
-                if i + 1 < m {
-                    // dir += coef·s, then y · dir for the next newer pair.
-                    for ((d, &sk), &yk) in dir.iter_mut().zip(&p.s).zip(&hist[i + 1].y) {
-                        *d += coef * sk;
-                        acc += yk * *d;
-                    }
-                } else {
-                    // dir += coef·s, dir = -dir, then the slope grad · dir.
-                    for ((d, &sk), &g) in dir.iter_mut().zip(&p.s).zip(&grad) {
-                        *d += coef * sk;
-                        *d = -*d;
-                        acc += g * *d;
-                    }
-                }
-            }
-            acc
-        };
         if slope >= 0.0 {
             // Not a descent direction: restart from steepest descent.
             hist.clear();
@@ -847,24 +885,7 @@ fn lbfgs(
             true => hist.pop_front().map(|p| (p.s, p.y)).unwrap_or_default(),
             false => (Vec::new(), Vec::new()),
         };
-        s.resize(n, 0.0);
-        y.resize(n, 0.0);
-        // s = trial - theta, y = trial_grad - grad, their products, and
-        // the step taken: theta = trial, grad = trial_grad.
-        let (mut sy, mut yy) = (SUM_START, SUM_START);
-        for (((sk, yk), (x, g)), (&t, &tg)) in s
-            .iter_mut()
-            .zip(y.iter_mut())
-            .zip(theta.iter_mut().zip(grad.iter_mut()))
-            .zip(trial.iter().zip(&trial_grad))
-        {
-            *sk = t - *x;
-            *yk = tg - *g;
-            sy += *sk * *yk;
-            yy += *yk * *yk;
-            *x = t;
-            *g = tg;
-        }
+        let (sy, yy) = Pair::step(&mut s, &mut y, theta, &mut grad, &trial, &trial_grad);
         let decrease = f - f_new;
         f = f_new;
         if sy > 1e-12 {
@@ -1234,8 +1255,10 @@ mod tests {
                         bufs[c][j as usize * k + o] += f64::from(v) * r[o];
                     }
                 }
-                for o in 0..k {
-                    bufs[c][nw + o] += r[o];
+                if p.fit_intercept {
+                    for o in 0..k {
+                        bufs[c][nw + o] += r[o];
+                    }
                 }
             }
         }
@@ -1255,7 +1278,7 @@ mod tests {
     /// The solver's objective (chunk-local numbering, rows side by side,
     /// outputs in blocks, threads) gives the plain sums to the bit: the
     /// model file depends on it. 2, 3 and 4 classes take code of their own
-    /// width; 6 takes the general code, in blocks of 4 and 2.
+    /// width; 6 and 7 take the general code, in blocks of 4 and 2 or 3.
     #[test]
     fn objective_is_the_plain_sum_to_the_bit() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -1267,12 +1290,13 @@ mod tests {
         };
         // 45 rows split unevenly into chunks and groups of rows; 5 rows
         // leave some chunks empty.
-        for (k, n, d) in [
-            (2, 45, 60),
-            (3, 45, 60),
-            (4, 45, 60),
-            (6, 45, 60),
-            (3, 5, 9),
+        for (k, n, d, intercept) in [
+            (2, 45, 60, true),
+            (3, 45, 60, true),
+            (4, 45, 60, true),
+            (6, 45, 60, true),
+            (7, 45, 60, false),
+            (3, 5, 9, true),
         ] {
             let rows: Vec<Vec<(u32, f32)>> = (0..n)
                 .map(|_| {
@@ -1288,7 +1312,7 @@ mod tests {
             let sample_weight = (0..n)
                 .map(|i| if i % 7 == 3 { 0.0 } else { next() + 0.5 })
                 .collect();
-            let problem = Problem::new(&x, &y, sample_weight, outputs(k), 0.7, true);
+            let problem = Problem::new(&x, &y, sample_weight, outputs(k), 0.7, intercept);
             let theta: Vec<f64> = (0..problem.n_weights() + outputs(k))
                 .map(|_| next() * 4.0 - 2.0)
                 .collect();
@@ -1303,6 +1327,83 @@ mod tests {
                     b.to_bits(),
                     "gradient {e}, {k} classes: {a} vs {b}"
                 );
+            }
+        }
+    }
+
+    /// The fused L-BFGS passes give what the plain loops give, to the bit:
+    /// the two-loop recursion over histories of 0 to 4 pairs, and the step.
+    #[test]
+    fn fused_lbfgs_passes_are_the_plain_loops_to_the_bit() {
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        };
+        let n = 37;
+        for m in 0..5 {
+            let mut vector = || (0..n).map(|_| next()).collect::<Vec<f64>>();
+            // Each pair made by a step, as in the solver.
+            let mut hist = VecDeque::new();
+            for _ in 0..m {
+                let (mut theta, mut grad) = (vector(), vector());
+                let (theta0, grad0) = (theta.clone(), grad.clone());
+                let (trial, trial_grad) = (vector(), vector());
+                let (mut s, mut y) = (Vec::new(), Vec::new());
+                let (sy, yy) =
+                    Pair::step(&mut s, &mut y, &mut theta, &mut grad, &trial, &trial_grad);
+                for e in 0..n {
+                    assert_eq!(s[e].to_bits(), (trial[e] - theta0[e]).to_bits());
+                    assert_eq!(y[e].to_bits(), (trial_grad[e] - grad0[e]).to_bits());
+                }
+                assert_eq!(theta, trial, "theta moves to the trial point");
+                assert_eq!(grad, trial_grad, "grad moves to the trial gradient");
+                assert_eq!(sy.to_bits(), dot(&s, &y).to_bits());
+                assert_eq!(yy.to_bits(), dot(&y, &y).to_bits());
+                hist.push_back(Pair {
+                    s,
+                    y,
+                    rho: 1.0 / sy,
+                    sy,
+                    yy,
+                });
+            }
+            let grad = vector();
+            let mut dir = vec![0.0; n];
+            let mut alpha = vec![0.0; 10];
+            let (gmax, slope) = direction(&hist, &grad, &mut dir, &mut alpha);
+
+            let mut plain = grad.clone();
+            let mut plain_alpha = vec![0.0; m];
+            for (i, p) in hist.iter().enumerate().rev() {
+                plain_alpha[i] = p.rho * dot(&p.s, &plain);
+                plain
+                    .iter_mut()
+                    .zip(&p.y)
+                    .for_each(|(d, yk)| *d -= plain_alpha[i] * yk);
+            }
+            let gamma = match hist.back() {
+                Some(p) => dot(&p.s, &p.y) / dot(&p.y, &p.y),
+                None => 1.0 / grad.iter().map(|g| g * g).sum::<f64>().sqrt().max(1.0),
+            };
+            plain.iter_mut().for_each(|d| *d *= gamma);
+            for (i, p) in hist.iter().enumerate() {
+                let b = p.rho * dot(&p.y, &plain);
+                plain
+                    .iter_mut()
+                    .zip(&p.s)
+                    .for_each(|(d, sk)| *d += (plain_alpha[i] - b) * sk);
+            }
+            plain.iter_mut().for_each(|d| *d = -*d);
+            let plain_slope = dot(&grad, &plain);
+            let plain_gmax = grad.iter().fold(0.0f64, |a, g| a.max(g.abs()));
+
+            assert_eq!(gmax.to_bits(), plain_gmax.to_bits(), "{m} pairs");
+            assert_eq!(slope.to_bits(), plain_slope.to_bits(), "{m} pairs");
+            for (a, b) in dir.iter().zip(&plain) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{m} pairs: {a} vs {b}");
             }
         }
     }
