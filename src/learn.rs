@@ -1048,16 +1048,20 @@ mod tests {
     use linfa::prelude::*;
     use linfa_logistic::{LogisticRegression, MultiLogisticRegression};
 
-    /// A small deterministic dense problem: `n` samples, 4 features, labels
-    /// from a noisy linear rule over `k` classes.
-    fn problem(n: usize, k: usize) -> (Array2<f64>, Array1<usize>) {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
+    /// Deterministic numbers in [0, 1) from `seed` (xorshift64).
+    fn uniform(mut state: u64) -> impl FnMut() -> f64 {
+        move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        }
+    }
+
+    /// A small deterministic dense problem: `n` samples, 4 features, labels
+    /// from a noisy linear rule over `k` classes.
+    fn problem(n: usize, k: usize) -> (Array2<f64>, Array1<usize>) {
+        let mut next = uniform(0x2545_f491_4f6c_dd1d);
         let x = Array2::from_shape_fn((n, 4), |_| {
             if next() < 0.3 {
                 0.0
@@ -1281,13 +1285,7 @@ mod tests {
     /// width; 6 and 7 take the general code, in blocks of 4 and 2 or 3.
     #[test]
     fn objective_is_the_plain_sum_to_the_bit() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut next = uniform(0x9e37_79b9_7f4a_7c15);
         // 45 rows split unevenly into chunks and groups of rows; 5 rows
         // leave some chunks empty.
         for (k, n, d, intercept) in [
@@ -1335,13 +1333,8 @@ mod tests {
     /// the two-loop recursion over histories of 0 to 4 pairs, and the step.
     #[test]
     fn fused_lbfgs_passes_are_the_plain_loops_to_the_bit() {
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        };
+        let mut unit = uniform(0x1234_5678_9abc_def1);
+        let mut next = move || unit() * 2.0 - 1.0;
         let n = 37;
         for m in 0..5 {
             let mut vector = || (0..n).map(|_| next()).collect::<Vec<f64>>();
