@@ -387,11 +387,11 @@ impl<'a> Problem<'a> {
         x: &'a SparseRecords,
         y: &'a [usize],
         sample_weight: Vec<f64>,
+        total_weight: f64,
         outputs: usize,
         c: f64,
         fit_intercept: bool,
     ) -> Self {
-        let total_weight: f64 = sample_weight.iter().sum();
         let n = y.len();
         let indptr = x.matrix().indptr();
         let indices = x.matrix().indices();
@@ -701,8 +701,6 @@ const SUM_START: f64 = -0.0;
 struct Pair {
     s: Vec<f64>,
     y: Vec<f64>,
-    /// 1 / (s · y)
-    rho: f64,
     /// s · y and y · y: the newest pair scales the next direction by their
     /// ratio.
     sy: f64,
@@ -710,6 +708,11 @@ struct Pair {
 }
 
 impl Pair {
+    /// 1 / (s · y)
+    fn rho(&self) -> f64 {
+        1.0 / self.sy
+    }
+
     /// Moves `theta` and `grad` to `trial` and `trial_grad`, and fills `s`
     /// and `y` (resized to fit) with the step and the gradient's change.
     /// Returns (s · y, y · y). One pass does it all.
@@ -782,7 +785,7 @@ fn direction(
     };
     for i in (0..m).rev() {
         let p = &hist[i];
-        alpha[i] = p.rho * acc;
+        alpha[i] = p.rho() * acc;
         let a = alpha[i];
         acc = SUM_START;
         if i > 0 {
@@ -810,7 +813,7 @@ fn direction(
     }
     for i in 0..m {
         let p = &hist[i];
-        let coef = alpha[i] - p.rho * acc;
+        let coef = alpha[i] - p.rho() * acc;
         acc = SUM_START;
         if i + 1 < m {
             // dir += coef·s, then y · dir for the next newer pair.
@@ -889,13 +892,7 @@ fn lbfgs(
         let decrease = f - f_new;
         f = f_new;
         if sy > 1e-12 {
-            hist.push_back(Pair {
-                s,
-                y,
-                rho: 1.0 / sy,
-                sy,
-                yy,
-            });
+            hist.push_back(Pair { s, y, sy, yy });
         }
         if decrease <= 1e-14 * f.abs().max(1.0) {
             let gmax = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
@@ -948,6 +945,7 @@ impl LogisticValidParams {
             &compact,
             y,
             sample_weight,
+            total,
             outputs,
             self.c,
             self.fit_intercept,
@@ -1307,10 +1305,11 @@ mod tests {
                 .collect();
             let x = SparseRecords::from_rows(d, rows.iter().map(Vec::as_slice));
             let y: Vec<usize> = (0..n).map(|_| (next() * k as f64) as usize % k).collect();
-            let sample_weight = (0..n)
+            let sample_weight: Vec<f64> = (0..n)
                 .map(|i| if i % 7 == 3 { 0.0 } else { next() + 0.5 })
                 .collect();
-            let problem = Problem::new(&x, &y, sample_weight, outputs(k), 0.7, intercept);
+            let total = sample_weight.iter().sum();
+            let problem = Problem::new(&x, &y, sample_weight, total, outputs(k), 0.7, intercept);
             let theta: Vec<f64> = (0..problem.n_weights() + outputs(k))
                 .map(|_| next() * 4.0 - 2.0)
                 .collect();
@@ -1355,13 +1354,7 @@ mod tests {
                 assert_eq!(grad, trial_grad, "grad moves to the trial gradient");
                 assert_eq!(sy.to_bits(), dot(&s, &y).to_bits());
                 assert_eq!(yy.to_bits(), dot(&y, &y).to_bits());
-                hist.push_back(Pair {
-                    s,
-                    y,
-                    rho: 1.0 / sy,
-                    sy,
-                    yy,
-                });
+                hist.push_back(Pair { s, y, sy, yy });
             }
             let grad = vector();
             let mut dir = vec![0.0; n];
@@ -1371,7 +1364,7 @@ mod tests {
             let mut plain = grad.clone();
             let mut plain_alpha = vec![0.0; m];
             for (i, p) in hist.iter().enumerate().rev() {
-                plain_alpha[i] = p.rho * dot(&p.s, &plain);
+                plain_alpha[i] = p.rho() * dot(&p.s, &plain);
                 plain
                     .iter_mut()
                     .zip(&p.y)
@@ -1383,7 +1376,7 @@ mod tests {
             };
             plain.iter_mut().for_each(|d| *d *= gamma);
             for (i, p) in hist.iter().enumerate() {
-                let b = p.rho * dot(&p.y, &plain);
+                let b = p.rho() * dot(&p.y, &plain);
                 plain
                     .iter_mut()
                     .zip(&p.s)
