@@ -34,6 +34,7 @@ use crate::data::hex;
 use crate::features::{FeatureError, Featurizer, Vocabulary, Workspace, NO_FEATURE};
 use crate::learn::link;
 
+mod open;
 mod table;
 use table::{Row, Table};
 
@@ -199,6 +200,8 @@ pub enum ModelError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: {kind}, not a regular file")]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("{path}: {len} bytes is larger than the {max}-byte limit for model files")]
     TooLarge { path: PathBuf, len: u64, max: u64 },
     #[error("{path}: truncated: {len} bytes is shorter than the {HEADER_LEN}-byte header")]
@@ -313,21 +316,9 @@ impl ModelData {
         Ok((data, hex(&digest[..8])))
     }
 
-    /// Reads and checks a model file.
+    /// Reads and checks a model file (see [`open`] for how it is read).
     pub fn load(path: &Path) -> Result<(Self, String), ModelError> {
-        let io = |source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > MAX_MODEL_BYTES {
-            return Err(ModelError::TooLarge {
-                path: path.to_path_buf(),
-                len,
-                max: MAX_MODEL_BYTES,
-            });
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = open::read_model_file(path)?;
         Self::from_bytes(&bytes, path)
     }
 
