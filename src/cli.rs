@@ -16,6 +16,10 @@ use crate::features::Workspace;
 use crate::model::{Model, ModelData};
 use crate::train::{train, Progress, TrainOptions};
 
+mod serve;
+
+pub use serve::{parse_bytes, parse_duration, BenchGrpcArgs, LogFormat, ServeArgs};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "slant",
@@ -38,7 +42,7 @@ pub enum Command {
     /// Describe a model file.
     Info(InfoArgs),
     /// Serve the model over gRPC (slant.v1.Scorer, health, reflection).
-    Serve(crate::service::ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -125,7 +129,7 @@ pub enum BenchCommand {
     /// Single-thread scoring throughput (all heads) over the peer benchmark corpus.
     Score(BenchScoreArgs),
     /// Drive a running server and report rps, passages/s and latency percentiles.
-    Grpc(crate::service::BenchGrpcArgs),
+    Grpc(BenchGrpcArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -180,12 +184,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => cmd_info(a),
         Command::Bench(BenchCommand::Score(a)) => cmd_bench_score(a),
         Command::Serve(a) => {
-            crate::service::init_tracing(a.log_format)?;
-            runtime()?.block_on(crate::service::serve(a))
+            serve::init_tracing(a.log_format)?;
+            let rt = runtime()?;
+            let result = rt.block_on(serve::serve(*a));
+            // A model load stuck in the kernel must not keep the process
+            // alive: its blocking thread is left behind.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
         }
         Command::Bench(BenchCommand::Grpc(a)) => {
             let json = a.json;
-            let report = runtime()?.block_on(crate::service::bench_grpc(a))?;
+            let report = runtime()?.block_on(crate::client::bench_grpc(a.load_spec()))?;
             let mut out = std::io::stdout().lock();
             if json {
                 writeln!(out, "{}", serde_json::to_string(&report)?)?;

@@ -15,11 +15,13 @@
 //! - [`config`]: the TOML training config.
 //! - [`bench`]: single-thread scoring throughput over the peers' corpus.
 //! - [`service`]: the slant.v1 gRPC server (health, reflection, limits, hot
-//!   reload, metrics) and its load generator.
+//!   reload, metrics), as a library.
+//! - [`client`]: programs that call a server: the load generator.
 //! - [`cli`]: the command line; `main.rs` only parses and reports errors.
 //! - [`proto`]: the generated `slant.v1` gRPC types.
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod data;
 pub mod eval;

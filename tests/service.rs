@@ -12,13 +12,12 @@ use std::time::Duration;
 use clap::Parser;
 use common_service::{model_a, model_b, save_corrupt};
 use prost::bytes::Bytes;
+use slant::cli::ServeArgs;
+use slant::client::{bench_grpc, BenchRpc, LoadSpec, RawCodec};
 use slant::model::ModelError;
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ModelInfoRequest, ScoreRequest};
-use slant::service::{
-    bench_grpc, BenchGrpcArgs, BenchRpc, Limits, RawCodec, ReloadHandle, ServeArgs, Server,
-    ServerConfig, ServiceError,
-};
+use slant::service::{Limits, ReloadHandle, Server, ServerConfig, ServiceError};
 use slant::text::split::split_article;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -104,9 +103,11 @@ impl TestServer {
         let mut s = tokio::net::TcpStream::connect(self.metrics_addr)
             .await
             .unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
@@ -477,6 +478,7 @@ async fn bad_requests_get_the_documented_status_and_the_server_keeps_serving() {
             max_article_bytes: 1000,
             max_message_bytes: 64 * 1024,
             max_explain: 8,
+            ..Limits::default()
         }
     })
     .await;
@@ -633,7 +635,12 @@ async fn undecodable_bytes_get_an_error_status_not_a_crash() {
                 .unary(Request::new(body.clone()), path(method), RawCodec)
                 .await;
             let status = result.expect_err(method);
-            assert_ne!(status.code(), Code::Ok);
+            // The caller's fault, not the server's.
+            assert_eq!(status.code(), Code::InvalidArgument, "{method}: {status:?}");
+            assert!(
+                status.message().contains("not a valid protobuf"),
+                "{status:?}"
+            );
         }
         grpc.ready().await.unwrap();
         let result = grpc
@@ -643,10 +650,11 @@ async fn undecodable_bytes_get_an_error_status_not_a_crash() {
                 RawCodec,
             )
             .await;
-        match result {
-            Ok(response) => assert!(response.into_inner().message().await.is_err()),
-            Err(status) => assert_ne!(status.code(), Code::Ok),
-        }
+        let status = match result {
+            Ok(response) => response.into_inner().message().await.unwrap_err(),
+            Err(status) => status,
+        };
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     }
     // An empty message is a valid, empty ScoreRequest.
     grpc.ready().await.unwrap();
@@ -664,6 +672,13 @@ async fn undecodable_bytes_get_an_error_status_not_a_crash() {
         .score(score_req(&["still here"]))
         .await
         .unwrap();
+    // Counted as the callers' errors, not the server's.
+    let metrics = server.reload.metrics_text();
+    assert!(
+        metrics.contains("method=\"Score\",code=\"INVALID_ARGUMENT\"}"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("code=\"INTERNAL\""), "{metrics}");
     server.stop().await;
 }
 
@@ -1174,7 +1189,8 @@ async fn metrics_are_served_in_prometheus_text_format() {
     let (head, body) = page.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4"),
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
         "{head}"
     );
     let id = server.reload.model_id();
@@ -1199,7 +1215,7 @@ async fn metrics_are_served_in_prometheus_text_format() {
 async fn the_load_generator_drives_score_and_health() {
     let server = start().await;
     for (rpc, batch) in [(BenchRpc::Score, 4), (BenchRpc::Health, 1)] {
-        let args = BenchGrpcArgs {
+        let args = LoadSpec {
             addr: server.addr.to_string(),
             rpc,
             batch,
@@ -1210,7 +1226,6 @@ async fn the_load_generator_drives_score_and_health() {
             corpus: None,
             heads: vec![],
             explain: 0,
-            json: true,
         };
         let report = bench_grpc(args).await.unwrap();
         assert_eq!(report.errors, 0, "{report}");

@@ -530,6 +530,7 @@ async fn soak_mixed_load_with_reloads_stays_bounded() {
         max_article_bytes: 16 * 1024,
         max_message_bytes: MAX_MESSAGE_BYTES,
         max_explain: MAX_EXPLAIN,
+        ..Limits::default()
     };
     config.drain_timeout = Duration::from_secs(2);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,9 +1,11 @@
 //! Arbitrary bytes → prost decode as `slant.v1.ScoreRequest` and as
-//! `slant.v1.ArticleRequest` (either may fail; neither may panic). The
-//! decoded passages (an article's split passages and its title) are scored
-//! by a fixed tiny model built in-process, with the requested heads and up
-//! to 64 explanations, and every result must hold: one probability per
-//! label summing to 1, a label that indexes the head's labels, and every
+//! `slant.v1.ArticleRequest` (either may fail; neither may panic). Each
+//! decoded request passes the server's own checks
+//! (`slant::service::request`), which must refuse unknown and repeated
+//! heads with INVALID_ARGUMENT and accept only distinct known heads within
+//! the contribution limit. What passes is scored by a fixed tiny model
+//! built in-process, and every result must hold: one probability per label
+//! summing to 1, a label that indexes the head's labels, and every
 //! contribution span a non-empty range inside its passage on char
 //! boundaries.
 #![no_main]
@@ -17,12 +19,19 @@ use prost::Message;
 use slant::features::{FeatureSettings, Featurizer, Workspace};
 use slant::model::{HeadData, Model, ModelData};
 use slant::proto::{ArticleRequest, ScoreRequest};
+use slant::service::request::{check_article, check_contributions, check_score};
+use slant::service::Limits;
 use slant::text::split::split_article;
+use tonic::Code;
 
-/// The server's default `--max-explain`.
-const MAX_EXPLAIN: u32 = 64;
-/// A small passage limit, so that fuzzed articles exercise the cutting.
-const MAX_PASSAGE_BYTES: usize = 200;
+/// The server's defaults, with a small passage limit so that fuzzed
+/// articles exercise the cutting.
+fn limits() -> Limits {
+    Limits {
+        max_passage_bytes: 200,
+        ..Limits::default()
+    }
+}
 
 /// Three heads (three-, two- and four-label) over word 1–2-grams, the
 /// `<caps>` marker, lexicon markers and character 2–4-grams, with fixed
@@ -107,20 +116,40 @@ fn model() -> &'static Model {
     })
 }
 
-/// Head indices for the requested names (all when empty); `None` when a
-/// name is unknown (the server answers INVALID_ARGUMENT).
-fn resolve(model: &Model, names: &[String]) -> Option<Vec<usize>> {
-    names.iter().map(|n| model.head_index(n)).collect()
+/// The server's verdict on `names` must be: INVALID_ARGUMENT when a name
+/// is unknown or repeated; else the distinct heads, in the order named.
+fn check_heads(model: &Model, names: &[String], verdict: Result<&[usize], Code>) {
+    let mut seen = std::collections::BTreeSet::new();
+    let bad = names
+        .iter()
+        .any(|n| model.head_index(n).is_none() || !seen.insert(n.as_str()));
+    match verdict {
+        Ok(heads) => {
+            assert!(!bad, "bad heads {names:?} were accepted");
+            if names.is_empty() {
+                assert_eq!(heads.len(), model.heads().len());
+            } else {
+                let expected: Vec<usize> =
+                    names.iter().filter_map(|n| model.head_index(n)).collect();
+                assert_eq!(heads, expected.as_slice());
+            }
+        }
+        Err(code) => {
+            if bad {
+                assert_eq!(code, Code::InvalidArgument, "heads {names:?}");
+            }
+        }
+    }
 }
 
 fn score_and_check(
     model: &Model,
     passage: &str,
     heads: &[usize],
-    explain: u32,
+    explain: usize,
     ws: &mut Workspace,
 ) {
-    let explain = explain.min(MAX_EXPLAIN) as usize;
+    let explain = explain as usize;
     let scores = model.score(passage, heads, explain, ws);
     let expected = if heads.is_empty() {
         model.heads().len()
@@ -176,18 +205,37 @@ fn score_and_check(
 
 fuzz_target!(|data: &[u8]| {
     let model = model();
+    let limits = limits();
     let mut ws = Workspace::default();
     if let Ok(req) = ScoreRequest::decode(data) {
-        if let Some(heads) = resolve(model, &req.heads) {
+        let checked = check_score(model, &limits, &req);
+        check_heads(
+            model,
+            &req.heads,
+            checked.as_ref().map(|c| c.heads.as_slice()).map_err(|s| s.code()),
+        );
+        if let Ok(c) = checked {
+            assert!(req.passages.len() * c.heads.len() * c.explain <= limits.max_contributions);
             for passage in &req.passages {
-                score_and_check(model, passage, &heads, req.explain, &mut ws);
+                score_and_check(model, passage, &c.heads, c.explain, &mut ws);
             }
         }
     }
     if let Ok(req) = ArticleRequest::decode(data) {
-        if let Some(heads) = resolve(model, &req.heads) {
+        let checked = check_article(model, &limits, &req);
+        check_heads(
+            model,
+            &req.heads,
+            checked.as_ref().map(|c| c.heads.as_slice()).map_err(|s| s.code()),
+        );
+        if let Ok(c) = checked {
             let text = req.text.as_str();
-            for r in split_article(text, MAX_PASSAGE_BYTES) {
+            let passages = split_article(text, limits.max_passage_bytes);
+            let n = passages.len() + usize::from(!req.title.trim().is_empty());
+            if check_contributions(n, c.heads.len(), c.explain, limits.max_contributions).is_err() {
+                return;
+            }
+            for r in passages {
                 assert!(
                     r.start < r.end
                         && r.end <= text.len()
@@ -195,10 +243,10 @@ fuzz_target!(|data: &[u8]| {
                         && text.is_char_boundary(r.end),
                     "passage {r:?} of {text:?}"
                 );
-                score_and_check(model, &text[r], &heads, req.explain, &mut ws);
+                score_and_check(model, &text[r], &c.heads, c.explain, &mut ws);
             }
             if !req.title.is_empty() {
-                score_and_check(model, &req.title, &heads, req.explain, &mut ws);
+                score_and_check(model, &req.title, &c.heads, c.explain, &mut ws);
             }
         }
     }

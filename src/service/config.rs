@@ -1,6 +1,6 @@
 //! Server configuration: the limits a request is checked against, the
-//! drain and watch timings, and the parsers for sizes (`64KiB`) and
-//! durations (`10s`) used by the command line.
+//! limits and timeouts of connections, and the reload, drain and watch
+//! timings. (The command line builds it from flags.)
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +23,19 @@ pub struct Limits {
     /// `--max-explain`: contributions per head a request may ask for
     /// (INVALID_ARGUMENT).
     pub max_explain: u32,
+    /// `--max-contributions`: passages × heads × explain in one request,
+    /// the explanations it may cause (RESOURCE_EXHAUSTED, before scoring).
+    pub max_contributions: usize,
+    /// `--max-spans`: spans listed per contribution; a feature that occurs
+    /// more often lists its first this many.
+    pub max_spans: usize,
+    /// `--max-response-bytes`: size of one encoded response
+    /// (RESOURCE_EXHAUSTED).
+    pub max_response_bytes: usize,
+    /// `--max-buffered-bytes`: responses built but not yet taken by their
+    /// clients, server-wide; a call that would go over is refused
+    /// (RESOURCE_EXHAUSTED) rather than letting slow readers grow memory.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for Limits {
@@ -33,6 +46,51 @@ impl Default for Limits {
             max_article_bytes: 1024 * 1024,
             max_message_bytes: 4 * 1024 * 1024,
             max_explain: 64,
+            max_contributions: 16_384,
+            max_spans: 16,
+            max_response_bytes: 4 * 1024 * 1024,
+            max_buffered_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Per-connection limits and timeouts (see `transport`). Each names the
+/// command-line flag that sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `--max-connections`: open connections; one more is closed at once.
+    pub max_connections: usize,
+    /// `--max-concurrent-streams`: calls at once on one HTTP/2 connection
+    /// (advertised in SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// `--max-header-bytes`: request header block (HTTP/2
+    /// SETTINGS_MAX_HEADER_LIST_SIZE; HTTP/1.1's read buffer).
+    pub max_header_bytes: u32,
+    /// `--handshake-timeout`: TLS handshake and first request.
+    pub handshake_timeout: Duration,
+    /// `--idle-timeout`: a connection with no call for this long is closed.
+    pub idle_timeout: Duration,
+    /// `--keepalive-interval`: HTTP/2 PING every this long...
+    pub keepalive_interval: Duration,
+    /// `--keepalive-timeout`: ...and the connection is closed when the
+    /// answer takes longer than this.
+    pub keepalive_timeout: Duration,
+    /// `--send-timeout`: a response the client does not take for this long
+    /// closes its connection.
+    pub send_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_concurrent_streams: 128,
+            max_header_bytes: 16 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -43,6 +101,10 @@ pub struct ServerConfig {
     /// The model file, loaded at start and reloaded on request.
     pub model_path: PathBuf,
     pub limits: Limits,
+    pub connections: ConnectionLimits,
+    /// A model load (start-up or reload) that takes longer is abandoned;
+    /// the loaded model keeps serving.
+    pub reload_timeout: Duration,
     /// How long calls in flight may run after shutdown starts.
     pub drain_timeout: Duration,
     /// Poll the model file's (length, mtime) this often and reload when it
@@ -62,94 +124,16 @@ pub struct TlsFiles {
 }
 
 impl ServerConfig {
-    /// Default limits, a 10 s drain, no watching.
+    /// Default limits, a 10 s drain, a 30 s reload timeout, no watching.
     pub fn new(model_path: impl Into<PathBuf>) -> Self {
         Self {
             model_path: model_path.into(),
             limits: Limits::default(),
+            connections: ConnectionLimits::default(),
+            reload_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
             watch: None,
             tls: None,
         }
-    }
-}
-
-/// Parses a byte size: a plain number of bytes, or a number with a suffix
-/// `K`/`KiB`, `M`/`MiB`, `G`/`GiB` (all powers of 1024; `B` alone = bytes).
-pub fn parse_bytes(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (expected e.g. 65536, 64KiB or 4MiB)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} in {s:?} (use KiB, MiB or GiB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .and_then(|v| usize::try_from(v).ok())
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
-/// Parses a duration: a number of seconds (`10`, `0.5`) or a number with a
-/// unit `ms`, `s`, `m` or `h` (`500ms`, `10s`, `2m`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (expected e.g. 10s, 500ms or 2m)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => v,
-        "ms" => v / 1e3,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} in {s:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_bytes("65536"), Ok(65536));
-        assert_eq!(parse_bytes("64KiB"), Ok(65536));
-        assert_eq!(parse_bytes("64k"), Ok(65536));
-        assert_eq!(parse_bytes("4 MiB"), Ok(4 << 20));
-        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
-        assert!(parse_bytes("").is_err());
-        assert!(parse_bytes("12 parsecs").is_err());
-        assert!(parse_bytes("-1").is_err());
-        assert!(parse_bytes("99999999999999999999G").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3 weeks").is_err());
     }
 }

@@ -18,8 +18,15 @@ pub enum ServiceError {
     },
     #[error("the listening socket: {0}")]
     Socket(std::io::Error),
-    #[error("gRPC transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error(
+        "loading the model {path} took longer than the reload timeout of {timeout:?}; abandoned"
+    )]
+    LoadTimeout {
+        path: PathBuf,
+        timeout: std::time::Duration,
+    },
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the model loader for {path} stopped unexpectedly: {reason}")]

@@ -1,6 +1,6 @@
 //! Metrics: lock-free counters and histograms updated on the request path,
-//! rendered in the Prometheus text format (0.0.4) by a tiny HTTP/1.1
-//! responder on its own listener (`GET /metrics`).
+//! rendered in the Prometheus text format (0.0.4) at `GET /metrics` (an
+//! axum route, served by the same transport as gRPC, on its own listener).
 //!
 //! Exposed series:
 //! - `slant_grpc_requests_total{service,method,code}`: finished calls.
@@ -11,14 +11,16 @@
 //! - `slant_model_reloads_total{result="ok"|"failed"}`.
 //! - `slant_model_info{model_id,path}`: 1 for the loaded model.
 //! - `slant_model_loaded_timestamp_seconds`.
+//! - `slant_connections_open`, `slant_connections_refused_total`
+//!   (over `--max-connections`), `slant_connections_closed_total{reason}`
+//!   (closed by the server: `handshake`, `idle`, `unread`),
+//!   `slant_tls_handshake_failures_total`.
+//! - `slant_buffered_response_bytes`: responses not yet taken by clients.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use super::state::Shared;
 
@@ -281,7 +283,57 @@ impl Metrics {
             "# HELP slant_model_loaded_timestamp_seconds When the loaded model was loaded."
         )?;
         writeln!(out, "# TYPE slant_model_loaded_timestamp_seconds gauge")?;
-        writeln!(out, "slant_model_loaded_timestamp_seconds {at}")
+        writeln!(out, "slant_model_loaded_timestamp_seconds {at}")?;
+        let c = &shared.connections;
+        writeln!(out, "# HELP slant_connections_open Connections open now.")?;
+        writeln!(out, "# TYPE slant_connections_open gauge")?;
+        writeln!(out, "slant_connections_open {}", c.open.load(Relaxed))?;
+        writeln!(
+            out,
+            "# HELP slant_connections_refused_total Connections closed at once: over the max-connections limit."
+        )?;
+        writeln!(out, "# TYPE slant_connections_refused_total counter")?;
+        writeln!(
+            out,
+            "slant_connections_refused_total {}",
+            c.refused.load(Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP slant_connections_closed_total Connections the server closed, by reason."
+        )?;
+        writeln!(out, "# TYPE slant_connections_closed_total counter")?;
+        for (reason, v) in [
+            ("handshake", &c.closed_handshake),
+            ("idle", &c.closed_idle),
+            ("unread", &c.closed_unread),
+        ] {
+            writeln!(
+                out,
+                "slant_connections_closed_total{{reason=\"{reason}\"}} {}",
+                v.load(Relaxed)
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP slant_tls_handshake_failures_total TLS handshakes that failed or timed out."
+        )?;
+        writeln!(out, "# TYPE slant_tls_handshake_failures_total counter")?;
+        writeln!(
+            out,
+            "slant_tls_handshake_failures_total {}",
+            c.tls_failed.load(Relaxed)
+        )?;
+        writeln!(
+            out,
+            "# HELP slant_buffered_response_bytes Bytes of responses built and not yet taken by their clients."
+        )?;
+        writeln!(out, "# TYPE slant_buffered_response_bytes gauge")?;
+        writeln!(
+            out,
+            "slant_buffered_response_bytes {}",
+            shared.budget.used()
+        )
     }
 }
 
@@ -299,77 +351,25 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// Serves `GET /metrics` on `listener` until `stop` turns true.
-pub(crate) async fn serve_metrics(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        let exchange = respond(stream, &shared);
-                        if tokio::time::timeout(Duration::from_secs(10), exchange).await.is_err() {
-                            tracing::debug!("metrics client timed out");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = super::state::stopped(&mut stop) => break,
-        }
-    }
-}
-
-/// Answers one HTTP/1.1 request and closes the connection.
-async fn respond(mut stream: TcpStream, shared: &Shared) {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() > 16 * 1024 {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            shared.metrics.render(shared),
-        ),
-        ("GET" | "HEAD", _) => (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
-            "not found; try /metrics\n".into(),
-        ),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain; charset=utf-8",
-            "only GET /metrics\n".into(),
-        ),
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    if method != "HEAD" {
-        response.push_str(&body);
-    }
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
+/// `GET /metrics` (and HEAD); other paths are 404, other methods 405.
+pub(crate) fn metrics_router(shared: Arc<Shared>) -> axum::Router {
+    use axum::http::{header, StatusCode};
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let page = shared.metrics.render(&shared);
+                std::future::ready((
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    page,
+                ))
+            }),
+        )
+        .fallback(|| std::future::ready((StatusCode::NOT_FOUND, "not found; try /metrics\n")))
 }
 
 #[cfg(test)]

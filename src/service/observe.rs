@@ -1,7 +1,9 @@
 //! A wrapper around each gRPC service that counts every call by method and
 //! status code, measures its latency, tracks calls in flight, refuses new
-//! calls while the server drains, and reports an oversized request message
-//! as RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE).
+//! calls while the server drains, and gives the caller's faults the
+//! caller's codes: an oversized request message is RESOURCE_EXHAUSTED
+//! (tonic says OUT_OF_RANGE), one that does not decode INVALID_ARGUMENT
+//! (tonic says INTERNAL).
 //!
 //! A call's status is known when its response head is ready: errors are
 //! "trailers-only" responses carrying the [`Status`]; a response with a
@@ -22,8 +24,12 @@ use tonic::server::NamedService;
 use tonic::{Code, Status};
 
 use super::metrics::Method;
-use super::scorer::{oversize_status, parse_grpc_timeout};
+use super::request::{caller_status, parse_grpc_timeout};
 use super::state::Shared;
+
+/// When a call must be answered by, from its `grpc-timeout`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline(pub Instant);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Observed<S> {
@@ -116,6 +122,13 @@ where
             .and_then(parse_grpc_timeout);
         let shared = self.shared.clone();
         let call = Call::start(shared.clone(), method, timeout);
+        // The deadline runs from when the call arrived, not from when its
+        // message was decoded; handlers read it from the extensions.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut req = req;
+        if let Some(d) = deadline {
+            req.extensions_mut().insert(Deadline(d));
+        }
         if shared.draining() && !method.is_health() {
             call.finish(Code::Unavailable);
             let refused = Status::unavailable("the server is shutting down").into_http();
@@ -124,15 +137,27 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let response = match inner.call(req).await {
-                Ok(response) => response,
-                Err(never) => match never {},
+            let answer = inner.call(req);
+            let answered = match deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), answer).await,
+                None => Ok(answer.await),
+            };
+            let response = match answered {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                // Whatever the call was doing (reading its message, waiting
+                // for a thread, scoring) stops with its future.
+                Err(_) => Status::deadline_exceeded(format!(
+                    "the call's deadline of {:?} passed",
+                    timeout.unwrap_or_default()
+                ))
+                .into_http(),
             };
             let limit = shared.limits.max_message_bytes;
             let response = match response
                 .extensions()
                 .get::<Status>()
-                .and_then(|s| oversize_status(s, limit))
+                .and_then(|s| caller_status(s, limit))
             {
                 Some(status) => status.into_http(),
                 None => response,

@@ -4,10 +4,19 @@
 //!
 //! Each worker thread keeps one [`Workspace`] in a thread-local, so the
 //! hot path takes no lock and allocates only the response. A call scores
-//! with the model it cloned at its start. A big request is scored chunk by
-//! chunk; between chunks the call's deadline is checked, and a call whose
+//! with the model it cloned at its start.
+//!
+//! What a request may cost is checked before any scoring: passages,
+//! bytes, heads (each at most once) and passages × heads × explain
+//! (`max-contributions`). Work is measured in [`work`] units that follow
+//! the cost of scoring (explanations cost far more than plain scores); a
+//! request of more than [`INLINE_WORK`] units is scored chunk by chunk of
+//! about a millisecond on a bounded set of blocking threads. At the
+//! call's deadline it answers DEADLINE_EXCEEDED at once, and a call whose
 //! client went away (its future dropped by the transport) schedules no
-//! further chunk.
+//! further chunk. The encoded response must fit
+//! `max-response-bytes` and the server-wide `max-buffered-bytes` budget,
+//! which it holds until the transport has sent it.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -17,24 +26,48 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use super::budget::Held;
 use super::metrics::Method;
+use super::observe::Deadline;
+use super::request::{
+    caller_status, check_article, check_contributions, check_score, parse_grpc_timeout, Checked,
+};
 use super::state::{rfc3339, Loaded, Shared};
 use crate::features::Workspace;
 use crate::model::{Head, HeadScore, Model};
 use crate::proto::{self, scorer_server::Scorer};
 use crate::text::split::split_article;
 
-/// Requests with at most this many bytes of text are scored on the async
-/// worker thread: a few microseconds per passage, cheaper than a hop to
-/// another thread.
-const INLINE_BYTES: usize = 32 * 1024;
-/// Bigger requests are scored in chunks of about this many bytes...
-const CHUNK_BYTES: usize = 64 * 1024;
+/// Requests of at most this much [`work`] are scored on the async worker
+/// thread: a few microseconds per passage, cheaper than a hop to another
+/// thread. (Also the article size split inline.)
+const INLINE_WORK: usize = 32 * 1024;
+/// Bigger requests are scored in chunks: the first of this much work
+/// (about 1–2 ms on one core, measured with the default model), the next
+/// sized from how long the last took, to take about [`CHUNK_TIME`]...
+const CHUNK_WORK: usize = 64 * 1024;
+const CHUNK_TIME: Duration = Duration::from_millis(1);
 /// ...and at most this many passages.
 const CHUNK_PASSAGES: usize = 256;
+/// Work units per passage beyond its bytes (tokenizer and per-head set-up).
+const PASSAGE_WORK: usize = 64;
+/// With explanations, a passage costs this many times more, plus one per
+/// head × contribution asked (measured: a 150-byte news sentence scores in
+/// ~1.5 µs, and takes ~200 µs with one contribution per head of four and
+/// ~1 ms with 64).
+const EXPLAIN_FACTOR: usize = 20;
+
+/// The work units of scoring a passage of `bytes` (see [`CHUNK_WORK`]).
+fn work(bytes: usize, heads: usize, explain: usize) -> usize {
+    let factor = if explain == 0 {
+        1
+    } else {
+        EXPLAIN_FACTOR.saturating_add(heads.saturating_mul(explain))
+    };
+    bytes.saturating_add(PASSAGE_WORK).saturating_mul(factor)
+}
 
 thread_local! {
     static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
@@ -88,13 +121,6 @@ impl Texts {
                 .unwrap_or(""),
         }
     }
-
-    fn bytes(&self) -> usize {
-        match self {
-            Self::List(v) => v.iter().map(String::len).sum(),
-            Self::Slices { ranges, .. } => ranges.iter().map(|r| r.len()).sum(),
-        }
-    }
 }
 
 /// What to compute for each passage of a call.
@@ -104,9 +130,15 @@ struct Job {
     /// Head indices, in the order the caller asked for.
     heads: Arc<[usize]>,
     explain: usize,
+    /// Spans listed per contribution (the first ones).
+    max_spans: usize,
 }
 
 impl Job {
+    fn work(&self, bytes: usize) -> usize {
+        work(bytes, self.heads.len(), self.explain)
+    }
+
     fn score(&self, passage: &str, ws: &mut Workspace) -> proto::PassageScore {
         let model = &self.loaded.model;
         if self.explain == 0 {
@@ -131,7 +163,7 @@ impl Job {
         proto::PassageScore {
             heads: scores
                 .into_iter()
-                .filter_map(|s| head_score(model, s))
+                .filter_map(|s| head_score(model, s, self.max_spans))
                 .collect(),
         }
     }
@@ -161,7 +193,7 @@ fn head_proto(
     }
 }
 
-fn head_score(model: &Model, s: HeadScore) -> Option<proto::HeadScore> {
+fn head_score(model: &Model, s: HeadScore, max_spans: usize) -> Option<proto::HeadScore> {
     let head = model.heads().get(s.head)?;
     let terms = &model.featurizer().vocabulary().terms;
     let contributions = s
@@ -173,6 +205,7 @@ fn head_score(model: &Model, s: HeadScore) -> Option<proto::HeadScore> {
             spans: c
                 .spans
                 .into_iter()
+                .take(max_spans)
                 .map(|(start, end)| proto::Span { start, end })
                 .collect(),
         })
@@ -189,35 +222,48 @@ async fn score_texts(
     deadline: Option<Instant>,
 ) -> Result<Vec<proto::PassageScore>, Status> {
     let n = texts.len();
-    if texts.bytes() <= INLINE_BYTES {
+    let total = (0..n).fold(0usize, |sum, i| {
+        sum.saturating_add(job.work(texts.get(i).len()))
+    });
+    if total <= INLINE_WORK {
         let out: Vec<_> =
             with_workspace(|ws| (0..n).map(|i| job.score(texts.get(i), ws)).collect());
         shared.metrics.passages.fetch_add(n as u64, Relaxed);
         return Ok(out);
     }
     let mut out = Vec::with_capacity(n);
+    let expired = |i: usize| {
+        Status::deadline_exceeded(format!(
+            "the deadline passed after {i} of {n} passages were scored"
+        ))
+    };
+    let until_deadline = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(until_deadline);
+    let mut chunk_work = CHUNK_WORK;
     let mut i = 0;
     while i < n {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(Status::deadline_exceeded(format!(
-                "the deadline passed after {i} of {n} passages were scored"
-            )));
-        }
-        let (mut j, mut bytes) = (i, 0);
-        while j < n
-            && j - i < CHUNK_PASSAGES
-            && (j == i || bytes + texts.get(j).len() <= CHUNK_BYTES)
-        {
-            bytes += texts.get(j).len();
+        let (mut j, mut units) = (i, 0usize);
+        while j < n && j - i < CHUNK_PASSAGES {
+            let w = job.work(texts.get(j).len());
+            if j > i && units.saturating_add(w) > chunk_work {
+                break;
+            }
+            units = units.saturating_add(w);
             j += 1;
         }
-        let permit = shared
-            .blocking
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Status::unavailable("the server is shutting down"))?;
+        let permit = tokio::select! {
+            biased;
+            permit = shared.blocking.clone().acquire_owned() => permit
+                .map_err(|_| Status::unavailable("the server is shutting down"))?,
+            _ = &mut until_deadline => return Err(expired(i)),
+        };
         let (texts, job) = (texts.clone(), job.clone());
+        let started = Instant::now();
         let chunk = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             with_workspace(|ws| {
@@ -225,9 +271,19 @@ async fn score_texts(
                     .map(|k| job.score(texts.get(k), ws))
                     .collect::<Vec<_>>()
             })
-        })
-        .await
-        .map_err(|e| Status::internal(format!("scoring failed: {e}")))?;
+        });
+        // At the deadline the call answers at once; a chunk under way
+        // finishes on its own (a millisecond or two) and is dropped.
+        let chunk = tokio::select! {
+            biased;
+            chunk = chunk => chunk.map_err(|e| Status::internal(format!("scoring failed: {e}")))?,
+            _ = &mut until_deadline => return Err(expired(i)),
+        };
+        // Aim the next chunk at CHUNK_TIME whatever this machine and build
+        // do per work unit.
+        let took = started.elapsed().as_secs_f64().max(1e-6);
+        chunk_work = ((units as f64 * CHUNK_TIME.as_secs_f64() / took) as usize)
+            .clamp(CHUNK_WORK / 64, CHUNK_WORK * 16);
         shared.metrics.passages.fetch_add((j - i) as u64, Relaxed);
         out.extend(chunk);
         i = j;
@@ -235,73 +291,76 @@ async fn score_texts(
     Ok(out)
 }
 
-/// Head names to indices (all heads, in model order, when empty).
-fn resolve_heads(model: &Model, names: &[String]) -> Result<Arc<[usize]>, Status> {
-    if names.is_empty() {
-        return Ok((0..model.heads().len()).collect());
-    }
-    names
-        .iter()
-        .map(|name| {
-            model.head_index(name).ok_or_else(|| {
-                let known: Vec<&str> = model.heads().iter().map(|h| h.name.as_str()).collect();
-                Status::invalid_argument(format!(
-                    "unknown head {name:?}: model {} has heads {}",
-                    model.id(),
-                    known.join(", ")
-                ))
-            })
-        })
-        .collect()
+/// Checks an encoded response against `max-response-bytes` and reserves
+/// its size in the buffered-response budget, which the response holds
+/// until it has been sent (the transport's body keeps it).
+fn answer<T: prost::Message>(shared: &Shared, message: T) -> Result<Response<T>, Status> {
+    let held = reserve(shared, &message)?;
+    let mut response = Response::new(message);
+    response.extensions_mut().insert(held);
+    Ok(response)
 }
 
-fn check_explain(explain: u32, max: u32) -> Result<usize, Status> {
-    if explain > max {
-        return Err(Status::invalid_argument(format!(
-            "explain = {explain} is over the max-explain limit of {max} contributions per head"
+/// Responses a ScoreStream call may have queued for its client.
+const STREAM_QUEUE: usize = 2;
+
+/// [`answer`]'s checks and reservation, for one message.
+fn reserve(shared: &Shared, message: &impl prost::Message) -> Result<Held, Status> {
+    let bytes = message.encoded_len();
+    let limits = &shared.limits;
+    if bytes > limits.max_response_bytes {
+        return Err(Status::resource_exhausted(format!(
+            "the response would be {bytes} bytes, over the max-response-bytes limit of {} bytes; ask for fewer passages, heads or contributions",
+            limits.max_response_bytes
         )));
     }
-    Ok(explain as usize)
+    let Some(held) = shared.budget.reserve(bytes) else {
+        return Err(Status::resource_exhausted(format!(
+            "the server holds {} bytes of responses its clients have not read yet; a {bytes}-byte response would pass the max-buffered-bytes limit of {} bytes; retry later",
+            shared.budget.used(),
+            shared.budget.max()
+        )));
+    };
+    Ok(held)
 }
 
-/// The call's deadline from its `grpc-timeout` header.
-fn deadline_of(metadata: &MetadataMap) -> Option<Instant> {
-    let timeout = metadata.get("grpc-timeout")?.to_str().ok()?;
-    Instant::now().checked_add(parse_grpc_timeout(timeout)?)
+/// ScoreStream's responses, each with its budget reservation. tonic takes
+/// the next message only once the transport has room for it, so a
+/// message's reservation is given back when the next one is taken (or the
+/// stream ends).
+#[derive(Debug)]
+pub(crate) struct HeldStream {
+    rx: ReceiverStream<(Result<proto::ScoreResponse, Status>, Option<Held>)>,
+    sending: Option<Held>,
 }
 
-/// Parses a `grpc-timeout` value: up to 8 digits and a unit (H M S m u n).
-pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let split = value.len().checked_sub(1)?;
-    let (digits, unit) = (value.get(..split)?, value.get(split..)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+impl tokio_stream::Stream for HeldStream {
+    type Item = Result<proto::ScoreResponse, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.sending = None;
+        match std::pin::Pin::new(&mut self.rx).poll_next(cx) {
+            std::task::Poll::Ready(Some((item, held))) => {
+                self.sending = held;
+                std::task::Poll::Ready(Some(item))
+            }
+            std::task::Poll::Ready(None) => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
     }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
-/// tonic reports a request message over `max_decoding_message_size` as
-/// OUT_OF_RANGE; gRPC clients expect RESOURCE_EXHAUSTED.
-pub(crate) fn oversize_status(status: &Status, limit: usize) -> Option<Status> {
-    (status.code() == Code::OutOfRange
-        && status
-            .message()
-            .contains("decoded message length too large"))
-    .then(|| {
-        Status::resource_exhausted(format!(
-            "the request message is over the max-message-bytes limit of {limit} bytes ({})",
-            status.message()
-        ))
-    })
+/// The call's deadline: from when it arrived (see `observe`), or else
+/// from its `grpc-timeout` header now.
+fn deadline_of<T>(request: &Request<T>) -> Option<Instant> {
+    if let Some(Deadline(d)) = request.extensions().get::<Deadline>() {
+        return Some(*d);
+    }
+    let timeout = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    Instant::now().checked_add(parse_grpc_timeout(timeout)?)
 }
 
 /// Checks and scores one ScoreRequest with `loaded`.
@@ -312,37 +371,13 @@ async fn score_request(
     deadline: Option<Instant>,
 ) -> Result<proto::ScoreResponse, Status> {
     let limits = &shared.limits;
-    if req.passages.is_empty() {
-        return Err(Status::invalid_argument(
-            "empty request: `passages` must hold at least one passage",
-        ));
-    }
-    if req.passages.len() > limits.max_batch {
-        return Err(Status::resource_exhausted(format!(
-            "{} passages is over the max-batch limit of {} passages per request",
-            req.passages.len(),
-            limits.max_batch
-        )));
-    }
-    let heads = resolve_heads(&loaded.model, &req.heads)?;
-    let explain = check_explain(req.explain, limits.max_explain)?;
-    if let Some((i, p)) = req
-        .passages
-        .iter()
-        .enumerate()
-        .find(|(_, p)| p.len() > limits.max_passage_bytes)
-    {
-        return Err(Status::invalid_argument(format!(
-            "passage {i} is {} bytes, over the max-passage-bytes limit of {} bytes",
-            p.len(),
-            limits.max_passage_bytes
-        )));
-    }
+    let Checked { heads, explain } = check_score(&loaded.model, limits, &req)?;
     let model_id = loaded.model.id().to_string();
     let job = Job {
         loaded,
-        heads,
+        heads: heads.into(),
         explain,
+        max_spans: limits.max_spans,
     };
     let results = score_texts(shared, &job, Arc::new(Texts::List(req.passages)), deadline).await?;
     Ok(proto::ScoreResponse {
@@ -408,22 +443,22 @@ impl Scorer for ScorerService {
         &self,
         request: Request<proto::ScoreRequest>,
     ) -> Result<Response<proto::ScoreResponse>, Status> {
-        let deadline = deadline_of(request.metadata());
+        let deadline = deadline_of(&request);
         let loaded = self.shared.current();
         let response = score_request(&self.shared, loaded, request.into_inner(), deadline).await?;
-        Ok(Response::new(response))
+        answer(&self.shared, response)
     }
 
-    type ScoreStreamStream = ReceiverStream<Result<proto::ScoreResponse, Status>>;
+    type ScoreStreamStream = HeldStream;
 
     async fn score_stream(
         &self,
         request: Request<Streaming<proto::ScoreRequest>>,
     ) -> Result<Response<Self::ScoreStreamStream>, Status> {
-        let deadline = deadline_of(request.metadata());
+        let deadline = deadline_of(&request);
         let loaded = self.shared.current();
         let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let start = Instant::now();
@@ -447,7 +482,7 @@ impl Scorer for ScorerService {
                     Ok(Some(req)) => req,
                     Ok(None) => break,
                     Err(status) => {
-                        outcome = Err(oversize_status(&status, shared.limits.max_message_bytes)
+                        outcome = Err(caller_status(&status, shared.limits.max_message_bytes)
                             .unwrap_or(status));
                         break;
                     }
@@ -458,9 +493,13 @@ impl Scorer for ScorerService {
                     _ = &mut expired => { outcome = Err(deadline_status()); break }
                     scored = score_request(&shared, loaded.clone(), req, deadline) => scored,
                 };
+                let scored = scored.and_then(|response| {
+                    let held = reserve(&shared, &response)?;
+                    Ok((response, held))
+                });
                 match scored {
-                    Ok(response) => {
-                        if tx.send(Ok(response)).await.is_err() {
+                    Ok((response, held)) => {
+                        if tx.send((Ok(response), Some(held))).await.is_err() {
                             outcome = Err(Status::cancelled("the client went away"));
                             break;
                         }
@@ -475,7 +514,7 @@ impl Scorer for ScorerService {
                 Ok(()) => Code::Ok,
                 Err(status) => {
                     let code = status.code();
-                    let _ = tx.send(Err(status)).await;
+                    let _ = tx.send((Err(status), None)).await;
                     code
                 }
             };
@@ -484,36 +523,24 @@ impl Scorer for ScorerService {
                 .record(Method::ScoreStream, code, start.elapsed());
             shared.metrics.in_flight.fetch_sub(1, Relaxed);
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(HeldStream {
+            rx: ReceiverStream::new(rx),
+            sending: None,
+        }))
     }
 
     async fn score_article(
         &self,
         request: Request<proto::ArticleRequest>,
     ) -> Result<Response<proto::ArticleResponse>, Status> {
-        let deadline = deadline_of(request.metadata());
+        let deadline = deadline_of(&request);
         let loaded = self.shared.current();
         let req = request.into_inner();
         let limits = &self.shared.limits;
-        let heads = resolve_heads(&loaded.model, &req.heads)?;
-        let explain = check_explain(req.explain, limits.max_explain)?;
-        let size = req.text.len() + req.title.len();
-        if size > limits.max_article_bytes {
-            return Err(Status::invalid_argument(format!(
-                "the article is {size} bytes (text and title), over the max-article-bytes limit of {} bytes",
-                limits.max_article_bytes
-            )));
-        }
-        if req.title.len() > limits.max_passage_bytes {
-            return Err(Status::invalid_argument(format!(
-                "the title is {} bytes, over the max-passage-bytes limit of {} bytes",
-                req.title.len(),
-                limits.max_passage_bytes
-            )));
-        }
+        let Checked { heads, explain } = check_article(&loaded.model, limits, &req)?;
         let max = limits.max_passage_bytes;
         let text = req.text;
-        let (text, ranges) = if text.len() <= INLINE_BYTES {
+        let (text, ranges) = if text.len() <= INLINE_WORK {
             let ranges = split_article(&text, max);
             (text, ranges)
         } else {
@@ -530,16 +557,24 @@ impl Scorer for ScorerService {
                 "empty request: the article's text and title hold nothing but whitespace",
             ));
         }
+        check_contributions(
+            ranges.len() + usize::from(title.is_some()),
+            heads.len(),
+            explain,
+            limits.max_contributions,
+        )?;
         let model_id = loaded.model.id().to_string();
         let job = Job {
             loaded,
-            heads,
+            heads: heads.into(),
             explain,
+            max_spans: limits.max_spans,
         };
         let mut passages = Vec::with_capacity(ranges.len() + 1);
         if let Some(r) = title {
-            let score = with_workspace(|ws| job.score(&req.title[r.clone()], ws));
-            self.shared.metrics.passages.fetch_add(1, Relaxed);
+            let one = Arc::new(Texts::List(vec![req.title[r.clone()].to_string()]));
+            let mut scored = score_texts(&self.shared, &job, one, deadline).await?;
+            let score = scored.pop().unwrap_or_default();
             passages.push(proto::ScoredPassage {
                 start: offset(r.start),
                 end: offset(r.end),
@@ -563,12 +598,15 @@ impl Scorer for ScorerService {
             );
         }
         let summary = summarize(&job.loaded.model, &job.heads, &passages);
-        Ok(Response::new(proto::ArticleResponse {
-            passages,
-            summary,
-            model_id,
-            request_id: req.request_id,
-        }))
+        answer(
+            &self.shared,
+            proto::ArticleResponse {
+                passages,
+                summary,
+                model_id,
+                request_id: req.request_id,
+            },
+        )
     }
 
     async fn get_model_info(
@@ -613,30 +651,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grpc_timeouts() {
-        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
-        assert_eq!(
-            parse_grpc_timeout("99999999n"),
-            Some(Duration::from_nanos(99_999_999))
-        );
-        assert_eq!(parse_grpc_timeout("123456789S"), None);
-        assert_eq!(parse_grpc_timeout("S"), None);
-        assert_eq!(parse_grpc_timeout("1x"), None);
-        assert_eq!(parse_grpc_timeout(""), None);
-        assert_eq!(parse_grpc_timeout("1é"), None);
-    }
-
-    #[test]
-    fn oversize_is_resource_exhausted() {
-        let s = Status::out_of_range(
-            "Error, decoded message length too large: found 5000000 bytes, the limit is: 4194304 bytes",
-        );
-        let mapped = oversize_status(&s, 4_194_304).unwrap();
-        assert_eq!(mapped.code(), Code::ResourceExhausted);
-        assert!(mapped.message().contains("max-message-bytes"));
-        assert!(oversize_status(&Status::out_of_range("other"), 1).is_none());
+    fn explanations_cost_more_work() {
+        assert!(work(100, 4, 0) < work(100, 4, 1));
+        assert!(work(100, 4, 1) < work(100, 4, 64));
+        assert!(work(100, 1, 64) < work(100, 4, 64));
+        assert_eq!(work(usize::MAX, 4, 64), usize::MAX);
     }
 
     #[test]

@@ -9,29 +9,25 @@
 //! returns `Ok`.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
-use tokio_stream::StreamExt as _;
-use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use super::config::ServerConfig;
+use super::config::{ConnectionLimits, ServerConfig};
 use super::error::ServiceError;
 use super::health::health_service;
-use super::metrics::serve_metrics;
+use super::metrics::metrics_router;
 use super::observe::Observed;
 use super::scorer::ScorerService;
 use super::state::{load_off_thread, watch_file, ReloadHandle, Shared};
+use super::transport::{self, tls_acceptor, ConnectionStats, Transport};
 use crate::proto::scorer_server::ScorerServer;
 
-/// HTTP/2 flow-control windows (also used by the load generator).
-pub(crate) const STREAM_WINDOW: u32 = 1 << 20;
-pub(crate) const CONNECTION_WINDOW: u32 = 8 << 20;
+/// Connections the separate metrics listener takes at once.
+const METRICS_CONNECTIONS: usize = 64;
 
 /// The encoded descriptor set of `slant.v1`, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -48,8 +44,12 @@ pub struct Server {
 impl Server {
     /// Loads and checks the model (off the async threads).
     pub async fn new(config: ServerConfig) -> Result<Self, ServiceError> {
-        let loaded = load_off_thread(config.model_path.clone()).await?;
-        let shared = Arc::new(Shared::new(loaded, config.limits.clone()));
+        let loaded = load_off_thread(config.model_path.clone(), config.reload_timeout).await?;
+        let shared = Arc::new(Shared::new(
+            loaded,
+            config.limits.clone(),
+            config.reload_timeout,
+        ));
         Ok(Self {
             shared,
             config,
@@ -96,10 +96,23 @@ impl Server {
         };
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
+        let limits = &config.limits;
         let scorer = ScorerServer::new(ScorerService {
             shared: shared.clone(),
         })
-        .max_decoding_message_size(config.limits.max_message_bytes);
+        .max_decoding_message_size(limits.max_message_bytes)
+        // A backstop: handlers refuse bigger responses with a clear status.
+        .max_encoding_message_size(limits.max_response_bytes.saturating_add(1024));
+        let grpc = tonic::service::Routes::new(Observed::new(scorer, shared.clone()))
+            .add_service(Observed::new(health_service, shared.clone()))
+            .add_service(Observed::new(reflection_v1, shared.clone()))
+            .add_service(Observed::new(reflection_v1alpha, shared.clone()))
+            .prepare()
+            .into_axum_router();
+        let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
+        if let Some(tls) = &config.tls {
+            tracing::info!(cert = %tls.cert.display(), client_certificates = tls.client_ca.is_some(), "serving TLS");
+        }
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut background = Vec::new();
@@ -107,9 +120,15 @@ impl Server {
             if let Ok(a) = listener.local_addr() {
                 tracing::info!(addr = %a, "serving Prometheus metrics on /metrics");
             }
-            background.push(tokio::spawn(serve_metrics(
+            let limits = ConnectionLimits {
+                max_connections: METRICS_CONNECTIONS,
+                ..config.connections.clone()
+            };
+            let transport = Transport::new(limits, None, Arc::new(ConnectionStats::default()));
+            background.push(tokio::spawn(transport::serve(
                 listener,
-                shared.clone(),
+                metrics_router(shared.clone()),
+                transport,
                 stop_rx.clone(),
             )));
         }
@@ -122,64 +141,36 @@ impl Server {
             )));
         }
 
-        let drain_started = Arc::new(Notify::new());
-        let signal = {
-            let (shared, drain_started) = (shared.clone(), drain_started.clone());
-            async move {
-                shutdown.await;
+        tracing::info!(%addr, model_id = shared.current().model.id(), path = %shared.path.display(), "serving slant.v1.Scorer");
+        let transport = Transport::new(config.connections.clone(), tls, shared.connections.clone());
+        let serve = transport::serve(listener, grpc, transport, stop_rx.clone());
+        tokio::pin!(serve);
+        let drain_timeout = config.drain_timeout;
+        tokio::select! {
+            _ = &mut serve => {}
+            _ = shutdown => {
                 tracing::info!(
-                    in_flight = shared
-                        .metrics
-                        .in_flight
-                        .load(std::sync::atomic::Ordering::Relaxed),
+                    in_flight = shared.metrics.in_flight.load(Relaxed),
                     "shutting down: refusing new calls, draining calls in flight"
                 );
                 shared.start_draining();
                 health.send_replace(ServingStatus::NotServing);
-                drain_started.notify_one();
+                let _ = stop_tx.send(true);
+                if tokio::time::timeout(drain_timeout, &mut serve).await.is_err() {
+                    tracing::warn!(
+                        in_flight = shared.metrics.in_flight.load(Relaxed),
+                        ?drain_timeout,
+                        "drain timeout: abandoning the calls still in flight"
+                    );
+                }
             }
-        };
-
-        tracing::info!(%addr, model_id = shared.current().model.id(), path = %shared.path.display(), "serving slant.v1.Scorer");
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .map(|accepted| accepted.map(CoalescingIo));
-        // Receive windows big enough for many concurrent large requests on
-        // one connection (h2's default 64 KiB connection window would
-        // serialise them); the load generator sets the same for responses.
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = &config.tls {
-            builder = builder.tls_config(tls_config(tls)?)?;
-            tracing::info!(cert = %tls.cert.display(), client_certificates = tls.client_ca.is_some(), "serving TLS");
         }
-        let serve = builder
-            .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .add_service(Observed::new(scorer, shared.clone()))
-            .add_service(Observed::new(health_service, shared.clone()))
-            .add_service(Observed::new(reflection_v1, shared.clone()))
-            .add_service(Observed::new(reflection_v1alpha, shared.clone()))
-            .serve_with_incoming_shutdown(incoming, signal);
-        let drain_timeout = config.drain_timeout;
-        let result = tokio::select! {
-            result = serve => result.map_err(ServiceError::from),
-            _ = async { drain_started.notified().await; tokio::time::sleep(drain_timeout).await } => {
-                tracing::warn!(
-                    in_flight = shared.metrics.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-                    ?drain_timeout,
-                    "drain timeout: abandoning the calls still in flight"
-                );
-                Ok(())
-            }
-        };
         let _ = stop_tx.send(true);
         for task in background {
             let _ = task.await;
         }
-        if result.is_ok() {
-            tracing::info!("server stopped");
-        }
-        result
+        tracing::info!("server stopped");
+        Ok(())
     }
 }
 
@@ -191,69 +182,4 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
     Server::new(config).await?.run(listener, shutdown).await
-}
-
-/// An accepted connection that tells HTTP/2 it has no vectored writes.
-///
-/// h2 sends a DATA frame of 256 bytes or more (1 KiB without vectored
-/// writes) from its own buffer, which costs a write of its own: with
-/// vectored writes every Score response of a few hundred bytes took two
-/// syscalls, twice what a health check takes. Without, frames under 1 KiB
-/// are copied into h2's write buffer and many responses leave in one
-/// write; bigger ones are written in two plain writes instead of one
-/// vectored write, which their size amortises.
-#[derive(Debug)]
-struct CoalescingIo(TcpStream);
-
-impl AsyncRead for CoalescingIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CoalescingIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
-}
-
-impl Connected for CoalescingIo {
-    type ConnectInfo = TcpConnectInfo;
-
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.0.connect_info()
-    }
-}
-
-/// The rustls configuration for `tls`'s PEM files.
-fn tls_config(tls: &super::TlsFiles) -> Result<tonic::transport::ServerTlsConfig, ServiceError> {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|source| ServiceError::TlsFile {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    let mut config =
-        ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
-    if let Some(ca) = &tls.client_ca {
-        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
-    }
-    Ok(config)
 }

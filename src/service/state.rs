@@ -15,9 +15,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Mutex, Semaphore};
 
+use super::budget::Budget;
 use super::config::Limits;
 use super::error::ServiceError;
 use super::metrics::Metrics;
+use super::transport::ConnectionStats;
 use crate::features::Workspace;
 use crate::model::{Model, ModelError};
 
@@ -38,21 +40,30 @@ pub(crate) struct Shared {
     pub path: PathBuf,
     pub limits: Limits,
     pub metrics: Metrics,
+    /// Responses built and not yet sent (`max-buffered-bytes`).
+    pub budget: Arc<Budget>,
+    /// The main listener's connection counters.
+    pub connections: Arc<ConnectionStats>,
     /// Caps the blocking threads scoring big requests at once.
     pub blocking: Arc<Semaphore>,
+    /// A load that takes longer is abandoned.
+    reload_timeout: Duration,
     draining: AtomicBool,
     reload_lock: Mutex<()>,
 }
 
 impl Shared {
-    pub(crate) fn new(loaded: Loaded, limits: Limits) -> Self {
+    pub(crate) fn new(loaded: Loaded, limits: Limits, reload_timeout: Duration) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             path: loaded.path.clone(),
             model: RwLock::new(Arc::new(loaded)),
+            budget: Budget::new(limits.max_buffered_bytes),
             limits,
             metrics: Metrics::new(),
+            connections: Arc::new(ConnectionStats::default()),
             blocking: Arc::new(Semaphore::new(threads)),
+            reload_timeout,
             draining: AtomicBool::new(false),
             reload_lock: Mutex::new(()),
         }
@@ -84,10 +95,12 @@ impl Shared {
 
     /// Loads the model file again, checks it off the request path and
     /// swaps it in. Returns the new model id; on failure the old model
-    /// keeps serving and the error says why the file was refused.
+    /// keeps serving and the error says why the file was refused. A load
+    /// that passes the reload timeout is abandoned, so a stuck file never
+    /// blocks later reloads or shutdown.
     pub(crate) async fn reload(&self) -> Result<String, ServiceError> {
         let _one_at_a_time = self.reload_lock.lock().await;
-        let result = load_off_thread(self.path.clone()).await;
+        let result = load_off_thread(self.path.clone(), self.reload_timeout).await;
         match result {
             Ok(loaded) => {
                 let id = loaded.model.id().to_string();
@@ -114,15 +127,32 @@ impl Shared {
     }
 }
 
-/// Loads and checks `path` on a blocking thread.
-pub(crate) async fn load_off_thread(path: PathBuf) -> Result<Loaded, ServiceError> {
+/// Loads and checks `path` on a blocking thread, for at most `timeout`.
+/// (The file is opened without blocking and read with a cap, so a load
+/// cannot hang on a FIFO or an endless file; the timeout covers what is
+/// left, e.g. a stalled network filesystem. An abandoned load's thread
+/// finishes on its own and its result is dropped.)
+pub(crate) async fn load_off_thread(
+    path: PathBuf,
+    timeout: Duration,
+) -> Result<Loaded, ServiceError> {
     let p = path.clone();
-    match tokio::task::spawn_blocking(move || load_checked(&p)).await {
-        Ok(result) => result.map_err(ServiceError::Model),
-        Err(e) => Err(ServiceError::Loader {
+    blocking_with_timeout(path, timeout, move || load_checked(&p)).await
+}
+
+/// Runs `load` on a blocking thread for at most `timeout`.
+async fn blocking_with_timeout<T: Send + 'static>(
+    path: PathBuf,
+    timeout: Duration,
+    load: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(load)).await {
+        Ok(Ok(result)) => result.map_err(ServiceError::Model),
+        Ok(Err(e)) => Err(ServiceError::Loader {
             path,
             reason: e.to_string(),
         }),
+        Err(_) => Err(ServiceError::LoadTimeout { path, timeout }),
     }
 }
 
@@ -263,6 +293,24 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_load_past_the_timeout_is_abandoned() {
+        let path = PathBuf::from("slow.slant");
+        let slow = || {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(1)
+        };
+        let started = std::time::Instant::now();
+        let err = blocking_with_timeout(path.clone(), Duration::from_millis(50), slow)
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(250));
+        assert!(matches!(err, ServiceError::LoadTimeout { .. }), "{err:?}");
+        assert!(err.to_string().contains("slow.slant"), "{err}");
+        let fast = blocking_with_timeout(path, Duration::from_secs(5), || Ok(2)).await;
+        assert_eq!(fast.unwrap(), 2);
+    }
 
     #[test]
     fn rfc3339_known_dates() {

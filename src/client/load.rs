@@ -1,4 +1,4 @@
-//! `slant bench grpc`: a closed-loop load generator for a running server.
+//! A closed-loop load generator for a running server (`slant bench grpc`).
 //!
 //! `concurrency` tasks, spread over `connections` HTTP/2 connections, each
 //! send one call at a time for `duration` (after an unmeasured warm-up),
@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::Message as _;
 use serde::Serialize;
@@ -26,57 +25,84 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-use super::config::parse_duration;
+use crate::data::DataError;
 use crate::proto::{ScoreRequest, ScoreResponse};
 
+/// HTTP/2 flow-control windows the generator asks for: the server's own
+/// (`service::transport`), so large responses on many streams do not wait
+/// on the 64 KiB default.
+const STREAM_WINDOW: u32 = 1 << 20;
+const CONNECTION_WINDOW: u32 = 8 << 20;
+
 /// The call to drive.
-#[derive(clap::ValueEnum, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BenchRpc {
-    /// slant.v1.Scorer/Score with `--batch` passages per call.
+    /// slant.v1.Scorer/Score with `batch` passages per call.
     Score,
     /// grpc.health.v1.Health/Check: the transport's baseline.
     Health,
 }
 
-/// Drive a running server over gRPC and report throughput, latency and
-/// errors.
-#[derive(clap::Args, Debug, Clone)]
-pub struct BenchGrpcArgs {
+impl std::str::FromStr for BenchRpc {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "score" => Ok(Self::Score),
+            "health" => Ok(Self::Health),
+            _ => Err(format!("unknown rpc {s:?} (score or health)")),
+        }
+    }
+}
+
+/// What to drive and for how long.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
     /// Server address (HOST:PORT or http://HOST:PORT).
-    #[arg(long, default_value = "127.0.0.1:50051")]
     pub addr: String,
-    /// The call to make.
-    #[arg(long, value_enum, default_value_t = BenchRpc::Score)]
     pub rpc: BenchRpc,
     /// Passages per Score call.
-    #[arg(long, default_value_t = 1)]
     pub batch: usize,
     /// Calls in flight at once (one task each, one call at a time).
-    #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// How long to measure: seconds or a duration such as 10s or 500ms.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
     /// Unmeasured warm-up before measuring.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
     /// HTTP/2 connections to spread the calls over.
-    #[arg(long, default_value_t = 2)]
     pub connections: usize,
-    /// Score the text of every */train.jsonl under DIR (folders in sorted
-    /// order) instead of the built-in news sentences.
-    #[arg(long)]
+    /// Score the text of every */train.jsonl under this folder instead of
+    /// the built-in news sentences.
     pub corpus: Option<PathBuf>,
-    /// Heads to request (repeatable; default all).
-    #[arg(long = "head")]
+    /// Heads to request (empty: all).
     pub heads: Vec<String>,
     /// Contributions per head to request.
-    #[arg(long, default_value_t = 0)]
     pub explain: u32,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+/// Why a load run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{what} must be at least 1")]
+    Zero { what: &'static str },
+    #[error(transparent)]
+    Corpus(#[from] DataError),
+    #[error("{path}: no passages found in */train.jsonl (\"text\" field)")]
+    EmptyCorpus { path: PathBuf },
+    #[error("{uri} is not a valid address")]
+    Address {
+        uri: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("cannot connect to {uri}")]
+    Connect {
+        uri: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("a load worker stopped unexpectedly")]
+    Worker(#[source] tokio::task::JoinError),
 }
 
 /// What a bench run measured.
@@ -162,14 +188,13 @@ const SENTENCES: [&str; 20] = [
 
 /// The peers' benchmark corpus (see [`crate::bench::corpus_texts`]),
 /// without passages the server would refuse as empty or over 64 KiB.
-fn load_corpus(dir: &Path) -> anyhow::Result<Vec<String>> {
+fn load_corpus(dir: &Path) -> Result<Vec<String>, LoadError> {
     let mut out = crate::bench::corpus_texts(dir)?;
     out.retain(|t| !t.trim().is_empty() && t.len() <= 64 * 1024);
     if out.is_empty() {
-        anyhow::bail!(
-            "{}: no passages found in */train.jsonl (\"text\" field)",
-            dir.display()
-        );
+        return Err(LoadError::EmptyCorpus {
+            path: dir.to_path_buf(),
+        });
     }
     Ok(out)
 }
@@ -305,7 +330,7 @@ async fn round(
     load: &Arc<Load>,
     concurrency: usize,
     length: Duration,
-) -> anyhow::Result<Tally> {
+) -> Result<Tally, LoadError> {
     let until = Instant::now() + length;
     let tasks: Vec<_> = (0..concurrency)
         .map(|i| {
@@ -319,7 +344,7 @@ async fn round(
         .collect();
     let mut total = Tally::default();
     for task in tasks {
-        let t = task.await.context("a bench worker failed")?;
+        let t = task.await.map_err(LoadError::Worker)?;
         total.ok += t.ok;
         total.latencies_us.extend(t.latencies_us);
         for (code, n) in t.errors {
@@ -340,14 +365,18 @@ fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
     f64::from(sorted_us[rank - 1]) / 1000.0
 }
 
-/// Runs the benchmark described by `args` against a running server.
-pub async fn bench_grpc(args: BenchGrpcArgs) -> anyhow::Result<BenchReport> {
-    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
-    anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
-    anyhow::ensure!(
-        args.rpc == BenchRpc::Health || args.batch > 0,
-        "--batch must be at least 1"
-    );
+/// Runs the load described by `args` against a running server.
+pub async fn bench_grpc(args: LoadSpec) -> Result<BenchReport, LoadError> {
+    let zero = |what| Err(LoadError::Zero { what });
+    if args.concurrency == 0 {
+        return zero("the concurrency");
+    }
+    if args.connections == 0 {
+        return zero("the number of connections");
+    }
+    if args.rpc == BenchRpc::Score && args.batch == 0 {
+        return zero("the batch");
+    }
     let passages = match (&args.corpus, args.rpc) {
         (Some(dir), BenchRpc::Score) => load_corpus(dir)?,
         _ => SENTENCES.iter().map(|s| s.to_string()).collect(),
@@ -358,10 +387,13 @@ pub async fn bench_grpc(args: BenchGrpcArgs) -> anyhow::Result<BenchReport> {
         format!("http://{}", args.addr)
     };
     let endpoint = Endpoint::from_shared(uri.clone())
-        .with_context(|| format!("{uri} is not a valid address"))?
+        .map_err(|source| LoadError::Address {
+            uri: uri.clone(),
+            source,
+        })?
         .tcp_nodelay(true)
-        .initial_stream_window_size(super::server::STREAM_WINDOW)
-        .initial_connection_window_size(super::server::CONNECTION_WINDOW);
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
     let connections = args.connections.min(args.concurrency);
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
@@ -369,7 +401,10 @@ pub async fn bench_grpc(args: BenchGrpcArgs) -> anyhow::Result<BenchReport> {
             endpoint
                 .connect()
                 .await
-                .with_context(|| format!("cannot connect to {uri}"))?,
+                .map_err(|source| LoadError::Connect {
+                    uri: uri.clone(),
+                    source,
+                })?,
         );
     }
     let (path, requests, batch) = match args.rpc {
