@@ -7,29 +7,39 @@
 //! or dropped. A client that never reads can so hold at most what the
 //! budget allows, and the transport's send timeout takes even that back.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Bytes of responses in flight, and their cap.
+use prometheus_client::metrics::gauge::Gauge;
+
+/// Bytes of responses in flight (a gauge `/metrics` shows), and their cap.
 #[derive(Debug)]
 pub(crate) struct Budget {
-    used: AtomicUsize,
+    used: Gauge,
     max: usize,
 }
 
 impl Budget {
     pub(crate) fn new(max: usize) -> Arc<Self> {
         Arc::new(Self {
-            used: AtomicUsize::new(0),
+            used: Gauge::default(),
             max,
         })
     }
 
+    /// The gauge of bytes in use, for the metrics registry.
+    pub(crate) fn gauge(&self) -> &Gauge {
+        &self.used
+    }
+
     /// Reserves `bytes`, or `None` when the budget cannot hold them.
     pub(crate) fn reserve(self: &Arc<Self>, bytes: usize) -> Option<Held> {
+        let max = i64::try_from(self.max).unwrap_or(i64::MAX);
+        let add = i64::try_from(bytes).ok()?;
         self.used
+            .inner()
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&total| total <= self.max)
+                used.checked_add(add).filter(|&total| total <= max)
             })
             .ok()?;
         Some(Held(Arc::new(Reservation {
@@ -39,7 +49,7 @@ impl Budget {
     }
 
     pub(crate) fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
+        usize::try_from(self.used.get()).unwrap_or(0)
     }
 
     pub(crate) fn max(&self) -> usize {
@@ -60,7 +70,8 @@ struct Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        // `bytes` fitted in an i64 when it was reserved.
+        self.budget.used.dec_by(self.bytes as i64);
     }
 }
 

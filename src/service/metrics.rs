@@ -1,6 +1,7 @@
-//! Metrics: lock-free counters and histograms updated on the request path,
-//! rendered in the Prometheus text format (0.0.4) at `GET /metrics` (an
-//! axum route, served by the same transport as gRPC, on its own listener).
+//! Metrics: counters, gauges and histograms kept with the Prometheus
+//! project's client library (`prometheus-client`), rendered in the
+//! Prometheus text format (0.0.4) at `GET /metrics` (an axum route,
+//! served by the same transport as gRPC, on its own listener).
 //!
 //! Exposed series:
 //! - `slant_grpc_requests_total{service,method,code}`: finished calls.
@@ -17,12 +18,19 @@
 //!   `slant_tls_handshake_failures_total`.
 //! - `slant_buffered_response_bytes`: responses not yet taken by clients.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use super::state::Shared;
+use super::transport::ConnectionStats;
 
 /// The gRPC methods the server tells apart in its metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,235 +128,201 @@ const BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
-#[derive(Debug)]
-struct Histogram {
-    /// Non-cumulative counts; the last slot is +Inf.
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    sum_ns: AtomicU64,
+/// The label set of a finished call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    service: &'static str,
+    method: &'static str,
+    code: &'static str,
 }
 
-impl Histogram {
-    fn new() -> Self {
-        Self {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_ns: AtomicU64::new(0),
-        }
-    }
-
-    fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        let i = BUCKETS
-            .iter()
-            .position(|&b| s <= b)
-            .unwrap_or(BUCKETS.len());
-        self.buckets[i].fetch_add(1, Relaxed);
-        self.sum_ns
-            .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
-    }
+/// The label set of a call's latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    service: &'static str,
+    method: &'static str,
 }
 
-/// Every counter the server keeps.
-#[derive(Debug)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    model_id: String,
+    path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// Every metric the server keeps, registered in one Prometheus registry.
+/// A call's counter and histogram are looked up in their family once and
+/// kept (`OnceLock`), so the request path only touches atomics.
 pub(crate) struct Metrics {
-    requests: [[AtomicU64; CODE_NAMES.len()]; METHODS.len()],
-    latency: [Histogram; METHODS.len()],
-    pub(crate) in_flight: AtomicI64,
-    pub(crate) passages: AtomicU64,
-    pub(crate) reloads_ok: AtomicU64,
-    pub(crate) reloads_failed: AtomicU64,
+    registry: Registry,
+    requests: Family<CallLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
+    request_cells: [[OnceLock<Counter>; CODE_NAMES.len()]; METHODS.len()],
+    latency_cells: [OnceLock<Histogram>; METHODS.len()],
+    in_flight: Gauge,
+    passages: Counter,
+    reloads: Family<ResultLabel, Counter>,
+    model_info: Family<ModelLabels, Gauge>,
+    loaded_at: Gauge<f64, AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("in_flight", &self.in_flight.get())
+            .field("passages", &self.passages.get())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    /// The metrics, with the transport's connection counters and the
+    /// response budget's gauge registered beside them.
+    pub(crate) fn new(connections: &ConnectionStats, buffered: &Gauge) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "slant_grpc_requests",
+            "gRPC calls finished, by method and status code",
+            requests.clone(),
+        );
+        let latency =
+            Family::<MethodLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "slant_grpc_request_duration_seconds",
+            "gRPC call latency (streams: whole stream)",
+            latency.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "slant_grpc_in_flight",
+            "gRPC calls running now",
+            in_flight.clone(),
+        );
+        let passages = Counter::default();
+        registry.register(
+            "slant_passages_scored",
+            "Passages (and titles) scored",
+            passages.clone(),
+        );
+        let reloads = Family::<ResultLabel, Counter>::default();
+        for result in ["ok", "failed"] {
+            let _ = reloads.get_or_create_owned(&ResultLabel { result });
+        }
+        registry.register(
+            "slant_model_reloads",
+            "Model reloads, by result",
+            reloads.clone(),
+        );
+        let model_info = Family::<ModelLabels, Gauge>::default();
+        registry.register(
+            "slant_model_info",
+            "The loaded model (value 1)",
+            model_info.clone(),
+        );
+        let loaded_at = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "slant_model_loaded_timestamp_seconds",
+            "When the loaded model was loaded",
+            loaded_at.clone(),
+        );
+        connections.register(&mut registry);
+        registry.register(
+            "slant_buffered_response_bytes",
+            "Bytes of responses built and not yet taken by their clients",
+            buffered.clone(),
+        );
         Self {
-            requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            latency: std::array::from_fn(|_| Histogram::new()),
-            in_flight: AtomicI64::new(0),
-            passages: AtomicU64::new(0),
-            reloads_ok: AtomicU64::new(0),
-            reloads_failed: AtomicU64::new(0),
+            registry,
+            requests,
+            latency,
+            request_cells: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+            latency_cells: std::array::from_fn(|_| OnceLock::new()),
+            in_flight,
+            passages,
+            reloads,
+            model_info,
+            loaded_at,
         }
     }
 
-    /// Records one finished call.
-    pub(crate) fn record(&self, method: Method, code: tonic::Code, elapsed: Duration) {
+    pub(crate) fn call_started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// Records one finished call (started with [`Metrics::call_started`]).
+    pub(crate) fn call_finished(&self, method: Method, code: tonic::Code, elapsed: Duration) {
         let m = method as usize;
         let c = (code as usize).min(CODE_NAMES.len() - 1);
-        self.requests[m][c].fetch_add(1, Relaxed);
-        self.latency[m].observe(elapsed);
+        let (service, name) = method.labels();
+        self.request_cells[m][c]
+            .get_or_init(|| {
+                self.requests.get_or_create_owned(&CallLabels {
+                    service,
+                    method: name,
+                    code: CODE_NAMES[c],
+                })
+            })
+            .inc();
+        self.latency_cells[m]
+            .get_or_init(|| {
+                self.latency.get_or_create_owned(&MethodLabels {
+                    service,
+                    method: name,
+                })
+            })
+            .observe(elapsed.as_secs_f64());
+        self.in_flight.dec();
     }
 
-    /// Renders every series in the Prometheus text format.
-    pub(crate) fn render(&self, shared: &Shared) -> String {
-        let mut out = String::with_capacity(4096);
-        let _ = self.write(&mut out, shared);
-        out
+    pub(crate) fn in_flight(&self) -> i64 {
+        self.in_flight.get()
     }
 
-    fn write(&self, out: &mut String, shared: &Shared) -> std::fmt::Result {
-        writeln!(
-            out,
-            "# HELP slant_grpc_requests_total gRPC calls finished, by method and status code."
-        )?;
-        writeln!(out, "# TYPE slant_grpc_requests_total counter")?;
-        for (m, method) in METHODS.iter().enumerate() {
-            let (service, name) = method.labels();
-            for (c, code) in CODE_NAMES.iter().enumerate() {
-                let v = self.requests[m][c].load(Relaxed);
-                if v > 0 {
-                    writeln!(
-                        out,
-                        "slant_grpc_requests_total{{service=\"{service}\",method=\"{name}\",code=\"{code}\"}} {v}"
-                    )?;
-                }
-            }
-        }
-        writeln!(
-            out,
-            "# HELP slant_grpc_request_duration_seconds gRPC call latency (streams: whole stream)."
-        )?;
-        writeln!(out, "# TYPE slant_grpc_request_duration_seconds histogram")?;
-        for (m, method) in METHODS.iter().enumerate() {
-            let h = &self.latency[m];
-            let counts: Vec<u64> = h.buckets.iter().map(|b| b.load(Relaxed)).collect();
-            let total: u64 = counts.iter().sum();
-            if total == 0 {
-                continue;
-            }
-            let (service, name) = method.labels();
-            let labels = format!("service=\"{service}\",method=\"{name}\"");
-            let mut cumulative = 0;
-            for (bound, count) in BUCKETS.iter().zip(&counts) {
-                cumulative += count;
-                writeln!(out, "slant_grpc_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}")?;
-            }
-            writeln!(
-                out,
-                "slant_grpc_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {total}"
-            )?;
-            let sum = h.sum_ns.load(Relaxed) as f64 / 1e9;
-            writeln!(
-                out,
-                "slant_grpc_request_duration_seconds_sum{{{labels}}} {sum}"
-            )?;
-            writeln!(
-                out,
-                "slant_grpc_request_duration_seconds_count{{{labels}}} {total}"
-            )?;
-        }
-        writeln!(out, "# HELP slant_grpc_in_flight gRPC calls running now.")?;
-        writeln!(out, "# TYPE slant_grpc_in_flight gauge")?;
-        writeln!(out, "slant_grpc_in_flight {}", self.in_flight.load(Relaxed))?;
-        writeln!(
-            out,
-            "# HELP slant_passages_scored_total Passages (and titles) scored."
-        )?;
-        writeln!(out, "# TYPE slant_passages_scored_total counter")?;
-        writeln!(
-            out,
-            "slant_passages_scored_total {}",
-            self.passages.load(Relaxed)
-        )?;
-        writeln!(
-            out,
-            "# HELP slant_model_reloads_total Model reloads, by result."
-        )?;
-        writeln!(out, "# TYPE slant_model_reloads_total counter")?;
-        writeln!(
-            out,
-            "slant_model_reloads_total{{result=\"ok\"}} {}",
-            self.reloads_ok.load(Relaxed)
-        )?;
-        writeln!(
-            out,
-            "slant_model_reloads_total{{result=\"failed\"}} {}",
-            self.reloads_failed.load(Relaxed)
-        )?;
-        let loaded = shared.current();
-        writeln!(out, "# HELP slant_model_info The loaded model (value 1).")?;
-        writeln!(out, "# TYPE slant_model_info gauge")?;
-        writeln!(
-            out,
-            "slant_model_info{{model_id=\"{}\",path=\"{}\"}} 1",
-            escape(loaded.model.id()),
-            escape(&loaded.path.display().to_string())
-        )?;
-        let at = loaded
-            .loaded_at
+    pub(crate) fn passages_scored(&self, n: usize) {
+        self.passages.inc_by(n as u64);
+    }
+
+    pub(crate) fn reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.reloads.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// The model now serving: `slant_model_info` names only it.
+    pub(crate) fn model_loaded(&self, model_id: &str, path: &str, at: SystemTime) {
+        self.model_info.clear();
+        self.model_info
+            .get_or_create(&ModelLabels {
+                model_id: model_id.to_string(),
+                path: path.to_string(),
+            })
+            .set(1);
+        let at = at
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        writeln!(
-            out,
-            "# HELP slant_model_loaded_timestamp_seconds When the loaded model was loaded."
-        )?;
-        writeln!(out, "# TYPE slant_model_loaded_timestamp_seconds gauge")?;
-        writeln!(out, "slant_model_loaded_timestamp_seconds {at}")?;
-        let c = &shared.connections;
-        writeln!(out, "# HELP slant_connections_open Connections open now.")?;
-        writeln!(out, "# TYPE slant_connections_open gauge")?;
-        writeln!(out, "slant_connections_open {}", c.open.load(Relaxed))?;
-        writeln!(
-            out,
-            "# HELP slant_connections_refused_total Connections closed at once: over the max-connections limit."
-        )?;
-        writeln!(out, "# TYPE slant_connections_refused_total counter")?;
-        writeln!(
-            out,
-            "slant_connections_refused_total {}",
-            c.refused.load(Relaxed)
-        )?;
-        writeln!(
-            out,
-            "# HELP slant_connections_closed_total Connections the server closed, by reason."
-        )?;
-        writeln!(out, "# TYPE slant_connections_closed_total counter")?;
-        for (reason, v) in [
-            ("handshake", &c.closed_handshake),
-            ("idle", &c.closed_idle),
-            ("unread", &c.closed_unread),
-        ] {
-            writeln!(
-                out,
-                "slant_connections_closed_total{{reason=\"{reason}\"}} {}",
-                v.load(Relaxed)
-            )?;
-        }
-        writeln!(
-            out,
-            "# HELP slant_tls_handshake_failures_total TLS handshakes that failed or timed out."
-        )?;
-        writeln!(out, "# TYPE slant_tls_handshake_failures_total counter")?;
-        writeln!(
-            out,
-            "slant_tls_handshake_failures_total {}",
-            c.tls_failed.load(Relaxed)
-        )?;
-        writeln!(
-            out,
-            "# HELP slant_buffered_response_bytes Bytes of responses built and not yet taken by their clients."
-        )?;
-        writeln!(out, "# TYPE slant_buffered_response_bytes gauge")?;
-        writeln!(
-            out,
-            "slant_buffered_response_bytes {}",
-            shared.budget.used()
-        )
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.loaded_at.set(at);
+    }
+
+    /// Every series in the Prometheus text format (0.0.4).
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
     }
 }
 
-/// Escapes a Prometheus label value.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
 /// `GET /metrics` (and HEAD); other paths are 404, other methods 405.
@@ -359,7 +333,7 @@ pub(crate) fn metrics_router(shared: Arc<Shared>) -> axum::Router {
         .route(
             "/metrics",
             get(move || {
-                let page = shared.metrics.render(&shared);
+                let page = shared.metrics.render();
                 std::future::ready((
                     [(
                         header::CONTENT_TYPE,
@@ -388,14 +362,36 @@ mod tests {
     }
 
     #[test]
-    fn histogram_buckets() {
-        let h = Histogram::new();
-        h.observe(Duration::from_micros(50));
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_secs(60));
-        assert_eq!(h.buckets[0].load(Relaxed), 1);
-        assert_eq!(h.buckets[5].load(Relaxed), 1);
-        assert_eq!(h.buckets[BUCKETS.len()].load(Relaxed), 1);
-        assert_eq!(escape("a\"b\\c\n"), "a\\\"b\\\\c\\n");
+    fn calls_render_in_the_text_format() {
+        let metrics = Metrics::new(&ConnectionStats::default(), &Gauge::default());
+        metrics.call_started();
+        metrics.call_started();
+        metrics.call_finished(Method::Score, tonic::Code::Ok, Duration::from_micros(50));
+        metrics.call_finished(Method::Score, tonic::Code::Ok, Duration::from_millis(3));
+        metrics.call_started();
+        metrics.call_finished(
+            Method::HealthCheck,
+            tonic::Code::Unavailable,
+            Duration::from_secs(60),
+        );
+        metrics.model_loaded("abc", "a \"quoted\" path", UNIX_EPOCH);
+        metrics.model_loaded("def", "/m.slant", UNIX_EPOCH + Duration::from_secs(5));
+        let page = metrics.render();
+        for needle in [
+            "slant_grpc_requests_total{service=\"slant.v1.Scorer\",method=\"Score\",code=\"OK\"} 2",
+            "slant_grpc_requests_total{service=\"grpc.health.v1.Health\",method=\"Check\",code=\"UNAVAILABLE\"} 1",
+            "slant_grpc_request_duration_seconds_bucket{service=\"slant.v1.Scorer\",method=\"Score\",le=\"0.0001\"} 1",
+            "slant_grpc_request_duration_seconds_bucket{service=\"slant.v1.Scorer\",method=\"Score\",le=\"0.005\"} 2",
+            "slant_grpc_request_duration_seconds_count{service=\"slant.v1.Scorer\",method=\"Score\"} 2",
+            "slant_grpc_in_flight 0",
+            "slant_model_reloads_total{result=\"failed\"} 0",
+            "slant_model_info{model_id=\"def\",path=\"/m.slant\"} 1",
+            "slant_model_loaded_timestamp_seconds 5",
+            "# TYPE slant_grpc_request_duration_seconds histogram",
+        ] {
+            assert!(page.contains(needle), "{needle} not in\n{page}");
+        }
+        // Only the model now serving is named.
+        assert!(!page.contains("abc"), "{page}");
     }
 }

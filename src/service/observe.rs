@@ -13,7 +13,6 @@
 //! gone, deadline passed) counts as CANCELLED or DEADLINE_EXCEEDED.
 
 use std::convert::Infallible;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -58,7 +57,7 @@ struct Call {
 
 impl Call {
     fn start(shared: Arc<Shared>, method: Method, timeout: Option<Duration>) -> Self {
-        shared.metrics.in_flight.fetch_add(1, Relaxed);
+        shared.metrics.call_started();
         Self {
             shared,
             method,
@@ -72,8 +71,7 @@ impl Call {
         self.done = true;
         self.shared
             .metrics
-            .record(self.method, code, self.start.elapsed());
-        self.shared.metrics.in_flight.fetch_sub(1, Relaxed);
+            .call_finished(self.method, code, self.start.elapsed());
     }
 
     /// The stream task records the call when the stream ends.
@@ -91,8 +89,9 @@ impl Drop for Call {
             } else {
                 Code::Cancelled
             };
-            self.shared.metrics.record(self.method, code, elapsed);
-            self.shared.metrics.in_flight.fetch_sub(1, Relaxed);
+            self.shared
+                .metrics
+                .call_finished(self.method, code, elapsed);
         }
     }
 }

@@ -20,7 +20,6 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -228,7 +227,7 @@ async fn score_texts(
     if total <= INLINE_WORK {
         let out: Vec<_> =
             with_workspace(|ws| (0..n).map(|i| job.score(texts.get(i), ws)).collect());
-        shared.metrics.passages.fetch_add(n as u64, Relaxed);
+        shared.metrics.passages_scored(n);
         return Ok(out);
     }
     let mut out = Vec::with_capacity(n);
@@ -284,7 +283,7 @@ async fn score_texts(
         let took = started.elapsed().as_secs_f64().max(1e-6);
         chunk_work = ((units as f64 * CHUNK_TIME.as_secs_f64() / took) as usize)
             .clamp(CHUNK_WORK / 64, CHUNK_WORK * 16);
-        shared.metrics.passages.fetch_add((j - i) as u64, Relaxed);
+        shared.metrics.passages_scored(j - i);
         out.extend(chunk);
         i = j;
     }
@@ -520,8 +519,7 @@ impl Scorer for ScorerService {
             };
             shared
                 .metrics
-                .record(Method::ScoreStream, code, start.elapsed());
-            shared.metrics.in_flight.fetch_sub(1, Relaxed);
+                .call_finished(Method::ScoreStream, code, start.elapsed());
         });
         Ok(Response::new(HeldStream {
             rx: ReceiverStream::new(rx),

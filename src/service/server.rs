@@ -9,7 +9,6 @@
 //! returns `Ok`.
 
 use std::future::Future;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -150,7 +149,7 @@ impl Server {
             _ = &mut serve => {}
             _ = shutdown => {
                 tracing::info!(
-                    in_flight = shared.metrics.in_flight.load(Relaxed),
+                    in_flight = shared.metrics.in_flight(),
                     "shutting down: refusing new calls, draining calls in flight"
                 );
                 shared.start_draining();
@@ -158,7 +157,7 @@ impl Server {
                 let _ = stop_tx.send(true);
                 if tokio::time::timeout(drain_timeout, &mut serve).await.is_err() {
                     tracing::warn!(
-                        in_flight = shared.metrics.in_flight.load(Relaxed),
+                        in_flight = shared.metrics.in_flight(),
                         ?drain_timeout,
                         "drain timeout: abandoning the calls still in flight"
                     );

@@ -55,13 +55,21 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(loaded: Loaded, limits: Limits, reload_timeout: Duration) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let budget = Budget::new(limits.max_buffered_bytes);
+        let connections = Arc::new(ConnectionStats::default());
+        let metrics = Metrics::new(&connections, budget.gauge());
+        metrics.model_loaded(
+            loaded.model.id(),
+            &loaded.path.display().to_string(),
+            loaded.loaded_at,
+        );
         Self {
             path: loaded.path.clone(),
             model: RwLock::new(Arc::new(loaded)),
-            budget: Budget::new(limits.max_buffered_bytes),
+            budget,
             limits,
-            metrics: Metrics::new(),
-            connections: Arc::new(ConnectionStats::default()),
+            metrics,
+            connections,
             blocking: Arc::new(Semaphore::new(threads)),
             reload_timeout,
             draining: AtomicBool::new(false),
@@ -104,8 +112,13 @@ impl Shared {
         match result {
             Ok(loaded) => {
                 let id = loaded.model.id().to_string();
+                self.metrics.model_loaded(
+                    &id,
+                    &loaded.path.display().to_string(),
+                    loaded.loaded_at,
+                );
                 let old = self.swap(Arc::new(loaded));
-                self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                self.metrics.reloaded(true);
                 tracing::info!(
                     path = %self.path.display(),
                     old_model_id = old.model.id(),
@@ -115,7 +128,7 @@ impl Shared {
                 Ok(id)
             }
             Err(e) => {
-                self.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.reloaded(false);
                 tracing::error!(
                     error = %e,
                     model_id = self.current().model.id(),
@@ -211,7 +224,7 @@ impl ReloadHandle {
 
     /// The metrics page as `/metrics` would serve it.
     pub fn metrics_text(&self) -> String {
-        self.shared.metrics.render(&self.shared)
+        self.shared.metrics.render()
     }
 }
 

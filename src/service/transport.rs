@@ -44,6 +44,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -53,6 +57,7 @@ use tower::Service;
 
 use super::budget::Held;
 use super::config::ConnectionLimits;
+use super::metrics::ReasonLabel;
 use super::state::stopped;
 
 /// HTTP/2 flow-control windows (the load generator asks for the same):
@@ -83,15 +88,59 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Counters the transport keeps for `/metrics`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ConnectionStats {
-    pub open: AtomicU64,
-    pub refused: AtomicU64,
-    /// Closed by the watchdog, by reason.
-    pub closed_handshake: AtomicU64,
-    pub closed_idle: AtomicU64,
-    pub closed_unread: AtomicU64,
-    pub tls_failed: AtomicU64,
+    open: Gauge,
+    refused: Counter,
+    /// Closed by the watchdog, by reason (each shares its counter with
+    /// `closed`).
+    closed: Family<ReasonLabel, Counter>,
+    closed_handshake: Counter,
+    closed_idle: Counter,
+    closed_unread: Counter,
+    tls_failed: Counter,
+}
+
+impl Default for ConnectionStats {
+    fn default() -> Self {
+        let closed = Family::<ReasonLabel, Counter>::default();
+        let reason = |reason| closed.get_or_create_owned(&ReasonLabel { reason });
+        Self {
+            open: Gauge::default(),
+            refused: Counter::default(),
+            closed_handshake: reason("handshake"),
+            closed_idle: reason("idle"),
+            closed_unread: reason("unread"),
+            closed,
+            tls_failed: Counter::default(),
+        }
+    }
+}
+
+impl ConnectionStats {
+    /// Adds these counters to `registry`.
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "slant_connections_open",
+            "Connections open now",
+            self.open.clone(),
+        );
+        registry.register(
+            "slant_connections_refused",
+            "Connections closed at once: over the max-connections limit",
+            self.refused.clone(),
+        );
+        registry.register(
+            "slant_connections_closed",
+            "Connections the server closed, by reason (handshake, idle, unread)",
+            self.closed.clone(),
+        );
+        registry.register(
+            "slant_tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            self.tls_failed.clone(),
+        );
+    }
 }
 
 /// How connections on one listener are served.
@@ -187,7 +236,7 @@ pub(crate) async fn serve<S>(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            transport.stats.refused.fetch_add(1, Relaxed);
+            transport.stats.refused.inc();
             tracing::debug!(%peer, max_connections = cap, "refusing a connection: at the max-connections limit");
             drop(tcp);
             continue;
@@ -195,9 +244,9 @@ pub(crate) async fn serve<S>(
         let _ = tcp.set_nodelay(true);
         let (transport, service, stop) = (transport.clone(), service.clone(), stop.clone());
         tokio::spawn(async move {
-            transport.stats.open.fetch_add(1, Relaxed);
+            transport.stats.open.inc();
             connection(tcp, peer, service, &transport, stop).await;
-            transport.stats.open.fetch_sub(1, Relaxed);
+            transport.stats.open.dec();
             drop(slot);
         });
     }
@@ -244,13 +293,13 @@ async fn connection<S>(
             match outcome {
                 Ok(Ok(tls)) => Io::Tls(Box::new(tls)),
                 Ok(Err(e)) => {
-                    transport.stats.tls_failed.fetch_add(1, Relaxed);
+                    transport.stats.tls_failed.inc();
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
-                    transport.stats.tls_failed.fetch_add(1, Relaxed);
-                    transport.stats.closed_handshake.fetch_add(1, Relaxed);
+                    transport.stats.tls_failed.inc();
+                    transport.stats.closed_handshake.inc();
                     tracing::debug!(%peer, timeout = ?limits.handshake_timeout, "TLS handshake timed out");
                     return;
                 }
@@ -304,17 +353,17 @@ async fn connection<S>(
                 match state.verdict(limits, now_ms()) {
                     Verdict::Keep => {}
                     Verdict::Close(why) => {
-                        transport.stats.closed_handshake.fetch_add(1, Relaxed);
+                        transport.stats.closed_handshake.inc();
                         tracing::debug!(%peer, why, "closing the connection");
                         return;
                     }
                     Verdict::Unread(why) => {
-                        transport.stats.closed_unread.fetch_add(1, Relaxed);
+                        transport.stats.closed_unread.inc();
                         tracing::debug!(%peer, why, "closing the connection");
                         return;
                     }
                     Verdict::Idle if closing.is_none() => {
-                        transport.stats.closed_idle.fetch_add(1, Relaxed);
+                        transport.stats.closed_idle.inc();
                         tracing::debug!(%peer, idle_timeout = ?limits.idle_timeout, "closing an idle connection");
                         conn.as_mut().graceful_shutdown();
                         closing = Some(Instant::now() + CLOSE_GRACE);
