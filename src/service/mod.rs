@@ -13,13 +13,17 @@
 //! - `scorer`: the Scorer handlers: scoring, chunks and deadlines, wire
 //!   types.
 //! - `budget`: the server-wide cap on responses not yet sent.
-//! - `state`: the shared state, the swappable model, hot reload, `--watch`.
+//! - `catalog`: the models by name and version, and loading them from a
+//!   file or a directory with a version policy.
+//! - `state`: the shared state, the swappable catalog, hot reload,
+//!   `--watch`, health.
 //! - `health`: `grpc.health.v1.Health` for "" and "slant.v1.Scorer".
 //! - `observe`: per-call metrics, drain refusal, status mapping.
 //! - `metrics`: counters, histograms and the `/metrics` route.
 //! - `error`: [`ServiceError`].
 
 mod budget;
+mod catalog;
 mod config;
 mod error;
 mod health;
@@ -31,7 +35,8 @@ mod server;
 mod state;
 mod transport;
 
+pub use catalog::{ModelSource, DEFAULT_MODEL};
 pub use config::{ConnectionLimits, Limits, ServerConfig, TlsFiles};
 pub use error::ServiceError;
 pub use server::{run, Server, FILE_DESCRIPTOR_SET};
-pub use state::ReloadHandle;
+pub use state::{tune_allocator, ReloadHandle};

@@ -17,13 +17,16 @@ use crate::model::Model;
 use crate::proto::{ArticleRequest, ScoreRequest};
 
 /// What a checked request asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     /// Head indices, distinct, in the order asked for (all heads, in model
     /// order, when none were named).
     pub heads: Vec<usize>,
     /// Contributions per head.
     pub explain: usize,
+    /// The request's decision threshold per model head (`None`: the
+    /// model's own); only two-class heads have one.
+    pub thresholds: Vec<Option<f64>>,
 }
 
 /// Checks a ScoreRequest: at least one passage, at most `max-batch`, heads,
@@ -43,6 +46,7 @@ pub fn check_score(model: &Model, limits: &Limits, req: &ScoreRequest) -> Result
     }
     let heads = resolve_heads(model, &req.heads)?;
     let explain = check_explain(req.explain, limits.max_explain)?;
+    let thresholds = check_thresholds(model, &req.thresholds)?;
     check_contributions(
         req.passages.len(),
         heads.len(),
@@ -61,7 +65,11 @@ pub fn check_score(model: &Model, limits: &Limits, req: &ScoreRequest) -> Result
             limits.max_passage_bytes
         )));
     }
-    Ok(Checked { heads, explain })
+    Ok(Checked {
+        heads,
+        explain,
+        thresholds,
+    })
 }
 
 /// Checks an ArticleRequest's heads, `explain` and sizes. Its passages are
@@ -73,6 +81,7 @@ pub fn check_article(
 ) -> Result<Checked, Status> {
     let heads = resolve_heads(model, &req.heads)?;
     let explain = check_explain(req.explain, limits.max_explain)?;
+    let thresholds = check_thresholds(model, &req.thresholds)?;
     let size = req.text.len() + req.title.len();
     if size > limits.max_article_bytes {
         return Err(Status::invalid_argument(format!(
@@ -87,7 +96,11 @@ pub fn check_article(
             limits.max_passage_bytes
         )));
     }
-    Ok(Checked { heads, explain })
+    Ok(Checked {
+        heads,
+        explain,
+        thresholds,
+    })
 }
 
 /// Head names to indices (all heads, in model order, when empty). An
@@ -117,6 +130,35 @@ fn resolve_heads(model: &Model, names: &[String]) -> Result<Vec<usize>, Status> 
         heads.push(h);
     }
     Ok(heads)
+}
+
+/// Decision thresholds by head name → by model head. Each must name a
+/// two-class head of the model and lie strictly between 0 and 1.
+fn check_thresholds(
+    model: &Model,
+    thresholds: &std::collections::HashMap<String, f64>,
+) -> Result<Vec<Option<f64>>, Status> {
+    let mut out = vec![None; model.heads().len()];
+    for (name, &t) in thresholds {
+        let shown: String = name.chars().take(64).collect();
+        let Some(h) = model.head_index(name) else {
+            return Err(Status::invalid_argument(format!(
+                "thresholds: unknown head {shown:?}"
+            )));
+        };
+        if model.heads()[h].labels.len() != 2 {
+            return Err(Status::invalid_argument(format!(
+                "thresholds: head {shown:?} has more than two labels and decides by argmax"
+            )));
+        }
+        if !(t > 0.0 && t < 1.0) {
+            return Err(Status::invalid_argument(format!(
+                "thresholds: {t} for head {shown:?} is not between 0 and 1"
+            )));
+        }
+        out[h] = Some(t);
+    }
+    Ok(out)
 }
 
 fn check_explain(explain: u32, max: u32) -> Result<usize, Status> {
@@ -288,16 +330,36 @@ mod tests {
             passages: passages.iter().map(|s| s.to_string()).collect(),
             heads: heads.iter().map(|s| s.to_string()).collect(),
             explain,
-            request_id: String::new(),
+            ..Default::default()
         };
         let code = |r: ScoreRequest| check_score(&model, &limits, &r).unwrap_err().code();
         assert_eq!(
             check_score(&model, &limits, &req(&["good"], &["b"], 8)).unwrap(),
             Checked {
                 heads: vec![1],
-                explain: 8
+                explain: 8,
+                thresholds: vec![None, None],
             }
         );
+        let with = |pairs: &[(&str, f64)]| ScoreRequest {
+            thresholds: pairs.iter().map(|(h, t)| (h.to_string(), *t)).collect(),
+            ..req(&["good"], &[], 0)
+        };
+        assert_eq!(
+            check_score(&model, &limits, &with(&[("a", 0.7)]))
+                .unwrap()
+                .thresholds,
+            [Some(0.7), None]
+        );
+        for bad in [
+            with(&[("b", 0.5)]),
+            with(&[("c", 0.5)]),
+            with(&[("a", 0.0)]),
+            with(&[("a", 1.0)]),
+            with(&[("a", f64::NAN)]),
+        ] {
+            assert_eq!(code(bad), Code::InvalidArgument);
+        }
         assert_eq!(code(req(&[], &[], 0)), Code::InvalidArgument);
         assert_eq!(code(req(&["x"; 5], &[], 0)), Code::ResourceExhausted);
         assert_eq!(code(req(&["x"], &["c"], 0)), Code::InvalidArgument);

@@ -28,14 +28,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::budget::Held;
+use super::catalog::Loaded;
 use super::metrics::Method;
 use super::observe::Deadline;
 use super::request::{
     caller_status, check_article, check_contributions, check_score, parse_grpc_timeout, Checked,
 };
-use super::state::{rfc3339, Loaded, Shared};
+use super::state::{rfc3339, Shared};
 use crate::features::Workspace;
-use crate::model::{Head, HeadScore, Model};
+use crate::model::{Head, HeadScore};
 use crate::proto::{self, scorer_server::Scorer};
 use crate::text::split::split_article;
 
@@ -131,6 +132,9 @@ struct Job {
     explain: usize,
     /// Spans listed per contribution (the first ones).
     max_spans: usize,
+    /// The request's decision thresholds, by model head (`None`: the
+    /// model's own).
+    thresholds: Arc<[Option<f64>]>,
 }
 
 impl Job {
@@ -153,7 +157,8 @@ impl Job {
                         .probabilities
                         .get(head.offset..head.offset + head.labels.len())?;
                     let label = *ws.labels.get(h)?;
-                    Some(head_proto(head, label, probs, Vec::new()))
+                    let (label, threshold) = self.decide(h, head, label, probs);
+                    Some(head_proto(head, label, threshold, probs, Vec::new()))
                 })
                 .collect();
             return proto::PassageScore { heads };
@@ -162,9 +167,51 @@ impl Job {
         proto::PassageScore {
             heads: scores
                 .into_iter()
-                .filter_map(|s| head_score(model, s, self.max_spans))
+                .filter_map(|s| self.head_score(s))
                 .collect(),
         }
+    }
+
+    /// The label and the threshold that decided it: the request's
+    /// threshold for head `h` if it set one, else the model's decision.
+    fn decide(&self, h: usize, head: &Head, label: usize, probs: &[f64]) -> (usize, f64) {
+        match (self.thresholds.get(h).copied().flatten(), probs) {
+            (Some(t), [_, positive]) => (usize::from(*positive >= t), t),
+            _ => (label, head.threshold.unwrap_or(0.0)),
+        }
+    }
+
+    fn head_score(&self, s: HeadScore) -> Option<proto::HeadScore> {
+        let model = &self.loaded.model;
+        let head = model.heads().get(s.head)?;
+        let (label, threshold) = self.decide(s.head, head, s.label, &s.probabilities);
+        // A two-class head's contributions are signed towards the decided
+        // label (the positive label's weight, negated for the other), so
+        // a request threshold that flips the label flips their signs; the
+        // order (by size) stays.
+        let flip = if label == s.label { 1.0 } else { -1.0 };
+        let terms = &model.featurizer().vocabulary().terms;
+        let contributions = s
+            .contributions
+            .into_iter()
+            .map(|c| proto::Contribution {
+                feature: terms.get(c.feature as usize).cloned().unwrap_or_default(),
+                weight: flip * c.weight,
+                spans: c
+                    .spans
+                    .into_iter()
+                    .take(self.max_spans)
+                    .map(|(start, end)| proto::Span { start, end })
+                    .collect(),
+            })
+            .collect();
+        Some(head_proto(
+            head,
+            label,
+            threshold,
+            &s.probabilities,
+            contributions,
+        ))
     }
 }
 
@@ -173,11 +220,13 @@ impl Job {
 fn head_proto(
     head: &Head,
     label: usize,
+    threshold: f64,
     probabilities: &[f64],
     contributions: Vec<proto::Contribution>,
 ) -> proto::HeadScore {
     proto::HeadScore {
         head: head.name.clone(),
+        threshold,
         label: head.labels.get(label).cloned().unwrap_or_default(),
         probabilities: head
             .labels
@@ -190,26 +239,6 @@ fn head_proto(
             .collect(),
         contributions,
     }
-}
-
-fn head_score(model: &Model, s: HeadScore, max_spans: usize) -> Option<proto::HeadScore> {
-    let head = model.heads().get(s.head)?;
-    let terms = &model.featurizer().vocabulary().terms;
-    let contributions = s
-        .contributions
-        .into_iter()
-        .map(|c| proto::Contribution {
-            feature: terms.get(c.feature as usize).cloned().unwrap_or_default(),
-            weight: c.weight,
-            spans: c
-                .spans
-                .into_iter()
-                .take(max_spans)
-                .map(|(start, end)| proto::Span { start, end })
-                .collect(),
-        })
-        .collect();
-    Some(head_proto(head, s.label, &s.probabilities, contributions))
 }
 
 /// Scores every text, inline when small, else chunk by chunk on blocking
@@ -370,20 +399,38 @@ async fn score_request(
     deadline: Option<Instant>,
 ) -> Result<proto::ScoreResponse, Status> {
     let limits = &shared.limits;
-    let Checked { heads, explain } = check_score(&loaded.model, limits, &req)?;
-    let model_id = loaded.model.id().to_string();
-    let job = Job {
-        loaded,
-        heads: heads.into(),
-        explain,
-        max_spans: limits.max_spans,
-    };
+    let checked = check_score(&loaded.model, limits, &req)?;
+    let (model_id, model, model_version) = names(&loaded);
+    let job = Job::new(loaded, checked, limits);
     let results = score_texts(shared, &job, Arc::new(Texts::List(req.passages)), deadline).await?;
     Ok(proto::ScoreResponse {
         results,
         model_id,
+        model,
+        model_version,
         request_id: req.request_id,
     })
+}
+
+impl Job {
+    fn new(loaded: Arc<Loaded>, checked: Checked, limits: &super::config::Limits) -> Self {
+        Self {
+            loaded,
+            heads: checked.heads.into(),
+            explain: checked.explain,
+            max_spans: limits.max_spans,
+            thresholds: checked.thresholds.into(),
+        }
+    }
+}
+
+/// A loaded version's id, name and version, as responses carry them.
+fn names(loaded: &Loaded) -> (String, String, String) {
+    (
+        loaded.model.id().to_string(),
+        loaded.name.clone(),
+        loaded.version.to_string(),
+    )
 }
 
 /// The trimmed byte range of `s`, if it has any non-whitespace.
@@ -399,12 +446,9 @@ fn offset(i: usize) -> u32 {
 
 /// Per-head summary: length-weighted mean probabilities and the decision
 /// on them (see the proto).
-fn summarize(
-    model: &Model,
-    heads: &[usize],
-    passages: &[proto::ScoredPassage],
-) -> Vec<proto::HeadScore> {
-    heads
+fn summarize(job: &Job, passages: &[proto::ScoredPassage]) -> Vec<proto::HeadScore> {
+    let model = &job.loaded.model;
+    job.heads
         .iter()
         .enumerate()
         .filter_map(|(k, &h)| {
@@ -424,8 +468,8 @@ fn summarize(
             if total > 0.0 {
                 mean.iter_mut().for_each(|m| *m /= total);
             }
-            let label = head.decide(&mean);
-            Some(head_proto(head, label, &mean, Vec::new()))
+            let (label, threshold) = job.decide(h, head, head.decide(&mean), &mean);
+            Some(head_proto(head, label, threshold, &mean, Vec::new()))
         })
         .collect()
 }
@@ -443,8 +487,9 @@ impl Scorer for ScorerService {
         request: Request<proto::ScoreRequest>,
     ) -> Result<Response<proto::ScoreResponse>, Status> {
         let deadline = deadline_of(&request);
-        let loaded = self.shared.current();
-        let response = score_request(&self.shared, loaded, request.into_inner(), deadline).await?;
+        let req = request.into_inner();
+        let loaded = self.shared.resolve(&req.model, &req.model_version)?;
+        let response = score_request(&self.shared, loaded, req, deadline).await?;
         answer(&self.shared, response)
     }
 
@@ -455,10 +500,12 @@ impl Scorer for ScorerService {
         request: Request<Streaming<proto::ScoreRequest>>,
     ) -> Result<Response<Self::ScoreStreamStream>, Status> {
         let deadline = deadline_of(&request);
-        let loaded = self.shared.current();
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let shared = self.shared.clone();
+        // Every message is answered by the models loaded when the stream
+        // started, whatever reloads happen meanwhile.
+        let catalog = shared.catalog();
         tokio::spawn(async move {
             let start = Instant::now();
             let expired = async move {
@@ -486,11 +533,18 @@ impl Scorer for ScorerService {
                         break;
                     }
                 };
+                let loaded = match catalog.resolve(&req.model, &req.model_version) {
+                    Ok(loaded) => loaded,
+                    Err(status) => {
+                        outcome = Err(status);
+                        break;
+                    }
+                };
                 let scored = tokio::select! {
                     biased;
                     _ = tx.closed() => { outcome = Err(Status::cancelled("the client went away")); break }
                     _ = &mut expired => { outcome = Err(deadline_status()); break }
-                    scored = score_request(&shared, loaded.clone(), req, deadline) => scored,
+                    scored = score_request(&shared, loaded, req, deadline) => scored,
                 };
                 let scored = scored.and_then(|response| {
                     let held = reserve(&shared, &response)?;
@@ -532,10 +586,10 @@ impl Scorer for ScorerService {
         request: Request<proto::ArticleRequest>,
     ) -> Result<Response<proto::ArticleResponse>, Status> {
         let deadline = deadline_of(&request);
-        let loaded = self.shared.current();
         let req = request.into_inner();
+        let loaded = self.shared.resolve(&req.model, &req.model_version)?;
         let limits = &self.shared.limits;
-        let Checked { heads, explain } = check_article(&loaded.model, limits, &req)?;
+        let checked = check_article(&loaded.model, limits, &req)?;
         let max = limits.max_passage_bytes;
         let text = req.text;
         let (text, ranges) = if text.len() <= INLINE_WORK {
@@ -557,17 +611,12 @@ impl Scorer for ScorerService {
         }
         check_contributions(
             ranges.len() + usize::from(title.is_some()),
-            heads.len(),
-            explain,
+            checked.heads.len(),
+            checked.explain,
             limits.max_contributions,
         )?;
-        let model_id = loaded.model.id().to_string();
-        let job = Job {
-            loaded,
-            heads: heads.into(),
-            explain,
-            max_spans: limits.max_spans,
-        };
+        let (model_id, model, model_version) = names(&loaded);
+        let job = Job::new(loaded, checked, limits);
         let mut passages = Vec::with_capacity(ranges.len() + 1);
         if let Some(r) = title {
             let one = Arc::new(Texts::List(vec![req.title[r.clone()].to_string()]));
@@ -595,13 +644,15 @@ impl Scorer for ScorerService {
                     }),
             );
         }
-        let summary = summarize(&job.loaded.model, &job.heads, &passages);
+        let summary = summarize(&job, &passages);
         answer(
             &self.shared,
             proto::ArticleResponse {
                 passages,
                 summary,
                 model_id,
+                model,
+                model_version,
                 request_id: req.request_id,
             },
         )
@@ -609,38 +660,61 @@ impl Scorer for ScorerService {
 
     async fn get_model_info(
         &self,
-        _request: Request<proto::ModelInfoRequest>,
+        request: Request<proto::ModelInfoRequest>,
     ) -> Result<Response<proto::ModelInfo>, Status> {
-        let loaded = self.shared.current();
-        let model = &loaded.model;
-        let heads = model
-            .heads()
+        let req = request.into_inner();
+        let loaded = self.shared.resolve(&req.model, &req.model_version)?;
+        Ok(Response::new(model_info(&loaded)))
+    }
+
+    async fn list_models(
+        &self,
+        _request: Request<proto::ListModelsRequest>,
+    ) -> Result<Response<proto::ListModelsResponse>, Status> {
+        let catalog = self.shared.catalog();
+        let models = catalog
             .iter()
-            .map(|h| {
-                let stored = model.data().heads.iter().find(|d| d.name == h.name);
-                proto::HeadInfo {
-                    name: h.name.clone(),
-                    labels: h.labels.clone(),
-                    positive_label: if h.labels.len() == 2 {
-                        h.labels[1].clone()
-                    } else {
-                        String::new()
-                    },
-                    threshold: h.threshold.unwrap_or(0.0),
-                    dev_metrics: stored
-                        .map(|d| d.dev_metrics.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                        .unwrap_or_default(),
-                }
+            .map(|(name, versions)| proto::ModelVersions {
+                name: name.to_string(),
+                versions: versions.iter().map(|l| model_info(l)).collect(),
             })
             .collect();
-        Ok(Response::new(proto::ModelInfo {
-            model_id: model.id().to_string(),
-            heads,
-            slant_version: model.data().slant_version.clone(),
-            loaded_at: rfc3339(loaded.loaded_at),
-            path: loaded.path.display().to_string(),
-            num_features: model.featurizer().len() as u64,
-        }))
+        Ok(Response::new(proto::ListModelsResponse { models }))
+    }
+}
+
+/// What GetModelInfo and ListModels say of a loaded version.
+fn model_info(loaded: &Loaded) -> proto::ModelInfo {
+    let model = &loaded.model;
+    let heads = model
+        .heads()
+        .iter()
+        .map(|h| {
+            let stored = model.data().heads.iter().find(|d| d.name == h.name);
+            proto::HeadInfo {
+                name: h.name.clone(),
+                labels: h.labels.clone(),
+                positive_label: if h.labels.len() == 2 {
+                    h.labels[1].clone()
+                } else {
+                    String::new()
+                },
+                threshold: h.threshold.unwrap_or(0.0),
+                dev_metrics: stored
+                    .map(|d| d.dev_metrics.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    proto::ModelInfo {
+        model_id: model.id().to_string(),
+        heads,
+        slant_version: model.data().slant_version.clone(),
+        loaded_at: rfc3339(loaded.loaded_at),
+        path: loaded.path.display().to_string(),
+        num_features: model.featurizer().len() as u64,
+        name: loaded.name.clone(),
+        version: loaded.version.to_string(),
     }
 }
 

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic_health::pb::health_check_response::ServingStatus;
 
 use super::config::{ConnectionLimits, ServerConfig};
 use super::error::ServiceError;
@@ -21,7 +20,7 @@ use super::health::health_service;
 use super::metrics::metrics_router;
 use super::observe::Observed;
 use super::scorer::ScorerService;
-use super::state::{load_off_thread, watch_file, ReloadHandle, Shared};
+use super::state::{watch_source, ReloadHandle, Shared};
 use super::transport::{self, tls_acceptor, ConnectionStats, Transport};
 use crate::proto::scorer_server::ScorerServer;
 
@@ -43,12 +42,7 @@ pub struct Server {
 impl Server {
     /// Loads and checks the model (off the async threads).
     pub async fn new(config: ServerConfig) -> Result<Self, ServiceError> {
-        let loaded = load_off_thread(config.model_path.clone(), config.reload_timeout).await?;
-        let shared = Arc::new(Shared::new(
-            loaded,
-            config.limits.clone(),
-            config.reload_timeout,
-        ));
+        let shared = Arc::new(Shared::load(&config).await?);
         Ok(Self {
             shared,
             config,
@@ -69,9 +63,9 @@ impl Server {
         }
     }
 
-    /// The id of the model serving new calls.
+    /// The id of the default model's newest version (empty with none).
     pub fn model_id(&self) -> String {
-        self.shared.current().model.id().to_string()
+        self.reload_handle().model_id()
     }
 
     /// Serves on `listener` until `shutdown` resolves, then drains.
@@ -87,7 +81,7 @@ impl Server {
         } = self;
         let addr = listener.local_addr().map_err(ServiceError::Socket)?;
 
-        let (health, health_service) = health_service();
+        let health_service = health_service(shared.health());
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -132,15 +126,20 @@ impl Server {
             )));
         }
         if let Some(interval) = config.watch {
-            tracing::info!(path = %shared.path.display(), ?interval, "watching the model file");
-            background.push(tokio::spawn(watch_file(
+            tracing::info!(path = %shared.source.path().display(), ?interval, "watching the model source");
+            background.push(tokio::spawn(watch_source(
                 shared.clone(),
                 interval,
                 stop_rx.clone(),
             )));
         }
 
-        tracing::info!(%addr, model_id = shared.current().model.id(), path = %shared.path.display(), "serving slant.v1.Scorer");
+        for (name, versions) in shared.catalog().iter() {
+            for l in versions {
+                tracing::info!(model = name, version = l.version, model_id = l.model.id(), path = %l.path.display(), "model loaded");
+            }
+        }
+        tracing::info!(%addr, source = %shared.source.path().display(), "serving slant.v1.Scorer");
         let transport = Transport::new(config.connections.clone(), tls, shared.connections.clone());
         let serve = transport::serve(listener, grpc, transport, stop_rx.clone());
         tokio::pin!(serve);
@@ -153,7 +152,6 @@ impl Server {
                     "shutting down: refusing new calls, draining calls in flight"
                 );
                 shared.start_draining();
-                health.send_replace(ServingStatus::NotServing);
                 let _ = stop_tx.send(true);
                 if tokio::time::timeout(drain_timeout, &mut serve).await.is_err() {
                     tracing::warn!(
