@@ -14,8 +14,8 @@ use anyhow::{Context as _, Result};
 
 use crate::client::{BenchRpc, LoadSpec};
 use crate::service::{
-    tune_allocator, ConnectionLimits, Limits, ModelSource, ReloadHandle, Server, ServerConfig,
-    TlsFiles,
+    tune_allocator, AccessLog, CallerPolicy, ConnectionLimits, Limits, ModelSource, ReloadHandle,
+    Server, ServerConfig, TlsFiles,
 };
 
 /// Log output format.
@@ -139,6 +139,27 @@ pub struct ServeArgs {
     /// CA certificate (PEM) that client certificates must chain to; with it, clients must present one.
     #[arg(long, env = "SLANT_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// File of API keys, one `name:sha256-of-key` a line (reloaded on
+    /// SIGHUP): Scorer calls then need `authorization: Bearer KEY`, else
+    /// UNAUTHENTICATED. Make a line with `printf %s "$KEY" | sha256sum`.
+    #[arg(long, env = "SLANT_API_KEYS")]
+    pub api_keys: Option<PathBuf>,
+    /// With --api-keys, health checks and reflection need a key too.
+    #[arg(long, env = "SLANT_PROTECT_ALL", requires = "api_keys")]
+    pub protect_all: bool,
+    /// Most Scorer calls at once, server-wide; one more is refused at once
+    /// with RESOURCE_EXHAUSTED and a retry hint. Off unless given.
+    #[arg(long, env = "SLANT_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Most Scorer calls at once per API key (with --api-keys); one more
+    /// is refused at once with RESOURCE_EXHAUSTED and a retry hint.
+    #[arg(long, env = "SLANT_MAX_CONCURRENT_PER_KEY", requires = "api_keys")]
+    pub max_concurrent_per_key: Option<usize>,
+    /// One JSON line per call (time, method, key name, model, version,
+    /// passages, bytes, status, latency; never the text): off, stdout or a
+    /// file path (appended to, reopened on SIGHUP).
+    #[arg(long, env = "SLANT_ACCESS_LOG", default_value = "off", value_parser = clap::builder::ValueParser::new(str::parse::<AccessLog>))]
+    pub access_log: AccessLog,
     /// Log format (levels via RUST_LOG, default info).
     #[arg(long, env = "SLANT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -174,6 +195,13 @@ impl ServeArgs {
                 keepalive_timeout: self.keepalive_timeout,
                 send_timeout: self.send_timeout,
             },
+            callers: CallerPolicy {
+                api_keys: self.api_keys.clone(),
+                protect_all: self.protect_all,
+                max_concurrent_requests: self.max_concurrent_requests,
+                max_concurrent_per_key: self.max_concurrent_per_key,
+            },
+            access_log: self.access_log.clone(),
             reload_timeout: self.reload_timeout,
             drain_timeout: self.drain_timeout,
             watch: self.watch.then_some(Duration::from_secs(1)),

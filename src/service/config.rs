@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::access::AccessLog;
+use super::callers::CallerPolicy;
 use super::catalog::ModelSource;
 
 /// Request limits. Each names the command-line flag that sets it, and
@@ -106,6 +108,10 @@ pub struct ServerConfig {
     pub keep_versions: usize,
     pub limits: Limits,
     pub connections: ConnectionLimits,
+    /// API keys and concurrency limits.
+    pub callers: CallerPolicy,
+    /// Where access lines go.
+    pub access_log: AccessLog,
     /// A model load (start-up or reload) that takes longer is abandoned;
     /// the loaded model keeps serving.
     pub reload_timeout: Duration,
@@ -136,6 +142,8 @@ impl ServerConfig {
             keep_versions: 2,
             limits: Limits::default(),
             connections: ConnectionLimits::default(),
+            callers: CallerPolicy::default(),
+            access_log: AccessLog::Off,
             reload_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
             watch: None,

@@ -29,6 +29,22 @@ pub enum ServiceError {
     },
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("{path}:{line}: {reason}")]
+    ApiKeys {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("cannot read the API key file {path}: {source}")]
+    ApiKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the access log {path}: {source}")]
+    AccessLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read the model directory {path}: {source}")]
     ModelDir {
         path: PathBuf,

@@ -4,7 +4,8 @@
 //! served by the same transport as gRPC, on its own listener).
 //!
 //! Exposed series:
-//! - `slant_grpc_requests_total{service,method,code}`: finished calls.
+//! - `slant_grpc_requests_total{service,method,code,key}`: finished calls
+//!   (`key`: the API key's name, for calls made with one).
 //! - `slant_grpc_request_duration_seconds{service,method}`: latency
 //!   histogram (for streams: the whole stream).
 //! - `slant_grpc_in_flight`: calls running now.
@@ -17,12 +18,13 @@
 //!   (closed by the server: `handshake`, `idle`, `unread`),
 //!   `slant_tls_handshake_failures_total`.
 //! - `slant_buffered_response_bytes`: responses not yet taken by clients.
+//! - `slant_access_log_dropped_total`: access lines the writer fell behind on.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -40,6 +42,7 @@ pub(crate) enum Method {
     ScoreStream,
     ScoreArticle,
     GetModelInfo,
+    ListModels,
     HealthCheck,
     HealthWatch,
     Reflection,
@@ -47,11 +50,12 @@ pub(crate) enum Method {
     Other,
 }
 
-const METHODS: [Method; 9] = [
+const METHODS: [Method; 10] = [
     Method::Score,
     Method::ScoreStream,
     Method::ScoreArticle,
     Method::GetModelInfo,
+    Method::ListModels,
     Method::HealthCheck,
     Method::HealthWatch,
     Method::Reflection,
@@ -66,6 +70,7 @@ impl Method {
             "/slant.v1.Scorer/ScoreStream" => Self::ScoreStream,
             "/slant.v1.Scorer/ScoreArticle" => Self::ScoreArticle,
             "/slant.v1.Scorer/GetModelInfo" => Self::GetModelInfo,
+            "/slant.v1.Scorer/ListModels" => Self::ListModels,
             "/grpc.health.v1.Health/Check" => Self::HealthCheck,
             "/grpc.health.v1.Health/Watch" => Self::HealthWatch,
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo" => Self::Reflection,
@@ -77,12 +82,13 @@ impl Method {
     }
 
     /// (service, method) labels.
-    fn labels(self) -> (&'static str, &'static str) {
+    pub(crate) fn labels(self) -> (&'static str, &'static str) {
         match self {
             Self::Score => ("slant.v1.Scorer", "Score"),
             Self::ScoreStream => ("slant.v1.Scorer", "ScoreStream"),
             Self::ScoreArticle => ("slant.v1.Scorer", "ScoreArticle"),
             Self::GetModelInfo => ("slant.v1.Scorer", "GetModelInfo"),
+            Self::ListModels => ("slant.v1.Scorer", "ListModels"),
             Self::HealthCheck => ("grpc.health.v1.Health", "Check"),
             Self::HealthWatch => ("grpc.health.v1.Health", "Watch"),
             Self::Reflection => (
@@ -99,6 +105,19 @@ impl Method {
 
     pub(crate) fn is_health(self) -> bool {
         matches!(self, Self::HealthCheck | Self::HealthWatch)
+    }
+
+    /// slant.v1.Scorer's methods: the calls keys and concurrency limits
+    /// apply to.
+    pub(crate) fn is_scorer(self) -> bool {
+        matches!(
+            self,
+            Self::Score
+                | Self::ScoreStream
+                | Self::ScoreArticle
+                | Self::GetModelInfo
+                | Self::ListModels
+        )
     }
 }
 
@@ -129,12 +148,31 @@ const BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
-/// The label set of a finished call.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The label set of a finished call. `key` is the API key's name; calls
+/// without one have no `key` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct CallLabels {
     service: &'static str,
     method: &'static str,
     code: &'static str,
+    key: String,
+}
+
+impl EncodeLabelSet for CallLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("service", self.service).encode(encoder.encode_label())?;
+        ("method", self.method).encode(encoder.encode_label())?;
+        ("code", self.code).encode(encoder.encode_label())?;
+        if !self.key.is_empty() {
+            ("key", self.key.as_str()).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+/// A gRPC code's name, as in `slant_grpc_requests_total{code=...}`.
+pub(crate) fn code_name(code: tonic::Code) -> &'static str {
+    CODE_NAMES[(code as usize).min(CODE_NAMES.len() - 1)]
 }
 
 /// The label set of a call's latency.
@@ -196,7 +234,11 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// The metrics, with the transport's connection counters and the
     /// response budget's gauge registered beside them.
-    pub(crate) fn new(connections: &ConnectionStats, buffered: &Gauge) -> Self {
+    pub(crate) fn new(
+        connections: &ConnectionStats,
+        buffered: &Gauge,
+        access_dropped: &Counter,
+    ) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<CallLabels, Counter>::default();
         registry.register(
@@ -246,6 +288,11 @@ impl Metrics {
         );
         connections.register(&mut registry);
         registry.register(
+            "slant_access_log_dropped",
+            "Access log lines dropped because the writer fell behind",
+            access_dropped.clone(),
+        );
+        registry.register(
             "slant_buffered_response_bytes",
             "Bytes of responses built and not yet taken by their clients",
             buffered.clone(),
@@ -268,20 +315,30 @@ impl Metrics {
         self.in_flight.inc();
     }
 
-    /// Records one finished call (started with [`Metrics::call_started`]).
-    pub(crate) fn call_finished(&self, method: Method, code: tonic::Code, elapsed: Duration) {
+    /// Records one finished call (started with [`Metrics::call_started`]),
+    /// made with the API key named `key` if any.
+    pub(crate) fn call_finished(
+        &self,
+        method: Method,
+        code: tonic::Code,
+        elapsed: Duration,
+        key: Option<&str>,
+    ) {
         let m = method as usize;
         let c = (code as usize).min(CODE_NAMES.len() - 1);
         let (service, name) = method.labels();
-        self.request_cells[m][c]
-            .get_or_init(|| {
-                self.requests.get_or_create_owned(&CallLabels {
-                    service,
-                    method: name,
-                    code: CODE_NAMES[c],
-                })
-            })
-            .inc();
+        let labels = |key: &str| CallLabels {
+            service,
+            method: name,
+            code: CODE_NAMES[c],
+            key: key.to_string(),
+        };
+        match key {
+            None => self.request_cells[m][c]
+                .get_or_init(|| self.requests.get_or_create_owned(&labels("")))
+                .inc(),
+            Some(key) => self.requests.get_or_create(&labels(key)).inc(),
+        };
         self.latency_cells[m]
             .get_or_init(|| {
                 self.latency.get_or_create_owned(&MethodLabels {
@@ -386,21 +443,36 @@ mod tests {
 
     #[test]
     fn calls_render_in_the_text_format() {
-        let metrics = Metrics::new(&ConnectionStats::default(), &Gauge::default());
+        let metrics = Metrics::new(
+            &ConnectionStats::default(),
+            &Gauge::default(),
+            &Counter::default(),
+        );
         metrics.call_started();
         metrics.call_started();
-        metrics.call_finished(Method::Score, tonic::Code::Ok, Duration::from_micros(50));
-        metrics.call_finished(Method::Score, tonic::Code::Ok, Duration::from_millis(3));
+        metrics.call_finished(
+            Method::Score,
+            tonic::Code::Ok,
+            Duration::from_micros(50),
+            None,
+        );
+        metrics.call_finished(
+            Method::Score,
+            tonic::Code::Ok,
+            Duration::from_millis(3),
+            None,
+        );
         metrics.call_started();
         metrics.call_finished(
             Method::HealthCheck,
             tonic::Code::Unavailable,
             Duration::from_secs(60),
+            Some("newsroom"),
         );
         let page = metrics.render();
         for needle in [
             "slant_grpc_requests_total{service=\"slant.v1.Scorer\",method=\"Score\",code=\"OK\"} 2",
-            "slant_grpc_requests_total{service=\"grpc.health.v1.Health\",method=\"Check\",code=\"UNAVAILABLE\"} 1",
+            "slant_grpc_requests_total{service=\"grpc.health.v1.Health\",method=\"Check\",code=\"UNAVAILABLE\",key=\"newsroom\"} 1",
             "slant_grpc_request_duration_seconds_bucket{service=\"slant.v1.Scorer\",method=\"Score\",le=\"0.0001\"} 1",
             "slant_grpc_request_duration_seconds_bucket{service=\"slant.v1.Scorer\",method=\"Score\",le=\"0.005\"} 2",
             "slant_grpc_request_duration_seconds_count{service=\"slant.v1.Scorer\",method=\"Score\"} 2",

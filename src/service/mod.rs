@@ -18,11 +18,16 @@
 //! - `state`: the shared state, the swappable catalog, hot reload,
 //!   `--watch`, health.
 //! - `health`: `grpc.health.v1.Health` for "" and "slant.v1.Scorer".
-//! - `observe`: per-call metrics, drain refusal, status mapping.
+//! - `observe`: the gate every call passes: drain refusal, keys and
+//!   concurrency slots, deadlines, status mapping, metrics, access lines.
+//! - `callers`: API keys and concurrency limits.
+//! - `access`: the access log's writer.
 //! - `metrics`: counters, histograms and the `/metrics` route.
 //! - `error`: [`ServiceError`].
 
+mod access;
 mod budget;
+mod callers;
 mod catalog;
 mod config;
 mod error;
@@ -35,6 +40,8 @@ mod server;
 mod state;
 mod transport;
 
+pub use access::AccessLog;
+pub use callers::CallerPolicy;
 pub use catalog::{ModelSource, DEFAULT_MODEL};
 pub use config::{ConnectionLimits, Limits, ServerConfig, TlsFiles};
 pub use error::ServiceError;

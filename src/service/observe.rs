@@ -1,9 +1,18 @@
-//! A wrapper around each gRPC service that counts every call by method and
-//! status code, measures its latency, tracks calls in flight, refuses new
-//! calls while the server drains, and gives the caller's faults the
-//! caller's codes: an oversized request message is RESOURCE_EXHAUSTED
-//! (tonic says OUT_OF_RANGE), one that does not decode INVALID_ARGUMENT
-//! (tonic says INTERNAL).
+//! The gate every call on the API port passes, as a layer around the whole
+//! router. It:
+//! - refuses new calls while the server drains (health still answers);
+//! - checks the caller's API key and takes its concurrency slots (see
+//!   `callers`), refusing at once when there are none;
+//! - sets the call's deadline from `grpc-timeout`, counted from arrival,
+//!   and answers DEADLINE_EXCEEDED when it passes, whatever the call was
+//!   doing;
+//! - gives the caller's faults the caller's codes: an oversized request
+//!   message is RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE), one that does
+//!   not decode INVALID_ARGUMENT (tonic says INTERNAL);
+//! - counts every call by method, status code and key name, measures its
+//!   latency and tracks calls in flight;
+//! - holds the call's slots until its response has been sent, and then
+//!   writes its access line.
 //!
 //! A call's status is known when its response head is ready: errors are
 //! "trailers-only" responses carrying the [`Status`]; a response with a
@@ -13,16 +22,23 @@
 //! gone, deadline passed) counts as CANCELLED or DEADLINE_EXCEEDED.
 
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use tonic::body::Body;
-use tonic::codegen::{http, BoxFuture, Service};
-use tonic::server::NamedService;
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Frame;
+use tonic::transport::server::TcpConnectInfo;
 use tonic::{Code, Status};
+use tower::Service;
 
-use super::metrics::Method;
+use super::access::{timestamp, CallFacts, Line};
+use super::callers::Slots;
+use super::metrics::{code_name, Method};
 use super::request::{caller_status, parse_grpc_timeout};
 use super::state::Shared;
 
@@ -30,26 +46,32 @@ use super::state::Shared;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline(pub Instant);
 
+/// Wraps a router in the gate.
 #[derive(Debug, Clone)]
-pub(crate) struct Observed<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
+pub(crate) struct GateLayer(pub Arc<Shared>);
 
-impl<S> Observed<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+impl<S> tower::Layer<S> for GateLayer {
+    type Service = Gate<S>;
+
+    fn layer(&self, inner: S) -> Gate<S> {
+        Gate {
+            inner,
+            shared: self.0.clone(),
+        }
     }
 }
 
-impl<S: NamedService> NamedService for Observed<S> {
-    const NAME: &'static str = S::NAME;
+#[derive(Debug, Clone)]
+pub(crate) struct Gate<S> {
+    inner: S,
+    shared: Arc<Shared>,
 }
 
 /// One call being measured; records itself when dropped unfinished.
 struct Call {
     shared: Arc<Shared>,
     method: Method,
+    key: Option<Arc<str>>,
     start: Instant,
     timeout: Option<Duration>,
     done: bool,
@@ -61,6 +83,7 @@ impl Call {
         Self {
             shared,
             method,
+            key: None,
             start: Instant::now(),
             timeout,
             done: false,
@@ -69,9 +92,12 @@ impl Call {
 
     fn finish(mut self, code: Code) {
         self.done = true;
-        self.shared
-            .metrics
-            .call_finished(self.method, code, self.start.elapsed());
+        self.shared.metrics.call_finished(
+            self.method,
+            code,
+            self.start.elapsed(),
+            self.key.as_deref(),
+        );
     }
 
     /// The stream task records the call when the stream ends.
@@ -91,85 +117,319 @@ impl Drop for Call {
             };
             self.shared
                 .metrics
-                .call_finished(self.method, code, elapsed);
+                .call_finished(self.method, code, elapsed, self.key.as_deref());
         }
     }
 }
 
-impl<S> Service<http::Request<Body>> for Observed<S>
+/// How a call came: gRPC, gRPC-Web or plain HTTP.
+fn protocol(req: &Request<Body>) -> &'static str {
+    let ct = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.starts_with("application/grpc-web") {
+        "grpc-web"
+    } else if ct.starts_with("application/grpc") {
+        "grpc"
+    } else {
+        "http"
+    }
+}
+
+fn status_response(status: Status) -> Response<Body> {
+    status.into_http::<Body>()
+}
+
+impl<S> Service<Request<Body>> for Gate<S>
 where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
 {
-    type Response = http::Response<Body>;
+    type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Infallible>;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let method = Method::from_path(req.uri().path());
+        let protocol = protocol(&req);
         let timeout = req
             .headers()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
         let shared = self.shared.clone();
-        let call = Call::start(shared.clone(), method, timeout);
+        let arrived = SystemTime::now();
+        let started = Instant::now();
+        let mut call = Call::start(shared.clone(), method, timeout);
+        let peer = req
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(|i| i.remote_addr);
         // The deadline runs from when the call arrived, not from when its
         // message was decoded; handlers read it from the extensions.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut req = req;
         if let Some(d) = deadline {
             req.extensions_mut().insert(Deadline(d));
         }
-        if shared.draining() && !method.is_health() {
-            call.finish(Code::Unavailable);
-            let refused = Status::unavailable("the server is shutting down").into_http();
-            return Box::pin(std::future::ready(Ok(refused)));
+        let refused = if shared.draining() && !method.is_health() {
+            Err(Status::unavailable("the server is shutting down"))
+        } else {
+            shared
+                .callers
+                .authenticate(req.headers(), method.is_scorer())
+                .and_then(|caller| {
+                    let slots = if method.is_scorer() {
+                        shared.callers.admit(caller.as_ref())?
+                    } else {
+                        Slots::default()
+                    };
+                    Ok((caller, slots))
+                })
+        };
+        let (caller, slots, early) = match refused {
+            Ok((caller, slots)) => (caller, slots, None),
+            Err(status) => (None, Slots::default(), Some(status)),
+        };
+        call.key = caller.as_ref().map(|c| c.0.clone());
+        if let Some(c) = &caller {
+            req.extensions_mut().insert(c.clone());
+        }
+        let logging = shared.access.enabled();
+        let request_bytes = Arc::new(AtomicU64::new(0));
+        if logging {
+            let counter = request_bytes.clone();
+            req = req.map(|b| {
+                Body::new(Counted {
+                    inner: b,
+                    bytes: counter,
+                })
+            });
         }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let answer = inner.call(req);
-            let answered = match deadline {
-                Some(d) => tokio::time::timeout_at(d.into(), answer).await,
-                None => Ok(answer.await),
-            };
-            let response = match answered {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
-                // Whatever the call was doing (reading its message, waiting
-                // for a thread, scoring) stops with its future.
-                Err(_) => Status::deadline_exceeded(format!(
-                    "the call's deadline of {:?} passed",
-                    timeout.unwrap_or_default()
-                ))
-                .into_http(),
+            let response = match early {
+                Some(status) => status_response(status),
+                None => {
+                    let answer = inner.call(req);
+                    let answered = match deadline {
+                        Some(d) => tokio::time::timeout_at(d.into(), answer).await,
+                        None => Ok(answer.await),
+                    };
+                    match answered {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        // Whatever the call was doing (reading its message,
+                        // waiting for a thread, scoring) stops with its
+                        // future.
+                        Err(_) => status_response(Status::deadline_exceeded(format!(
+                            "the call's deadline of {:?} passed",
+                            timeout.unwrap_or_default()
+                        ))),
+                    }
+                }
             };
             let limit = shared.limits.max_message_bytes;
-            let response = match response
+            let mut response = match response
                 .extensions()
                 .get::<Status>()
                 .and_then(|s| caller_status(s, limit))
             {
-                Some(status) => status.into_http(),
+                Some(status) => status_response(status),
                 None => response,
             };
-            match response.extensions().get::<Status>() {
-                Some(status) => {
-                    tracing::debug!(?method, code = ?status.code(), message = status.message(), "call failed");
-                    call.finish(status.code())
+            let head_code = response.extensions().get::<Status>().map(Status::code);
+            match head_code {
+                Some(code) => {
+                    if let Some(s) = response.extensions().get::<Status>() {
+                        tracing::debug!(?method, code = ?s.code(), message = s.message(), "call failed");
+                    }
+                    call.finish(code)
                 }
                 None if method == Method::ScoreStream => call.hand_over(),
                 None => call.finish(Code::Ok),
             }
-            Ok(response)
+            let facts = response.extensions_mut().remove::<CallFacts>();
+            let log = logging.then(|| Log {
+                shared: shared.clone(),
+                method,
+                protocol,
+                key: caller.map(|c| c.0),
+                peer: peer.map(|p| p.to_string()),
+                facts: facts.unwrap_or_default(),
+                arrived,
+                started,
+                request_bytes,
+                response_bytes: 0,
+                http_status: response.status().as_u16(),
+                grpc_status: head_code.or_else(|| grpc_status(response.headers())),
+                written: false,
+            });
+            Ok(response.map(|b| {
+                Body::new(Tail {
+                    inner: b,
+                    _slots: slots,
+                    log,
+                })
+            }))
         })
+    }
+}
+
+/// The gRPC status in `grpc-status` headers or trailers.
+fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(Code::from_i32)
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that counts its bytes (for the access log).
+    struct Counted {
+        #[pin]
+        inner: Body,
+        bytes: Arc<AtomicU64>,
+    }
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.bytes.fetch_add(data.len() as u64, Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What the access line of a call needs, filled as its response is sent.
+struct Log {
+    shared: Arc<Shared>,
+    method: Method,
+    protocol: &'static str,
+    key: Option<Arc<str>>,
+    peer: Option<String>,
+    facts: CallFacts,
+    arrived: SystemTime,
+    started: Instant,
+    request_bytes: Arc<AtomicU64>,
+    response_bytes: u64,
+    http_status: u16,
+    grpc_status: Option<Code>,
+    written: bool,
+}
+
+impl Log {
+    fn write(&mut self, ended: bool) {
+        if std::mem::replace(&mut self.written, true) {
+            return;
+        }
+        let status = match (self.protocol, self.grpc_status) {
+            (_, Some(code)) => code_name(code).to_string(),
+            ("http", None) => self.http_status.to_string(),
+            // A gRPC response that ended without a status was cut off.
+            (_, None) if ended => "UNKNOWN".to_string(),
+            (_, None) => "CANCELLED".to_string(),
+        };
+        let (_, method) = self.method.labels();
+        let latency = self.started.elapsed();
+        let facts = &self.facts;
+        self.shared.access.write(&Line {
+            time: timestamp(self.arrived),
+            method,
+            protocol: self.protocol,
+            key: self.key.as_deref(),
+            peer: self.peer.take(),
+            model: (!facts.model.is_empty()).then_some(facts.model.as_str()),
+            version: (!facts.version.is_empty()).then_some(facts.version.as_str()),
+            passages: facts.passages,
+            request_bytes: self.request_bytes.load(Relaxed),
+            response_bytes: self.response_bytes,
+            status: &status,
+            latency_ms: latency.as_secs_f64() * 1e3,
+        });
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that holds its call's concurrency slots until it
+    /// is sent or dropped, and then writes the call's access line.
+    struct Tail {
+        #[pin]
+        inner: Body,
+        _slots: Slots,
+        log: Option<Log>,
+    }
+
+    impl PinnedDrop for Tail {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(log) = this.project().log.as_mut() {
+                log.write(false);
+            }
+        }
+    }
+}
+
+impl http_body::Body for Tail {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Some(log) = this.log.as_mut() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        log.response_bytes += data.len() as u64;
+                    } else if let Some(trailers) = frame.trailers_ref() {
+                        log.grpc_status = grpc_status(trailers).or(log.grpc_status);
+                    }
+                }
+                Poll::Ready(None) => log.write(true),
+                _ => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

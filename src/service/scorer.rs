@@ -27,7 +27,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use super::access::CallFacts;
 use super::budget::Held;
+use super::callers::Caller;
 use super::catalog::Loaded;
 use super::metrics::Method;
 use super::observe::Deadline;
@@ -322,10 +324,16 @@ async fn score_texts(
 /// Checks an encoded response against `max-response-bytes` and reserves
 /// its size in the buffered-response budget, which the response holds
 /// until it has been sent (the transport's body keeps it).
-fn answer<T: prost::Message>(shared: &Shared, message: T) -> Result<Response<T>, Status> {
+/// `facts` go to the access log.
+fn answer<T: prost::Message>(
+    shared: &Shared,
+    message: T,
+    facts: CallFacts,
+) -> Result<Response<T>, Status> {
     let held = reserve(shared, &message)?;
     let mut response = Response::new(message);
     response.extensions_mut().insert(held);
+    response.extensions_mut().insert(facts);
     Ok(response)
 }
 
@@ -490,7 +498,12 @@ impl Scorer for ScorerService {
         let req = request.into_inner();
         let loaded = self.shared.resolve(&req.model, &req.model_version)?;
         let response = score_request(&self.shared, loaded, req, deadline).await?;
-        answer(&self.shared, response)
+        let facts = CallFacts {
+            model: response.model.clone(),
+            version: response.model_version.clone(),
+            passages: response.results.len(),
+        };
+        answer(&self.shared, response, facts)
     }
 
     type ScoreStreamStream = HeldStream;
@@ -500,6 +513,7 @@ impl Scorer for ScorerService {
         request: Request<Streaming<proto::ScoreRequest>>,
     ) -> Result<Response<Self::ScoreStreamStream>, Status> {
         let deadline = deadline_of(&request);
+        let key = request.extensions().get::<Caller>().map(|c| c.0.clone());
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let shared = self.shared.clone();
@@ -571,9 +585,12 @@ impl Scorer for ScorerService {
                     code
                 }
             };
-            shared
-                .metrics
-                .call_finished(Method::ScoreStream, code, start.elapsed());
+            shared.metrics.call_finished(
+                Method::ScoreStream,
+                code,
+                start.elapsed(),
+                key.as_deref(),
+            );
         });
         Ok(Response::new(HeldStream {
             rx: ReceiverStream::new(rx),
@@ -645,6 +662,11 @@ impl Scorer for ScorerService {
             );
         }
         let summary = summarize(&job, &passages);
+        let facts = CallFacts {
+            model: job.loaded.name.clone(),
+            version: job.loaded.version.to_string(),
+            passages: passages.len(),
+        };
         answer(
             &self.shared,
             proto::ArticleResponse {
@@ -655,6 +677,7 @@ impl Scorer for ScorerService {
                 model_version,
                 request_id: req.request_id,
             },
+            facts,
         )
     }
 

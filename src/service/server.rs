@@ -18,7 +18,7 @@ use super::config::{ConnectionLimits, ServerConfig};
 use super::error::ServiceError;
 use super::health::health_service;
 use super::metrics::metrics_router;
-use super::observe::Observed;
+use super::observe::GateLayer;
 use super::scorer::ScorerService;
 use super::state::{watch_source, ReloadHandle, Shared};
 use super::transport::{self, tls_acceptor, ConnectionStats, Transport};
@@ -96,12 +96,13 @@ impl Server {
         .max_decoding_message_size(limits.max_message_bytes)
         // A backstop: handlers refuse bigger responses with a clear status.
         .max_encoding_message_size(limits.max_response_bytes.saturating_add(1024));
-        let grpc = tonic::service::Routes::new(Observed::new(scorer, shared.clone()))
-            .add_service(Observed::new(health_service, shared.clone()))
-            .add_service(Observed::new(reflection_v1, shared.clone()))
-            .add_service(Observed::new(reflection_v1alpha, shared.clone()))
+        let api = tonic::service::Routes::new(scorer)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .prepare()
-            .into_axum_router();
+            .into_axum_router()
+            .layer(GateLayer(shared.clone()));
         let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
         if let Some(tls) = &config.tls {
             tracing::info!(cert = %tls.cert.display(), client_certificates = tls.client_ca.is_some(), "serving TLS");
@@ -141,7 +142,7 @@ impl Server {
         }
         tracing::info!(%addr, source = %shared.source.path().display(), "serving slant.v1.Scorer");
         let transport = Transport::new(config.connections.clone(), tls, shared.connections.clone());
-        let serve = transport::serve(listener, grpc, transport, stop_rx.clone());
+        let serve = transport::serve(listener, api, transport, stop_rx.clone());
         tokio::pin!(serve);
         let drain_timeout = config.drain_timeout;
         tokio::select! {

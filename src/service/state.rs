@@ -16,7 +16,9 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use tonic::Status;
 use tonic_health::pb::health_check_response::ServingStatus;
 
+use super::access::AccessLogger;
 use super::budget::Budget;
+use super::callers::Callers;
 use super::catalog::{self, catalog_stamp, source_stamp, Catalog, Loaded, ModelSource};
 use super::config::{Limits, ServerConfig};
 use super::error::ServiceError;
@@ -37,6 +39,10 @@ pub(crate) struct Shared {
     pub connections: Arc<ConnectionStats>,
     /// Caps the blocking threads scoring big requests at once.
     pub blocking: Arc<Semaphore>,
+    /// API keys and concurrency slots.
+    pub callers: Callers,
+    /// The access log's writer.
+    pub access: AccessLogger,
     /// SERVING while a model is loaded and the server is not draining.
     health: watch::Sender<ServingStatus>,
     /// A load that takes longer is abandoned.
@@ -69,10 +75,12 @@ impl Shared {
         if reloaded.catalog.is_empty() {
             tracing::warn!(dir = %config.models.path().display(), "no model loaded; health says NOT_SERVING until one is");
         }
+        let callers = Callers::new(config.callers.clone())?;
+        let access = AccessLogger::start(&config.access_log)?;
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let budget = Budget::new(config.limits.max_buffered_bytes);
         let connections = Arc::new(ConnectionStats::default());
-        let metrics = Metrics::new(&connections, budget.gauge());
+        let metrics = Metrics::new(&connections, budget.gauge(), &access.dropped);
         metrics.models_loaded(&reloaded.catalog);
         let (health, _) = watch::channel(if reloaded.catalog.is_empty() {
             ServingStatus::NotServing
@@ -88,6 +96,8 @@ impl Shared {
             metrics,
             connections,
             blocking: Arc::new(Semaphore::new(threads)),
+            callers,
+            access,
             health,
             reload_timeout: config.reload_timeout,
             draining: AtomicBool::new(false),
@@ -139,7 +149,8 @@ impl Shared {
         self.update_health();
     }
 
-    /// Loads the source again, checks new files off the request path and
+    /// Reads the API keys again, reopens the access log, then loads the
+    /// model source again, checks new files off the request path and
     /// swaps them in. Returns the id of the default model's newest version
     /// when every file loaded; else the first refusal (what did load is
     /// swapped in all the same, and what was loaded keeps serving). A load
@@ -147,6 +158,12 @@ impl Shared {
     /// blocks later reloads or shutdown.
     pub(crate) async fn reload(&self) -> Result<String, ServiceError> {
         let _one_at_a_time = self.reload_lock.lock().await;
+        match self.callers.reload() {
+            Ok(Some(n)) => tracing::info!(keys = n, "API keys reloaded"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "API keys refused; the loaded keys stay"),
+        }
+        self.access.reopen();
         let old = self.catalog();
         let started = std::time::Instant::now();
         let result =

@@ -1,0 +1,321 @@
+//! Known and limited callers over real sockets: API keys (required,
+//! added and revoked by a reload, health open unless --protect-all), load
+//! shed at once under a burst (server-wide and per key) with a retry hint,
+//! and the access log's lines.
+
+#[allow(dead_code)] // shared with tests/service.rs, which uses all of it
+mod common_service;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common_service::model_a;
+use sha2::{Digest, Sha256};
+use slant::proto::scorer_client::ScorerClient;
+use slant::proto::{ArticleRequest, ScoreRequest};
+use slant::service::{AccessLog, CallerPolicy, ReloadHandle, Server, ServerConfig, ServiceError};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request};
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+struct TestServer {
+    addr: SocketAddr,
+    reload: ReloadHandle,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), ServiceError>>,
+    dir: tempfile::TempDir,
+}
+
+async fn start(configure: impl FnOnce(&mut ServerConfig, &Path)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.slant");
+    model_a().save(&model).unwrap();
+    let mut config = ServerConfig::new(&model);
+    configure(&mut config, dir.path());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(config).await.unwrap();
+    let reload = server.reload_handle();
+    let (shutdown, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(listener, async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        addr,
+        reload,
+        shutdown,
+        task,
+        dir,
+    }
+}
+
+impl TestServer {
+    async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn sha(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn keyed<T>(message: T, key: Option<&str>) -> Request<T> {
+    let mut r = Request::new(message);
+    if let Some(k) = key {
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {k}").parse().unwrap());
+    }
+    r
+}
+
+fn small() -> ScoreRequest {
+    ScoreRequest {
+        passages: vec!["SECRET-TEXT good news".into()],
+        ..Default::default()
+    }
+}
+
+async fn score_code(client: &mut ScorerClient<Channel>, key: Option<&str>) -> Code {
+    match client.score(keyed(small(), key)).await {
+        Ok(_) => Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_required_and_reloaded() {
+    let server = start(|c, dir| {
+        let keys = dir.join("keys.txt");
+        std::fs::write(
+            &keys,
+            format!("# who may call\nnewsroom:{}\n", sha("k-news")),
+        )
+        .unwrap();
+        c.callers.api_keys = Some(keys);
+    })
+    .await;
+    let mut client = ScorerClient::new(server.channel().await);
+    assert_eq!(score_code(&mut client, None).await, Code::Unauthenticated);
+    assert_eq!(
+        score_code(&mut client, Some("wrong")).await,
+        Code::Unauthenticated
+    );
+    assert_eq!(score_code(&mut client, Some("k-news")).await, Code::Ok);
+    // Health stays open without --protect-all.
+    HealthClient::new(server.channel().await)
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap();
+    // The key's name labels metrics; the key itself appears nowhere.
+    let metrics = server.reload.metrics_text();
+    assert!(
+        metrics.contains("method=\"Score\",code=\"OK\",key=\"newsroom\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("code=\"UNAUTHENTICATED\"} 2"), "{metrics}");
+    assert!(!metrics.contains("k-news"));
+
+    // A reload adds a key and revokes another.
+    std::fs::write(
+        server.dir.path().join("keys.txt"),
+        format!("analytics:{}\n", sha("k-stats")),
+    )
+    .unwrap();
+    server.reload.reload().await.unwrap();
+    assert_eq!(
+        score_code(&mut client, Some("k-news")).await,
+        Code::Unauthenticated
+    );
+    assert_eq!(score_code(&mut client, Some("k-stats")).await, Code::Ok);
+    server.stop().await;
+
+    let server = start(|c, dir| {
+        let keys = dir.join("keys.txt");
+        std::fs::write(&keys, format!("ops:{}\n", sha("k-ops"))).unwrap();
+        c.callers.api_keys = Some(keys);
+        c.callers.protect_all = true;
+    })
+    .await;
+    let mut health = HealthClient::new(server.channel().await);
+    let refused = health
+        .check(keyed(HealthCheckRequest::default(), None))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    health
+        .check(keyed(HealthCheckRequest::default(), Some("k-ops")))
+        .await
+        .unwrap();
+    server.stop().await;
+}
+
+/// A request that takes a while to score (explanations on long passages).
+fn slow() -> ScoreRequest {
+    ScoreRequest {
+        passages: vec!["good news and bad news, SHOCKING news!! ".repeat(40); 64],
+        explain: 16,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_shed_at_once_server_wide_and_per_key() {
+    let server = start(|c, dir| {
+        let keys = dir.join("keys.txt");
+        std::fs::write(
+            &keys,
+            format!("greedy:{}\npolite:{}\n", sha("k-greedy"), sha("k-polite")),
+        )
+        .unwrap();
+        c.callers = CallerPolicy {
+            api_keys: Some(keys),
+            protect_all: false,
+            max_concurrent_requests: Some(3),
+            max_concurrent_per_key: Some(2),
+        };
+    })
+    .await;
+    let channel = server.channel().await;
+    // 24 slow calls from one key at once, each with a 5 s deadline.
+    let burst: Vec<_> = (0..24)
+        .map(|_| {
+            let mut client = ScorerClient::new(channel.clone());
+            tokio::spawn(async move {
+                let mut r = keyed(slow(), Some("k-greedy"));
+                r.set_timeout(Duration::from_secs(5));
+                let started = Instant::now();
+                let result = client.score(r).await;
+                (result, started.elapsed())
+            })
+        })
+        .collect();
+    // Meanwhile another key still gets its call through.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut polite = ScorerClient::new(server.channel().await);
+    let mut r = keyed(small(), Some("k-polite"));
+    r.set_timeout(Duration::from_secs(5));
+    polite.score(r).await.unwrap();
+    let (mut ok, mut shed) = (0, 0);
+    for task in burst {
+        let (result, elapsed) = task.await.unwrap();
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "a call waited {elapsed:?}"
+        );
+        match result {
+            Ok(_) => ok += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert!(
+                    status.message().contains("max-concurrent-per-key"),
+                    "{status:?}"
+                );
+                assert!(
+                    status.metadata().get("grpc-retry-pushback-ms").is_some()
+                        && status.metadata().get("retry-after").is_some(),
+                    "{status:?}"
+                );
+                // Shed at once, not after queueing.
+                assert!(elapsed < Duration::from_secs(1), "shed after {elapsed:?}");
+                shed += 1;
+            }
+        }
+    }
+    eprintln!("burst of 24: {ok} served, {shed} shed");
+    assert!(ok >= 2 && shed >= 1, "{ok} served, {shed} shed");
+    // Slots come back: the same key is served again.
+    let mut client = ScorerClient::new(server.channel().await);
+    assert_eq!(score_code(&mut client, Some("k-greedy")).await, Code::Ok);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_has_a_line_per_call_and_never_the_text() {
+    let server = start(|c, dir| {
+        let keys = dir.join("keys.txt");
+        std::fs::write(&keys, format!("newsroom:{}\n", sha("k-news"))).unwrap();
+        c.callers.api_keys = Some(keys);
+        c.access_log = AccessLog::File(dir.join("access.jsonl"));
+    })
+    .await;
+    let mut client = ScorerClient::new(server.channel().await);
+    let two = ScoreRequest {
+        passages: vec!["SECRET-TEXT one".into(), "SECRET-TEXT two".into()],
+        ..Default::default()
+    };
+    client.score(keyed(two, Some("k-news"))).await.unwrap();
+    client
+        .score(keyed(ScoreRequest::default(), Some("k-news")))
+        .await
+        .unwrap_err();
+    client.score(keyed(small(), None)).await.unwrap_err();
+    client
+        .score_article(keyed(
+            ArticleRequest {
+                text: "SECRET-TEXT first. SECRET-TEXT second.".into(),
+                title: "SECRET-TEXT title".into(),
+                ..Default::default()
+            },
+            Some("k-news"),
+        ))
+        .await
+        .unwrap();
+    let path = server.dir.path().join("access.jsonl");
+    let mut lines = Vec::new();
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        lines = text.lines().map(str::to_string).collect();
+        if lines.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for line in &lines {
+        assert!(!line.contains("SECRET-TEXT"), "{line}");
+        assert!(!line.contains("k-news"), "{line}");
+    }
+    let v: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ok = &v[0];
+    assert_eq!(ok["method"], "Score");
+    assert_eq!(ok["protocol"], "grpc");
+    assert_eq!(ok["key"], "newsroom");
+    assert_eq!(ok["model"], "default");
+    assert_eq!(ok["version"], "1");
+    assert_eq!(ok["passages"], 2);
+    assert_eq!(ok["status"], "OK");
+    assert!(ok["request_bytes"].as_u64().unwrap() > 20, "{ok}");
+    assert!(ok["response_bytes"].as_u64().unwrap() > 50, "{ok}");
+    assert!(ok["latency_ms"].as_f64().unwrap() > 0.0, "{ok}");
+    assert!(ok["time"].as_str().unwrap().ends_with('Z'), "{ok}");
+    assert!(
+        ok["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{ok}"
+    );
+    assert_eq!(v[1]["status"], "INVALID_ARGUMENT");
+    assert_eq!(v[2]["status"], "UNAUTHENTICATED");
+    assert!(v[2]["key"].is_null(), "{}", v[2]);
+    assert_eq!(v[3]["method"], "ScoreArticle");
+    assert_eq!(v[3]["passages"], 3);
+    server.stop().await;
+}
