@@ -1230,6 +1230,7 @@ async fn the_load_generator_drives_score_and_health() {
             corpus: None,
             heads: vec![],
             explain: 0,
+            api_key: None,
         };
         let report = bench_grpc(args).await.unwrap();
         assert_eq!(report.errors, 0, "{report}");

@@ -252,6 +252,10 @@ pub struct BenchGrpcArgs {
     /// Contributions per head to request.
     #[arg(long, default_value_t = 0)]
     pub explain: u32,
+    /// API key to send (`authorization: Bearer KEY`) to a server run with
+    /// --api-keys.
+    #[arg(long, env = "SLANT_API_KEY")]
+    pub api_key: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -270,6 +274,7 @@ impl BenchGrpcArgs {
             corpus: self.corpus.clone(),
             heads: self.heads.clone(),
             explain: self.explain,
+            api_key: self.api_key.clone(),
         }
     }
 }

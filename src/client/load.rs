@@ -78,6 +78,8 @@ pub struct LoadSpec {
     pub heads: Vec<String>,
     /// Contributions per head to request.
     pub explain: u32,
+    /// An API key to send (`authorization: Bearer KEY`).
+    pub api_key: Option<String>,
 }
 
 /// Why a load run could not start.
@@ -101,6 +103,8 @@ pub enum LoadError {
         #[source]
         source: tonic::transport::Error,
     },
+    #[error("the API key is not a valid header value (printable ASCII only)")]
+    ApiKey,
     #[error("a load worker stopped unexpectedly")]
     Worker(#[source] tokio::task::JoinError),
 }
@@ -260,6 +264,8 @@ struct Load {
     requests: Vec<Bytes>,
     /// Passages per Score request.
     batch: usize,
+    /// `authorization: Bearer KEY`, when the server wants a key.
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl Load {
@@ -298,8 +304,14 @@ async fn worker(channel: Channel, load: Arc<Load>, id: usize, until: Instant) ->
             tally.error("UNAVAILABLE", format!("the connection is not ready: {e}"));
             continue;
         }
+        let mut request = Request::new(body);
+        if let Some(auth) = &load.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", auth.clone());
+        }
         match grpc
-            .unary::<Bytes, Bytes, _>(Request::new(body), load.path.clone(), RawCodec)
+            .unary::<Bytes, Bytes, _>(request, load.path.clone(), RawCodec)
             .await
         {
             Ok(response) => {
@@ -441,11 +453,20 @@ pub async fn bench_grpc(args: LoadSpec) -> Result<BenchReport, LoadError> {
             )
         }
     };
+    let authorization = match &args.api_key {
+        Some(key) => Some(
+            format!("Bearer {key}")
+                .parse()
+                .map_err(|_| LoadError::ApiKey)?,
+        ),
+        None => None,
+    };
     let load = Arc::new(Load {
         rpc: args.rpc,
         path,
         requests,
         batch,
+        authorization,
     });
     if !args.warmup.is_zero() {
         round(&channels, &load, args.concurrency, args.warmup).await?;
