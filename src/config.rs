@@ -159,7 +159,7 @@ impl TrainConfig {
         let columns: usize = self
             .heads
             .iter()
-            .map(|h| crate::learn::outputs(h.labels.len()))
+            .map(|h| crate::model::link::outputs(h.labels.len()))
             .sum();
         if columns > crate::model::MAX_COLUMNS {
             return Err(format!(

@@ -32,9 +32,10 @@ use sha2::{Digest, Sha256};
 
 use crate::data::hex;
 use crate::features::{FeatureError, Featurizer, Vocabulary, Workspace, NO_FEATURE};
-use crate::learn::link;
 
+pub mod link;
 mod table;
+use link::link;
 use table::{Row, Table};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
@@ -177,7 +178,7 @@ pub struct HeadData {
 
 impl HeadData {
     pub fn outputs(&self) -> usize {
-        crate::learn::outputs(self.labels.len())
+        link::outputs(self.labels.len())
     }
 }
 
