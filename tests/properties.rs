@@ -8,11 +8,11 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use slant::config::TrainConfig;
 use slant::features::Workspace;
 use slant::model::{Model, ModelData, HEADER_LEN};
 use slant::text::split::split_article;
 use slant::text::{tokenize, TokenKind};
+use slant::train::TrainConfig;
 use slant::train::{train, Quiet, TrainOptions};
 
 /// Pieces of news-like text: words the fixture model knows, emphasis,

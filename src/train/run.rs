@@ -15,11 +15,12 @@ use linfa::traits::{FitWith, Predict};
 use linfa::{DatasetBase, ParamGuard};
 use ndarray::{Array1, Array2};
 
-use crate::config::{ClassWeight, HeadConfig, TrainConfig};
+use super::config::{ClassWeight, HeadConfig, TrainConfig};
+use super::logistic::{LinearModel, LogisticParams, SolverError};
+use super::records::SparseRecords;
 use crate::data::{read_labeled, read_lexicon, DataError, Example};
 use crate::eval::metrics::{ClassificationReport, MetricsError};
 use crate::features::{FeatureError, Featurizer, Workspace};
-use crate::learn::{LinearModel, LogisticParams, SolverError, SparseRecords};
 use crate::model::{Fingerprint, HeadData, ModelData};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,104 @@
+//! CLI: the `slant` command line. Parses flags into the library's types,
+//! runs the command, and renders results; all behaviour lives in the
+//! library modules.
+
+mod bench;
+mod eval;
+mod info;
+mod score;
+mod train;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+
+use crate::data::Format;
+use crate::model::Model;
+
+pub use bench::BenchScoreArgs;
+pub use eval::EvalArgs;
+pub use info::InfoArgs;
+pub use score::ScoreArgs;
+pub use train::TrainArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "slant",
+    version,
+    about = "Score news passages for sentiment, sensational framing, clickbait and misinformation."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train every head a config lists and write the model file.
+    Train(TrainArgs),
+    /// Report a head's metrics on labeled data.
+    Eval(EvalArgs),
+    /// Score passages (plain lines or JSONL with a `text` field), one JSON line each.
+    Score(ScoreArgs),
+    /// Describe a model file.
+    Info(InfoArgs),
+    /// Serve the model over gRPC (slant.v1.Scorer, health, reflection).
+    Serve(crate::service::ServeArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+pub(crate) fn parse_format(s: &str) -> Result<Format, String> {
+    match s {
+        "jsonl" => Ok(Format::Jsonl),
+        "csv" => Ok(Format::Csv),
+        "tsv" => Ok(Format::Tsv),
+        _ => Err(format!("unknown format {s:?} (jsonl, csv or tsv)")),
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Single-thread scoring throughput (all heads) over the peer benchmark corpus.
+    Score(BenchScoreArgs),
+    /// Drive a running server and report rps, passages/s and latency percentiles.
+    Grpc(crate::service::BenchGrpcArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Bench(BenchCommand::Score(a)) => bench::run(a),
+        Command::Serve(a) => {
+            crate::service::init_tracing(a.log_format)?;
+            runtime()?.block_on(crate::service::serve(a))
+        }
+        Command::Bench(BenchCommand::Grpc(a)) => {
+            let json = a.json;
+            let report = runtime()?.block_on(crate::service::bench_grpc(a))?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else {
+                writeln!(out, "{report}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub(crate) fn load(path: &std::path::Path) -> Result<Model> {
+    Model::load(path).context("cannot load the model")
+}
