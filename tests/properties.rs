@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use slant::features::Workspace;
+use slant::model::Workspace;
 use slant::model::{Model, ModelData, HEADER_LEN};
 use slant::text::split::split_article;
 use slant::text::{tokenize, TokenKind};

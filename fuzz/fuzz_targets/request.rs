@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use slant::features::{FeatureSettings, Featurizer, Workspace};
-use slant::model::{HeadData, Model, ModelData};
+use slant::features::{FeatureSettings, Featurizer};
+use slant::model::{HeadData, Model, ModelData, Workspace};
 use slant::proto::{ArticleRequest, ScoreRequest};
 use slant::text::split::split_article;
 

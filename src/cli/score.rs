@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::load;
 use crate::data::open_passages;
-use crate::features::Workspace;
+use crate::model::Workspace;
 
 #[derive(clap::Args, Debug)]
 pub struct ScoreArgs {

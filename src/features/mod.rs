@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 pub use index::IdentityHasher;
 pub(crate) use index::{prefetch, Lookup, NO_FEATURE};
 pub use lexicon::{Lexicon, LEXICON_SCORE};
-pub use scan::Workspace;
+pub use scan::Scratch;
 pub use settings::{FeatureError, FeatureParams, FeatureSettings};
 
 use index::HashIndex;

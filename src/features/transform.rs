@@ -8,12 +8,16 @@ use super::*;
 use crate::text::TokenKind;
 
 impl Featurizer {
-    /// One word's character n-gram vector into `ws.word_vec`: each known
-    /// n-gram of `_word_`, count × idf. Returns its squared norm.
-    pub(crate) fn word_chars(&self, word: &str, ws: &mut Workspace) -> f32 {
-        let Workspace {
+    /// One word's character n-gram vector: each known n-gram of `_word_`,
+    /// count × idf, by feature. Returns its squared norm and the vector.
+    pub(crate) fn word_chars<'s>(
+        &self,
+        word: &str,
+        scratch: &'s mut Scratch,
+    ) -> (f32, &'s [(u32, f32)]) {
+        let Scratch {
             grams, word_vec, ..
-        } = ws;
+        } = scratch;
         word_vec.clear();
         let index = &self.char_index;
         for_each_char_gram(&self.vocab.settings, word, grams, |h, _, _| {
@@ -35,12 +39,12 @@ impl Featurizer {
             *v *= self.vocab.idf[*j as usize];
             norm += *v * *v;
         }
-        norm
+        (norm, word_vec)
     }
 
     /// The lexicon score feature and its value for the tokens in `ws`.
     #[inline]
-    pub(crate) fn lexicon_score(&self, ws: &Workspace) -> Option<(u32, f32)> {
+    pub(super) fn lexicon_score(&self, ws: &Scratch) -> Option<(u32, f32)> {
         let j = self.lexicon_score?;
         Some((
             j,
@@ -49,12 +53,13 @@ impl Featurizer {
         ))
     }
 
-    /// Tokenizes `passage` and leaves its vector in `ws.vector` (sorted by
-    /// feature index): the reference definition of a passage's vector
-    /// (training and explanations use it; the model's fast path must agree
-    /// with it).
-    pub fn transform(&self, passage: &str, ws: &mut Workspace) {
-        self.word_hits(&self.index, &self.markers, passage, ws);
+    /// The vector of `passage` (sorted by feature index), also left in
+    /// `ws` for [`Scratch::vector`] and [`Featurizer::spans`]: the
+    /// reference definition of a passage's vector (training and
+    /// explanations use it; the model's fast path must agree with it).
+    pub fn transform<'s>(&self, passage: &str, ws: &'s mut Scratch) -> &'s [(u32, f32)] {
+        self.scan(&self.index, None, passage, ws)
+            .words(&self.markers);
         ws.hits.sort_unstable();
         let mut vector = std::mem::take(&mut ws.vector);
         vector.clear();
@@ -86,8 +91,9 @@ impl Featurizer {
             acc.clear();
             let mut total = 0.0f32;
             for &(a, b) in &words {
-                total += self.word_chars(&passage[a..b], ws);
-                acc.extend_from_slice(&ws.word_vec);
+                let (sq, word) = self.word_chars(&passage[a..b], ws);
+                total += sq;
+                acc.extend_from_slice(word);
             }
             if total > 0.0 {
                 let scale = self.vocab.settings.char_weight / total.sqrt();
@@ -101,13 +107,15 @@ impl Featurizer {
             ws.char_acc = acc;
         }
         ws.vector = vector;
+        &ws.vector
     }
 
     /// Byte spans in `passage` of each feature index in `wanted` (sorted,
-    /// deduplicated spans per feature), from the tokens in `ws.tokens`.
-    pub fn spans(&self, passage: &str, ws: &mut Workspace, wanted: &[u32]) -> Vec<Vec<(u32, u32)>> {
+    /// deduplicated spans per feature), from the tokens that the last
+    /// [`Featurizer::transform`] of `passage` left in `ws`.
+    pub fn spans(&self, passage: &str, ws: &mut Scratch, wanted: &[u32]) -> Vec<Vec<(u32, u32)>> {
         let mut out = vec![Vec::new(); wanted.len()];
-        let Workspace {
+        let Scratch {
             tokens, grams, lex, ..
         } = ws;
         for_each_feature(
@@ -157,7 +165,7 @@ mod tests {
         let idf = |df: f64| ((4.0 / (1.0 + df)).ln() + 1.0) as f32;
         assert!((f.vocabulary().idf[0] - idf(3.0)).abs() < 1e-6);
         assert!((f.vocabulary().idf[3] - idf(1.0)).abs() < 1e-6);
-        let mut ws = Workspace::default();
+        let mut ws = Scratch::default();
         f.transform("a a d", &mut ws);
         // sublinear tf: a -> 1 + ln 2, d -> 1
         let va = (1.0 + 2f32.ln()) * idf(3.0);
@@ -184,7 +192,7 @@ mod tests {
             assert!(terms.iter().any(|x| x == t), "{t} missing from {terms:?}");
         }
         let passage = "I believe this, and I BELIEVE THIS";
-        let mut ws = Workspace::default();
+        let mut ws = Scratch::default();
         f.transform(passage, &mut ws);
         let bt = index_of(&f, "believe this");
         let caps = index_of(&f, "<caps>");

@@ -1,8 +1,8 @@
 //! Explanations: each head's score for a passage with the features that
 //! pushed its decision most, and their byte spans in the passage.
 
+use super::scorer::Workspace;
 use super::scorer::{Head, Model};
-use crate::features::Workspace;
 
 /// One head's score for one passage.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +42,7 @@ impl Model {
     ) -> Vec<HeadScore> {
         self.classify(passage, ws);
         if explain > 0 {
-            self.featurizer.transform(passage, ws);
+            self.featurizer.transform(passage, &mut ws.scan);
         }
         let n = if heads.is_empty() {
             self.heads.len()
@@ -77,7 +77,7 @@ impl Model {
     /// contribution (in absolute value) to `label`'s score relative to the
     /// other labels: x_j·w_j (signed towards `label`) for two classes,
     /// x_j·(w_jl − mean_c w_jc) otherwise.
-    /// Needs `ws.vector` from `featurizer.transform(passage)`.
+    /// Needs the vector of `featurizer.transform(passage)` in `ws`.
     fn explain(
         &self,
         passage: &str,
@@ -87,7 +87,8 @@ impl Model {
         ws: &mut Workspace,
     ) -> Vec<Contribution> {
         let mut contrib: Vec<(u32, f64)> = ws
-            .vector
+            .scan
+            .vector()
             .iter()
             .map(|&(j, v)| {
                 let row = self.weights(j, head);
@@ -108,7 +109,7 @@ impl Model {
         contrib.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
         contrib.truncate(k);
         let wanted: Vec<u32> = contrib.iter().map(|&(j, _)| j).collect();
-        let spans = self.featurizer.spans(passage, ws, &wanted);
+        let spans = self.featurizer.spans(passage, &mut ws.scan, &wanted);
         contrib
             .into_iter()
             .zip(spans)

@@ -293,8 +293,8 @@ impl ModelData {
 mod tests {
     use super::super::tiny;
     use super::*;
-    use crate::features::Workspace;
     use crate::model::Model;
+    use crate::model::Workspace;
 
     #[test]
     fn round_trip_is_byte_identical_and_scores() {

@@ -24,7 +24,7 @@ pub use format::{
     Fingerprint, HeadData, ModelData, ModelError, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS,
     MAX_MODEL_BYTES, MAX_OUTPUTS,
 };
-pub use scorer::{argmax, decide, Head, Model};
+pub use scorer::{argmax, decide, Head, Model, Workspace};
 
 /// A two-head model over a three-document vocabulary, for tests.
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::format::{HeadData, ModelData, ModelError, MAX_COLUMNS, MAX_OUTPUTS};
 use super::link::link;
 use super::table::{Row, Table};
-use crate::features::{FeatureError, Featurizer, Workspace, NO_FEATURE};
+use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 
 /// Row widths: the narrowest of these that holds every column plus two
 /// lanes (the key, or the squared norm and idf). Four heads (6 columns)
@@ -30,49 +30,6 @@ fn add_weights<const W: usize>(acc: &mut [f32; W], v: f32, w: &[f32; W]) {
 fn add_all<const W: usize>(acc: &mut [f32; W], v: f32, w: &[f32; W]) {
     for l in 0..W {
         acc[l] += v * w[l];
-    }
-}
-
-/// Groups the repeated features of `hits` into `distinct` and their
-/// occurrences into `counts`.
-///
-/// A 1024-bucket table (open addressing) remembers where each distinct
-/// feature sits, so a repeat is found at once, with no sort. (256 buckets,
-/// shared four times as often, were 3% slower; scanning every distinct
-/// feature when a bucket was taken cost 3% of scoring.) Its byte-sized
-/// entries hold 254 features at most: longer passages, which have
-/// more occurrences than that, are sorted instead.
-fn group(hits: &mut [u32], distinct: &mut Vec<u32>, counts: &mut Vec<u32>) {
-    distinct.clear();
-    counts.clear();
-    if hits.len() < usize::from(u8::MAX) {
-        let mut at = [0u8; 1024];
-        for &j in hits.iter() {
-            let mut bucket = (j.wrapping_mul(0x9e37_79b1) >> 22) as usize;
-            // At most 254 of the 1024 buckets are taken: a free one comes.
-            loop {
-                let p = usize::from(at[bucket]);
-                if p == 0 {
-                    distinct.push(j);
-                    counts.push(1);
-                    at[bucket] = distinct.len() as u8;
-                    break;
-                }
-                if distinct.get(p - 1) == Some(&j) {
-                    if let Some(count) = counts.get_mut(p - 1) {
-                        *count += 1;
-                    }
-                    break;
-                }
-                bucket = (bucket + 1) % at.len();
-            }
-        }
-    } else {
-        hits.sort_unstable();
-        for run in hits.chunk_by(|a, b| a == b) {
-            distinct.push(run[0]);
-            counts.push(run.len() as u32);
-        }
     }
 }
 
@@ -148,6 +105,34 @@ pub fn argmax(v: &[f64]) -> usize {
         top = if above { x } else { top };
     }
     best
+}
+
+/// Scratch space for scoring, reused across passages so that scoring
+/// allocates nothing once it has grown: the featurizer's scan buffers and
+/// every head's outputs.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    /// The featurizer's buffers (the scan, and the vector explanations use).
+    pub(super) scan: Scratch,
+    /// Raw head scores.
+    scores: Vec<f32>,
+    /// Every head's probabilities, after [`Model::classify`]: head `h`'s
+    /// at [`Head::offset`], one per label.
+    pub probabilities: Vec<f64>,
+    /// Every head's decided label, after [`Model::classify`].
+    pub labels: Vec<usize>,
+}
+
+impl Workspace {
+    /// Head `head`'s probabilities (one per label) and decided label from
+    /// the last [`Model::classify`] with `model`.
+    pub fn head(&self, model: &Model, head: usize) -> Option<(&[f64], usize)> {
+        let h = model.heads.get(head)?;
+        let probabilities = self
+            .probabilities
+            .get(h.offset..h.offset + h.labels.len())?;
+        Some((probabilities, *self.labels.get(head)?))
+    }
 }
 
 /// A loaded model, ready to score.
@@ -265,7 +250,7 @@ impl<const W: usize> Pair<W> {
     /// norm, into its row: scoring then reads one row per word in the
     /// vocabulary.
     fn precompute_word_chars(&mut self, fz: &Featurizer, at: &[u32], columns: usize) {
-        let mut ws = Workspace::default();
+        let mut scratch = Scratch::default();
         let mut tokens = Vec::new();
         for j in 0..fz.len() {
             let term = fz.term(j as u32);
@@ -276,9 +261,9 @@ impl<const W: usize> Pair<W> {
             if !single_word {
                 continue;
             }
-            let sq = fz.word_chars(term, &mut ws);
+            let (sq, grams) = fz.word_chars(term, &mut scratch);
             let mut acc = [0f32; W];
-            for &(g, v) in &ws.word_vec {
+            for &(g, v) in grams {
                 if let Some(row) = self.row(at, g) {
                     acc[..columns]
                         .iter_mut()
@@ -390,8 +375,8 @@ impl Model {
     /// tf·idf·W (normalised at the end), and each word adds its
     /// precomputed character contribution (computed on the spot only for
     /// words outside the vocabulary).
-    fn raw_scores(&self, passage: &str, ws: &mut Workspace, scores: &mut Vec<f32>) {
-        with_tables!(&self.tables, t => self.raw_scores_in(t, passage, ws, scores))
+    fn raw_scores(&self, passage: &str, scratch: &mut Scratch, scores: &mut Vec<f32>) {
+        with_tables!(&self.tables, t => self.raw_scores_in(t, passage, scratch, scores))
     }
 
     /// [`Model::raw_scores`] with the tables' rows `W` lanes wide.
@@ -400,33 +385,27 @@ impl Model {
         &self,
         t: &Pair<W>,
         passage: &str,
-        ws: &mut Workspace,
+        scratch: &mut Scratch,
         scores: &mut Vec<f32>,
     ) {
         let fz = &self.featurizer;
         // Features are numbered by their positions in the tables, whose
-        // rows are fetched as their lookups start.
-        fz.token_hits(&t.words, passage, ws);
-        // The character n-grams of words outside the vocabulary: hashed
-        // and their lookups started as soon as the unigrams say which
-        // words those are, looked up after the word block's work, which
-        // hides the wait.
-        if self.with_chars {
-            fz.oov_char_keys(&t.chars, passage, ws);
-        }
-        fz.lexicon_hits(&self.markers, ws);
-        fz.ngram_hits(&t.words, ws);
+        // rows are fetched as their lookups start. The character n-grams
+        // of words outside the vocabulary are hashed and their lookups
+        // started as soon as the unigrams say which words those are, and
+        // finished after the word block's sums, which hides the wait.
+        let chars_index = self.with_chars.then_some(&t.chars);
+        let words = fz
+            .scan(&t.words, chars_index, passage, scratch)
+            .words(&self.markers)
+            .group();
         let c = self.columns;
-        group(&mut ws.hits, &mut ws.distinct, &mut ws.counts);
-        // Term frequencies first: the rare large count calls `ln`.
-        ws.tfs.clear();
-        ws.tfs
-            .extend(ws.counts.iter().map(|&count| fz.tf(count as usize)));
-        let (word, mut chars, norm) = sum_words(&t.words, &ws.distinct, &ws.counts, &ws.tfs);
+        let (word, mut chars, norm) =
+            sum_words(&t.words, words.distinct(), words.counts(), words.tfs());
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
-        if let Some((row, v)) = fz
-            .lexicon_score(ws)
+        if let Some((row, v)) = words
+            .lexicon_score()
             .and_then(|(j, v)| Some((t.row(&self.at, j)?, v)))
         {
             scores
@@ -442,18 +421,18 @@ impl Model {
                 .for_each(|(s, a)| *s += a * inv);
         }
         if self.with_chars {
-            fz.oov_char_hits(&t.chars, ws);
+            let oov = words.chars();
             // Lanes 0..c sum the words' character contributions, lane SQ
             // their squared norms. Words in the vocabulary were added with
             // their rows above; here, the n-grams of each word outside it,
             // count × idf each, as `Featurizer::word_chars`.
-            for grams in ws.gram_hits.chunk_by(|a, b| a >> 32 == b >> 32) {
+            for grams in oov.words() {
                 let mut sq = 0.0f32;
-                for run in grams.chunk_by(|a, b| a == b) {
-                    let Some(row) = t.chars.row(run[0] as u32) else {
+                for (g, count) in grams {
+                    let Some(row) = t.chars.row(g) else {
                         continue;
                     };
-                    let v = run.len() as f32 * row.idf();
+                    let v = count as f32 * row.idf();
                     sq += v * v;
                     add_weights(&mut chars, v, &row.weights);
                 }
@@ -470,19 +449,22 @@ impl Model {
         }
     }
 
-    /// Scoring's lookups alone, for `bench score --stages`: the word
-    /// block's, and with `chars` the character n-grams' of words outside
-    /// the vocabulary. Returns the number of features found.
+    /// Scoring's scan alone, for `bench score --stages`: the word block's
+    /// lookups and grouping, and with `chars` the character n-grams' of
+    /// words outside the vocabulary. Returns the number of features found.
     pub(crate) fn lookups(&self, passage: &str, ws: &mut Workspace, chars: bool) -> usize {
         let fz = &self.featurizer;
         with_tables!(&self.tables, t => {
-            fz.word_hits(&t.words, &self.markers, passage, ws);
-            if chars && self.with_chars {
-                fz.oov_char_keys(&t.chars, passage, ws);
-                fz.oov_char_hits(&t.chars, ws);
-                ws.hits.len() + ws.gram_hits.len()
+            let chars_index = (chars && self.with_chars).then_some(&t.chars);
+            let words = fz
+                .scan(&t.words, chars_index, passage, &mut ws.scan)
+                .words(&self.markers)
+                .group();
+            let n = words.distinct().len();
+            if chars_index.is_some() {
+                n + words.chars().len()
             } else {
-                ws.hits.len()
+                n
             }
         })
     }
@@ -491,10 +473,15 @@ impl Model {
     /// probabilities land in `ws.probabilities` (head `h` at
     /// `Head::offset`) and its decided label in `ws.labels[h]`.
     pub fn classify(&self, passage: &str, ws: &mut Workspace) {
-        let mut scores = std::mem::take(&mut ws.scores);
-        self.raw_scores(passage, ws, &mut scores);
-        ws.probabilities.clear();
-        ws.labels.clear();
+        let Workspace {
+            scan,
+            scores,
+            probabilities,
+            labels,
+        } = ws;
+        self.raw_scores(passage, scan, scores);
+        probabilities.clear();
+        labels.clear();
         for head in &self.heads {
             let mut z = [0f64; MAX_OUTPUTS];
             let z = &mut z[..head.outputs];
@@ -504,13 +491,12 @@ impl Model {
             {
                 *zk = f64::from(s);
             }
-            let start = ws.probabilities.len();
-            ws.probabilities.resize(start + head.labels.len(), 0.0);
-            let p = &mut ws.probabilities[start..];
+            let start = probabilities.len();
+            probabilities.resize(start + head.labels.len(), 0.0);
+            let p = &mut probabilities[start..];
             link(z, p);
-            ws.labels.push(head.decide(p));
+            labels.push(head.decide(p));
         }
-        ws.scores = scores;
     }
 }
 
@@ -520,25 +506,6 @@ mod tests {
     use super::*;
     use crate::features::{FeatureParams, FeatureSettings};
     use linfa::ParamGuard;
-    use std::collections::BTreeMap;
-
-    #[test]
-    fn grouping_counts_each_feature_once_whatever_the_length() {
-        // 97 features, so buckets are shared; lengths on both sides of
-        // the table's limit.
-        for n in [0u32, 1, 10, 200, 254, 255, 1000] {
-            let mut hits: Vec<u32> = (0..n).map(|i| (i * 7919 % 97) * 1031).collect();
-            let mut expected = BTreeMap::new();
-            for &j in &hits {
-                *expected.entry(j).or_insert(0u32) += 1;
-            }
-            let (mut distinct, mut counts) = (vec![7], vec![7]);
-            group(&mut hits, &mut distinct, &mut counts);
-            assert_eq!(distinct.len(), expected.len(), "{n} hits");
-            let got: BTreeMap<u32, u32> = distinct.into_iter().zip(counts).collect();
-            assert_eq!(got, expected, "{n} hits");
-        }
-    }
 
     /// settings leave no vocabulary.
     fn model_with(settings: FeatureSettings, lexicon: bool, extra_heads: usize) -> Option<Model> {
@@ -589,10 +556,10 @@ mod tests {
 
     /// Raw scores from the reference vector (`Featurizer::transform`):
     /// what the fast path must agree with.
-    fn reference_scores(m: &Model, passage: &str, ws: &mut Workspace) -> Vec<f32> {
-        m.featurizer.transform(passage, ws);
+    fn reference_scores(m: &Model, passage: &str, ws: &mut Scratch) -> Vec<f32> {
+        let vector = m.featurizer.transform(passage, ws);
         let mut reference = m.intercepts.clone();
-        for &(j, v) in &ws.vector {
+        for &(j, v) in vector {
             let row = &m.row(j).unwrap()[..m.columns];
             reference.iter_mut().zip(row).for_each(|(r, w)| *r += v * w);
         }
@@ -606,7 +573,7 @@ mod tests {
         passage: &str,
         case: &dyn std::fmt::Debug,
     ) -> Result<(), proptest::test_runner::TestCaseError> {
-        let mut ws = Workspace::default();
+        let mut ws = Scratch::default();
         let mut fast = Vec::new();
         m.raw_scores(passage, &mut ws, &mut fast);
         let reference = reference_scores(m, passage, &mut ws);
@@ -689,11 +656,12 @@ mod tests {
             words.join(" "),
             words[..90].join(" ")
         );
-        let mut ws = Workspace::default();
+        let mut ws = Scratch::default();
         let mut fast = Vec::new();
         m.raw_scores(&passage, &mut ws, &mut fast);
-        assert!(ws.distinct.len() > 300, "{} distinct", ws.distinct.len());
         let reference = reference_scores(&m, &passage, &mut ws);
+        let distinct = ws.vector().len();
+        assert!(distinct > 300, "{distinct} distinct");
         for (a, b) in fast.iter().zip(&reference) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
@@ -713,17 +681,17 @@ mod tests {
         .check()
         .unwrap();
         let f = Featurizer::fit(&settings, ["ab", "ab b"], || {}).unwrap();
-        let mut ws = Workspace::default();
+        let mut ws = Scratch::default();
         f.transform("ab", &mut ws);
         let idx = |t: &str| f.vocabulary().terms.iter().position(|x| x == t).unwrap() as u32;
         let grams = ["ch:_a", "ch:ab", "ch:b_"];
         let idf: Vec<f32> = grams.iter().map(|g| f.idf(idx(g))).collect();
         let norm = idf.iter().map(|v| v * v).sum::<f32>().sqrt();
         for (g, i) in grams.iter().zip(&idf) {
-            let v = ws.vector.iter().find(|(j, _)| *j == idx(g)).unwrap().1;
+            let v = ws.vector().iter().find(|(j, _)| *j == idx(g)).unwrap().1;
             assert!((v - 0.5 * i / norm).abs() < 1e-6, "{g}");
         }
         // The word block is the unigram alone, normalised to 1.
-        assert!((ws.vector.iter().find(|(j, _)| *j == idx("ab")).unwrap().1 - 1.0).abs() < 1e-6);
+        assert!((ws.vector().iter().find(|(j, _)| *j == idx("ab")).unwrap().1 - 1.0).abs() < 1e-6);
     }
 }

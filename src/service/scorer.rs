@@ -22,7 +22,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::metrics::Method;
 use super::state::{rfc3339, Loaded, Shared};
-use crate::features::Workspace;
+use crate::model::Workspace;
 use crate::model::{Head, HeadScore, Model};
 use crate::proto::{self, scorer_server::Scorer};
 use crate::text::split::split_article;
@@ -659,8 +659,8 @@ mod tests {
         assert_eq!(t.len(), 3);
         // Nested use falls back to a fresh workspace instead of panicking.
         let n = with_workspace(|a| {
-            a.vector.push((1, 1.0));
-            with_workspace(|b| b.vector.len())
+            a.labels.push(1);
+            with_workspace(|b| b.labels.len())
         });
         assert_eq!(n, 0);
     }

@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, Semaphore};
 use super::config::Limits;
 use super::error::ServiceError;
 use super::metrics::Metrics;
-use crate::features::Workspace;
+use crate::model::Workspace;
 use crate::model::{Model, ModelError};
 
 /// A model as loaded by the server.

@@ -20,7 +20,7 @@ use super::logistic::{LinearModel, LogisticParams, SolverError};
 use super::records::SparseRecords;
 use crate::data::{read_labeled, read_lexicon, DataError, Example};
 use crate::eval::metrics::{ClassificationReport, MetricsError};
-use crate::features::{FeatureError, Featurizer, Workspace};
+use crate::features::{FeatureError, Featurizer, Scratch};
 use crate::model::{Fingerprint, HeadData, ModelData};
 
 #[derive(Debug, thiserror::Error)]
@@ -181,12 +181,9 @@ fn matrix(featurizer: &Featurizer, examples: &[Example]) -> SparseRecords {
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    let mut ws = Workspace::default();
+                    let mut scratch = Scratch::default();
                     part.iter()
-                        .map(|e| {
-                            featurizer.transform(&e.text, &mut ws);
-                            ws.vector.clone()
-                        })
+                        .map(|e| featurizer.transform(&e.text, &mut scratch).to_vec())
                         .collect::<Vec<_>>()
                 })
             })
