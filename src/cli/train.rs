@@ -69,6 +69,14 @@ pub(super) fn run(a: TrainArgs) -> Result<()> {
             path.display()
         );
     }
+    for s in &trained.summary {
+        for (c, iterations, end) in &s.unconverged {
+            eprintln!(
+                "warning: head {}, C = {c}: the solver stopped after {iterations} iterations without reaching the gradient tolerance: {end}",
+                s.head
+            );
+        }
+    }
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -195,14 +195,13 @@ impl Featurizer {
                     valences.len() as u32 - 1
                 })
             };
-            if number >= 1 << 24 {
+            let Some(packed) = PackedLex::new(l.role, number) else {
                 return Err(FeatureError::InvalidVocabulary(format!(
                     "{} distinct lexicon valences (at most {})",
                     numbers.len(),
-                    (1 << 24) - 1
+                    PackedLex::VALENCES - 1
                 )));
-            }
-            let packed = u32::from(l.role) << 24 | number;
+            };
             index.entry(h).lex = packed;
             lex_index.entry(h).lex = packed;
         }

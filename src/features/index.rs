@@ -40,12 +40,43 @@ pub(crate) struct HashIndex {
 pub(super) struct Slot {
     pub(super) hash: u64,
     pub(super) value: u32,
-    /// Packed [`TokenLex`]: role << 24 | the valence's number in
-    /// `Featurizer::valences` (0: none).
-    pub(super) lex: u32,
+    /// What the lexicon says of the word with this hash.
+    pub(super) lex: PackedLex,
 }
 
 pub(super) const EMPTY: u32 = u32::MAX;
+
+/// What the lexicon says of a word, as an index slot keeps it in 32 bits:
+/// the role bits ([`TokenLex`](super::lexicon::TokenLex)'s) in the top 8,
+/// and the number of its valence in `Featurizer::valences` in the low 24
+/// (0: no valence). All zero: the lexicon does not know the word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PackedLex(u32);
+
+impl PackedLex {
+    pub(super) const NONE: Self = Self(0);
+    const ROLE_SHIFT: u32 = 24;
+    /// Valence numbers must be below this.
+    pub(super) const VALENCES: u32 = 1 << Self::ROLE_SHIFT;
+
+    /// `None` when `valence` does not fit in 24 bits.
+    pub(super) fn new(role: u8, valence: u32) -> Option<Self> {
+        (valence < Self::VALENCES).then_some(Self(u32::from(role) << Self::ROLE_SHIFT | valence))
+    }
+    #[inline]
+    pub(super) fn role(self) -> u8 {
+        (self.0 >> Self::ROLE_SHIFT) as u8
+    }
+    /// The valence's number in `Featurizer::valences`.
+    #[inline]
+    pub(super) fn valence(self) -> usize {
+        (self.0 & (Self::VALENCES - 1)) as usize
+    }
+    #[inline]
+    pub(super) fn is_known(self) -> bool {
+        self != Self::NONE
+    }
+}
 /// The value of a slot that holds only lexicon knowledge.
 pub(crate) const NO_FEATURE: u32 = u32::MAX - 1;
 
@@ -69,7 +100,7 @@ impl Lookup for HashIndex {
     }
     #[inline(always)]
     fn find(&self, h: u64, _: u32) -> Option<(u32, bool)> {
-        self.slot(h).map(|s| (s.value, s.lex != 0))
+        self.slot(h).map(|s| (s.value, s.lex.is_known()))
     }
 }
 
@@ -83,7 +114,7 @@ impl HashIndex {
                 Slot {
                     hash: 0,
                     value: EMPTY,
-                    lex: 0,
+                    lex: PackedLex::NONE,
                 };
                 size
             ],
@@ -102,7 +133,7 @@ impl HashIndex {
             *slot = Slot {
                 hash: h,
                 value: NO_FEATURE,
-                lex: 0,
+                lex: PackedLex::NONE,
             };
         }
         slot
@@ -148,7 +179,7 @@ impl HashIndex {
         self.slots
             .iter()
             .filter(|s| s.value != EMPTY)
-            .map(|s| (s.hash, s.value, s.lex != 0))
+            .map(|s| (s.hash, s.value, s.lex.is_known()))
     }
 
     /// The feature index of `h`.

@@ -136,6 +136,7 @@ pub(super) const DAMPENERS: &[&str] = &[
     "somewhat",
     "sorta",
 ];
+/// VADER's intensifier increment (`B_INCR` in vaderSentiment).
 pub(super) const BOOST: f32 = 0.293;
 /// Valence at or beyond which a lexicon word also gets a strong marker.
 pub(super) const STRONG: f32 = 2.0;
@@ -168,10 +169,26 @@ pub(super) const BUT: u8 = 8;
 
 /// The dense lexicon feature: a VADER-style compound score of the passage.
 pub const LEXICON_SCORE: &str = "<lexscore>";
-/// VADER's damping of a negated word's valence.
+// The constants below are VADER's: Hutto & Gilbert, "VADER: A Parsimonious
+// Rule-based Model for Sentiment Analysis of Social Media Text" (ICWSM
+// 2014), as its reference code (vaderSentiment) sets them.
+/// VADER's damping of a negated word's valence (`N_SCALAR`).
 pub(super) const NEGATION_SCALE: f32 = -0.74;
-/// VADER's boost for an ALL-CAPS lexicon word.
+/// VADER's boost for an ALL-CAPS lexicon word (`C_INCR`).
 pub(super) const CAPS_BOOST: f32 = 0.733;
+/// How many tokens before a lexicon word a negator, booster or dampener
+/// reaches (VADER looks three words back).
+pub(super) const WINDOW: usize = 3;
+/// How much a booster's or dampener's effect shrinks per word of distance
+/// (VADER scales it by 1, 0.95 and 0.9 one, two and three words back).
+pub(super) const BOOST_DECAY: f32 = 0.05;
+/// A lexicon word's weight before a "but" (VADER's `_but_check`)...
+pub(super) const BEFORE_BUT: f32 = 0.5;
+/// ...and after it.
+pub(super) const AFTER_BUT: f32 = 1.5;
+/// The squashing constant of the compound score s / √(s² + α) (VADER's
+/// `normalize`, `alpha = 15`).
+pub(super) const ALPHA: f32 = 15.0;
 
 impl Lexicon {
     /// From (word, valence) entries; words are matched lower-cased.
@@ -251,8 +268,8 @@ impl Lexicon {
             if t.caps {
                 v += CAPS_BOOST * v.signum();
             }
-            for (distance, p) in lex[i.saturating_sub(3)..i].iter().rev().enumerate() {
-                let decay = 1.0 - 0.05 * distance as f32;
+            for (distance, p) in lex[i.saturating_sub(WINDOW)..i].iter().rev().enumerate() {
+                let decay = 1.0 - BOOST_DECAY * distance as f32;
                 if p.role & BOOSTER != 0 {
                     v += BOOST * decay * v.signum();
                 } else if p.role & DAMPENER != 0 {
@@ -263,13 +280,13 @@ impl Lexicon {
                 v *= NEGATION_SCALE;
             }
             match but {
-                Some(b) if i < b => v *= 0.5,
-                Some(b) if i > b => v *= 1.5,
+                Some(b) if i < b => v *= BEFORE_BUT,
+                Some(b) if i > b => v *= AFTER_BUT,
                 _ => {}
             }
             sum += v;
         }
-        sum / (sum * sum + 15.0).sqrt()
+        sum / (sum * sum + ALPHA).sqrt()
     }
 
     /// The markers of token `i`, as numbers into `markers`: polarity, and
@@ -288,7 +305,7 @@ impl Lexicon {
 
 /// Whether a negator stands within the three tokens before token `i`.
 pub(super) fn negated(lex: &[TokenLex], i: usize) -> bool {
-    lex[i.saturating_sub(3)..i]
+    lex[i.saturating_sub(WINDOW)..i]
         .iter()
         .any(|p| p.role & NEGATOR != 0)
 }

@@ -169,14 +169,10 @@ impl Featurizer {
 
     /// What the lexicon says of a word, from its index slot's `lex`.
     #[inline]
-    pub(super) fn lex_of(&self, packed: u32) -> TokenLex {
+    pub(super) fn lex_of(&self, packed: PackedLex) -> TokenLex {
         TokenLex {
-            valence: self
-                .valences
-                .get((packed & 0xff_ffff) as usize)
-                .copied()
-                .unwrap_or(0.0),
-            role: (packed >> 24) as u8,
+            valence: self.valences.get(packed.valence()).copied().unwrap_or(0.0),
+            role: packed.role(),
         }
     }
 
@@ -452,6 +448,11 @@ impl<'a> OovChars<'a> {
     }
 }
 
+/// log2 of the number of [`group`]'s buckets.
+const GROUP_BITS: u32 = 10;
+/// 2^32 / φ, odd: multiplying by it spreads consecutive features apart.
+const FIBONACCI: u32 = 0x9e37_79b1;
+
 /// Groups the repeated features of `hits` into `distinct` and their
 /// occurrences into `counts`.
 ///
@@ -465,9 +466,10 @@ fn group(hits: &mut [u32], distinct: &mut Vec<u32>, counts: &mut Vec<u32>) {
     distinct.clear();
     counts.clear();
     if hits.len() < usize::from(u8::MAX) {
-        let mut at = [0u8; 1024];
+        let mut at = [0u8; 1 << GROUP_BITS];
         for &j in hits.iter() {
-            let mut bucket = (j.wrapping_mul(0x9e37_79b1) >> 22) as usize;
+            // Fibonacci hashing: the top GROUP_BITS bits of j × 2^32/φ.
+            let mut bucket = (j.wrapping_mul(FIBONACCI) >> (32 - GROUP_BITS)) as usize;
             // At most 254 of the 1024 buckets are taken: a free one comes.
             loop {
                 let p = usize::from(at[bucket]);

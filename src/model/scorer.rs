@@ -200,7 +200,7 @@ impl<const W: usize> Pair<W> {
             for (&(_, j, known), &p) in keys.iter().zip(&placed) {
                 let idf = if j == NO_FEATURE { 0.0 } else { fz.idf(j) };
                 if let Some(row) = table.row_mut(p) {
-                    row.chars[Row::<W>::IDF] = if known { -idf } else { idf };
+                    row.set_idf(idf, known);
                 }
                 if let Some(a) = at.get_mut(j as usize) {
                     *a = p | flag;

@@ -151,13 +151,83 @@ pub(super) fn direction(
     (gmax, acc)
 }
 
-/// Minimises `problem` from `theta` with L-BFGS. Returns (iterations,
-/// converged).
+/// Armijo's sufficient-decrease constant: a step is taken when it lowers
+/// the objective by at least this fraction of what the slope promises
+/// (c1 = 1e-4, the usual choice: Nocedal & Wright, Numerical Optimization,
+/// 2nd ed., section 3.1).
+const ARMIJO: f64 = 1e-4;
+/// Each backtracking step halves the step length...
+const BACKTRACK: f64 = 0.5;
+/// ...at most this many times (down to 2^-49 of the first step, about
+/// machine precision relative to it) before the line search gives up.
+const MAX_BACKTRACKS: u32 = 50;
+/// A correction pair is kept only when s · y exceeds this: with s · y near
+/// zero the pair carries no curvature, and 1 / (s · y) would blow up the
+/// two-loop recursion (the curvature condition of Nocedal & Wright, 7.2).
+const MIN_CURVATURE: f64 = 1e-12;
+/// The solver stops when an accepted step lowers the objective by less
+/// than this, relative to its size (at least 1): a hundred f64 ulps, so
+/// further steps change nothing that matters.
+const MIN_RELATIVE_DECREASE: f64 = 1e-14;
+
+/// How a run of [`lbfgs`] ended. Only [`Termination::Converged`] means the
+/// gradient reached the tolerance; the others leave the last accepted
+/// point, which is the best found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Termination {
+    /// The largest gradient element reached the tolerance.
+    Converged,
+    /// The iteration limit came first.
+    MaxIterations {
+        /// The largest gradient element at the end.
+        gradient: f64,
+    },
+    /// The objective stopped decreasing (by less than 1e-14 relative)
+    /// before the gradient reached the tolerance.
+    Stalled { gradient: f64 },
+    /// No step along the search direction, halved 50 times, decreased the
+    /// objective enough.
+    LineSearchFailed { gradient: f64 },
+}
+
+impl Termination {
+    pub fn converged(&self) -> bool {
+        *self == Self::Converged
+    }
+}
+
+impl std::fmt::Display for Termination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Converged => write!(f, "converged"),
+            Self::MaxIterations { gradient } => write!(
+                f,
+                "the iteration limit came first (largest gradient {gradient:.3e})"
+            ),
+            Self::Stalled { gradient } => write!(
+                f,
+                "the objective stopped decreasing (largest gradient {gradient:.3e})"
+            ),
+            Self::LineSearchFailed { gradient } => write!(
+                f,
+                "the line search found no step that decreases the objective (largest gradient {gradient:.3e})"
+            ),
+        }
+    }
+}
+
+/// The largest |element| of `grad`.
+fn largest(grad: &[f64]) -> f64 {
+    grad.iter().fold(0.0f64, |m, g| m.max(g.abs()))
+}
+
+/// Minimises `problem` from `theta` with L-BFGS. Returns the iterations run
+/// and how the run ended.
 pub(super) fn lbfgs(
     problem: &Problem,
     theta: &mut [f64],
     params: &LogisticValidParams,
-) -> Result<(u64, bool), SolverError> {
+) -> Result<(u64, Termination), SolverError> {
     let n = theta.len();
     let mut grad = vec![0.0; n];
     let mut work = problem.work();
@@ -174,7 +244,7 @@ pub(super) fn lbfgs(
     for iter in 0..params.max_iterations {
         let (gmax, mut slope) = direction(&hist, &grad, &mut dir, &mut alpha);
         if gmax <= tol {
-            return Ok((iter, true));
+            return Ok((iter, Termination::Converged));
         }
         if slope >= 0.0 {
             // Not a descent direction: restart from steepest descent.
@@ -185,21 +255,22 @@ pub(super) fn lbfgs(
         // Armijo backtracking.
         let mut step = 1.0;
         let mut accepted = None;
-        for _ in 0..50 {
+        for _ in 0..MAX_BACKTRACKS {
             trial
                 .iter_mut()
                 .zip(theta.iter().zip(&dir))
                 .for_each(|(t, (x, d))| *t = x + step * d);
             let ft = problem.eval(&trial, &mut trial_grad, &mut work);
-            if ft.is_finite() && ft <= f + 1e-4 * step * slope {
+            if ft.is_finite() && ft <= f + ARMIJO * step * slope {
                 accepted = Some(ft);
                 break;
             }
-            step *= 0.5;
+            step *= BACKTRACK;
         }
         let Some(f_new) = accepted else {
-            // No decrease possible at machine precision: as good as it gets.
-            return Ok((iter, gmax <= tol * 100.0));
+            // No decrease at machine precision: theta is the last accepted
+            // point, but the gradient has not reached the tolerance.
+            return Ok((iter, Termination::LineSearchFailed { gradient: gmax }));
         };
         // Reuse the oldest pair's buffers once the memory is full.
         let (mut s, mut y) = match hist.len() == params.memory {
@@ -209,16 +280,26 @@ pub(super) fn lbfgs(
         let (sy, yy) = Pair::step(&mut s, &mut y, theta, &mut grad, &trial, &trial_grad);
         let decrease = f - f_new;
         f = f_new;
-        if sy > 1e-12 {
+        if sy > MIN_CURVATURE {
             hist.push_back(Pair { s, y, sy, yy });
         }
-        if decrease <= 1e-14 * f.abs().max(1.0) {
-            let gmax = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-            return Ok((iter + 1, gmax <= tol));
+        if decrease <= MIN_RELATIVE_DECREASE * f.abs().max(1.0) {
+            let gradient = largest(&grad);
+            let end = if gradient <= tol {
+                Termination::Converged
+            } else {
+                Termination::Stalled { gradient }
+            };
+            return Ok((iter + 1, end));
         }
     }
-    let gmax = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-    Ok((params.max_iterations, gmax <= tol))
+    let gradient = largest(&grad);
+    let end = if gradient <= tol {
+        Termination::Converged
+    } else {
+        Termination::MaxIterations { gradient }
+    };
+    Ok((params.max_iterations, end))
 }
 
 #[cfg(test)]

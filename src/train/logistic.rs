@@ -20,7 +20,7 @@ use linfa::traits::{Fit, FitWith, PredictInplace};
 use linfa::{DatasetBase, ParamGuard};
 use ndarray::{Array1, Array2};
 
-use super::lbfgs::lbfgs;
+use super::lbfgs::{lbfgs, Termination};
 use super::objective::Problem;
 use super::records::SparseRecords;
 use crate::model::link::{link, outputs};
@@ -147,9 +147,11 @@ pub struct LinearModel {
     pub weights: Array2<f64>,
     pub intercept: Array1<f64>,
     pub n_classes: usize,
-    /// L-BFGS iterations run and whether the tolerance was met.
+    /// L-BFGS iterations run.
     pub iterations: u64,
-    pub converged: bool,
+    /// How the solver stopped: only [`Termination::Converged`] means the
+    /// gradient tolerance was met.
+    pub termination: Termination,
 }
 
 impl LinearModel {
@@ -240,7 +242,7 @@ impl LogisticValidParams {
                 .zip(m.intercept.iter())
                 .for_each(|(t, w)| *t = *w);
         }
-        let (iterations, converged) = lbfgs(&problem, &mut theta, self)?;
+        let (iterations, termination) = lbfgs(&problem, &mut theta, self)?;
         let intercept = Array1::from(theta[nw..].to_vec());
         let mut weights = Array2::zeros((x.nfeatures(), outputs));
         for (c, &j) in used.iter().enumerate() {
@@ -257,7 +259,7 @@ impl LogisticValidParams {
             intercept,
             n_classes: self.n_classes,
             iterations,
-            converged,
+            termination,
         })
     }
 }
@@ -367,7 +369,7 @@ mod tests {
             assert!((a - sign * b).abs() < 1e-4, "{a} vs {}", sign * b);
         }
         assert!((ours.intercept[0] - sign * theirs.intercept()).abs() < 1e-4);
-        assert!(ours.converged);
+        assert!(ours.termination.converged(), "{}", ours.termination);
     }
 
     #[test]
@@ -426,6 +428,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_fit_cut_short_says_so() {
+        let (x, y) = problem(90, 3);
+        let ds = DatasetBase::new(SparseRecords::from_dense(x.view()), y);
+        let short = LogisticParams::new(3)
+            .gradient_tolerance(1e-12)
+            .max_iterations(2)
+            .fit(&ds)
+            .unwrap();
+        assert_eq!(short.iterations, 2);
+        assert!(
+            matches!(short.termination, Termination::MaxIterations { gradient } if gradient > 1e-12),
+            "{:?}",
+            short.termination
+        );
+        assert!(!short.termination.converged());
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod records;
 mod run;
 
 pub use config::{ClassWeight, ConfigError, HeadConfig, TrainConfig};
+pub use lbfgs::Termination;
 pub use logistic::{LinearModel, LogisticParams, LogisticValidParams, SolverError};
 pub use records::{Csr, SparseRecords};
 pub use run::{train, HeadSummary, Progress, Quiet, TrainError, TrainOptions, Trained};

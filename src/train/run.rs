@@ -16,6 +16,7 @@ use linfa::{DatasetBase, ParamGuard};
 use ndarray::{Array1, Array2};
 
 use super::config::{ClassWeight, HeadConfig, TrainConfig};
+use super::lbfgs::Termination;
 use super::logistic::{LinearModel, LogisticParams, SolverError};
 use super::records::SparseRecords;
 use crate::data::{read_labeled, read_lexicon, DataError, Example};
@@ -73,6 +74,9 @@ pub struct HeadSummary {
     /// Seconds spent on the whole C grid.
     pub grid_seconds: f64,
     pub iterations: u64,
+    /// The fits along the C grid (and the cold fit) that stopped before
+    /// the gradient tolerance: (C, iterations, how it ended).
+    pub unconverged: Vec<(f64, u64, Termination)>,
     /// dev file -> (accuracy, macro-F1)
     pub dev: Vec<(String, f64, f64)>,
 }
@@ -304,6 +308,7 @@ fn train_head(
     let mut previous: Option<LinearModel> = None;
     // (score, C, threshold, model)
     let mut best: Option<(f64, f64, Option<f64>, LinearModel)> = None;
+    let mut unconverged = Vec::new();
     for &c in &grid {
         let params = LogisticParams::new(k)
             .c(c)
@@ -314,6 +319,9 @@ fn train_head(
         let model = params
             .fit_with(previous.as_ref(), &dataset)
             .map_err(solver)?;
+        if !model.termination.converged() {
+            unconverged.push((c, model.iterations, model.termination));
+        }
         let probs: Vec<Array2<f64>> = dev
             .iter()
             .map(|s| model.predict(&DatasetBase::new(s.x.clone(), ())))
@@ -351,6 +359,9 @@ fn train_head(
         .map_err(solver)?
         .fit_with(None, &dataset)
         .map_err(solver)?;
+    if !cold.termination.converged() {
+        unconverged.push((c, cold.iterations, cold.termination));
+    }
     let fit_seconds = featurize_seconds + t.elapsed().as_secs_f64();
     let mut dev_metrics = BTreeMap::new();
     let mut dev_summary = Vec::new();
@@ -386,6 +397,7 @@ fn train_head(
         fit_seconds,
         grid_seconds,
         iterations: cold.iterations,
+        unconverged,
         dev: dev_summary,
     };
     Ok((head, summary))
