@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::link;
 use crate::data::hex;
-use crate::features::Vocabulary;
+use crate::features::{FeatureError, Vocabulary};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
 pub const FORMAT_VERSION: u32 = 3;
@@ -117,6 +117,13 @@ pub enum ModelError {
         path: PathBuf,
         source: postcard::Error,
     },
+    #[error("{path}: invalid model: {source}")]
+    Content {
+        path: PathBuf,
+        #[source]
+        source: InvalidModel,
+    },
+    /// A check beyond the file's content failed (the server's trial run).
     #[error("{path}: invalid model: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("cannot encode the model: {0}")]
@@ -206,7 +213,7 @@ impl ModelData {
         let data: ModelData = postcard::from_bytes(payload)
             .map_err(|source| ModelError::Decode { path: p(), source })?;
         data.validate()
-            .map_err(|reason| ModelError::Invalid { path: p(), reason })?;
+            .map_err(|source| ModelError::Content { path: p(), source })?;
         Ok((data, hex(&digest[..8])))
     }
 
@@ -229,64 +236,124 @@ impl ModelData {
     }
 
     /// Content checks beyond what decoding guarantees.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), InvalidModel> {
         let n = self.vocabulary.terms.len();
-        if self.heads.is_empty() {
-            return Err("no heads".into());
-        }
-        let columns: usize = self.heads.iter().map(HeadData::outputs).sum();
-        if columns > MAX_COLUMNS {
-            return Err(format!(
-                "the heads need {columns} score columns; at most {MAX_COLUMNS} are supported"
-            ));
-        }
-        let mut names = std::collections::BTreeSet::new();
+        check_heads(
+            self.heads
+                .iter()
+                .map(|h| (h.name.as_str(), h.labels.as_slice())),
+        )?;
         for h in &self.heads {
-            if h.name.is_empty() || !names.insert(h.name.as_str()) {
-                return Err(format!("head name {:?} is empty or repeated", h.name));
-            }
-            let labels: std::collections::BTreeSet<&String> = h.labels.iter().collect();
-            if h.labels.len() < 2
-                || h.labels.len() > MAX_OUTPUTS
-                || labels.len() != h.labels.len()
-                || h.labels.iter().any(String::is_empty)
-            {
-                return Err(format!(
-                    "head {:?}: labels {:?} must be 2 to {MAX_OUTPUTS} distinct names",
-                    h.name, h.labels
-                ));
-            }
             let k = h.outputs();
             if h.weights.len() as u64 != n as u64 * k as u64 || h.intercept.len() != k {
-                return Err(format!(
-                    "head {:?}: {} weights and {} intercepts for {n} features × {k} outputs",
-                    h.name,
-                    h.weights.len(),
-                    h.intercept.len()
-                ));
+                return Err(InvalidModel::Shape {
+                    head: h.name.clone(),
+                    weights: h.weights.len(),
+                    intercepts: h.intercept.len(),
+                    features: n,
+                    outputs: k,
+                });
             }
             if h.weights.iter().chain(&h.intercept).any(|w| !w.is_finite()) {
-                return Err(format!("head {:?}: non-finite weight", h.name));
+                return Err(InvalidModel::NonFinite {
+                    head: h.name.clone(),
+                });
             }
             match (h.labels.len(), h.threshold) {
                 (2, Some(t)) if t > 0.0 && t < 1.0 => {}
-                (2, t) => {
-                    return Err(format!(
-                        "head {:?}: two-class threshold {t:?} is not in (0, 1)",
-                        h.name
-                    ))
+                (2, threshold) => {
+                    return Err(InvalidModel::Threshold {
+                        head: h.name.clone(),
+                        threshold,
+                    })
                 }
                 (_, None) => {}
                 (_, Some(_)) => {
-                    return Err(format!(
-                        "head {:?}: a multi-class head has no threshold",
-                        h.name
-                    ))
+                    return Err(InvalidModel::MultiClassThreshold {
+                        head: h.name.clone(),
+                    })
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The rules every set of heads keeps, in a training config and in a
+/// model file alike.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HeadsError {
+    #[error("no heads")]
+    NoHeads,
+    #[error("the heads need {columns} score columns (two-class heads one, others one per label); at most {MAX_COLUMNS} are supported")]
+    TooManyColumns { columns: usize },
+    #[error("head name {0:?} is empty or repeated")]
+    Name(String),
+    #[error(
+        "head {head:?}: labels {labels:?} must be 2 to {MAX_OUTPUTS} distinct, non-empty names"
+    )]
+    Labels { head: String, labels: Vec<String> },
+}
+
+/// Checks heads given as (name, labels): at least one, names non-empty and
+/// distinct, 2 to [`MAX_OUTPUTS`] distinct non-empty labels each, and at
+/// most [`MAX_COLUMNS`] score columns in all.
+pub fn check_heads<'a>(
+    heads: impl Iterator<Item = (&'a str, &'a [String])> + Clone,
+) -> Result<(), HeadsError> {
+    if heads.clone().next().is_none() {
+        return Err(HeadsError::NoHeads);
+    }
+    let columns: usize = heads.clone().map(|(_, l)| link::outputs(l.len())).sum();
+    if columns > MAX_COLUMNS {
+        return Err(HeadsError::TooManyColumns { columns });
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (name, labels) in heads {
+        if name.is_empty() || !names.insert(name) {
+            return Err(HeadsError::Name(name.to_string()));
+        }
+        let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
+        if labels.len() < 2
+            || labels.len() > MAX_OUTPUTS
+            || distinct.len() != labels.len()
+            || labels.iter().any(String::is_empty)
+        {
+            return Err(HeadsError::Labels {
+                head: name.to_string(),
+                labels: labels.to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why a model file's content (or its compilation) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidModel {
+    #[error(transparent)]
+    Heads(#[from] HeadsError),
+    #[error("head {head:?}: {weights} weights and {intercepts} intercepts for {features} features × {outputs} outputs")]
+    Shape {
+        head: String,
+        weights: usize,
+        intercepts: usize,
+        features: usize,
+        outputs: usize,
+    },
+    #[error("head {head:?}: non-finite weight")]
+    NonFinite { head: String },
+    #[error("head {head:?}: two-class threshold {threshold:?} is not in (0, 1)")]
+    Threshold {
+        head: String,
+        threshold: Option<f64>,
+    },
+    #[error("head {head:?}: a multi-class head has no threshold")]
+    MultiClassThreshold { head: String },
+    #[error("vocabulary: {0}")]
+    Vocabulary(#[from] FeatureError),
+    #[error("no perfect hash found for {keys} features")]
+    NoPerfectHash { keys: usize },
 }
 
 #[cfg(test)]
@@ -360,13 +427,13 @@ mod tests {
         d.heads[0].weights.pop();
         assert!(matches!(
             err(&d.to_bytes().unwrap()),
-            ModelError::Invalid { .. }
+            ModelError::Content { .. }
         ));
         let mut d = tiny();
         d.heads[1].threshold = Some(1.5);
         assert!(matches!(
             err(&d.to_bytes().unwrap()),
-            ModelError::Invalid { .. }
+            ModelError::Content { .. }
         ));
     }
 
@@ -376,10 +443,14 @@ mod tests {
         for i in (0..bytes.len()).step_by(7) {
             let mut b = bytes.clone();
             b[i] ^= 0x10;
-            assert!(
-                ModelData::from_bytes(&b, Path::new("m")).is_err(),
-                "flip at {i} accepted"
-            );
+            let e = ModelData::from_bytes(&b, Path::new("m")).unwrap_err();
+            let expected = match i {
+                0..8 => matches!(e, ModelError::BadMagic { .. }),
+                8..16 => matches!(e, ModelError::UnsupportedVersion { .. }),
+                16..24 => matches!(e, ModelError::LengthMismatch { .. }),
+                _ => matches!(e, ModelError::Checksum { .. }),
+            };
+            assert!(expected, "flip at {i}: {e}");
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::format::{HeadData, ModelData, ModelError, MAX_COLUMNS, MAX_OUTPUTS};
+use super::format::{HeadData, InvalidModel, ModelData, ModelError, MAX_COLUMNS, MAX_OUTPUTS};
 use super::link::link;
 use super::table::{Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
@@ -192,11 +192,11 @@ macro_rules! with_tables {
 impl<const W: usize> Pair<W> {
     /// Tables for the featurizer's keys, with idf and lexicon marks and no
     /// weights yet; fills `at`.
-    fn new(fz: &Featurizer, at: &mut [u32]) -> Result<Self, String> {
+    fn new(fz: &Featurizer, at: &mut [u32]) -> Result<Self, InvalidModel> {
         let mut table = |keys: Vec<(u64, u32, bool)>, flag: u32| {
             let hashes: Vec<u64> = keys.iter().map(|k| k.0).collect();
-            let (mut table, placed) = Table::<W>::new(&hashes)
-                .ok_or_else(|| format!("no perfect hash found for {} features", keys.len()))?;
+            let (mut table, placed) =
+                Table::<W>::new(&hashes).ok_or(InvalidModel::NoPerfectHash { keys: keys.len() })?;
             for (&(_, j, known), &p) in keys.iter().zip(&placed) {
                 let idf = if j == NO_FEATURE { 0.0 } else { fz.idf(j) };
                 if let Some(row) = table.row_mut(p) {
@@ -206,7 +206,7 @@ impl<const W: usize> Pair<W> {
                     *a = p | flag;
                 }
             }
-            Ok::<_, String>(table)
+            Ok::<_, InvalidModel>(table)
         };
         Ok(Self {
             words: table(fz.word_keys().collect(), 0)?,
@@ -288,13 +288,13 @@ impl Model {
 
     /// Compiles checked model data; `path` names it in errors.
     pub fn from_data(mut data: ModelData, id: String, path: &Path) -> Result<Self, ModelError> {
-        let invalid = |reason: String| ModelError::Invalid {
+        let invalid = |source: InvalidModel| ModelError::Content {
             path: path.to_path_buf(),
-            reason,
+            source,
         };
         let vocab = std::mem::take(&mut data.vocabulary);
         let featurizer =
-            Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| invalid(e.to_string()))?;
+            Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| invalid(e.into()))?;
         let columns: usize = data.heads.iter().map(HeadData::outputs).sum();
         let with_chars = featurizer.settings().char_range().is_some();
         let mut at = vec![0u32; featurizer.len()];

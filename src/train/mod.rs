@@ -12,7 +12,7 @@ mod objective;
 mod records;
 mod run;
 
-pub use config::{ClassWeight, ConfigError, HeadConfig, TrainConfig};
+pub use config::{ClassWeight, ConfigError, HeadConfig, InvalidConfig, TrainConfig};
 pub use lbfgs::Termination;
 pub use logistic::{LinearModel, LogisticParams, LogisticValidParams, SolverError};
 pub use records::{Csr, SparseRecords};
