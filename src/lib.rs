@@ -21,20 +21,18 @@
 //!   reload, metrics) and its load generator.
 //! - [`cli`]: the command line, one file per command; `main.rs` only parses
 //!   and reports errors.
-//! - [`proto`]: the generated `slant.v1` gRPC types.
+//! - [`proto`]: the generated `slant.v1` gRPC types, their proto3 JSON
+//!   (serde) impls, and the conversion from the model's scores to them.
 pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod features;
 pub mod model;
+pub mod proto;
 pub mod service;
 pub mod text;
 pub mod train;
 
 #[cfg(test)]
 mod testing;
-
-pub mod proto {
-    tonic::include_proto!("slant.v1");
-}

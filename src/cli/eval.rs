@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use super::{load, parse_format};
+use super::{data_error, load, parse_format};
 use crate::data::{read_labeled, DataSpec, Format};
 
 #[derive(clap::Args, Debug)]
@@ -52,7 +52,12 @@ pub(super) fn run(a: EvalArgs) -> Result<()> {
         label: a.label_field.clone(),
         ..DataSpec::new(&a.data)
     };
-    let data = read_labeled(&spec, &model.heads()[head].labels, a.skip_invalid)?;
+    let flags = [
+        ("--text-field", a.text_field.as_str()),
+        ("--label-field", a.label_field.as_str()),
+    ];
+    let data = read_labeled(&spec, &model.heads()[head].labels, a.skip_invalid)
+        .map_err(|e| data_error(e, &flags))?;
     if data.skipped > 0 {
         eprintln!(
             "skipped {} invalid lines in {} (first: {})",

@@ -29,7 +29,7 @@ pub(super) fn run(a: InfoArgs) -> Result<()> {
                 "name": h.name,
                 "labels": h.labels,
                 "threshold": h.threshold,
-                "hyperparameters": h.hyperparameters,
+                "hyperparameters": h.hyperparameters(),
                 "dev_metrics": h.dev_metrics,
                 "data": h.data.iter().map(|f| json!({"role": f.role, "path": f.path, "sha256": f.sha256, "rows": f.rows})).collect::<Vec<_>>(),
             })
@@ -70,7 +70,11 @@ pub(super) fn run(a: InfoArgs) -> Result<()> {
         writeln!(
             out,
             "  hyperparameters: {}",
-            serde_json::to_string(&h.hyperparameters)?
+            h.hyperparameters()
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
         for f in &h.data {
             writeln!(

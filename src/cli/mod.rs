@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 
-use crate::data::Format;
+use crate::data::{DataError, Format};
 use crate::model::Model;
 
 pub use bench::BenchScoreArgs;
@@ -99,6 +99,51 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Loads a model; an error names the file and, for a relative path, where
+/// it was looked for.
 pub(crate) fn load(path: &std::path::Path) -> Result<Model> {
-    Model::load(path).context("cannot load the model")
+    Model::load(path).with_context(|| {
+        match std::env::current_dir() {
+            Ok(cwd) if path.is_relative() => format!(
+                "cannot load the model {} (looked for {}: relative paths start from the working directory)",
+                path.display(),
+                cwd.join(path).display()
+            ),
+            _ => format!("cannot load the model {}", path.display()),
+        }
+    })
+}
+
+/// A data error for the command line: a missing field or column also
+/// names the flag that picks it (`flags`: each flag with its value).
+pub(crate) fn data_error(e: DataError, flags: &[(&str, &str)]) -> anyhow::Error {
+    let (DataError::MissingField { field, .. } | DataError::MissingColumn { field, .. }) = &e
+    else {
+        return e.into();
+    };
+    match flags.iter().find(|(_, value)| value == field) {
+        Some((flag, _)) => anyhow::anyhow!("{e}; {flag} picks another"),
+        None => e.into(),
+    }
+}
+
+/// Writes `error` and the causes its message does not already include,
+/// one per line: a cause whose text a message above already holds (`x: Is
+/// a directory` above `Is a directory`, a TOML error's snippet) is said
+/// once.
+pub fn report(error: &anyhow::Error, out: &mut impl Write) -> std::io::Result<()> {
+    let mut said: Vec<String> = Vec::new();
+    for (i, cause) in error.chain().enumerate() {
+        let text = cause.to_string();
+        if said.iter().any(|s| s.contains(text.trim())) {
+            continue;
+        }
+        if i == 0 {
+            writeln!(out, "error: {text}")?;
+        } else {
+            writeln!(out, "  caused by: {text}")?;
+        }
+        said.push(text);
+    }
+    Ok(())
 }

@@ -1,14 +1,16 @@
-//! `slant score`: scores passages, one JSON line each.
+//! `slant score`: scores passages, one JSON line each: the proto3 JSON
+//! of the `slant.v1.ScoreResponse` that `Score` would answer for that one
+//! passage, with the input line number as its `requestId`.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use serde_json::{json, Map, Value};
 
-use super::load;
-use crate::data::open_passages;
+use super::{data_error, load};
+use crate::data::{open_passages, DataError, PassageFormat};
 use crate::model::Workspace;
+use crate::proto;
 
 #[derive(clap::Args, Debug)]
 pub struct ScoreArgs {
@@ -20,9 +22,30 @@ pub struct ScoreArgs {
     /// Add the K n-grams that pushed each decision most, with their spans.
     #[arg(long, default_value_t = 0)]
     pub explain: usize,
+    /// Input format: plain (one passage a line), jsonl, csv or tsv. By
+    /// default from the extension (.txt plain); otherwise, and for standard
+    /// input, JSONL when the first line starts with `{`, else plain.
+    #[arg(long, value_parser = parse_passage_format)]
+    pub format: Option<PassageFormat>,
+    /// Text field (JSONL) or column (CSV, TSV).
+    #[arg(long, default_value = "text")]
+    pub text_field: String,
+    /// Skip malformed lines (and report how many) instead of stopping.
+    #[arg(long)]
+    pub skip_invalid: bool,
     /// Input file, or - for standard input.
     #[arg(default_value = "-")]
     pub input: PathBuf,
+}
+
+fn parse_passage_format(s: &str) -> Result<PassageFormat, String> {
+    match s {
+        "plain" => Ok(PassageFormat::Plain),
+        "jsonl" => Ok(PassageFormat::Jsonl),
+        "csv" => Ok(PassageFormat::Csv),
+        "tsv" => Ok(PassageFormat::Tsv),
+        _ => Err(format!("unknown format {s:?} (plain, jsonl, csv or tsv)")),
+    }
 }
 
 pub(super) fn run(a: ScoreArgs) -> Result<()> {
@@ -31,45 +54,48 @@ pub(super) fn run(a: ScoreArgs) -> Result<()> {
     for name in a.heads.iter().filter(|n| !n.is_empty()) {
         match model.head_index(name) {
             Some(i) => heads.push(i),
-            None => bail!("the model has no head {name:?}"),
+            None => {
+                let known: Vec<&str> = model.heads().iter().map(|h| h.name.as_str()).collect();
+                bail!(
+                    "the model has no head {name:?} (heads: {})",
+                    known.join(", ")
+                )
+            }
         }
     }
-    let input = open_passages(&a.input)?;
+    let flags = [("--text-field", a.text_field.as_str())];
+    let input =
+        open_passages(&a.input, a.format, &a.text_field).map_err(|e| data_error(e, &flags))?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut ws = Workspace::default();
+    let (mut skipped, mut first_skip) = (0u64, None);
     for item in input {
-        let (line, text) = item?;
-        let scores = model.score(&text, &heads, a.explain, &mut ws);
-        let mut obj = Map::new();
-        for s in scores {
-            let head = &model.heads()[s.head];
-            let probs: Map<String, Value> = head
-                .labels
-                .iter()
-                .zip(&s.probabilities)
-                .map(|(l, p)| (l.clone(), json!(p)))
-                .collect();
-            let mut h = Map::new();
-            h.insert("label".into(), json!(head.labels[s.label]));
-            h.insert("probabilities".into(), Value::Object(probs));
-            if a.explain > 0 {
-                let ex: Vec<Value> = s
-                    .contributions
-                    .iter()
-                    .map(|c| {
-                        json!({
-                            "feature": model.featurizer().term(c.feature),
-                            "weight": c.weight,
-                            "spans": c.spans.iter().map(|&(s, e)| json!([s, e])).collect::<Vec<_>>(),
-                        })
-                    })
-                    .collect();
-                h.insert("explain".into(), Value::Array(ex));
+        let (line, text) = match item {
+            Ok(item) => item,
+            Err(e @ DataError::Io { .. }) => return Err(e.into()),
+            Err(e) if a.skip_invalid => {
+                skipped += 1;
+                first_skip.get_or_insert_with(|| e.to_string());
+                continue;
             }
-            obj.insert(head.name.clone(), Value::Object(h));
-        }
-        writeln!(out, "{}", json!({ "line": line, "heads": obj }))?;
+            Err(e) => return Err(data_error(e, &flags)),
+        };
+        let scores = model.score(&text, &heads, a.explain, &mut ws);
+        let response = proto::ScoreResponse {
+            results: vec![proto::passage_score(&model, &scores)],
+            model_id: model.id().to_string(),
+            request_id: line.to_string(),
+        };
+        serde_json::to_writer(&mut out, &response)?;
+        out.write_all(b"\n")?;
     }
     out.flush()?;
+    if skipped > 0 {
+        eprintln!(
+            "skipped {skipped} invalid lines in {} (first: {})",
+            a.input.display(),
+            first_skip.unwrap_or_default()
+        );
+    }
     Ok(())
 }

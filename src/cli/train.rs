@@ -15,8 +15,9 @@ pub struct TrainArgs {
     /// The training config (TOML).
     #[arg(long, default_value = "data/default.toml")]
     pub config: PathBuf,
-    /// Where to write the model file.
-    #[arg(long, default_value = "models/default.slant")]
+    /// Where to write the model file (required: an existing file there is
+    /// replaced).
+    #[arg(long)]
     pub out: PathBuf,
     /// Overrides the config's data_root.
     #[arg(long)]

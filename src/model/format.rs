@@ -72,9 +72,48 @@ pub struct HeadData {
     pub data: Vec<Fingerprint>,
 }
 
+/// The hyperparameter that says whether classes were weighted
+/// ("balanced"): stored, as every hyperparameter, as a number, 1 or 0.
+pub const CLASS_WEIGHT_BALANCED: &str = "class_weight_balanced";
+
+/// Hyperparameters whose stored number means true (1) or false (0).
+const FLAGS: &[&str] = &[CLASS_WEIGHT_BALANCED];
+
+/// A hyperparameter as it reads: a number, or a flag stored as 1 or 0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Hyperparameter {
+    Number(f64),
+    Flag(bool),
+}
+
+impl std::fmt::Display for Hyperparameter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Number(v) => write!(f, "{v}"),
+            Self::Flag(b) => write!(f, "{b}"),
+        }
+    }
+}
+
 impl HeadData {
     pub fn outputs(&self) -> usize {
         link::outputs(self.labels.len())
+    }
+
+    /// The hyperparameters as they read (flags as true/false), by name.
+    pub fn hyperparameters(&self) -> BTreeMap<&str, Hyperparameter> {
+        self.hyperparameters
+            .iter()
+            .map(|(k, &v)| {
+                let value = if FLAGS.contains(&k.as_str()) {
+                    Hyperparameter::Flag(v != 0.0)
+                } else {
+                    Hyperparameter::Number(v)
+                };
+                (k.as_str(), value)
+            })
+            .collect()
     }
 }
 

@@ -21,8 +21,9 @@ mod table;
 
 pub use explain::{Contribution, HeadScore};
 pub use format::{
-    check_heads, Fingerprint, HeadData, HeadsError, InvalidModel, ModelData, ModelError,
-    FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS, MAX_MODEL_BYTES, MAX_OUTPUTS,
+    check_heads, Fingerprint, HeadData, HeadsError, Hyperparameter, InvalidModel, ModelData,
+    ModelError, CLASS_WEIGHT_BALANCED, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS,
+    MAX_MODEL_BYTES, MAX_OUTPUTS,
 };
 pub use scorer::{argmax, decide, Head, Model, Workspace};
 

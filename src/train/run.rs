@@ -376,7 +376,7 @@ fn train_head(
     let mut hyperparameters = BTreeMap::new();
     hyperparameters.insert("C".to_string(), c);
     hyperparameters.insert(
-        "class_weight_balanced".to_string(),
+        crate::model::CLASS_WEIGHT_BALANCED.to_string(),
         f64::from(u8::from(h.class_weight == ClassWeight::Balanced)),
     );
     let head = HeadData {
