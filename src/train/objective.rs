@@ -5,6 +5,7 @@
 use super::records::SparseRecords;
 use crate::model::link::sigmoid;
 use linfa::dataset::Records;
+use rayon::prelude::*;
 
 /// ln(1 + e^z) without overflow.
 pub(super) fn softplus(z: f64) -> f64 {
@@ -28,7 +29,6 @@ pub(super) struct Problem<'a> {
     penalty: f64,
     total_weight: f64,
     fit_intercept: bool,
-    threads: usize,
 }
 
 /// A row range with its own numbering of the features its rows hold, so
@@ -52,26 +52,6 @@ pub(super) struct ChunkWork {
     grad: Vec<f64>,
     intercept: Vec<f64>,
     loss: f64,
-}
-
-/// Runs `f` on every task, over up to `threads` threads (the caller's
-/// included). The tasks are cut before they run, so what each computes
-/// does not depend on the number of threads.
-pub(super) fn parallel<T: Send>(threads: usize, tasks: Vec<T>, f: impl Fn(T) + Sync) {
-    let workers = threads.clamp(1, tasks.len().max(1));
-    let mut queues: Vec<Vec<T>> = (0..workers).map(|_| Vec::new()).collect();
-    for (i, task) in tasks.into_iter().enumerate() {
-        queues[i % workers].push(task);
-    }
-    let f = &f;
-    std::thread::scope(|scope| {
-        let mut queues = queues.into_iter();
-        let own = queues.next();
-        for queue in queues {
-            scope.spawn(move || queue.into_iter().for_each(f));
-        }
-        own.into_iter().flatten().for_each(f);
-    });
 }
 
 impl<'a> Problem<'a> {
@@ -123,7 +103,6 @@ impl<'a> Problem<'a> {
             penalty: 1.0 / (c * total_weight),
             total_weight,
             fit_intercept,
-            threads: std::thread::available_parallelism().map_or(1, |t| t.get()),
         }
     }
 
@@ -157,10 +136,12 @@ impl<'a> Problem<'a> {
         let k = self.outputs;
         let nw = self.n_weights();
         let (w, b) = theta.split_at(nw);
-        let tasks = self.chunks.iter().zip(work.iter_mut()).collect();
-        parallel(self.threads, tasks, |(chunk, cw)| {
-            self.eval_chunk(chunk, cw, w, b)
-        });
+        // On rayon's pool: each chunk into its own buffers, whichever thread
+        // takes it, so the sums do not depend on the scheduling.
+        self.chunks
+            .par_iter()
+            .zip(work.par_iter_mut())
+            .for_each(|(chunk, cw)| self.eval_chunk(chunk, cw, w, b));
         let work: &[ChunkWork] = work;
         let loss: f64 = work.iter().map(|cw| cw.loss).sum();
         let (gw, gb) = grad.split_at_mut(nw);
@@ -168,17 +149,19 @@ impl<'a> Problem<'a> {
         for cw in &work[1..] {
             gb.iter_mut().zip(&cw.intercept).for_each(|(g, p)| *g += p);
         }
-        // Each half of the features on its own thread, the penalty's sum
-        // meanwhile on this one.
+        // Each half of the features as a task of its own, the penalty's sum
+        // beside the first.
         let d = self.x.nfeatures();
         let half = d / 2;
         let (lo, hi) = gw.split_at_mut(half * k);
-        let reg = std::thread::scope(|scope| {
-            scope.spawn(move || self.gather_gradient(half..d, hi, w, work));
-            let reg = w.iter().fold(0.0, |r, &wj| r + wj * wj);
-            self.gather_gradient(0..half, lo, w, work);
-            reg
-        });
+        let (reg, ()) = rayon::join(
+            || {
+                let reg = w.iter().fold(0.0, |r, &wj| r + wj * wj);
+                self.gather_gradient(0..half, lo, w, work);
+                reg
+            },
+            || self.gather_gradient(half..d, hi, w, work),
+        );
         loss + 0.5 * self.penalty * reg
     }
 

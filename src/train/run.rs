@@ -14,6 +14,7 @@ use std::time::Instant;
 use linfa::traits::{FitWith, Predict};
 use linfa::{DatasetBase, ParamGuard};
 use ndarray::{Array1, Array2};
+use rayon::prelude::*;
 
 use super::config::{ClassWeight, HeadConfig, TrainConfig};
 use super::lbfgs::Termination;
@@ -173,31 +174,16 @@ pub fn train(
     })
 }
 
-/// Featurizes passages into a sparse matrix, on every core (rows are
-/// independent, so the result does not depend on the thread count).
+/// Featurizes passages into a sparse matrix, on every core (rayon; rows
+/// are independent and collected in order, so the result does not depend
+/// on the thread count).
 fn matrix(featurizer: &Featurizer, examples: &[Example]) -> SparseRecords {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, 16);
-    let chunk = examples.len().div_ceil(threads).max(1);
-    let rows: Vec<Vec<(u32, f32)>> = std::thread::scope(|scope| {
-        let parts: Vec<_> = examples
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut scratch = Scratch::default();
-                    part.iter()
-                        .map(|e| featurizer.transform(&e.text, &mut scratch).to_vec())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        // A panic in a worker is re-raised here, never turned into missing rows.
-        parts
-            .into_iter()
-            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let rows: Vec<Vec<(u32, f32)>> = examples
+        .par_iter()
+        .map_init(Scratch::default, |scratch, e| {
+            featurizer.transform(&e.text, scratch).to_vec()
+        })
+        .collect();
     SparseRecords::from_rows(featurizer.len(), rows.iter().map(Vec::as_slice))
 }
 
