@@ -1,4 +1,5 @@
-//! Test helpers shared by the unit tests of several modules.
+//! Test helpers shared by the unit tests of several modules: one seeded
+//! generator for every test that needs pseudo-random numbers.
 
 /// Deterministic numbers in [0, 1) from `seed` (xorshift64).
 pub(crate) fn uniform(mut state: u64) -> impl FnMut() -> f64 {

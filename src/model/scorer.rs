@@ -527,11 +527,8 @@ mod tests {
         let mut data = tiny();
         let n = f.len();
         data.vocabulary = f.vocabulary().clone();
-        let mut x = 1u32;
-        let mut rnd = move || {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            ((x >> 8) % 2000) as f32 / 1000.0 - 1.0
-        };
+        let mut unit = crate::testing::uniform(0x2545_f491_4f6c_dd1d);
+        let mut rnd = move || (unit() * 2.0 - 1.0) as f32;
         data.heads[0].weights = (0..n * 3).map(|_| rnd()).collect();
         data.heads[1].weights = (0..n).map(|_| rnd()).collect();
         for k in 0..extra_heads {
