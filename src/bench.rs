@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::data::{DataError, PassageReader};
-use crate::features::Workspace;
 use crate::model::Model;
+use crate::model::Workspace;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScoreBench {
@@ -140,6 +140,7 @@ pub fn score(model: &Model, passages: &[String]) -> ScoreBench {
 /// difference from the one before. (Stopped early, a stage may overlap
 /// less with what follows it than in a full run.)
 pub fn stages(model: &Model, passages: &[String]) -> Vec<Stage> {
+    let mut tokens = Vec::new();
     let per_passage = |seconds: f64| seconds * 1e9 / passages.len().max(1) as f64;
     let stage = |stage, seconds| Stage {
         stage,
@@ -148,9 +149,9 @@ pub fn stages(model: &Model, passages: &[String]) -> Vec<Stage> {
     vec![
         stage(
             "tokenize",
-            time(passages, |p, ws| {
-                crate::text::tokenize(p, &mut ws.tokens);
-                ws.tokens.len()
+            time(passages, |p, _| {
+                crate::text::tokenize(p, &mut tokens);
+                tokens.len()
             }),
         ),
         stage("words", time(passages, |p, ws| model.lookups(p, ws, false))),

@@ -92,11 +92,37 @@ pub enum DataError {
         line: u64,
         message: String,
     },
-    #[error("{path}:{line}: missing field {field:?}")]
+    #[error("{path}:{line}: invalid JSON at column {column} of that line: {reason}")]
+    Json {
+        path: PathBuf,
+        line: u64,
+        /// The column within the line.
+        column: usize,
+        /// serde_json's message, without its position (which counts
+        /// lines and columns of the one line it was given).
+        reason: String,
+    },
+    #[error("{path}:{line}: missing field {field:?} (the line has {})", list(keys))]
     MissingField {
         path: PathBuf,
         line: u64,
         field: String,
+        /// The fields the line has.
+        keys: Vec<String>,
+    },
+    #[error("{path}: no column {field:?} (the file has {})", list(columns))]
+    MissingColumn {
+        path: PathBuf,
+        field: String,
+        /// The file's columns, from its header.
+        columns: Vec<String>,
+    },
+    #[error("{path}:{line}: {source}")]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        #[source]
+        source: csv::Error,
     },
     #[error("{path}:{line}: unknown label {label:?} (expected one of {expected:?})")]
     UnknownLabel {
@@ -107,6 +133,15 @@ pub enum DataError {
     },
     #[error("{path}: no records")]
     Empty { path: PathBuf },
+}
+
+/// `"a", "b"` for a list of names, `none` for an empty one.
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".into();
+    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    quoted.join(", ")
 }
 
 /// A labeled passage: text and the index of its label.
@@ -201,47 +236,22 @@ pub fn read_labeled(
                 .delimiter(delimiter)
                 .flexible(false)
                 .from_reader(bytes.as_slice());
-            let malformed = |line: u64, message: String| DataError::Malformed {
+            let csv_error = |source: csv::Error| DataError::Csv {
                 path: path.to_path_buf(),
-                line,
-                message,
+                line: source.position().map_or(1, |p| p.line()),
+                source,
             };
-            let headers = reader
-                .byte_headers()
-                .map_err(|e| malformed(1, e.to_string()))?
-                .clone();
-            let column = |name: &str| {
-                headers
-                    .iter()
-                    .position(|h| h == name.as_bytes())
-                    .ok_or_else(|| DataError::MissingField {
-                        path: path.to_path_buf(),
-                        line: 1,
-                        field: name.to_string(),
-                    })
-            };
+            let headers = reader.byte_headers().map_err(csv_error)?.clone();
+            let column = |name: &str| column_of(path, &headers, name);
             let (tc, lc) = (column(&spec.text)?, column(&spec.label)?);
             for rec in reader.byte_records() {
                 let rec = match rec {
                     Ok(r) => {
                         let line = r.position().map_or(0, |p| p.line());
-                        let field = |c: usize, name: &str| -> Result<String, DataError> {
-                            let raw = r.get(c).ok_or_else(|| DataError::MissingField {
-                                path: path.to_path_buf(),
-                                line,
-                                field: name.to_string(),
-                            })?;
-                            String::from_utf8(raw.to_vec()).map_err(|_| DataError::NotUtf8 {
-                                path: path.to_path_buf(),
-                                line,
-                            })
-                        };
-                        field(tc, &spec.text).and_then(|t| Ok((line, t, field(lc, &spec.label)?)))
+                        let field = |c: usize| cell(path, &r, line, c);
+                        field(tc).and_then(|t| Ok((line, t, field(lc)?)))
                     }
-                    Err(e) => {
-                        let line = e.position().map_or(0, |p| p.line());
-                        Err(malformed(line, e.to_string()))
-                    }
+                    Err(e) => Err(csv_error(e)),
                 };
                 accept(rec, &mut out)?;
             }
@@ -253,6 +263,43 @@ pub fn read_labeled(
         });
     }
     Ok(out)
+}
+
+/// The index of column `name` in a CSV/TSV header.
+fn column_of(path: &Path, headers: &csv::ByteRecord, name: &str) -> Result<usize, DataError> {
+    headers
+        .iter()
+        .position(|h| h == name.as_bytes())
+        .ok_or_else(|| DataError::MissingColumn {
+            path: path.to_path_buf(),
+            field: name.to_string(),
+            columns: headers
+                .iter()
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .collect(),
+        })
+}
+
+/// Cell `c` of a CSV/TSV record (at `line`) as text. (`flexible(false)`
+/// gives every record the header's width, so the cell is there.)
+fn cell(path: &Path, record: &csv::ByteRecord, line: u64, c: usize) -> Result<String, DataError> {
+    let raw = record.get(c).unwrap_or_default();
+    String::from_utf8(raw.to_vec()).map_err(|_| DataError::NotUtf8 {
+        path: path.to_path_buf(),
+        line,
+    })
+}
+
+/// What kind of JSON value `v` is, for messages.
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 /// Parses one JSONL line into its text and, if asked, its label field.
@@ -267,60 +314,114 @@ fn jsonl_record(
         path: path.to_path_buf(),
         line,
     })?;
-    let value: serde_json::Value = serde_json::from_str(s).map_err(|e| DataError::Malformed {
-        path: path.to_path_buf(),
-        line,
-        message: format!("invalid JSON: {e}"),
+    let value: serde_json::Value = serde_json::from_str(s).map_err(|e| {
+        // serde_json counts lines and columns within the one line it was
+        // given: keep the column, drop its "at line 1 column N".
+        let message = e.to_string();
+        let position = format!(" at line {} column {}", e.line(), e.column());
+        DataError::Json {
+            path: path.to_path_buf(),
+            line,
+            column: e.column(),
+            reason: message
+                .strip_suffix(&position)
+                .unwrap_or(&message)
+                .to_string(),
+        }
     })?;
     let obj = value.as_object().ok_or_else(|| DataError::Malformed {
         path: path.to_path_buf(),
         line,
         message: "expected a JSON object".into(),
     })?;
-    let get = |field: &str| -> Result<String, DataError> {
+    let get = |field: &str, what: &str| -> Result<String, DataError> {
         match obj.get(field) {
             Some(serde_json::Value::String(s)) => Ok(s.clone()),
             // Numeric and boolean labels are read as their JSON text.
-            Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+            Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)))
+                if what == "label" =>
+            {
                 Ok(v.to_string())
             }
-            Some(_) => Err(DataError::Malformed {
+            Some(v) => Err(DataError::Malformed {
                 path: path.to_path_buf(),
                 line,
-                message: format!("field {field:?} must be a string"),
+                message: format!(
+                    "the {what} field {field:?} must be a string, not {}",
+                    json_type(v)
+                ),
             }),
             None => Err(DataError::MissingField {
                 path: path.to_path_buf(),
                 line,
                 field: field.to_string(),
+                keys: obj.keys().cloned().collect(),
             }),
         }
     };
-    let text = get(text_field)?;
-    let label = label_field.map(get).transpose()?;
+    let text = get(text_field, "text")?;
+    let label = label_field.map(|f| get(f, "label")).transpose()?;
     Ok((text, label))
 }
 
-/// Reads passages to score: plain text lines, or JSONL with a `text` field
-/// when the first non-blank line starts with `{`. Blank lines are skipped
-/// in plain text (they carry no passage).
+/// Formats of passages to score: plain text lines, or one of the labeled
+/// files' formats (whose text column is read, and nothing else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassageFormat {
+    Plain,
+    Jsonl,
+    Csv,
+    Tsv,
+}
+
+impl PassageFormat {
+    /// By extension: `.txt`/`.text` plain, else as [`Format::from_path`].
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        if ext == "txt" || ext == "text" {
+            return Some(Self::Plain);
+        }
+        Format::from_path(path).map(|f| match f {
+            Format::Jsonl => Self::Jsonl,
+            Format::Csv => Self::Csv,
+            Format::Tsv => Self::Tsv,
+        })
+    }
+}
+
+/// Reads passages to score from plain text or JSONL lines: JSONL when
+/// told so, or, when not told, when the first non-blank line starts with
+/// `{`. Blank lines are skipped (they carry no passage). After an error
+/// the next line is read as usual, so a caller may skip bad lines.
 pub struct PassageReader<R> {
     reader: R,
     name: PathBuf,
     line: u64,
     jsonl: Option<bool>,
+    text_field: String,
     buf: Vec<u8>,
 }
 
 impl<R: BufRead> PassageReader<R> {
+    /// A reader that tells JSONL from plain text by the first line, and
+    /// reads a JSONL line's `text` field.
     pub fn new(reader: R, name: impl Into<PathBuf>) -> Self {
         Self {
             reader,
             name: name.into(),
             line: 0,
             jsonl: None,
+            text_field: default_text(),
             buf: Vec::new(),
         }
+    }
+
+    /// Reads JSONL (`Some(true)`), plain text (`Some(false)`) or either
+    /// (`None`, by the first line), with the text in `text_field`.
+    pub fn with_format(mut self, jsonl: Option<bool>, text_field: &str) -> Self {
+        self.jsonl = jsonl;
+        self.text_field = text_field.to_string();
+        self
     }
 }
 
@@ -353,7 +454,7 @@ impl<R: BufRead> Iterator for PassageReader<R> {
                 .get_or_insert_with(|| line.trim_ascii_start().first() == Some(&b'{'));
             let n = self.line;
             return Some(if jsonl {
-                jsonl_record(&self.name, n, line, "text", None).map(|(t, _)| (n, t))
+                jsonl_record(&self.name, n, line, &self.text_field, None).map(|(t, _)| (n, t))
             } else {
                 std::str::from_utf8(line)
                     .map(|s| (n, s.to_string()))
@@ -366,8 +467,51 @@ impl<R: BufRead> Iterator for PassageReader<R> {
     }
 }
 
-/// Opens a file (or `-` for standard input) for [`PassageReader`].
-pub fn open_passages(path: &Path) -> Result<PassageReader<Box<dyn BufRead>>, DataError> {
+/// Passages to score: (line number, passage) items, from plain or JSONL
+/// lines or from a CSV/TSV file's text column.
+pub enum Passages {
+    Lines(PassageReader<Box<dyn BufRead>>),
+    Table {
+        records: csv::ByteRecordsIntoIter<Box<dyn BufRead>>,
+        path: PathBuf,
+        column: usize,
+    },
+}
+
+impl Iterator for Passages {
+    type Item = Result<(u64, String), DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Lines(lines) => lines.next(),
+            Self::Table {
+                records,
+                path,
+                column,
+            } => Some(match records.next()? {
+                Ok(r) => {
+                    let line = r.position().map_or(0, |p| p.line());
+                    cell(path, &r, line, *column).map(|t| (line, t))
+                }
+                Err(source) => Err(DataError::Csv {
+                    path: path.clone(),
+                    line: source.position().map_or(0, |p| p.line()),
+                    source,
+                }),
+            }),
+        }
+    }
+}
+
+/// Opens a file (or `-` for standard input) of passages to score, in
+/// `format` (else by extension; else, and for standard input, JSONL or
+/// plain text by the first line), with the text in `text_field` (JSONL,
+/// CSV, TSV).
+pub fn open_passages(
+    path: &Path,
+    format: Option<PassageFormat>,
+    text_field: &str,
+) -> Result<Passages, DataError> {
     let reader: Box<dyn BufRead> = if path == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
@@ -377,7 +521,33 @@ pub fn open_passages(path: &Path) -> Result<PassageReader<Box<dyn BufRead>>, Dat
         })?;
         Box::new(BufReader::new(f))
     };
-    Ok(PassageReader::new(reader, path))
+    let lines = |reader, jsonl| {
+        Ok(Passages::Lines(
+            PassageReader::new(reader, path).with_format(jsonl, text_field),
+        ))
+    };
+    let delimiter = match format.or_else(|| PassageFormat::from_path(path)) {
+        None => return lines(reader, None),
+        Some(PassageFormat::Plain) => return lines(reader, Some(false)),
+        Some(PassageFormat::Jsonl) => return lines(reader, Some(true)),
+        Some(PassageFormat::Csv) => b',',
+        Some(PassageFormat::Tsv) => b'\t',
+    };
+    let mut table = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(false)
+        .from_reader(reader);
+    let headers = table.byte_headers().map_err(|source| DataError::Csv {
+        path: path.to_path_buf(),
+        line: 1,
+        source,
+    })?;
+    let column = column_of(path, headers, text_field)?;
+    Ok(Passages::Table {
+        records: table.into_byte_records(),
+        path: path.to_path_buf(),
+        column,
+    })
 }
 
 /// Reads a sentiment lexicon: one `word<TAB>valence` per line (further
@@ -499,13 +669,27 @@ mod tests {
             ".jsonl",
             b"{\"text\":\"a\",\"label\":\"pos\"}\n{\"text\":\"b\"\n",
         );
-        assert!(e.contains(":2: invalid JSON"), "{e}");
+        assert!(
+            e.contains(":2: invalid JSON at column 11 of that line: EOF while parsing an object"),
+            "{e}"
+        );
         let (e, _) = error(".jsonl", b"{\"label\":\"pos\"}\n");
-        assert!(e.contains(":1: missing field \"text\""), "{e}");
+        assert!(
+            e.contains(":1: missing field \"text\" (the line has \"label\")"),
+            "{e}"
+        );
         let (e, _) = error(".jsonl", b"{\"text\":\"a\",\"label\":\"pos\"}\n\xff\xfe\n");
         assert!(e.contains(":2: not valid UTF-8"), "{e}");
         let (e, _) = error(".csv", b"label,body\npos,x\n");
-        assert!(e.contains("missing field \"text\""), "{e}");
+        assert!(
+            e.contains("no column \"text\" (the file has \"label\", \"body\")"),
+            "{e}"
+        );
+        let (e, _) = error(".jsonl", b"{\"text\":[1],\"label\":\"pos\"}\n");
+        assert!(
+            e.contains(":1: the text field \"text\" must be a string, not an array"),
+            "{e}"
+        );
         let (e, _) = error(".csv", b"label,text\npos,x\nneg\n");
         assert!(e.contains(":3:"), "{e}");
     }

@@ -6,32 +6,35 @@
 //! # Layout
 //! - [`text`]: tokenizer (Unicode words, emphasis and number tokens, byte
 //!   spans, hashes) and the article → passages splitter.
-//! - [`features`]: TF-IDF featurizer, its vocabulary and scratch space.
+//! - [`features`]: the TF-IDF featurizer: settings, what a feature is, the
+//!   hash index, the lexicon, fitting, the scan that looks a passage's
+//!   features up, and the reference vector with its spans.
+//! - [`model`]: the model file format, the link functions, the compiled
+//!   scorer (perfect-hash tables of weight rows) and explanations.
+//! - [`train`]: the training config, sparse logistic regression (linfa
+//!   traits, L-BFGS over an objective summed in a fixed order) and the run
+//!   that trains every head into model data.
 //! - [`data`]: reading labeled files (JSONL/CSV/TSV) and passages to score.
-//! - [`learn`]: sparse logistic regression behind linfa's traits.
-//! - [`model`]: the model file format and the compiled scorer.
 //! - [`eval`]: metrics and evaluation of a head on labeled data.
-//! - [`train`]: training every head of a [`config`] into model data.
-//! - [`config`]: the TOML training config.
 //! - [`bench`]: single-thread scoring throughput over the peers' corpus.
 //! - [`service`]: the slant.v1 gRPC server (health, reflection, limits, hot
-//!   reload, metrics), as a library.
+//!   reload, keys and limits, versions, metrics), as a library.
 //! - [`client`]: programs that call a server: the load generator.
-//! - [`cli`]: the command line; `main.rs` only parses and reports errors.
-//! - [`proto`]: the generated `slant.v1` gRPC types.
+//! - [`cli`]: the command line, one file per command; `main.rs` only parses
+//!   and reports errors.
+//! - [`proto`]: the generated `slant.v1` gRPC types, their proto3 JSON
+//!   (serde) impls, and the conversion from the model's scores to them.
 pub mod bench;
 pub mod cli;
 pub mod client;
-pub mod config;
 pub mod data;
 pub mod eval;
 pub mod features;
-pub mod learn;
 pub mod model;
+pub mod proto;
 pub mod service;
 pub mod text;
 pub mod train;
 
-pub mod proto {
-    tonic::include_proto!("slant.v1");
-}
+#[cfg(test)]
+mod testing;

@@ -1,4 +1,5 @@
-//! The `slant` binary: parse flags, run, report the error chain.
+//! The `slant` binary: parse flags, run, report the error chain (each
+//! cause once).
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,10 +16,7 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            let _ = slant::cli::report(&e, &mut std::io::stderr().lock());
             ExitCode::FAILURE
         }
     }

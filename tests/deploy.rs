@@ -2,12 +2,14 @@
 //! the Dockerfile and deploy/*.yaml pass to `slant serve` and `slant score`
 //! exists in that command's `--help`, every SLANT_* variable they set is
 //! one `slant serve` reads, and the manifests have the structure they are
-//! meant to have (read by a small indentation reader for the block-style
-//! YAML subset they use; no YAML crate).
+//! meant to have (read with yaml-rust2, a maintained pure-Rust YAML 1.2
+//! parser, into (path, value) entries).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use yaml_rust2::{Yaml, YamlLoader};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -64,10 +66,7 @@ fn assert_flags_exist(used: &BTreeSet<String>, known: &BTreeSet<String>, what: &
 }
 
 // ---------------------------------------------------------------------
-// A reader for block-style YAML: mappings, sequences, plain and quoted
-// scalars, flow scalars kept as text (`{}`, `[a, b]`), literal and folded
-// block scalars, comments and `---` document separators. Anything else is
-// an error, so a stray line, a tab or a bad indentation fails the test.
+// Manifests as (path, value) entries.
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -77,148 +76,66 @@ struct Entry {
     value: String,
 }
 
-fn unquote(s: &str) -> String {
-    let s = s.trim();
-    for q in ['"', '\''] {
-        if s.len() >= 2 && s.starts_with(q) && s.ends_with(q) {
-            return s[1..s.len() - 1].to_string();
-        }
+/// A scalar's text as written (numbers and booleans in their YAML form).
+fn scalar(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        Yaml::Null => Some(String::new()),
+        _ => None,
     }
-    s.to_string()
 }
 
-/// Drops a ` #` comment outside quotes.
-fn strip_comment(s: &str) -> &str {
-    let mut quote = None;
-    let mut prev = ' ';
-    for (i, c) in s.char_indices() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '#') if prev == ' ' => return s[..i].trim_end(),
-            _ => {}
-        }
-        prev = c;
-    }
-    s.trim_end()
-}
-
-/// Splits `key: value` / `key:`; `None` when the text is not a mapping entry.
-fn split_key(s: &str) -> Option<(String, &str)> {
-    let (key, rest) = if let Some(k) = s.strip_suffix(':') {
-        (k, "")
-    } else {
-        let at = s.find(": ")?;
-        (&s[..at], &s[at + 2..])
-    };
-    let key = unquote(key);
-    let ok = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
-    ok.then_some((key, rest.trim()))
-}
-
-fn parse_yaml(name: &str, text: &str) -> Vec<Vec<Entry>> {
-    let mut docs: Vec<Vec<Entry>> = vec![Vec::new()];
-    // (indent of the key, key)
-    let mut stack: Vec<(usize, String)> = Vec::new();
-    // Inside a block scalar: (indent of its key, lines so far, entry index).
-    let mut block: Option<(usize, usize)> = None;
-    // Column of the last line's key or item when it held a scalar: nothing
-    // may be nested under it.
-    let mut after_scalar: Option<usize> = None;
-    for (n, raw) in text.lines().enumerate() {
-        let line_no = n + 1;
-        let indent = raw.len() - raw.trim_start_matches(' ').len();
-        if let Some((key_indent, at)) = block {
-            if raw.trim().is_empty() || indent > key_indent {
-                let doc = docs.last_mut().unwrap();
-                let body = raw.get(key_indent + 2..).unwrap_or("").trim_end();
-                doc[at].value.push_str(body);
-                doc[at].value.push('\n');
-                continue;
+/// Every key and scalar under `y`, depth first, as [`Entry`]s.
+fn flatten(name: &str, y: &Yaml, path: &mut Vec<String>, out: &mut Vec<Entry>) {
+    match y {
+        Yaml::Hash(map) => {
+            for (k, v) in map {
+                let key = scalar(k).unwrap_or_else(|| panic!("{name}: a non-scalar key {k:?}"));
+                path.push(key);
+                match scalar(v) {
+                    Some(value) => out.push(Entry {
+                        path: path.clone(),
+                        value,
+                    }),
+                    None => {
+                        out.push(Entry {
+                            path: path.clone(),
+                            value: String::new(),
+                        });
+                        flatten(name, v, path, out);
+                    }
+                }
+                path.pop();
             }
-            block = None;
-            after_scalar = None;
         }
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let lead = raw.len() - raw.trim_start().len();
-        assert!(
-            !raw[..lead].contains('\t'),
-            "{name}:{line_no}: tab in indentation"
-        );
-        if trimmed == "---" {
-            docs.push(Vec::new());
-            stack.clear();
-            after_scalar = None;
-            continue;
-        }
-        let mut rest = strip_comment(&raw[indent..]);
-        let mut at = indent;
-        let mut item = false;
-        while let Some(r) = rest
-            .strip_prefix("- ")
-            .or_else(|| (rest == "-").then_some(""))
-        {
-            item = true;
-            at += 2;
-            rest = r.trim_start();
-            at += r.len() - rest.len();
-        }
-        if let Some(scalar) = after_scalar.filter(|&i| at > i) {
-            panic!("{name}:{line_no}: indented under a scalar at column {scalar}: {raw:?}");
-        }
-        while stack.last().is_some_and(|&(i, _)| i >= at) {
-            stack.pop();
-        }
-        let path = |stack: &[(usize, String)]| stack.iter().map(|(_, k)| k.clone()).collect();
-        let doc = docs.last_mut().unwrap();
-        after_scalar = Some(at);
-        match split_key(rest) {
-            Some((key, value)) => {
-                let mut p: Vec<String> = path(&stack);
-                p.push(key.clone());
-                if matches!(value, "|" | "|-" | ">" | ">-") {
-                    block = Some((at, doc.len()));
-                    doc.push(Entry {
-                        path: p,
-                        value: String::new(),
-                    });
-                } else if value.is_empty() {
-                    doc.push(Entry {
-                        path: p,
-                        value: String::new(),
-                    });
-                    stack.push((at, key));
-                    after_scalar = None;
-                } else {
-                    doc.push(Entry {
-                        path: p,
-                        value: unquote(value),
-                    });
+        Yaml::Array(items) => {
+            for item in items {
+                match scalar(item) {
+                    Some(value) => out.push(Entry {
+                        path: path.clone(),
+                        value,
+                    }),
+                    None => flatten(name, item, path, out),
                 }
             }
-            None if item && matches!(rest, "|" | "|-" | ">" | ">-") => {
-                // A block scalar as a sequence item: indented past the dash.
-                block = Some((at - 2, doc.len()));
-                doc.push(Entry {
-                    path: path(&stack),
-                    value: String::new(),
-                });
-            }
-            None if item && !rest.is_empty() && !rest.contains(": ") => doc.push(Entry {
-                path: path(&stack),
-                value: unquote(rest),
-            }),
-            None => panic!("{name}:{line_no}: not a block-style YAML line: {raw:?}"),
         }
+        other => panic!("{name}: unexpected YAML {other:?}"),
     }
-    docs.retain(|d| !d.is_empty());
-    docs
+}
+
+/// The documents of a YAML file, each as its entries.
+fn parse_yaml(name: &str, text: &str) -> Vec<Vec<Entry>> {
+    let docs = YamlLoader::load_from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    docs.iter()
+        .map(|d| {
+            let mut out = Vec::new();
+            flatten(name, d, &mut Vec::new(), &mut out);
+            out
+        })
+        .filter(|d| !d.is_empty())
+        .collect()
 }
 
 /// One manifest: a single YAML document.
@@ -456,7 +373,7 @@ fn check_env_names<'a>(names: impl IntoIterator<Item = &'a str>) {
 // Kubernetes
 
 #[test]
-fn every_manifest_is_block_yaml_with_api_version_and_kind() {
+fn every_manifest_is_yaml_with_api_version_and_kind() {
     let mut seen = 0;
     for entry in std::fs::read_dir(root().join("deploy")).unwrap() {
         let path = entry.unwrap().path();
@@ -638,41 +555,6 @@ fn kustomization_lists_existing_manifests() {
         assert!(
             Path::new(&root().join("deploy").join(r)).is_file(),
             "{r} does not exist"
-        );
-    }
-}
-
-#[test]
-fn the_yaml_reader_reads_and_refuses() {
-    let docs = parse_yaml(
-        "t",
-        "---\na:\n  b: 1 # note\n  c:\n    - x\n    - name: y\n      v: \"2\"\n  s: |\n    one\n    two\n  \
-         l:\n    - |\n      p\n      q\nd: '#x'\n",
-    );
-    let e = &docs[0];
-    let find = |p: &str| -> Vec<&str> {
-        e.iter()
-            .filter(|x| x.path.join(" ") == p)
-            .map(|x| x.value.as_str())
-            .collect()
-    };
-    assert_eq!(find("a b"), ["1"]);
-    assert_eq!(find("a c"), ["", "x"]);
-    assert_eq!(find("a c name"), ["y"]);
-    assert_eq!(find("a c v"), ["2"]);
-    assert_eq!(find("a s"), ["one\ntwo\n"]);
-    assert_eq!(find("a l"), ["", "p\nq\n"]);
-    assert_eq!(find("d"), ["#x"]);
-    assert_eq!(docs.len(), 1);
-    for bad in [
-        "a:\n\tb: 1\n",
-        "just text\n",
-        "a: 1\n  b: 2\n",
-        "a:\n  - x\n      y: 1\n",
-    ] {
-        assert!(
-            std::panic::catch_unwind(|| parse_yaml("bad", bad)).is_err(),
-            "{bad:?} accepted"
         );
     }
 }

@@ -8,11 +8,11 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use slant::config::TrainConfig;
-use slant::features::Workspace;
-use slant::model::{Model, ModelData, HEADER_LEN};
+use slant::model::Workspace;
+use slant::model::{Model, ModelData, ModelError, HEADER_LEN};
 use slant::text::split::split_article;
 use slant::text::{tokenize, TokenKind};
+use slant::train::TrainConfig;
 use slant::train::{train, Quiet, TrainOptions};
 
 /// Pieces of news-like text: words the fixture model knows, emphasis,
@@ -105,16 +105,48 @@ fn fixture() -> &'static (Model, Vec<u8>) {
 
 /// Loads `bytes` as a model file; if it loads, it must compile or be
 /// refused, and a compiled model must score without panicking.
+/// Its container is intact, so a refusal must come from the decoder or
+/// the content checks.
 fn load_and_score(bytes: &[u8]) -> bool {
-    let Ok((data, id)) = ModelData::from_bytes(bytes, Path::new("m.slant")) else {
-        return false;
+    let (data, id) = match ModelData::from_bytes(bytes, Path::new("m.slant")) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            assert!(
+                matches!(e, ModelError::Decode { .. } | ModelError::Content { .. }),
+                "{e}"
+            );
+            return false;
+        }
     };
-    if let Ok(model) = Model::from_data(data, id, Path::new("m.slant")) {
+    let compiled = Model::from_data(data, id, Path::new("m.slant"));
+    if let Err(e) = &compiled {
+        assert!(matches!(e, ModelError::Content { .. }), "{e}");
+    }
+    if let Ok(model) = compiled {
         let mut ws = Workspace::default();
         let scores = model.score("You won't BELIEVE this great news!!", &[], 3, &mut ws);
         assert_eq!(scores.len(), model.heads().len());
     }
     true
+}
+
+/// Why `bytes` is refused as a model file (a test failure if it loads).
+fn refusal(bytes: &[u8]) -> ModelError {
+    match ModelData::from_bytes(bytes, Path::new("m.slant")) {
+        Ok(_) => panic!("{} modified bytes loaded", bytes.len()),
+        Err(e) => e,
+    }
+}
+
+/// The refusal expected when byte `i` of a model file is changed: the
+/// header field it falls in, or the checksum for the payload.
+fn expected_refusal(i: usize, e: &ModelError) -> bool {
+    match i {
+        0..8 => matches!(e, ModelError::BadMagic { .. }),
+        8..16 => matches!(e, ModelError::UnsupportedVersion { .. }),
+        16..24 => matches!(e, ModelError::LengthMismatch { .. }),
+        _ => matches!(e, ModelError::Checksum { .. }),
+    }
 }
 
 /// `bytes` with a valid header for its (possibly modified) payload.
@@ -216,7 +248,8 @@ proptest! {
         let mut b = bytes.clone();
         let i = at.index(b.len());
         b[i] ^= mask;
-        prop_assert!(ModelData::from_bytes(&b, Path::new("m.slant")).is_err(), "flip {mask:#x} at {i} accepted");
+        let e = refusal(&b);
+        prop_assert!(expected_refusal(i, &e), "flip {mask:#x} at {i}: {e}");
     }
 
     #[test]
@@ -258,11 +291,12 @@ fn fixture_model_file_round_trips_byte_for_byte() {
 fn truncating_the_file_at_any_length_is_refused() {
     let (_, bytes) = fixture();
     for len in 0..bytes.len() {
-        assert!(
-            ModelData::from_bytes(&bytes[..len], Path::new("m.slant")).is_err(),
-            "a file truncated to {len} of {} bytes loaded",
-            bytes.len()
-        );
+        let e = refusal(&bytes[..len]);
+        if len < HEADER_LEN {
+            assert!(matches!(e, ModelError::TooShort { .. }), "{len}: {e}");
+        } else {
+            assert!(matches!(e, ModelError::LengthMismatch { .. }), "{len}: {e}");
+        }
     }
     // Truncated payloads under a resealed, consistent header: the decoder
     // must refuse them (postcard needs every field), never panic.
@@ -270,7 +304,8 @@ fn truncating_the_file_at_any_length_is_refused() {
         let mut b = bytes[..len].to_vec();
         b[16..24].copy_from_slice(&((len - HEADER_LEN) as u64).to_le_bytes());
         reseal(&mut b);
-        assert!(!load_and_score(&b), "a payload cut to {len} bytes loaded");
+        let e = refusal(&b);
+        assert!(matches!(e, ModelError::Decode { .. }), "{len}: {e}");
     }
 }
 
@@ -281,10 +316,8 @@ fn every_header_byte_flip_is_refused() {
         for bit in 0..8 {
             let mut b = bytes.clone();
             b[i] ^= 1 << bit;
-            assert!(
-                ModelData::from_bytes(&b, Path::new("m.slant")).is_err(),
-                "bit {bit} of header byte {i} flipped and the file loaded"
-            );
+            let e = refusal(&b);
+            assert!(expected_refusal(i, &e), "bit {bit} of header byte {i}: {e}");
         }
     }
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
-use slant::features::Workspace;
+use slant::model::Workspace;
 use slant::model::{Model, ModelData, FORMAT_VERSION, HEADER_LEN, MAGIC};
 
 const PASSAGE: &str = "SHOCKING: officials say the économie will NOT recover!! Really?";

@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use slant::features::{FeatureSettings, Featurizer, Workspace};
-use slant::model::{HeadData, Model, ModelData};
+use slant::features::{FeatureSettings, Featurizer};
+use slant::model::{HeadData, Model, ModelData, Workspace};
 use slant::proto::{ArticleRequest, ScoreRequest};
 use slant::service::request::{check_article, check_contributions, check_score};
 use slant::service::Limits;

@@ -306,9 +306,7 @@ async fn worker(channel: Channel, load: Arc<Load>, id: usize, until: Instant) ->
         }
         let mut request = Request::new(body);
         if let Some(auth) = &load.authorization {
-            request
-                .metadata_mut()
-                .insert("authorization", auth.clone());
+            request.metadata_mut().insert("authorization", auth.clone());
         }
         match grpc
             .unary::<Bytes, Bytes, _>(request, load.path.clone(), RawCodec)

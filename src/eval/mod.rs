@@ -12,7 +12,7 @@ use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
 use crate::data::Example;
-use crate::features::Workspace;
+use crate::model::Workspace;
 use crate::model::{argmax, Model};
 use metrics::{ClassificationReport, MetricsError};
 

@@ -160,6 +160,8 @@ impl<const W: usize> Row<W> {
         chars: [0.0; W],
     };
 
+    /// The feature's 64-bit hash, kept as the bit patterns of two f32
+    /// lanes (low half first) so that it shares the weights' cache line.
     #[inline(always)]
     fn key(&self) -> u64 {
         u64::from(self.weights[Self::KEY].to_bits())
@@ -175,6 +177,20 @@ impl<const W: usize> Row<W> {
     #[inline(always)]
     pub fn idf(&self) -> f32 {
         self.chars[Self::IDF].abs()
+    }
+
+    /// Sets the idf lane: `idf` (0 for a word only the lexicon knows), its
+    /// sign bit set when the lexicon knows the word. An idf is never
+    /// negative, so its sign bit is free to carry that mark, and a lookup
+    /// learns both from the one lane it reads anyway.
+    pub(super) fn set_idf(&mut self, idf: f32, in_lexicon: bool) {
+        self.chars[Self::IDF] = if in_lexicon { -idf } else { idf };
+    }
+
+    /// Whether the lexicon knows this row's word (see [`Row::set_idf`]).
+    #[inline(always)]
+    fn in_lexicon(&self) -> bool {
+        self.chars[Self::IDF].is_sign_negative()
     }
 }
 
@@ -269,9 +285,8 @@ impl<const W: usize> Lookup for Table<W> {
     #[inline(always)]
     fn find(&self, h: u64, p: u32) -> Option<(u32, bool)> {
         let row = self.row(p).filter(|row| row.key() == h)?;
-        let idf = row.chars[Row::<W>::IDF];
-        let feature = if idf == 0.0 { NO_FEATURE } else { p };
-        Some((feature, idf.is_sign_negative()))
+        let feature = if row.idf() == 0.0 { NO_FEATURE } else { p };
+        Some((feature, row.in_lexicon()))
     }
 }
 

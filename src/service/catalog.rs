@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tonic::Status;
 
 use super::error::ServiceError;
-use crate::features::Workspace;
+use crate::model::Workspace;
 use crate::model::{Model, ModelError};
 
 /// The name a single model file is served under, and what an empty

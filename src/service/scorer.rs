@@ -37,7 +37,7 @@ use super::request::{
     caller_status, check_article, check_contributions, check_score, parse_grpc_timeout, Checked,
 };
 use super::state::{rfc3339, Shared};
-use crate::features::Workspace;
+use crate::model::Workspace;
 use crate::model::{Head, HeadScore};
 use crate::proto::{self, scorer_server::Scorer};
 use crate::text::split::split_article;
@@ -160,7 +160,7 @@ impl Job {
                         .get(head.offset..head.offset + head.labels.len())?;
                     let label = *ws.labels.get(h)?;
                     let (label, threshold) = self.decide(h, head, label, probs);
-                    Some(head_proto(head, label, threshold, probs, Vec::new()))
+                    proto::head_score(model, h, label, threshold, probs, Vec::new())
                 })
                 .collect();
             return proto::PassageScore { heads };
@@ -192,54 +192,22 @@ impl Job {
         // a request threshold that flips the label flips their signs; the
         // order (by size) stays.
         let flip = if label == s.label { 1.0 } else { -1.0 };
-        let terms = &model.featurizer().vocabulary().terms;
         let contributions = s
             .contributions
-            .into_iter()
+            .iter()
             .map(|c| proto::Contribution {
-                feature: terms.get(c.feature as usize).cloned().unwrap_or_default(),
                 weight: flip * c.weight,
-                spans: c
-                    .spans
-                    .into_iter()
-                    .take(self.max_spans)
-                    .map(|(start, end)| proto::Span { start, end })
-                    .collect(),
+                ..proto::contribution(model, c, self.max_spans)
             })
             .collect();
-        Some(head_proto(
-            head,
+        proto::head_score(
+            model,
+            s.head,
             label,
             threshold,
             &s.probabilities,
             contributions,
-        ))
-    }
-}
-
-/// A head's answer: its name, the decided label and every label's
-/// probability, in the head's label order.
-fn head_proto(
-    head: &Head,
-    label: usize,
-    threshold: f64,
-    probabilities: &[f64],
-    contributions: Vec<proto::Contribution>,
-) -> proto::HeadScore {
-    proto::HeadScore {
-        head: head.name.clone(),
-        threshold,
-        label: head.labels.get(label).cloned().unwrap_or_default(),
-        probabilities: head
-            .labels
-            .iter()
-            .zip(probabilities)
-            .map(|(label, &probability)| proto::LabelProbability {
-                label: label.clone(),
-                probability,
-            })
-            .collect(),
-        contributions,
+        )
     }
 }
 
@@ -477,7 +445,7 @@ fn summarize(job: &Job, passages: &[proto::ScoredPassage]) -> Vec<proto::HeadSco
                 mean.iter_mut().for_each(|m| *m /= total);
             }
             let (label, threshold) = job.decide(h, head, head.decide(&mean), &mean);
-            Some(head_proto(head, label, threshold, &mean, Vec::new()))
+            proto::head_score(model, h, label, threshold, &mean, Vec::new())
         })
         .collect()
 }
@@ -773,8 +741,8 @@ mod tests {
         assert_eq!(t.len(), 3);
         // Nested use falls back to a fresh workspace instead of panicking.
         let n = with_workspace(|a| {
-            a.vector.push((1, 1.0));
-            with_workspace(|b| b.vector.len())
+            a.labels.push(1);
+            with_workspace(|b| b.labels.len())
         });
         assert_eq!(n, 0);
     }

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
 use crate::features::FeatureParams;
+use crate::model::{check_heads, HeadsError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,8 +107,27 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: InvalidConfig,
+    },
+}
+
+/// Why a config that parses is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidConfig {
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    #[error(transparent)]
+    Heads(#[from] HeadsError),
+    #[error("head {head:?}: needs at least one train and one dev file")]
+    NoData { head: String },
+    #[error("head {head:?}: c_grid must be positive numbers")]
+    CGrid { head: String },
+    #[error("head {head:?}: weight of {} must be positive", file.display())]
+    Weight { head: String, file: PathBuf },
 }
 
 impl TrainConfig {
@@ -121,15 +141,15 @@ impl TrainConfig {
         })?;
         let text = std::str::from_utf8(&bytes).map_err(|_| ConfigError::Invalid {
             path: path.into(),
-            message: "not valid UTF-8".into(),
+            source: InvalidConfig::NotUtf8,
         })?;
         let config: TrainConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
             path: path.into(),
             source,
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
+        config.validate().map_err(|source| ConfigError::Invalid {
             path: path.into(),
-            message,
+            source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let root = match (override_root, &config.data_root) {
@@ -152,48 +172,19 @@ impl TrainConfig {
         s
     }
 
-    fn validate(&self) -> Result<(), String> {
-        if self.heads.is_empty() {
-            return Err("no [[heads]]".into());
-        }
-        let columns: usize = self
-            .heads
-            .iter()
-            .map(|h| crate::learn::outputs(h.labels.len()))
-            .sum();
-        if columns > crate::model::MAX_COLUMNS {
-            return Err(format!(
-                "the heads need {columns} score columns (two-class heads one, others one per label); at most {} are supported",
-                crate::model::MAX_COLUMNS
-            ));
-        }
-        let mut names = std::collections::BTreeSet::new();
+    fn validate(&self) -> Result<(), InvalidConfig> {
+        check_heads(
+            self.heads
+                .iter()
+                .map(|h| (h.name.as_str(), h.labels.as_slice())),
+        )?;
         for h in &self.heads {
-            if h.name.is_empty() || !names.insert(&h.name) {
-                return Err(format!("head name {:?} is empty or repeated", h.name));
-            }
-            let distinct: std::collections::BTreeSet<&String> = h.labels.iter().collect();
-            if h.labels.len() < 2
-                || h.labels.len() > crate::model::MAX_OUTPUTS
-                || distinct.len() != h.labels.len()
-            {
-                return Err(format!(
-                    "head {:?}: labels must be 2 to {} distinct names",
-                    h.name,
-                    crate::model::MAX_OUTPUTS
-                ));
-            }
+            let head = || h.name.clone();
             if h.train.is_empty() || h.dev.is_empty() {
-                return Err(format!(
-                    "head {:?}: needs at least one train and one dev file",
-                    h.name
-                ));
+                return Err(InvalidConfig::NoData { head: head() });
             }
             if h.c_grid.is_empty() || h.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
-                return Err(format!(
-                    "head {:?}: c_grid must be positive numbers",
-                    h.name
-                ));
+                return Err(InvalidConfig::CGrid { head: head() });
             }
             if let Some(s) = h
                 .train
@@ -201,11 +192,10 @@ impl TrainConfig {
                 .chain(&h.dev)
                 .find(|s| !(s.weight.is_finite() && s.weight > 0.0))
             {
-                return Err(format!(
-                    "head {:?}: weight of {} must be positive",
-                    h.name,
-                    s.path.display()
-                ));
+                return Err(InvalidConfig::Weight {
+                    head: head(),
+                    file: s.path.clone(),
+                });
             }
         }
         Ok(())
@@ -257,7 +247,18 @@ dev = [{ path = "d.csv", text = "body" }]
             "[[heads]]\nname = \"s\"\nlabels = [\"a\"]\ntrain = []\ndev = []\n",
         )
         .unwrap();
-        let e = TrainConfig::load(&p, None).unwrap_err().to_string();
+        let e = TrainConfig::load(&p, None).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ConfigError::Invalid {
+                    source: InvalidConfig::Heads(HeadsError::Labels { .. }),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(e.contains("c.toml") && e.contains("labels"), "{e}");
         std::fs::write(&p, "[[heads]]\nnme = 1\n").unwrap();
         assert!(TrainConfig::load(&p, None)

@@ -14,12 +14,15 @@ use std::time::Instant;
 use linfa::traits::{FitWith, Predict};
 use linfa::{DatasetBase, ParamGuard};
 use ndarray::{Array1, Array2};
+use rayon::prelude::*;
 
-use crate::config::{ClassWeight, HeadConfig, TrainConfig};
+use super::config::{ClassWeight, HeadConfig, TrainConfig};
+use super::lbfgs::Termination;
+use super::logistic::{LinearModel, LogisticParams, SolverError};
+use super::records::SparseRecords;
 use crate::data::{read_labeled, read_lexicon, DataError, Example};
 use crate::eval::metrics::{ClassificationReport, MetricsError};
-use crate::features::{FeatureError, Featurizer, Workspace};
-use crate::learn::{LinearModel, LogisticParams, SolverError, SparseRecords};
+use crate::features::{FeatureError, Featurizer, Scratch};
 use crate::model::{Fingerprint, HeadData, ModelData};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +75,9 @@ pub struct HeadSummary {
     /// Seconds spent on the whole C grid.
     pub grid_seconds: f64,
     pub iterations: u64,
+    /// The fits along the C grid (and the cold fit) that stopped before
+    /// the gradient tolerance: (C, iterations, how it ended).
+    pub unconverged: Vec<(f64, u64, Termination)>,
     /// dev file -> (accuracy, macro-F1)
     pub dev: Vec<(String, f64, f64)>,
 }
@@ -168,34 +174,16 @@ pub fn train(
     })
 }
 
-/// Featurizes passages into a sparse matrix, on every core (rows are
-/// independent, so the result does not depend on the thread count).
+/// Featurizes passages into a sparse matrix, on every core (rayon; rows
+/// are independent and collected in order, so the result does not depend
+/// on the thread count).
 fn matrix(featurizer: &Featurizer, examples: &[Example]) -> SparseRecords {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, 16);
-    let chunk = examples.len().div_ceil(threads).max(1);
-    let rows: Vec<Vec<(u32, f32)>> = std::thread::scope(|scope| {
-        let parts: Vec<_> = examples
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut ws = Workspace::default();
-                    part.iter()
-                        .map(|e| {
-                            featurizer.transform(&e.text, &mut ws);
-                            ws.vector.clone()
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        // A panic in a worker is re-raised here, never turned into missing rows.
-        parts
-            .into_iter()
-            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let rows: Vec<Vec<(u32, f32)>> = examples
+        .par_iter()
+        .map_init(Scratch::default, |scratch, e| {
+            featurizer.transform(&e.text, scratch).to_vec()
+        })
+        .collect();
     SparseRecords::from_rows(featurizer.len(), rows.iter().map(Vec::as_slice))
 }
 
@@ -306,6 +294,7 @@ fn train_head(
     let mut previous: Option<LinearModel> = None;
     // (score, C, threshold, model)
     let mut best: Option<(f64, f64, Option<f64>, LinearModel)> = None;
+    let mut unconverged = Vec::new();
     for &c in &grid {
         let params = LogisticParams::new(k)
             .c(c)
@@ -316,6 +305,9 @@ fn train_head(
         let model = params
             .fit_with(previous.as_ref(), &dataset)
             .map_err(solver)?;
+        if !model.termination.converged() {
+            unconverged.push((c, model.iterations, model.termination));
+        }
         let probs: Vec<Array2<f64>> = dev
             .iter()
             .map(|s| model.predict(&DatasetBase::new(s.x.clone(), ())))
@@ -353,6 +345,9 @@ fn train_head(
         .map_err(solver)?
         .fit_with(None, &dataset)
         .map_err(solver)?;
+    if !cold.termination.converged() {
+        unconverged.push((c, cold.iterations, cold.termination));
+    }
     let fit_seconds = featurize_seconds + t.elapsed().as_secs_f64();
     let mut dev_metrics = BTreeMap::new();
     let mut dev_summary = Vec::new();
@@ -367,7 +362,7 @@ fn train_head(
     let mut hyperparameters = BTreeMap::new();
     hyperparameters.insert("C".to_string(), c);
     hyperparameters.insert(
-        "class_weight_balanced".to_string(),
+        crate::model::CLASS_WEIGHT_BALANCED.to_string(),
         f64::from(u8::from(h.class_weight == ClassWeight::Balanced)),
     );
     let head = HeadData {
@@ -388,6 +383,7 @@ fn train_head(
         fit_seconds,
         grid_seconds,
         iterations: cold.iterations,
+        unconverged,
         dev: dev_summary,
     };
     Ok((head, summary))

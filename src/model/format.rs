@@ -1,0 +1,485 @@
+//! The model file: a versioned, checksummed container of every head, the
+//! shared vocabulary and the training metadata.
+//!
+//! # File layout
+//! ```text
+//! offset  size  field
+//!      0     8  magic  "SLANTMDL"
+//!      8     4  format version, u32 little-endian (currently 3)
+//!     12     4  reserved, zero
+//!     16     8  payload length in bytes, u64 little-endian
+//!     24    32  SHA-256 of the payload
+//!     56     …  payload: postcard-encoded [`ModelData`]
+//! ```
+//! Loading checks, in order: the file size against a hard cap, the magic,
+//! the version, the declared length against the actual size, the checksum,
+//! the decoding (postcard; no allocation is sized by an unchecked length
+//! beyond serde's 1 MiB cautious cap), and then the content (shapes, label
+//! sets, thresholds, finite weights, a consistent vocabulary). Each failure
+//! is a [`ModelError`] that names the file. The model id is the first 16 hex
+//! digits of the payload checksum, so equal content means equal id.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::link;
+use crate::data::hex;
+use crate::features::{FeatureError, Vocabulary};
+
+pub const MAGIC: [u8; 8] = *b"SLANTMDL";
+pub const FORMAT_VERSION: u32 = 3;
+pub const HEADER_LEN: usize = 56;
+/// Larger files are refused before reading: no model needs this much.
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+/// Most labels a head may have (scores live in fixed stack arrays).
+pub const MAX_OUTPUTS: usize = 16;
+/// Most score columns all heads together may have (two-class heads use
+/// one, others one per label).
+pub const MAX_COLUMNS: usize = 64;
+
+/// Where a head's training or dev data came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// "train" or "dev".
+    pub role: String,
+    /// The path as written in the config (relative to its data root).
+    pub path: String,
+    pub sha256: String,
+    pub rows: u64,
+}
+
+/// One head as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadData {
+    pub name: String,
+    /// Label names. For two-class heads the second label is the positive
+    /// one: the one whose probability the threshold applies to.
+    pub labels: Vec<String>,
+    /// Two-class heads: predict `labels[1]` when its probability is at least
+    /// this. Multi-class heads: `None` (argmax).
+    pub threshold: Option<f64>,
+    /// n_features × outputs, feature-major; outputs = 1 for two classes
+    /// (log-odds of `labels[1]`), else one per label.
+    pub weights: Vec<f32>,
+    pub intercept: Vec<f32>,
+    /// Hyperparameters as chosen (e.g. "C" -> 4.0).
+    pub hyperparameters: BTreeMap<String, f64>,
+    /// Metrics on the dev data, "<file> <metric>" -> value.
+    pub dev_metrics: BTreeMap<String, f64>,
+    pub data: Vec<Fingerprint>,
+}
+
+/// The hyperparameter that says whether classes were weighted
+/// ("balanced"): stored, as every hyperparameter, as a number, 1 or 0.
+pub const CLASS_WEIGHT_BALANCED: &str = "class_weight_balanced";
+
+/// Hyperparameters whose stored number means true (1) or false (0).
+const FLAGS: &[&str] = &[CLASS_WEIGHT_BALANCED];
+
+/// A hyperparameter as it reads: a number, or a flag stored as 1 or 0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Hyperparameter {
+    Number(f64),
+    Flag(bool),
+}
+
+impl std::fmt::Display for Hyperparameter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Number(v) => write!(f, "{v}"),
+            Self::Flag(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl HeadData {
+    pub fn outputs(&self) -> usize {
+        link::outputs(self.labels.len())
+    }
+
+    /// The hyperparameters as they read (flags as true/false), by name.
+    pub fn hyperparameters(&self) -> BTreeMap<&str, Hyperparameter> {
+        self.hyperparameters
+            .iter()
+            .map(|(k, &v)| {
+                let value = if FLAGS.contains(&k.as_str()) {
+                    Hyperparameter::Flag(v != 0.0)
+                } else {
+                    Hyperparameter::Number(v)
+                };
+                (k.as_str(), value)
+            })
+            .collect()
+    }
+}
+
+/// Everything a model file holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelData {
+    /// The slant version that trained it.
+    pub slant_version: String,
+    /// sha256 of the training config's bytes.
+    pub config_sha256: String,
+    pub vocabulary: Vocabulary,
+    pub heads: Vec<HeadData>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {kind}, not a regular file")]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error("{path}: {len} bytes is larger than the {max}-byte limit for model files")]
+    TooLarge { path: PathBuf, len: u64, max: u64 },
+    #[error("{path}: truncated: {len} bytes is shorter than the {HEADER_LEN}-byte header")]
+    TooShort { path: PathBuf, len: u64 },
+    #[error("{path}: not a slant model file (bad magic)")]
+    BadMagic { path: PathBuf },
+    #[error("{path}: model format version {found} (or its flags) is not supported (this slant reads version {FORMAT_VERSION})")]
+    UnsupportedVersion { path: PathBuf, found: u32 },
+    #[error("{path}: the header declares a {declared}-byte payload but {actual} bytes follow (truncated or padded file)")]
+    LengthMismatch {
+        path: PathBuf,
+        declared: u64,
+        actual: u64,
+    },
+    #[error("{path}: checksum mismatch: the file is corrupted")]
+    Checksum { path: PathBuf },
+    #[error("{path}: cannot decode the payload: {source}")]
+    Decode {
+        path: PathBuf,
+        source: postcard::Error,
+    },
+    #[error("{path}: invalid model: {source}")]
+    Content {
+        path: PathBuf,
+        #[source]
+        source: InvalidModel,
+    },
+    /// A check beyond the file's content failed (the server's trial run).
+    #[error("{path}: invalid model: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("cannot encode the model: {0}")]
+    Encode(postcard::Error),
+}
+
+impl ModelData {
+    /// Encodes the file bytes: header then payload.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        let payload = postcard::to_stdvec(self).map_err(ModelError::Encode)?;
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&Sha256::digest(&payload));
+        out.extend_from_slice(&payload);
+        Ok(out)
+    }
+
+    /// Writes the file atomically (a temporary file renamed into place), so
+    /// a server watching the path never reads half a model.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let bytes = self.to_bytes()?;
+        let io = |source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, &bytes).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Decodes and checks file bytes; `path` names the file in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Self, String), ModelError> {
+        let p = || path.to_path_buf();
+        let len = bytes.len() as u64;
+        if len > MAX_MODEL_BYTES {
+            return Err(ModelError::TooLarge {
+                path: p(),
+                len,
+                max: MAX_MODEL_BYTES,
+            });
+        }
+        if bytes.len() < HEADER_LEN {
+            if bytes.len() >= 8 && bytes[..8] != MAGIC {
+                return Err(ModelError::BadMagic { path: p() });
+            }
+            return Err(ModelError::TooShort { path: p(), len });
+        }
+        let (header, payload) = bytes.split_at(HEADER_LEN);
+        if header[..8] != MAGIC {
+            return Err(ModelError::BadMagic { path: p() });
+        }
+        let word = |range: std::ops::Range<usize>| {
+            let mut b = [0u8; 8];
+            b[..range.len()].copy_from_slice(&header[range]);
+            u64::from_le_bytes(b)
+        };
+        let version = word(8..12) as u32;
+        if version != FORMAT_VERSION {
+            return Err(ModelError::UnsupportedVersion {
+                path: p(),
+                found: version,
+            });
+        }
+        if word(12..16) != 0 {
+            return Err(ModelError::UnsupportedVersion {
+                path: p(),
+                found: version,
+            });
+        }
+        let declared = word(16..24);
+        if declared != payload.len() as u64 {
+            return Err(ModelError::LengthMismatch {
+                path: p(),
+                declared,
+                actual: payload.len() as u64,
+            });
+        }
+        let digest = Sha256::digest(payload);
+        if digest.as_slice() != &header[24..56] {
+            return Err(ModelError::Checksum { path: p() });
+        }
+        let data: ModelData = postcard::from_bytes(payload)
+            .map_err(|source| ModelError::Decode { path: p(), source })?;
+        data.validate()
+            .map_err(|source| ModelError::Content { path: p(), source })?;
+        Ok((data, hex(&digest[..8])))
+    }
+
+    /// Reads and checks a model file.
+    pub fn load(path: &Path) -> Result<(Self, String), ModelError> {
+        let bytes = super::open::read_model_file(path)?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Content checks beyond what decoding guarantees.
+    fn validate(&self) -> Result<(), InvalidModel> {
+        let n = self.vocabulary.terms.len();
+        check_heads(
+            self.heads
+                .iter()
+                .map(|h| (h.name.as_str(), h.labels.as_slice())),
+        )?;
+        for h in &self.heads {
+            let k = h.outputs();
+            if h.weights.len() as u64 != n as u64 * k as u64 || h.intercept.len() != k {
+                return Err(InvalidModel::Shape {
+                    head: h.name.clone(),
+                    weights: h.weights.len(),
+                    intercepts: h.intercept.len(),
+                    features: n,
+                    outputs: k,
+                });
+            }
+            if h.weights.iter().chain(&h.intercept).any(|w| !w.is_finite()) {
+                return Err(InvalidModel::NonFinite {
+                    head: h.name.clone(),
+                });
+            }
+            match (h.labels.len(), h.threshold) {
+                (2, Some(t)) if t > 0.0 && t < 1.0 => {}
+                (2, threshold) => {
+                    return Err(InvalidModel::Threshold {
+                        head: h.name.clone(),
+                        threshold,
+                    })
+                }
+                (_, None) => {}
+                (_, Some(_)) => {
+                    return Err(InvalidModel::MultiClassThreshold {
+                        head: h.name.clone(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rules every set of heads keeps, in a training config and in a
+/// model file alike.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HeadsError {
+    #[error("no heads")]
+    NoHeads,
+    #[error("the heads need {columns} score columns (two-class heads one, others one per label); at most {MAX_COLUMNS} are supported")]
+    TooManyColumns { columns: usize },
+    #[error("head name {0:?} is empty or repeated")]
+    Name(String),
+    #[error(
+        "head {head:?}: labels {labels:?} must be 2 to {MAX_OUTPUTS} distinct, non-empty names"
+    )]
+    Labels { head: String, labels: Vec<String> },
+}
+
+/// Checks heads given as (name, labels): at least one, names non-empty and
+/// distinct, 2 to [`MAX_OUTPUTS`] distinct non-empty labels each, and at
+/// most [`MAX_COLUMNS`] score columns in all.
+pub fn check_heads<'a>(
+    heads: impl Iterator<Item = (&'a str, &'a [String])> + Clone,
+) -> Result<(), HeadsError> {
+    if heads.clone().next().is_none() {
+        return Err(HeadsError::NoHeads);
+    }
+    let columns: usize = heads.clone().map(|(_, l)| link::outputs(l.len())).sum();
+    if columns > MAX_COLUMNS {
+        return Err(HeadsError::TooManyColumns { columns });
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (name, labels) in heads {
+        if name.is_empty() || !names.insert(name) {
+            return Err(HeadsError::Name(name.to_string()));
+        }
+        let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
+        if labels.len() < 2
+            || labels.len() > MAX_OUTPUTS
+            || distinct.len() != labels.len()
+            || labels.iter().any(String::is_empty)
+        {
+            return Err(HeadsError::Labels {
+                head: name.to_string(),
+                labels: labels.to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why a model file's content (or its compilation) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidModel {
+    #[error(transparent)]
+    Heads(#[from] HeadsError),
+    #[error("head {head:?}: {weights} weights and {intercepts} intercepts for {features} features × {outputs} outputs")]
+    Shape {
+        head: String,
+        weights: usize,
+        intercepts: usize,
+        features: usize,
+        outputs: usize,
+    },
+    #[error("head {head:?}: non-finite weight")]
+    NonFinite { head: String },
+    #[error("head {head:?}: two-class threshold {threshold:?} is not in (0, 1)")]
+    Threshold {
+        head: String,
+        threshold: Option<f64>,
+    },
+    #[error("head {head:?}: a multi-class head has no threshold")]
+    MultiClassThreshold { head: String },
+    #[error("vocabulary: {0}")]
+    Vocabulary(#[from] FeatureError),
+    #[error("no perfect hash found for {keys} features")]
+    NoPerfectHash { keys: usize },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tiny;
+    use super::*;
+    use crate::model::Model;
+    use crate::model::Workspace;
+
+    #[test]
+    fn round_trip_is_byte_identical_and_scores() {
+        let data = tiny();
+        let bytes = data.to_bytes().unwrap();
+        let (back, id) = ModelData::from_bytes(&bytes, Path::new("m")).unwrap();
+        assert_eq!(back, data);
+        assert_eq!(back.to_bytes().unwrap(), bytes);
+        assert_eq!(id.len(), 16);
+        let model = Model::from_data(back, id, Path::new("m")).unwrap();
+        let mut ws = Workspace::default();
+        let s = model.score("Good news, SHOCKING news!!", &[], 2, &mut ws);
+        assert_eq!(s.len(), 2);
+        assert_eq!(model.heads()[s[0].head].labels[s[0].label], "positive");
+        assert!((s[0].probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert_eq!(s[1].label, 1);
+        let top = &s[1].contributions[0];
+        assert_eq!(model.featurizer().term(top.feature), "<caps>");
+        assert_eq!(top.spans, [(11, 19)]);
+        // Head selection keeps the requested order.
+        let s = model.score("bad", &[1, 0], 0, &mut ws);
+        assert_eq!((s[0].head, s[1].head), (1, 0));
+        assert!(s[0].contributions.is_empty());
+    }
+
+    /// A model fitted with `settings` (and a small lexicon when `lexicon`),
+    /// with pseudo-random weights; `extra_heads` more three-class heads
+    /// widen its rows (and the scorer's accumulators). `None` when the
+
+    #[test]
+    fn corrupt_files_are_refused_with_named_errors() {
+        let bytes = tiny().to_bytes().unwrap();
+        let p = Path::new("models/x.slant");
+        let err = |b: &[u8]| ModelData::from_bytes(b, p).unwrap_err();
+        assert!(matches!(err(&bytes[..10]), ModelError::TooShort { .. }));
+        assert!(matches!(
+            err(&bytes[..bytes.len() - 1]),
+            ModelError::LengthMismatch { .. }
+        ));
+        let mut b = bytes.clone();
+        b[0] = b'X';
+        assert!(matches!(err(&b), ModelError::BadMagic { .. }));
+        let mut b = bytes.clone();
+        b[8] = 9;
+        assert!(matches!(
+            err(&b),
+            ModelError::UnsupportedVersion { found: 9, .. }
+        ));
+        let mut b = bytes.clone();
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        let e = err(&b);
+        assert!(matches!(e, ModelError::Checksum { .. }));
+        assert!(e
+            .to_string()
+            .starts_with("models/x.slant: checksum mismatch"));
+        // An absurd declared length is refused before any allocation.
+        let mut b = bytes.clone();
+        b[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(err(&b), ModelError::LengthMismatch { .. }));
+        // Well-formed container, inconsistent content.
+        let mut d = tiny();
+        d.heads[0].weights.pop();
+        assert!(matches!(
+            err(&d.to_bytes().unwrap()),
+            ModelError::Content { .. }
+        ));
+        let mut d = tiny();
+        d.heads[1].threshold = Some(1.5);
+        assert!(matches!(
+            err(&d.to_bytes().unwrap()),
+            ModelError::Content { .. }
+        ));
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_refused() {
+        let bytes = tiny().to_bytes().unwrap();
+        for i in (0..bytes.len()).step_by(7) {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            let e = ModelData::from_bytes(&b, Path::new("m")).unwrap_err();
+            let expected = match i {
+                0..8 => matches!(e, ModelError::BadMagic { .. }),
+                8..16 => matches!(e, ModelError::UnsupportedVersion { .. }),
+                16..24 => matches!(e, ModelError::LengthMismatch { .. }),
+                _ => matches!(e, ModelError::Checksum { .. }),
+            };
+            assert!(expected, "flip at {i}: {e}");
+        }
+    }
+}

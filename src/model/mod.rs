@@ -1,0 +1,81 @@
+//! Model: the model file (a versioned, checksummed container of every head,
+//! the shared vocabulary and the training metadata) and the compiled,
+//! cache-friendly [`Model`] that scores passages.
+//!
+//! - `format`: the file layout, [`ModelData`], loading and its checks.
+//! - `open`: reading a model file without trusting it (no blocking open,
+//!   regular files only, the header checked before the payload is read).
+//! - [`link`]: scores to probabilities (sigmoid, softmax); the solver
+//!   imports them from here.
+//! - `scorer`: the compiled [`Model`], its tables and the fast path.
+//! - `table`: the scorer's perfect-hash tables of weight rows.
+//! - `explain`: per-head scores with the features behind each decision.
+//!
+//! All heads share one featurizer: a passage is tokenized and looked up once,
+//! and each vocabulary row holds every head's weights side by side, so one
+//! cache line serves all heads.
+
+mod explain;
+mod format;
+pub mod link;
+mod open;
+mod scorer;
+mod table;
+
+pub use explain::{Contribution, HeadScore};
+pub use format::{
+    check_heads, Fingerprint, HeadData, HeadsError, Hyperparameter, InvalidModel, ModelData,
+    ModelError, CLASS_WEIGHT_BALANCED, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS,
+    MAX_MODEL_BYTES, MAX_OUTPUTS,
+};
+pub use scorer::{argmax, decide, Head, Model, Workspace};
+
+/// A two-head model over a three-document vocabulary, for tests.
+#[cfg(test)]
+pub(crate) fn tiny() -> ModelData {
+    use crate::features::{FeatureParams, FeatureSettings, Featurizer};
+    use linfa::ParamGuard;
+    use std::collections::BTreeMap;
+    let settings = FeatureParams(FeatureSettings::default()).check().unwrap();
+    let f = Featurizer::fit(
+        &settings,
+        ["good news", "bad news", "SHOCKING news!!"],
+        || {},
+    )
+    .unwrap();
+    let n = f.len();
+    let index = |t: &str| f.vocabulary().terms.iter().position(|x| x == t).unwrap();
+    let mut sent = vec![0f32; n * 3];
+    sent[index("good") * 3 + 2] = 2.0;
+    sent[index("bad") * 3] = 2.0;
+    let mut sens = vec![0f32; n];
+    sens[index("<caps>")] = 3.0;
+    sens[index("!!")] = 1.0;
+    ModelData {
+        slant_version: "test".into(),
+        config_sha256: "0".repeat(64),
+        vocabulary: f.vocabulary().clone(),
+        heads: vec![
+            HeadData {
+                name: "sentiment".into(),
+                labels: vec!["negative".into(), "neutral".into(), "positive".into()],
+                threshold: None,
+                weights: sent,
+                intercept: vec![0.0, 0.5, 0.0],
+                hyperparameters: BTreeMap::new(),
+                dev_metrics: BTreeMap::new(),
+                data: vec![],
+            },
+            HeadData {
+                name: "sensational".into(),
+                labels: vec!["not_sensational".into(), "sensational".into()],
+                threshold: Some(0.4),
+                weights: sens,
+                intercept: vec![-1.0],
+                hyperparameters: BTreeMap::new(),
+                dev_metrics: BTreeMap::new(),
+                data: vec![],
+            },
+        ],
+    }
+}

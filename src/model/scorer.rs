@@ -1,0 +1,694 @@
+//! The compiled scorer: every head's weights laid out in cache-line rows
+//! beside each feature's key, found by a perfect hash, and the fast path
+//! that scores a passage without building its vector.
+
+use std::path::Path;
+
+use super::format::{HeadData, InvalidModel, ModelData, ModelError, MAX_COLUMNS, MAX_OUTPUTS};
+use super::link::link;
+use super::table::{Row, Table};
+use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
+
+/// Row widths: the narrowest of these that holds every column plus two
+/// lanes (the key, or the squared norm and idf). Four heads (6 columns)
+/// take 8: a row is 64 bytes, one cache line.
+const NARROW: usize = 8;
+const WIDE: usize = 16;
+const WIDEST: usize = (MAX_COLUMNS + 2).div_ceil(8) * 8;
+
+/// `acc += v · w` over the first `W - 2` lanes (a weight block's last two
+/// lanes hold its key, not weights).
+#[inline(always)]
+fn add_weights<const W: usize>(acc: &mut [f32; W], v: f32, w: &[f32; W]) {
+    for l in 0..W - 2 {
+        acc[l] += v * w[l];
+    }
+}
+
+/// `acc += v · w` over every lane.
+#[inline(always)]
+fn add_all<const W: usize>(acc: &mut [f32; W], v: f32, w: &[f32; W]) {
+    for l in 0..W {
+        acc[l] += v * w[l];
+    }
+}
+
+/// The word block's sums over its distinct features (`tfs` their term
+/// frequencies, `counts` their occurrences): Σ v·weights and Σ v² with
+/// v = tf·idf, and Σ count·chars (a word's row holds its characters'
+/// contribution, once per occurrence, and its squared norm; other rows
+/// hold zeros there; the idf lane is summed too, and never read).
+///
+/// A function of its own, not inlined, and without calls: inside the
+/// scorer, whose later calls clobber every vector register, the sums were
+/// kept on the stack, and each row read and wrote them there.
+#[inline(never)]
+fn sum_words<const W: usize>(
+    words: &Table<W>,
+    distinct: &[u32],
+    counts: &[u32],
+    tfs: &[f32],
+) -> ([f32; W], [f32; W], f32) {
+    let (mut word, mut chars, mut norm) = ([0f32; W], [0f32; W], 0.0f32);
+    for ((&p, &count), &tf) in distinct.iter().zip(counts).zip(tfs) {
+        let Some(row) = words.row(p) else {
+            continue;
+        };
+        let v = tf * row.idf();
+        norm += v * v;
+        add_weights(&mut word, v, &row.weights);
+        add_all(&mut chars, count as f32, &row.chars);
+    }
+    (word, chars, norm)
+}
+
+/// A head as the scorer sees it.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub threshold: Option<f64>,
+    /// First column of this head in the interleaved weight rows.
+    pub(super) column: usize,
+    pub(super) outputs: usize,
+    /// Where this head's probabilities start in `Workspace::probabilities`.
+    pub offset: usize,
+}
+
+impl Head {
+    /// The decision: threshold on `labels[1]` for two classes, else argmax.
+    pub fn decide(&self, probs: &[f64]) -> usize {
+        decide(self.threshold, probs)
+    }
+}
+
+/// A head's decision rule: `labels[1]` when its probability reaches the
+/// threshold (two classes), else the most probable label.
+pub fn decide(threshold: Option<f64>, probs: &[f64]) -> usize {
+    match threshold {
+        Some(t) if probs.len() == 2 => usize::from(probs[1] >= t),
+        _ => argmax(probs),
+    }
+}
+
+/// The first index of the largest value (NaN never wins). The running
+/// best is kept with selects, not a branch: which class leads is what the
+/// CPU cannot guess.
+pub fn argmax(v: &[f64]) -> usize {
+    let Some(&first) = v.first() else {
+        return 0;
+    };
+    let (mut best, mut top) = (0, first);
+    for (i, &x) in v.iter().enumerate().skip(1) {
+        let above = x > top;
+        best = if above { i } else { best };
+        top = if above { x } else { top };
+    }
+    best
+}
+
+/// Scratch space for scoring, reused across passages so that scoring
+/// allocates nothing once it has grown: the featurizer's scan buffers and
+/// every head's outputs.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    /// The featurizer's buffers (the scan, and the vector explanations use).
+    pub(super) scan: Scratch,
+    /// Raw head scores.
+    scores: Vec<f32>,
+    /// Every head's probabilities, after [`Model::classify`]: head `h`'s
+    /// at [`Head::offset`], one per label.
+    pub probabilities: Vec<f64>,
+    /// Every head's decided label, after [`Model::classify`].
+    pub labels: Vec<usize>,
+}
+
+impl Workspace {
+    /// Head `head`'s probabilities (one per label) and decided label from
+    /// the last [`Model::classify`] with `model`.
+    pub fn head(&self, model: &Model, head: usize) -> Option<(&[f64], usize)> {
+        let h = model.heads.get(head)?;
+        let probabilities = self
+            .probabilities
+            .get(h.offset..h.offset + h.labels.len())?;
+        Some((probabilities, *self.labels.get(head)?))
+    }
+}
+
+/// A loaded model, ready to score.
+#[derive(Debug)]
+pub struct Model {
+    /// Metadata as stored, with the vocabulary moved into `featurizer` and
+    /// the per-head weights into the tables.
+    data: ModelData,
+    id: String,
+    pub(super) featurizer: Featurizer,
+    pub(super) heads: Vec<Head>,
+    /// Every feature's row (see [`Row`]), in rows as wide as the model's
+    /// columns need.
+    tables: Tables,
+    /// Each vocabulary feature's position: in the character table with
+    /// [`IN_CHARS`] set, else in the word table.
+    at: Vec<u32>,
+    intercepts: Vec<f32>,
+    columns: usize,
+    with_chars: bool,
+    /// The lexicon markers' positions in the word table, as
+    /// [`Featurizer::word_hits`] takes them.
+    markers: [u32; 4],
+}
+
+/// Marks a position in [`Model::at`] as one in the character table.
+const IN_CHARS: u32 = 1 << 31;
+
+/// The word block's table (its features and the words only the lexicon
+/// knows) and the character n-grams' table. A word's row also holds its
+/// character n-grams' contribution, so that scoring reads one row per word
+/// in the vocabulary, and the character table only for other words.
+#[derive(Debug, Clone)]
+struct Pair<const W: usize> {
+    words: Table<W>,
+    chars: Table<W>,
+}
+
+#[derive(Debug, Clone)]
+enum Tables {
+    Narrow(Pair<NARROW>),
+    Wide(Pair<WIDE>),
+    Widest(Pair<WIDEST>),
+}
+
+/// Runs `$body` with `$t` bound to the model's [`Pair`], whatever its width.
+macro_rules! with_tables {
+    ($tables:expr, $t:ident => $body:expr) => {
+        match $tables {
+            Tables::Narrow($t) => $body,
+            Tables::Wide($t) => $body,
+            Tables::Widest($t) => $body,
+        }
+    };
+}
+
+impl<const W: usize> Pair<W> {
+    /// Tables for the featurizer's keys, with idf and lexicon marks and no
+    /// weights yet; fills `at`.
+    fn new(fz: &Featurizer, at: &mut [u32]) -> Result<Self, InvalidModel> {
+        let mut table = |keys: Vec<(u64, u32, bool)>, flag: u32| {
+            let hashes: Vec<u64> = keys.iter().map(|k| k.0).collect();
+            let (mut table, placed) =
+                Table::<W>::new(&hashes).ok_or(InvalidModel::NoPerfectHash { keys: keys.len() })?;
+            for (&(_, j, known), &p) in keys.iter().zip(&placed) {
+                let idf = if j == NO_FEATURE { 0.0 } else { fz.idf(j) };
+                if let Some(row) = table.row_mut(p) {
+                    row.set_idf(idf, known);
+                }
+                if let Some(a) = at.get_mut(j as usize) {
+                    *a = p | flag;
+                }
+            }
+            Ok::<_, InvalidModel>(table)
+        };
+        Ok(Self {
+            words: table(fz.word_keys().collect(), 0)?,
+            chars: table(fz.char_keys().collect(), IN_CHARS)?,
+        })
+    }
+
+    /// Feature `j`'s table and position there, from `at[j]`.
+    fn locate(at: &[u32], j: u32) -> Option<(bool, u32)> {
+        let p = *at.get(j as usize)?;
+        Some((p & IN_CHARS != 0, p & !IN_CHARS))
+    }
+
+    /// Feature `j`'s row, by its position `at[j]`.
+    fn row(&self, at: &[u32], j: u32) -> Option<&Row<W>> {
+        let (chars, p) = Self::locate(at, j)?;
+        if chars { &self.chars } else { &self.words }.row(p)
+    }
+
+    fn row_mut(&mut self, at: &[u32], j: u32) -> Option<&mut Row<W>> {
+        let (chars, p) = Self::locate(at, j)?;
+        if chars {
+            &mut self.chars
+        } else {
+            &mut self.words
+        }
+        .row_mut(p)
+    }
+
+    /// Puts head weights (`outputs` per feature) in at `column`.
+    fn set_weights(&mut self, at: &[u32], column: usize, outputs: usize, weights: &[f32]) {
+        for (j, w) in weights.chunks_exact(outputs).enumerate() {
+            if let Some(row) = self.row_mut(at, j as u32) {
+                row.weights[column..column + outputs].copy_from_slice(w);
+            }
+        }
+    }
+
+    /// For every single-word term, its character block's contribution to
+    /// every column (Σ_g e_g · W_g over its character n-grams) and squared
+    /// norm, into its row: scoring then reads one row per word in the
+    /// vocabulary.
+    fn precompute_word_chars(&mut self, fz: &Featurizer, at: &[u32], columns: usize) {
+        let mut scratch = Scratch::default();
+        let mut tokens = Vec::new();
+        for j in 0..fz.len() {
+            let term = fz.term(j as u32);
+            crate::text::tokenize(term, &mut tokens);
+            let single_word = matches!(tokens.as_slice(), [t] if t.kind == crate::text::TokenKind::Word
+                && t.start == 0 && t.end as usize == term.len()
+                && t.hash == fz.vocabulary().hashes[j]);
+            if !single_word {
+                continue;
+            }
+            let (sq, grams) = fz.word_chars(term, &mut scratch);
+            let mut acc = [0f32; W];
+            for &(g, v) in grams {
+                if let Some(row) = self.row(at, g) {
+                    acc[..columns]
+                        .iter_mut()
+                        .zip(&row.weights)
+                        .for_each(|(a, w)| *a += v * w);
+                }
+            }
+            if let Some(row) = self.row_mut(at, j as u32) {
+                row.chars[..columns].copy_from_slice(&acc[..columns]);
+                row.chars[Row::<W>::SQ] = sq;
+            }
+        }
+    }
+}
+
+impl Model {
+    /// Loads and checks a model file.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let (data, id) = ModelData::load(path)?;
+        Self::from_data(data, id, path)
+    }
+
+    /// Compiles checked model data; `path` names it in errors.
+    pub fn from_data(mut data: ModelData, id: String, path: &Path) -> Result<Self, ModelError> {
+        let invalid = |source: InvalidModel| ModelError::Content {
+            path: path.to_path_buf(),
+            source,
+        };
+        let vocab = std::mem::take(&mut data.vocabulary);
+        let featurizer =
+            Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| invalid(e.into()))?;
+        let columns: usize = data.heads.iter().map(HeadData::outputs).sum();
+        let with_chars = featurizer.settings().char_range().is_some();
+        let mut at = vec![0u32; featurizer.len()];
+        let mut tables = match columns + 2 {
+            w if w <= NARROW => Pair::new(&featurizer, &mut at).map(Tables::Narrow),
+            w if w <= WIDE => Pair::new(&featurizer, &mut at).map(Tables::Wide),
+            _ => Pair::new(&featurizer, &mut at).map(Tables::Widest),
+        }
+        .map_err(invalid)?;
+        let mut intercepts = Vec::with_capacity(columns);
+        let mut heads = Vec::with_capacity(data.heads.len());
+        let (mut column, mut offset) = (0, 0);
+        for h in &mut data.heads {
+            let k = h.outputs();
+            with_tables!(&mut tables, t => t.set_weights(&at, column, k, &h.weights));
+            intercepts.extend_from_slice(&h.intercept);
+            h.weights = Vec::new();
+            heads.push(Head {
+                name: h.name.clone(),
+                labels: h.labels.clone(),
+                threshold: h.threshold,
+                column,
+                outputs: k,
+                offset,
+            });
+            column += k;
+            offset += h.labels.len();
+        }
+        if with_chars {
+            with_tables!(&mut tables, t => t.precompute_word_chars(&featurizer, &at, columns));
+        }
+        // The markers' positions in the word table (their features are
+        // word-block ones).
+        let markers = featurizer
+            .markers()
+            .map(|j| at.get(j as usize).map_or(NO_FEATURE, |&p| p & !IN_CHARS));
+        Ok(Self {
+            data,
+            id,
+            featurizer,
+            heads,
+            tables,
+            at,
+            intercepts,
+            columns,
+            with_chars,
+            markers,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn heads(&self) -> &[Head] {
+        &self.heads
+    }
+    /// Stored metadata, without the vocabulary (see [`Model::featurizer`])
+    /// and the head weights (compiled into the scorer).
+    pub fn data(&self) -> &ModelData {
+        &self.data
+    }
+    pub fn featurizer(&self) -> &Featurizer {
+        &self.featurizer
+    }
+    pub fn head_index(&self, name: &str) -> Option<usize> {
+        self.heads.iter().position(|h| h.name == name)
+    }
+
+    /// Feature `j`'s weights for every column.
+    pub(super) fn row(&self, j: u32) -> Option<&[f32]> {
+        let columns = self.columns;
+        with_tables!(&self.tables, t => t.row(&self.at, j).map(|row| &row.weights[..columns]))
+    }
+
+    /// Every head's raw scores (log-odds or class scores) for the passage,
+    /// into `scores` (length = total outputs). Tokenizes once, and never
+    /// builds the passage's vector: each word-block feature adds
+    /// tf·idf·W (normalised at the end), and each word adds its
+    /// precomputed character contribution (computed on the spot only for
+    /// words outside the vocabulary).
+    fn raw_scores(&self, passage: &str, scratch: &mut Scratch, scores: &mut Vec<f32>) {
+        with_tables!(&self.tables, t => self.raw_scores_in(t, passage, scratch, scores))
+    }
+
+    /// [`Model::raw_scores`] with the tables' rows `W` lanes wide.
+    #[inline(always)]
+    fn raw_scores_in<const W: usize>(
+        &self,
+        t: &Pair<W>,
+        passage: &str,
+        scratch: &mut Scratch,
+        scores: &mut Vec<f32>,
+    ) {
+        let fz = &self.featurizer;
+        // Features are numbered by their positions in the tables, whose
+        // rows are fetched as their lookups start. The character n-grams
+        // of words outside the vocabulary are hashed and their lookups
+        // started as soon as the unigrams say which words those are, and
+        // finished after the word block's sums, which hides the wait.
+        let chars_index = self.with_chars.then_some(&t.chars);
+        let words = fz
+            .scan(&t.words, chars_index, passage, scratch)
+            .words(&self.markers)
+            .group();
+        let c = self.columns;
+        let (word, mut chars, norm) =
+            sum_words(&t.words, words.distinct(), words.counts(), words.tfs());
+        scores.clear();
+        scores.extend_from_slice(&self.intercepts);
+        if let Some((row, v)) = words
+            .lexicon_score()
+            .and_then(|(j, v)| Some((t.row(&self.at, j)?, v)))
+        {
+            scores
+                .iter_mut()
+                .zip(&row.weights[..c])
+                .for_each(|(s, w)| *s += v * w);
+        }
+        if norm > 0.0 {
+            let inv = norm.sqrt().recip();
+            scores
+                .iter_mut()
+                .zip(word.iter())
+                .for_each(|(s, a)| *s += a * inv);
+        }
+        if self.with_chars {
+            let oov = words.chars();
+            // Lanes 0..c sum the words' character contributions, lane SQ
+            // their squared norms. Words in the vocabulary were added with
+            // their rows above; here, the n-grams of each word outside it,
+            // count × idf each, as `Featurizer::word_chars`.
+            for grams in oov.words() {
+                let mut sq = 0.0f32;
+                for (g, count) in grams {
+                    let Some(row) = t.chars.row(g) else {
+                        continue;
+                    };
+                    let v = count as f32 * row.idf();
+                    sq += v * v;
+                    add_weights(&mut chars, v, &row.weights);
+                }
+                chars[Row::<W>::SQ] += sq;
+            }
+            let total = chars[Row::<W>::SQ];
+            if total > 0.0 {
+                let scale = fz.settings().char_weight / total.sqrt();
+                scores
+                    .iter_mut()
+                    .zip(chars.iter())
+                    .for_each(|(s, a)| *s += a * scale);
+            }
+        }
+    }
+
+    /// Scoring's scan alone, for `bench score --stages`: the word block's
+    /// lookups and grouping, and with `chars` the character n-grams' of
+    /// words outside the vocabulary. Returns the number of features found.
+    pub(crate) fn lookups(&self, passage: &str, ws: &mut Workspace, chars: bool) -> usize {
+        let fz = &self.featurizer;
+        with_tables!(&self.tables, t => {
+            let chars_index = (chars && self.with_chars).then_some(&t.chars);
+            let words = fz
+                .scan(&t.words, chars_index, passage, &mut ws.scan)
+                .words(&self.markers)
+                .group();
+            let n = words.distinct().len();
+            if chars_index.is_some() {
+                n + words.chars().len()
+            } else {
+                n
+            }
+        })
+    }
+
+    /// Scores one passage with every head, without allocating: each head's
+    /// probabilities land in `ws.probabilities` (head `h` at
+    /// `Head::offset`) and its decided label in `ws.labels[h]`.
+    pub fn classify(&self, passage: &str, ws: &mut Workspace) {
+        let Workspace {
+            scan,
+            scores,
+            probabilities,
+            labels,
+        } = ws;
+        self.raw_scores(passage, scan, scores);
+        probabilities.clear();
+        labels.clear();
+        for head in &self.heads {
+            let mut z = [0f64; MAX_OUTPUTS];
+            let z = &mut z[..head.outputs];
+            for (zk, &s) in z
+                .iter_mut()
+                .zip(&scores[head.column..head.column + head.outputs])
+            {
+                *zk = f64::from(s);
+            }
+            let start = probabilities.len();
+            probabilities.resize(start + head.labels.len(), 0.0);
+            let p = &mut probabilities[start..];
+            link(z, p);
+            labels.push(head.decide(p));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tiny;
+    use super::*;
+    use crate::features::{FeatureParams, FeatureSettings};
+    use linfa::ParamGuard;
+
+    /// settings leave no vocabulary.
+    fn model_with(settings: FeatureSettings, lexicon: bool, extra_heads: usize) -> Option<Model> {
+        let settings = FeatureParams(settings).check().unwrap();
+        let corpus = [
+            "Shocking news: the senator lied!!",
+            "Markets rally as rates fall",
+            "Über café naïve résumé",
+            "GOOD news, not bad: the rally is very good",
+            "ΟΔΟΣ οδος 東京 3.5 rates fall?? but awful",
+        ];
+        let words: Vec<(String, f32)> =
+            [("good", 1.9), ("bad", -2.5), ("awful", -2.0), ("café", 0.7)]
+                .iter()
+                .filter(|_| lexicon)
+                .map(|&(w, v)| (w.to_string(), v))
+                .collect();
+        let f = Featurizer::fit_with_lexicon(&settings, &words, corpus, || {}).ok()?;
+        let mut data = tiny();
+        let n = f.len();
+        data.vocabulary = f.vocabulary().clone();
+        let mut unit = crate::testing::uniform(0x2545_f491_4f6c_dd1d);
+        let mut rnd = move || (unit() * 2.0 - 1.0) as f32;
+        data.heads[0].weights = (0..n * 3).map(|_| rnd()).collect();
+        data.heads[1].weights = (0..n).map(|_| rnd()).collect();
+        for k in 0..extra_heads {
+            let mut head = data.heads[0].clone();
+            head.name = format!("extra{k}");
+            head.weights = (0..n * 3).map(|_| rnd()).collect();
+            data.heads.push(head);
+        }
+        Some(Model::from_data(data, "t".into(), Path::new("t")).unwrap())
+    }
+
+    /// [`model_with`] character 2–4-grams, every word a feature, no lexicon.
+    fn with_chars(extra_heads: usize) -> Model {
+        let settings = FeatureSettings {
+            char_ngrams: [2, 4],
+            char_weight: 0.7,
+            min_df: 1,
+            ..Default::default()
+        };
+        model_with(settings, false, extra_heads).unwrap()
+    }
+
+    /// Raw scores from the reference vector (`Featurizer::transform`):
+    /// what the fast path must agree with.
+    fn reference_scores(m: &Model, passage: &str, ws: &mut Scratch) -> Vec<f32> {
+        let vector = m.featurizer.transform(passage, ws);
+        let mut reference = m.intercepts.clone();
+        for &(j, v) in vector {
+            let row = &m.row(j).unwrap()[..m.columns];
+            reference.iter_mut().zip(row).for_each(|(r, w)| *r += v * w);
+        }
+        reference
+    }
+
+    /// The fast path's raw scores against [`reference_scores`]; `case`
+    /// names the case in a failure.
+    fn fast_matches_reference(
+        m: &Model,
+        passage: &str,
+        case: &dyn std::fmt::Debug,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let mut ws = Scratch::default();
+        let mut fast = Vec::new();
+        m.raw_scores(passage, &mut ws, &mut fast);
+        let reference = reference_scores(m, passage, &mut ws);
+        for (a, b) in fast.iter().zip(&reference) {
+            proptest::prop_assert!((a - b).abs() < 1e-4, "{} vs {} for {:?}", a, b, case);
+        }
+        Ok(())
+    }
+
+    proptest::prop_compose! {
+        /// Feature settings across what `FeatureSettings::validate` allows,
+        /// with the lexicon on or off.
+        fn any_settings()(
+            word_ngrams in proptest::sample::select(vec![[1u8, 1], [1, 2], [1, 3], [2, 2], [2, 3], [3, 5]]),
+            char_ngrams in proptest::sample::select(vec![[0u8, 0], [1, 1], [2, 4], [3, 5], [5, 8]]),
+            caps_marker in proptest::bool::ANY,
+            sublinear_tf in proptest::bool::ANY,
+            min_df in 1u32..=3,
+            max_features in proptest::sample::select(vec![0usize, 5, 40]),
+            weight in proptest::sample::select(vec![1.0f32, 0.3, 2.5]),
+            lexicon in proptest::bool::ANY,
+        ) -> (FeatureSettings, bool) {
+            let settings = FeatureSettings {
+                word_ngrams,
+                char_ngrams,
+                caps_marker,
+                sublinear_tf,
+                min_df,
+                max_features,
+                char_weight: weight,
+                lexicon_weight: weight,
+            };
+            (settings, lexicon)
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_scores_equal_the_reference_vector(passage in "(shocking|news|the|senator|lied|rally|zebra|Über|café|!!|LIED|[a-z]{1,6}| |, ){0,12}", extra_heads in 0usize..8) {
+            fast_matches_reference(&with_chars(extra_heads), &passage, &passage)?;
+        }
+
+        /// The same under every kind of feature settings: what each path
+        /// reads from the settings must agree.
+        #[test]
+        fn fast_scores_equal_the_reference_under_any_settings(
+            (settings, lexicon) in any_settings(),
+            passage in "(good|GOOD|bad|not|very|but|awful|café|CAFÉ|news|rally|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|[a-z]{1,6}| |, ){0,12}",
+            extra_heads in proptest::sample::select(vec![0usize, 4, 12]),
+        ) {
+            if let Some(m) = model_with(settings.clone(), lexicon, extra_heads) {
+                fast_matches_reference(&m, &passage, &(&passage, &settings))?;
+            }
+        }
+    }
+
+    #[test]
+    fn repeats_among_hundreds_of_distinct_features_are_counted() {
+        // Some 800 distinct features: many share a grouping bucket, and
+        // most sit beyond what a bucket's one-byte position can name; each
+        // word twice and some thrice.
+        let settings = FeatureParams(FeatureSettings {
+            min_df: 1,
+            ..Default::default()
+        })
+        .check()
+        .unwrap();
+        let words: Vec<String> = (0..400).map(|i| format!("w{i}")).collect();
+        let corpus = [words.join(" ")];
+        let f = Featurizer::fit(&settings, corpus.iter().map(String::as_str), || {}).unwrap();
+        let mut data = tiny();
+        let n = f.len();
+        data.vocabulary = f.vocabulary().clone();
+        data.heads[0].weights = (0..n * 3).map(|i| (i % 7) as f32 / 7.0 - 0.4).collect();
+        data.heads[1].weights = (0..n).map(|i| (i % 5) as f32 / 5.0 - 0.3).collect();
+        let m = Model::from_data(data, "t".into(), Path::new("t")).unwrap();
+        let passage = format!(
+            "{} {} {}",
+            words.join(" "),
+            words.join(" "),
+            words[..90].join(" ")
+        );
+        let mut ws = Scratch::default();
+        let mut fast = Vec::new();
+        m.raw_scores(&passage, &mut ws, &mut fast);
+        let reference = reference_scores(&m, &passage, &mut ws);
+        let distinct = ws.vector().len();
+        assert!(distinct > 300, "{distinct} distinct");
+        for (a, b) in fast.iter().zip(&reference) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn char_block_matches_hand_computation() {
+        // One word "ab", char 2-grams of "_ab_": "_a", "ab", "b_"; with
+        // idf a, b, c its block is (a, b, c) / ‖(a, b, c)‖ · char_weight.
+        let settings = FeatureParams(FeatureSettings {
+            word_ngrams: [1, 1],
+            char_ngrams: [2, 2],
+            caps_marker: false,
+            char_weight: 0.5,
+            ..Default::default()
+        })
+        .check()
+        .unwrap();
+        let f = Featurizer::fit(&settings, ["ab", "ab b"], || {}).unwrap();
+        let mut ws = Scratch::default();
+        f.transform("ab", &mut ws);
+        let idx = |t: &str| f.vocabulary().terms.iter().position(|x| x == t).unwrap() as u32;
+        let grams = ["ch:_a", "ch:ab", "ch:b_"];
+        let idf: Vec<f32> = grams.iter().map(|g| f.idf(idx(g))).collect();
+        let norm = idf.iter().map(|v| v * v).sum::<f32>().sqrt();
+        for (g, i) in grams.iter().zip(&idf) {
+            let v = ws.vector().iter().find(|(j, _)| *j == idx(g)).unwrap().1;
+            assert!((v - 0.5 * i / norm).abs() < 1e-6, "{g}");
+        }
+        // The word block is the unigram alone, normalised to 1.
+        assert!((ws.vector().iter().find(|(j, _)| *j == idx("ab")).unwrap().1 - 1.0).abs() < 1e-6);
+    }
+}
