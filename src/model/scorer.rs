@@ -191,27 +191,35 @@ macro_rules! with_tables {
 
 impl<const W: usize> Pair<W> {
     /// Tables for the featurizer's keys, with idf and lexicon marks and no
-    /// weights yet; fills `at`.
+    /// weights yet; fills `at`. The two tables are built side by side.
     fn new(fz: &Featurizer, at: &mut [u32]) -> Result<Self, InvalidModel> {
-        let mut table = |keys: Vec<(u64, u32, bool)>, flag: u32| {
+        let table = |keys: Vec<(u64, u32, bool)>| {
             let hashes: Vec<u64> = keys.iter().map(|k| k.0).collect();
             let (mut table, placed) =
                 Table::<W>::new(&hashes).ok_or(InvalidModel::NoPerfectHash { keys: keys.len() })?;
+            let mut positions = Vec::with_capacity(keys.len());
             for (&(_, j, known), &p) in keys.iter().zip(&placed) {
                 let idf = if j == NO_FEATURE { 0.0 } else { fz.idf(j) };
                 if let Some(row) = table.row_mut(p) {
                     row.set_idf(idf, known);
                 }
+                positions.push((j, p));
+            }
+            Ok::<_, InvalidModel>((table, positions))
+        };
+        let (words, chars) = rayon::join(
+            || table(fz.word_keys().collect()),
+            || table(fz.char_keys().collect()),
+        );
+        let ((words, word_positions), (chars, char_positions)) = (words?, chars?);
+        for (positions, flag) in [(word_positions, 0), (char_positions, IN_CHARS)] {
+            for (j, p) in positions {
                 if let Some(a) = at.get_mut(j as usize) {
                     *a = p | flag;
                 }
             }
-            Ok::<_, InvalidModel>(table)
-        };
-        Ok(Self {
-            words: table(fz.word_keys().collect(), 0)?,
-            chars: table(fz.char_keys().collect(), IN_CHARS)?,
-        })
+        }
+        Ok(Self { words, chars })
     }
 
     /// Feature `j`'s table and position there, from `at[j]`.
@@ -250,30 +258,52 @@ impl<const W: usize> Pair<W> {
     /// norm, into its row: scoring then reads one row per word in the
     /// vocabulary.
     fn precompute_word_chars(&mut self, fz: &Featurizer, at: &[u32], columns: usize) {
-        let mut scratch = Scratch::default();
-        let mut tokens = Vec::new();
-        for j in 0..fz.len() {
-            let term = fz.term(j as u32);
-            crate::text::tokenize(term, &mut tokens);
-            let single_word = matches!(tokens.as_slice(), [t] if t.kind == crate::text::TokenKind::Word
-                && t.start == 0 && t.end as usize == term.len()
-                && t.hash == fz.vocabulary().hashes[j]);
-            if !single_word {
-                continue;
-            }
-            let (sq, grams) = fz.word_chars(term, &mut scratch);
-            let mut acc = [0f32; W];
-            for &(g, v) in grams {
-                if let Some(row) = self.row(at, g) {
-                    acc[..columns]
-                        .iter_mut()
-                        .zip(&row.weights)
-                        .for_each(|(a, w)| *a += v * w);
+        use rayon::prelude::*;
+        // Worked out on every core in chunks of terms (each term's sums in
+        // the same order as on one core, so the result does not depend on
+        // the number of cores), then written into the rows.
+        const CHUNK: usize = 8192;
+        let stride = columns + 1;
+        let this = &*self;
+        let chunks: Vec<(Vec<u32>, Vec<f32>)> = (0..fz.len().div_ceil(CHUNK))
+            .into_par_iter()
+            .map_init(
+                || (Scratch::default(), Vec::new()),
+                |(scratch, tokens), c| {
+                    let (mut terms, mut sums) = (Vec::new(), Vec::new());
+                    for j in c * CHUNK..((c + 1) * CHUNK).min(fz.len()) {
+                        let term = fz.term(j as u32);
+                        crate::text::tokenize(term, tokens);
+                        let single_word = matches!(tokens.as_slice(), [t] if t.kind == crate::text::TokenKind::Word
+                            && t.start == 0 && t.end as usize == term.len()
+                            && t.hash == fz.vocabulary().hashes[j]);
+                        if !single_word {
+                            continue;
+                        }
+                        let (sq, grams) = fz.word_chars(term, scratch);
+                        let mut acc = [0f32; W];
+                        for &(g, v) in grams {
+                            if let Some(row) = this.row(at, g) {
+                                acc[..columns]
+                                    .iter_mut()
+                                    .zip(&row.weights)
+                                    .for_each(|(a, w)| *a += v * w);
+                            }
+                        }
+                        terms.push(j as u32);
+                        sums.extend_from_slice(&acc[..columns]);
+                        sums.push(sq);
+                    }
+                    (terms, sums)
+                },
+            )
+            .collect();
+        for (terms, sums) in chunks {
+            for (&j, sum) in terms.iter().zip(sums.chunks_exact(stride)) {
+                if let Some(row) = self.row_mut(at, j) {
+                    row.chars[..columns].copy_from_slice(&sum[..columns]);
+                    row.chars[Row::<W>::SQ] = sum[columns];
                 }
-            }
-            if let Some(row) = self.row_mut(at, j as u32) {
-                row.chars[..columns].copy_from_slice(&acc[..columns]);
-                row.chars[Row::<W>::SQ] = sq;
             }
         }
     }
