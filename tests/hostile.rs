@@ -40,6 +40,8 @@ fn test_connections() -> ConnectionLimits {
         keepalive_interval: Duration::from_secs(60),
         keepalive_timeout: Duration::from_secs(20),
         send_timeout: Duration::from_millis(800),
+        receive_timeout: Duration::from_millis(800),
+        ..ConnectionLimits::default()
     }
 }
 
@@ -521,6 +523,157 @@ async fn http2_streams_are_capped_and_unread_responses_are_bounded() {
     server
         .still_answers("after the slow reader was cut off")
         .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_that_never_send_their_body_are_cancelled() {
+    let _serial = serial().await;
+    let server = start(|_| {}).await;
+    let rss0 = vm_rss_mib();
+    // Three connections, each with every stream it may open (16 here)
+    // holding a Score call whose body never comes; then a stream call
+    // that sends one message and stops.
+    let mut pending = Vec::new();
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        let (mut send, conn) = h2_connect(server.addr, 65_535).await;
+        conns.push(tokio::spawn(conn));
+        for _ in 0..16 {
+            let (head, _) = grpc_request("/slant.v1.Scorer/Score", &ScoreRequest::default());
+            send = send.ready().await.unwrap();
+            let (response, stream) = send.send_request(head, false).unwrap();
+            pending.push((response, stream));
+        }
+    }
+    server.still_answers("with 48 bodiless calls open").await;
+    let started = Instant::now();
+    for (response, _stream) in pending {
+        let response = tokio::time::timeout(Duration::from_secs(5), response)
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        let status = response
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_string());
+        let message = response
+            .headers()
+            .get("grpc-message")
+            .map(|v| v.to_str().unwrap_or("").to_string())
+            .unwrap_or_default();
+        assert_eq!(status.as_deref(), Some("1"), "CANCELLED: {response:?}");
+        assert!(message.contains("receive-timeout"), "{message}");
+    }
+    eprintln!(
+        "48 calls without a body cancelled after {:?}; RSS grew {:.1} MiB",
+        started.elapsed(),
+        vm_rss_mib() - rss0
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // Nothing is left running.
+    let in_flight = |m: String| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("slant_grpc_in_flight "))
+            .map(|v| v.trim().to_string())
+    };
+    let mut left = None;
+    for _ in 0..50 {
+        left = in_flight(server.reload.metrics_text());
+        if left.as_deref() == Some("0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left.as_deref(), Some("0"));
+    server.still_answers("after the bodiless calls").await;
+
+    // A stream that sends one message and then nothing: answered once,
+    // then cancelled at the receive timeout (not left open, not "OK").
+    let (tx, rx) = tokio::sync::mpsc::channel::<ScoreRequest>(1);
+    tx.send(ScoreRequest {
+        passages: vec!["good news".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut client = ScorerClient::new(server.channel().await);
+    let mut stream = client
+        .score_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    let started = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("the stalled stream ends");
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    assert!(status.message().contains("receive-timeout"), "{status:?}");
+    eprintln!("a stalled stream was cancelled after {:?}", started.elapsed());
+    drop(tx);
+    drop(conns);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_reader_cannot_take_the_whole_response_budget() {
+    let _serial = serial().await;
+    let server = start(|c| {
+        c.limits.max_buffered_bytes = 8 << 20;
+        c.connections.max_buffered_bytes_per_connection = 1 << 20;
+        c.connections.send_timeout = Duration::from_secs(30);
+        c.limits.max_contributions = 1 << 20;
+    })
+    .await;
+    let request = ScoreRequest {
+        passages: vec!["Good news, SHOCKING news!! ".repeat(20); 512],
+        explain: 8,
+        ..Default::default()
+    };
+    let (mut send, conn) = h2_connect(server.addr, 0).await;
+    let conn = tokio::spawn(conn);
+    let mut statuses = Vec::new();
+    // Responses are kept (not read): dropping one would reset its stream.
+    let mut kept = Vec::new();
+    for _ in 0..16 {
+        let (head, body) = grpc_request("/slant.v1.Scorer/Score", &request);
+        send = send.ready().await.unwrap();
+        let (response, mut stream) = send.send_request(head, false).unwrap();
+        stream.send_data(body, true).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(60), response)
+            .await
+            .expect("response headers")
+            .unwrap();
+        statuses.push(
+            response
+                .headers()
+                .get("grpc-message")
+                .map(|v| v.to_str().unwrap_or("").to_string()),
+        );
+        kept.push(response);
+    }
+    let refused = statuses.iter().flatten().count();
+    let buffered = server.reload.metrics_text().lines().find_map(|l| {
+        l.strip_prefix("slant_buffered_response_bytes ")
+            .map(str::to_string)
+    });
+    assert!(refused >= 8, "{statuses:?} buffered {buffered:?}");
+    assert!(
+        statuses
+            .iter()
+            .flatten()
+            .all(|m| m.contains("max-buffered-bytes-per-connection")),
+        "{statuses:?}"
+    );
+    // Another client still gets the same large answer.
+    let mut client = ScorerClient::new(server.channel().await).max_decoding_message_size(64 << 20);
+    let answer = client.score(request.clone()).await;
+    assert!(answer.is_ok(), "{:?}", answer.err());
+    eprintln!("a slow reader held its 1 MiB share ({refused} refusals); another client was served");
+    drop((kept, send));
+    conn.abort();
     server.stop().await;
 }
 

@@ -118,6 +118,14 @@ pub struct ServeArgs {
     /// socket it does not read) for this long closes the connection.
     #[arg(long, env = "SLANT_SEND_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub send_timeout: Duration,
+    /// A call whose request data stops arriving for this long (before its
+    /// message is whole, or between a stream's messages) is cancelled.
+    #[arg(long, env = "SLANT_RECEIVE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub receive_timeout: Duration,
+    /// One connection's share of --max-buffered-bytes: a client that does
+    /// not read its responses cannot hold more (RESOURCE_EXHAUSTED beyond).
+    #[arg(long, env = "SLANT_MAX_BUFFERED_BYTES_PER_CONNECTION", default_value = "16MiB", value_parser = parse_bytes)]
+    pub max_buffered_bytes_per_connection: usize,
     /// A model load (start-up, SIGHUP or --watch) that takes longer is
     /// abandoned; the loaded model keeps serving.
     #[arg(long, env = "SLANT_RELOAD_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -147,10 +155,12 @@ pub struct ServeArgs {
     /// With --api-keys, health checks and reflection need a key too.
     #[arg(long, env = "SLANT_PROTECT_ALL", requires = "api_keys")]
     pub protect_all: bool,
-    /// Most Scorer calls at once, server-wide; one more is refused at once
-    /// with RESOURCE_EXHAUSTED and a retry hint. Off unless given.
-    #[arg(long, env = "SLANT_MAX_CONCURRENT_REQUESTS")]
-    pub max_concurrent_requests: Option<usize>,
+    /// Most Scorer calls at once, server-wide (0: no limit); one more is
+    /// refused at once with RESOURCE_EXHAUSTED and a retry hint. Each call
+    /// in flight holds its request and response in memory, so this also
+    /// bounds the memory all clients together can make the server hold.
+    #[arg(long, env = "SLANT_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
     /// Most Scorer calls at once per API key (with --api-keys); one more
     /// is refused at once with RESOURCE_EXHAUSTED and a retry hint.
     #[arg(long, env = "SLANT_MAX_CONCURRENT_PER_KEY", requires = "api_keys")]
@@ -194,11 +204,14 @@ impl ServeArgs {
                 keepalive_interval: self.keepalive_interval,
                 keepalive_timeout: self.keepalive_timeout,
                 send_timeout: self.send_timeout,
+                receive_timeout: self.receive_timeout,
+                max_buffered_bytes_per_connection: self.max_buffered_bytes_per_connection,
             },
             callers: CallerPolicy {
                 api_keys: self.api_keys.clone(),
                 protect_all: self.protect_all,
-                max_concurrent_requests: self.max_concurrent_requests,
+                max_concurrent_requests: (self.max_concurrent_requests > 0)
+                    .then_some(self.max_concurrent_requests),
                 max_concurrent_per_key: self.max_concurrent_per_key,
             },
             access_log: self.access_log.clone(),

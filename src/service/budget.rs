@@ -1,18 +1,22 @@
-//! The server-wide budget for responses built but not yet taken by their
-//! clients (`--max-buffered-bytes`).
+//! Budgets for responses built but not yet taken by their clients: one
+//! for the server (`--max-buffered-bytes`) and one per connection
+//! (`--max-buffered-bytes-per-connection`), so that one client that does
+//! not read cannot hold the whole server's budget.
 //!
-//! A handler reserves its encoded response's size before answering; the
-//! reservation ([`Held`]) travels with the response (in its extensions,
-//! then in the transport's body) and is given back when the body is sent
-//! or dropped. A client that never reads can so hold at most what the
-//! budget allows, and the transport's send timeout takes even that back.
+//! A handler reserves its encoded response's size in both before
+//! answering; the reservation ([`Held`]) travels with the response (in its
+//! extensions, then in the transport's body) and is given back when the
+//! body is sent or dropped. A client that never reads can so hold at most
+//! its connection's share, and the transport's send timeout takes even
+//! that back.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prometheus_client::metrics::gauge::Gauge;
 
-/// Bytes of responses in flight (a gauge `/metrics` shows), and their cap.
+/// Bytes of responses in flight (a gauge `/metrics` can show), and their
+/// cap.
 #[derive(Debug)]
 pub(crate) struct Budget {
     used: Gauge,
@@ -33,7 +37,7 @@ impl Budget {
     }
 
     /// Reserves `bytes`, or `None` when the budget cannot hold them.
-    pub(crate) fn reserve(self: &Arc<Self>, bytes: usize) -> Option<Held> {
+    fn take(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
         let max = i64::try_from(self.max).unwrap_or(i64::MAX);
         let add = i64::try_from(bytes).ok()?;
         self.used
@@ -42,10 +46,10 @@ impl Budget {
                 used.checked_add(add).filter(|&total| total <= max)
             })
             .ok()?;
-        Some(Held(Arc::new(Reservation {
+        Some(Reservation {
             budget: self.clone(),
-            bytes,
-        })))
+            bytes: add,
+        })
     }
 
     pub(crate) fn used(&self) -> usize {
@@ -57,23 +61,49 @@ impl Budget {
     }
 }
 
-/// A reservation; the bytes return to the budget when the last clone goes.
-/// (Clone because HTTP extensions must be.)
+/// Which budget refused a reservation.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    Server,
+    Connection,
+}
+
+/// Reserves `bytes` in the server's budget and, when given, the
+/// connection's; all or nothing.
+pub(crate) fn reserve(
+    server: &Arc<Budget>,
+    connection: Option<&Arc<Budget>>,
+    bytes: usize,
+) -> Result<Held, Refused> {
+    let mut taken = Vec::with_capacity(2);
+    if let Some(c) = connection {
+        taken.push(c.take(bytes).ok_or(Refused::Connection)?);
+    }
+    taken.push(server.take(bytes).ok_or(Refused::Server)?);
+    Ok(Held(Arc::new(taken)))
+}
+
+/// Reservations; the bytes return to their budgets when the last clone
+/// goes. (Clone because HTTP extensions must be.)
 #[derive(Debug, Clone)]
-pub(crate) struct Held(#[allow(dead_code)] Arc<Reservation>);
+pub(crate) struct Held(#[allow(dead_code)] Arc<Vec<Reservation>>);
 
 #[derive(Debug)]
 struct Reservation {
     budget: Arc<Budget>,
-    bytes: usize,
+    bytes: i64,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        // `bytes` fitted in an i64 when it was reserved.
-        self.budget.used.dec_by(self.bytes as i64);
+        self.budget.used.dec_by(self.bytes);
     }
 }
+
+/// A connection's own budget, put in each request's extensions by the
+/// transport.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionBudget(pub Arc<Budget>);
 
 #[cfg(test)]
 mod tests {
@@ -81,19 +111,42 @@ mod tests {
 
     #[test]
     fn reservations_are_capped_and_given_back() {
-        let budget = Budget::new(100);
-        let a = budget.reserve(60).unwrap();
-        assert!(budget.reserve(50).is_none());
-        let b = budget.reserve(40).unwrap();
-        assert_eq!(budget.used(), 100);
+        let server = Budget::new(100);
+        let a = reserve(&server, None, 60).unwrap();
+        assert!(reserve(&server, None, 50).is_err());
+        let b = reserve(&server, None, 40).unwrap();
+        assert_eq!(server.used(), 100);
         let a2 = a.clone();
         drop(a);
-        assert_eq!(budget.used(), 100, "a clone still holds it");
+        assert_eq!(server.used(), 100, "a clone still holds it");
         drop(a2);
-        assert_eq!(budget.used(), 40);
+        assert_eq!(server.used(), 40);
         drop(b);
-        assert_eq!(budget.used(), 0);
-        assert!(budget.reserve(101).is_none());
-        assert!(budget.reserve(usize::MAX).is_none());
+        assert_eq!(server.used(), 0);
+        assert!(reserve(&server, None, 101).is_err());
+        assert!(reserve(&server, None, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn a_connection_holds_at_most_its_share() {
+        let server = Budget::new(100);
+        let (one, two) = (Budget::new(30), Budget::new(30));
+        let a = reserve(&server, Some(&one), 30).unwrap();
+        // The first connection is full; the second still gets its share.
+        assert_eq!(
+            reserve(&server, Some(&one), 1).unwrap_err(),
+            Refused::Connection
+        );
+        let b = reserve(&server, Some(&two), 30).unwrap();
+        assert_eq!((server.used(), one.used(), two.used()), (60, 30, 30));
+        // A refusal by the server takes nothing from the connection.
+        let big = Budget::new(1000);
+        assert_eq!(
+            reserve(&server, Some(&big), 50).unwrap_err(),
+            Refused::Server
+        );
+        assert_eq!(big.used(), 0);
+        drop((a, b));
+        assert_eq!((server.used(), one.used(), two.used()), (0, 0, 0));
     }
 }

@@ -112,7 +112,7 @@ fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
 }
 
 /// The settings behind [`Callers`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerPolicy {
     /// `--api-keys`: the key file; `None` lets anyone call.
     pub api_keys: Option<PathBuf>,
@@ -122,6 +122,18 @@ pub struct CallerPolicy {
     pub max_concurrent_requests: Option<usize>,
     /// `--max-concurrent-per-key`: Scorer calls at once per key.
     pub max_concurrent_per_key: Option<usize>,
+}
+
+impl Default for CallerPolicy {
+    /// No keys; at most 256 Scorer calls at once.
+    fn default() -> Self {
+        Self {
+            api_keys: None,
+            protect_all: false,
+            max_concurrent_requests: Some(256),
+            max_concurrent_per_key: None,
+        }
+    }
 }
 
 /// Keys and concurrency slots, shared by every call.

@@ -82,6 +82,13 @@ pub struct ConnectionLimits {
     /// `--send-timeout`: a response the client does not take for this long
     /// closes its connection.
     pub send_timeout: Duration,
+    /// `--receive-timeout`: a call whose request data stops arriving for
+    /// this long (before its message is whole, or between a stream's
+    /// messages) is cancelled.
+    pub receive_timeout: Duration,
+    /// `--max-buffered-bytes-per-connection`: one connection's share of
+    /// the responses built but not yet taken (RESOURCE_EXHAUSTED beyond).
+    pub max_buffered_bytes_per_connection: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -95,6 +102,8 @@ impl Default for ConnectionLimits {
             keepalive_interval: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(20),
             send_timeout: Duration::from_secs(30),
+            receive_timeout: Duration::from_secs(30),
+            max_buffered_bytes_per_connection: 16 * 1024 * 1024,
         }
     }
 }

@@ -5,7 +5,8 @@
 //!   `callers`), refusing at once when there are none;
 //! - sets the call's deadline from `grpc-timeout`, counted from arrival,
 //!   and answers DEADLINE_EXCEEDED when it passes, whatever the call was
-//!   doing;
+//!   doing; cancels a call whose request data stops arriving for the
+//!   receive timeout;
 //! - gives the caller's faults the caller's codes: an oversized request
 //!   message is RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE), one that does
 //!   not decode INVALID_ARGUMENT (tonic says INTERNAL);
@@ -23,7 +24,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -204,6 +205,20 @@ where
         if let Some(c) = &caller {
             req.extensions_mut().insert(c.clone());
         }
+        let receive_timeout = shared.receive_timeout;
+        let starved = Starved(Arc::new(AtomicBool::new(false)));
+        req.extensions_mut().insert(starved.clone());
+        if !http_body::Body::is_end_stream(req.body()) {
+            let flag = starved.0.clone();
+            req = req.map(|b| {
+                Body::new(Receiving {
+                    inner: b,
+                    idle: tokio::time::sleep(receive_timeout),
+                    timeout: receive_timeout,
+                    starved: flag,
+                })
+            });
+        }
         let logging = shared.access.enabled();
         let request_bytes = Arc::new(AtomicU64::new(0));
         if logging {
@@ -240,12 +255,15 @@ where
                 }
             };
             let limit = shared.limits.max_message_bytes;
-            let mut response = match response
-                .extensions()
-                .get::<Status>()
-                .and_then(|s| caller_status(s, limit))
-            {
-                Some(status) => status_response(status),
+            let mut response = match response.extensions().get::<Status>() {
+                // However tonic reported the body that stopped coming.
+                Some(_) if starved.happened() => {
+                    status_response(starved_status(receive_timeout))
+                }
+                Some(s) => match caller_status(s, limit) {
+                    Some(status) => status_response(status),
+                    None => response,
+                },
                 None => response,
             };
             let head_code = response.extensions().get::<Status>().map(Status::code);
@@ -320,6 +338,76 @@ impl http_body::Body for Counted {
             }
         }
         polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that must keep arriving: when no data comes for
+    /// `timeout` (before the message is whole, or between a stream's
+    /// messages), it ends with CANCELLED, which ends the call and frees
+    /// what it held. A client that opens calls and never sends their
+    /// bodies cannot keep them.
+    struct Receiving {
+        #[pin]
+        inner: Body,
+        #[pin]
+        idle: tokio::time::Sleep,
+        timeout: Duration,
+        // Set when the timeout fired, for the gate to report it.
+        starved: Arc<AtomicBool>,
+    }
+}
+
+/// Whether a call's request data stopped coming for the receive timeout
+/// (in the request's extensions, for ScoreStream, whose response is under
+/// way by then).
+#[derive(Debug, Clone)]
+pub(crate) struct Starved(Arc<AtomicBool>);
+
+impl Starved {
+    pub(crate) fn happened(&self) -> bool {
+        self.0.load(Relaxed)
+    }
+}
+
+pub(crate) fn starved_status(timeout: Duration) -> Status {
+    Status::cancelled(format!(
+        "no request data arrived for {timeout:?} (the server's receive-timeout)"
+    ))
+}
+
+impl http_body::Body for Receiving {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let mut this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = tokio::time::Instant::now() + *this.timeout;
+                this.idle.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => match std::future::Future::poll(this.idle, cx) {
+                Poll::Ready(()) => {
+                    this.starved.store(true, Relaxed);
+                    Poll::Ready(Some(Err(axum::Error::new(starved_status(*this.timeout)))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
     }
 
     fn is_end_stream(&self) -> bool {

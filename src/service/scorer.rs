@@ -28,11 +28,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::access::CallFacts;
-use super::budget::Held;
+use super::budget::{self, Budget, ConnectionBudget, Held, Refused};
 use super::callers::Caller;
 use super::catalog::Loaded;
 use super::metrics::Method;
-use super::observe::Deadline;
+use super::observe::{starved_status, Deadline, Starved};
 use super::request::{
     caller_status, check_article, check_contributions, check_score, parse_grpc_timeout, Checked,
 };
@@ -295,10 +295,11 @@ async fn score_texts(
 /// `facts` go to the access log.
 fn answer<T: prost::Message>(
     shared: &Shared,
+    connection: Option<&Arc<Budget>>,
     message: T,
     facts: CallFacts,
 ) -> Result<Response<T>, Status> {
-    let held = reserve(shared, &message)?;
+    let held = reserve(shared, connection, &message)?;
     let mut response = Response::new(message);
     response.extensions_mut().insert(held);
     response.extensions_mut().insert(facts);
@@ -309,7 +310,11 @@ fn answer<T: prost::Message>(
 const STREAM_QUEUE: usize = 2;
 
 /// [`answer`]'s checks and reservation, for one message.
-fn reserve(shared: &Shared, message: &impl prost::Message) -> Result<Held, Status> {
+fn reserve(
+    shared: &Shared,
+    connection: Option<&Arc<Budget>>,
+    message: &impl prost::Message,
+) -> Result<Held, Status> {
     let bytes = message.encoded_len();
     let limits = &shared.limits;
     if bytes > limits.max_response_bytes {
@@ -318,14 +323,26 @@ fn reserve(shared: &Shared, message: &impl prost::Message) -> Result<Held, Statu
             limits.max_response_bytes
         )));
     }
-    let Some(held) = shared.budget.reserve(bytes) else {
-        return Err(Status::resource_exhausted(format!(
+    budget::reserve(&shared.budget, connection, bytes).map_err(|refused| match refused {
+        Refused::Server => Status::resource_exhausted(format!(
             "the server holds {} bytes of responses its clients have not read yet; a {bytes}-byte response would pass the max-buffered-bytes limit of {} bytes; retry later",
             shared.budget.used(),
             shared.budget.max()
-        )));
-    };
-    Ok(held)
+        )),
+        Refused::Connection => Status::resource_exhausted(format!(
+            "this connection holds {} bytes of responses it has not read yet; a {bytes}-byte response would pass the max-buffered-bytes-per-connection limit of {} bytes; read the responses first",
+            connection.map_or(0, |c| c.used()),
+            connection.map_or(0, |c| c.max())
+        )),
+    })
+}
+
+/// The connection's response budget (from the transport).
+fn connection_budget<T>(request: &Request<T>) -> Option<Arc<Budget>> {
+    request
+        .extensions()
+        .get::<ConnectionBudget>()
+        .map(|c| c.0.clone())
 }
 
 /// ScoreStream's responses, each with its budget reservation. tonic takes
@@ -463,6 +480,7 @@ impl Scorer for ScorerService {
         request: Request<proto::ScoreRequest>,
     ) -> Result<Response<proto::ScoreResponse>, Status> {
         let deadline = deadline_of(&request);
+        let connection = connection_budget(&request);
         let req = request.into_inner();
         let loaded = self.shared.resolve(&req.model, &req.model_version)?;
         let response = score_request(&self.shared, loaded, req, deadline).await?;
@@ -471,7 +489,7 @@ impl Scorer for ScorerService {
             version: response.model_version.clone(),
             passages: response.results.len(),
         };
-        answer(&self.shared, response, facts)
+        answer(&self.shared, connection.as_ref(), response, facts)
     }
 
     type ScoreStreamStream = HeldStream;
@@ -481,7 +499,10 @@ impl Scorer for ScorerService {
         request: Request<Streaming<proto::ScoreRequest>>,
     ) -> Result<Response<Self::ScoreStreamStream>, Status> {
         let deadline = deadline_of(&request);
+        let connection = connection_budget(&request);
         let key = request.extensions().get::<Caller>().map(|c| c.0.clone());
+        let starved = request.extensions().get::<Starved>().cloned();
+        let receive_timeout = self.shared.receive_timeout;
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let shared = self.shared.clone();
@@ -508,6 +529,12 @@ impl Scorer for ScorerService {
                 };
                 let req = match next {
                     Ok(Some(req)) => req,
+                    // tonic ends a stream whose body was cut off as if the
+                    // client had finished it.
+                    Ok(None) if starved.as_ref().is_some_and(Starved::happened) => {
+                        outcome = Err(starved_status(receive_timeout));
+                        break;
+                    }
                     Ok(None) => break,
                     Err(status) => {
                         outcome = Err(caller_status(&status, shared.limits.max_message_bytes)
@@ -529,7 +556,7 @@ impl Scorer for ScorerService {
                     scored = score_request(&shared, loaded, req, deadline) => scored,
                 };
                 let scored = scored.and_then(|response| {
-                    let held = reserve(&shared, &response)?;
+                    let held = reserve(&shared, connection.as_ref(), &response)?;
                     Ok((response, held))
                 });
                 match scored {
@@ -571,6 +598,7 @@ impl Scorer for ScorerService {
         request: Request<proto::ArticleRequest>,
     ) -> Result<Response<proto::ArticleResponse>, Status> {
         let deadline = deadline_of(&request);
+        let connection = connection_budget(&request);
         let req = request.into_inner();
         let loaded = self.shared.resolve(&req.model, &req.model_version)?;
         let limits = &self.shared.limits;
@@ -637,6 +665,7 @@ impl Scorer for ScorerService {
         };
         answer(
             &self.shared,
+            connection.as_ref(),
             proto::ArticleResponse {
                 passages,
                 summary,

@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     health: watch::Sender<ServingStatus>,
     /// A load that takes longer is abandoned.
     reload_timeout: Duration,
+    /// How long a call's request data may pause (see `observe`).
+    pub receive_timeout: Duration,
     draining: AtomicBool,
     reload_lock: Mutex<()>,
 }
@@ -100,6 +102,7 @@ impl Shared {
             access,
             health,
             reload_timeout: config.reload_timeout,
+            receive_timeout: config.connections.receive_timeout,
             draining: AtomicBool::new(false),
             reload_lock: Mutex::new(()),
         })

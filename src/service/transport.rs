@@ -55,7 +55,7 @@ use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::TcpConnectInfo;
 use tower::Service;
 
-use super::budget::Held;
+use super::budget::{Budget, ConnectionBudget, Held};
 use super::config::ConnectionLimits;
 use super::metrics::ReasonLabel;
 use super::state::stopped;
@@ -310,6 +310,7 @@ async fn connection<S>(
     let service = Tracked {
         inner: service,
         state: state.clone(),
+        budget: ConnectionBudget(Budget::new(limits.max_buffered_bytes_per_connection)),
         info: TcpConnectInfo {
             local_addr: local,
             remote_addr: Some(peer),
@@ -445,6 +446,8 @@ impl ConnState {
 struct Tracked<S> {
     inner: S,
     state: Arc<ConnState>,
+    /// The connection's share of the response budget.
+    budget: ConnectionBudget,
     info: TcpConnectInfo,
 }
 
@@ -470,6 +473,7 @@ where
         state.in_flight.fetch_add(1, Relaxed);
         state.last_active_ms.store(now_ms(), Relaxed);
         req.extensions_mut().insert(self.info.clone());
+        req.extensions_mut().insert(self.budget.clone());
         // Dropped with the future if the call is abandoned before it answers.
         let call = CallGuard(Some(state));
         let clone = self.inner.clone();
