@@ -706,3 +706,234 @@ async fn soak_mixed_load_with_reloads_stays_bounded() {
         .unwrap()
         .unwrap();
 }
+
+/// One `name:sha256-of-key` line.
+fn key_line(name: &str, key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{name}:{hex}\n")
+}
+
+/// What the rolling soak's clients saw.
+#[derive(Default, Debug)]
+struct Rolling {
+    ok: u64,
+    shed: u64,
+    pinned_ok: u64,
+    pinned_gone: u64,
+    failures: Vec<String>,
+}
+
+/// Versions roll over two models while keyed clients call the latest and
+/// pinned versions: every call answers, or is shed (RESOURCE_EXHAUSTED)
+/// or finds its pinned version gone (NOT_FOUND, once it is two versions
+/// old); resident memory and open files stay where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn soak_rolling_versions_with_keyed_clients() {
+    let secs = env_or("SLANT_SOAK_SECS", 3).max(1);
+    let clients = env_or("SLANT_SOAK_CLIENTS", 16).max(1) as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    for name in ["default", "tweets"] {
+        std::fs::create_dir_all(models.join(name)).unwrap();
+    }
+    model_a().save(&models.join("default/1.slant")).unwrap();
+    model_b().save(&models.join("tweets/1.slant")).unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(
+        &keys,
+        key_line("newsroom", "k-news") + &key_line("analytics", "k-stats"),
+    )
+    .unwrap();
+    let mut config = ServerConfig::new(&models);
+    config.models = slant::service::ModelSource::Dir(models.clone());
+    config.keep_versions = 2;
+    config.callers = slant::service::CallerPolicy {
+        api_keys: Some(keys),
+        protect_all: false,
+        max_concurrent_requests: Some(64),
+        max_concurrent_per_key: Some(12),
+    };
+    config.drain_timeout = Duration::from_secs(2);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(config).await.unwrap();
+    let reload = server.reload_handle();
+    let (shutdown, rx) = oneshot::channel::<()>();
+    let server_task = tokio::spawn(server.run(listener, async {
+        let _ = rx.await;
+    }));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let run = |seed: u64| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut client = connect(addr).await;
+            let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+            let mut seen = Rolling::default();
+            while !stop.load(Ordering::Relaxed) {
+                let key = if rng.below(2) == 0 {
+                    "k-news"
+                } else {
+                    "k-stats"
+                };
+                let name = if rng.below(2) == 0 {
+                    "default"
+                } else {
+                    "tweets"
+                };
+                // Half the calls pin the version the latest call saw.
+                let mut r = tonic::Request::new(ScoreRequest {
+                    model: name.into(),
+                    ..req(vec!["good news".into(), "SHOCKING news!!".into()])
+                });
+                r.metadata_mut()
+                    .insert("authorization", format!("Bearer {key}").parse().unwrap());
+                match client.score(r).await {
+                    Ok(latest) => {
+                        seen.ok += 1;
+                        let version = latest.into_inner().model_version;
+                        let mut pinned = tonic::Request::new(ScoreRequest {
+                            model: name.into(),
+                            model_version: version.clone(),
+                            ..req(vec!["good news".into()])
+                        });
+                        pinned
+                            .metadata_mut()
+                            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+                        match client.score(pinned).await {
+                            Ok(r) if r.get_ref().model_version == version => seen.pinned_ok += 1,
+                            Ok(r) => seen.failures.push(format!(
+                                "pinned {version}, answered by {}",
+                                r.get_ref().model_version
+                            )),
+                            Err(s) if s.code() == Code::NotFound => seen.pinned_gone += 1,
+                            Err(s) if s.code() == Code::ResourceExhausted => seen.shed += 1,
+                            Err(s) => seen.failures.push(format!("pinned: {s:?}")),
+                        }
+                    }
+                    Err(s) if s.code() == Code::ResourceExhausted => seen.shed += 1,
+                    Err(s) => seen.failures.push(format!("latest: {s:?}")),
+                }
+            }
+            seen
+        })
+    };
+
+    // Warm up, then the rolling load: a new version every 150 ms, names
+    // in turn, contents alternating; every fifth file is corrupt.
+    let warm: Vec<_> = (0..clients as u64).map(run).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in warm {
+        assert!(w.await.unwrap().failures.is_empty());
+    }
+    stop.store(false, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = (vm_rss_kib(), open_fds());
+    let load: Vec<_> = (100..100 + clients as u64).map(run).collect();
+    let total = Duration::from_secs(secs);
+    let begun = Instant::now();
+    let (mut written, mut refused, mut middle) = (0u64, 0u64, None);
+    let mut next_version = [2u64, 2u64];
+    while begun.elapsed() < total {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let which = (written % 2) as usize;
+        let name = ["default", "tweets"][which];
+        let path = models.join(format!("{name}/{}.slant", next_version[which]));
+        next_version[which] += 1;
+        written += 1;
+        if written % 5 == 0 {
+            save_corrupt(&model_a(), &path);
+            refused += u64::from(reload.reload().await.is_err());
+        } else {
+            if written % 2 == 0 {
+                model_a().save(&path).unwrap();
+            } else {
+                model_b().save(&path).unwrap();
+            }
+            reload.reload().await.unwrap();
+        }
+        if middle.is_none() && begun.elapsed() >= total / 2 {
+            middle = Some((vm_rss_kib(), open_fds()));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut seen = Rolling::default();
+    for task in load {
+        let t = task.await.unwrap();
+        seen.ok += t.ok;
+        seen.shed += t.shed;
+        seen.pinned_ok += t.pinned_ok;
+        seen.pinned_gone += t.pinned_gone;
+        seen.failures.extend(t.failures);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let end = (vm_rss_kib(), open_fds());
+    let middle = middle.unwrap_or(end);
+    println!(
+        "rolling soak: {secs}s x {clients} keyed clients, {written} versions written \
+         ({refused} corrupt, refused): latest ok={} pinned ok={} pinned gone={} shed={} | \
+         rss start={}KiB middle={}KiB end={}KiB ({:.2}x) | fds start={} middle={} end={}",
+        seen.ok,
+        seen.pinned_ok,
+        seen.pinned_gone,
+        seen.shed,
+        start.0,
+        middle.0,
+        end.0,
+        end.0 as f64 / start.0 as f64,
+        start.1,
+        middle.1,
+        end.1,
+    );
+    assert!(
+        seen.failures.is_empty(),
+        "{:#?}",
+        &seen.failures[..seen.failures.len().min(10)]
+    );
+    assert!(seen.ok > 100 && seen.pinned_ok > 50, "{seen:?}");
+    assert!(
+        written >= 8 && refused >= 1,
+        "{written} written, {refused} refused"
+    );
+    // Each model keeps two good versions, the newest good one first.
+    let list = connect(addr)
+        .await
+        .list_models(slant::proto::ListModelsRequest {})
+        .await;
+    assert_eq!(list.unwrap_err().code(), Code::Unauthenticated);
+    let mut r = tonic::Request::new(slant::proto::ListModelsRequest {});
+    r.metadata_mut()
+        .insert("authorization", "Bearer k-news".parse().unwrap());
+    let list = connect(addr)
+        .await
+        .list_models(r)
+        .await
+        .unwrap()
+        .into_inner();
+    for m in &list.models {
+        assert_eq!(m.versions.len(), 2, "{m:?}");
+    }
+    let metrics = reload.metrics_text();
+    assert!(metrics.contains("key=\"newsroom\""), "{metrics}");
+    assert!(
+        end.0 * 2 <= start.0 * 3,
+        "resident memory grew from {} KiB to {} KiB",
+        start.0,
+        end.0
+    );
+    assert!(
+        end.1 <= start.1 + FD_SLACK,
+        "open fds grew from {} to {}",
+        start.1,
+        end.1
+    );
+    let _ = shutdown.send(());
+    tokio::time::timeout(Duration::from_secs(10), server_task)
+        .await
+        .expect("the server drains")
+        .unwrap()
+        .unwrap();
+}

@@ -11,7 +11,8 @@
 //! A version policy keeps the latest `keep_versions` versions of each name
 //! loaded, so a caller pinned to the previous version keeps its answers
 //! while a new one rolls out. A file that fails to load is refused with a
-//! log line and the versions already loaded keep serving.
+//! log line and the versions already loaded keep serving; it is not tried
+//! again until it changes.
 //!
 //! A [`Catalog`] is an immutable snapshot: a call resolves its model once,
 //! keeps the `Arc` to the end, and a reload swaps in a new snapshot.
@@ -68,6 +69,9 @@ pub(crate) struct Loaded {
 #[derive(Debug, Default)]
 pub(crate) struct Catalog {
     models: BTreeMap<String, Vec<Arc<Loaded>>>,
+    /// Files of a model directory that were refused, as they were then:
+    /// not tried again (nor logged again) until they change.
+    refused: BTreeMap<PathBuf, Option<FileStamp>>,
 }
 
 impl Catalog {
@@ -222,13 +226,20 @@ async fn reload_dir(
                 versions.push(l.clone());
                 continue;
             }
-            match load_off_thread(path, &name, version, timeout).await {
+            if old.refused.get(&path) == Some(&stamp) {
+                out.catalog.refused.insert(path, stamp);
+                continue;
+            }
+            match load_off_thread(path.clone(), &name, version, timeout).await {
                 Ok(l) => {
                     out.loaded
                         .push((name.clone(), version, l.model.id().to_string()));
                     versions.push(Arc::new(l));
                 }
-                Err(e) => out.refused.push(e),
+                Err(e) => {
+                    out.catalog.refused.insert(path, stamp);
+                    out.refused.push(e);
+                }
             }
         }
         if !versions.is_empty() {

@@ -257,9 +257,7 @@ where
             let limit = shared.limits.max_message_bytes;
             let mut response = match response.extensions().get::<Status>() {
                 // However tonic reported the body that stopped coming.
-                Some(_) if starved.happened() => {
-                    status_response(starved_status(receive_timeout))
-                }
+                Some(_) if starved.happened() => status_response(starved_status(receive_timeout)),
                 Some(s) => match caller_status(s, limit) {
                     Some(status) => status_response(status),
                     None => response,
