@@ -1,6 +1,7 @@
 //! Bench: single-thread scoring throughput over the same corpus as
 //! `shared/bench/throughput.py` — the `text` of every `*/train.jsonl` under
-//! a folder (folders sorted, lines in file order), repeated to N passages.
+//! a folder (folders sorted, lines in file order), repeated to N passages;
+//! and how long loading a model file takes.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -158,4 +159,71 @@ pub fn stages(model: &Model, passages: &[String]) -> Vec<Stage> {
         stage("chars", time(passages, |p, ws| model.lookups(p, ws, true))),
         stage("all", time(passages, classify(model))),
     ]
+}
+
+/// How long loading a model file takes, over several loads.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadBench {
+    pub model: String,
+    pub runs: usize,
+    /// Reading the file and checking it (header, checksum, decoding,
+    /// content), median ms.
+    pub read_ms: f64,
+    /// Compiling the scorer (featurizer index, tables, precomputed
+    /// character sums), median ms.
+    pub compile_ms: f64,
+    /// Both, per load: median, min and max ms.
+    pub total_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+}
+
+impl std::fmt::Display for LoadBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "loading {} ({} runs): median {:.1} ms (read and check {:.1} ms, compile {:.1} ms), min {:.1} ms, max {:.1} ms",
+            self.model, self.runs, self.total_ms, self.read_ms, self.compile_ms, self.min_ms, self.max_ms
+        )
+    }
+}
+
+/// Loads `path` `runs` times (after one unmeasured load).
+pub fn load(path: &Path, runs: usize) -> Result<LoadBench, crate::model::ModelError> {
+    let once = || -> Result<(f64, f64), crate::model::ModelError> {
+        let t0 = Instant::now();
+        let (data, id) = crate::model::ModelData::load(path)?;
+        let t1 = Instant::now();
+        let model = Model::from_data(data, id, path)?;
+        let t2 = Instant::now();
+        drop(model);
+        Ok(((t1 - t0).as_secs_f64() * 1e3, (t2 - t1).as_secs_f64() * 1e3))
+    };
+    once()?;
+    let runs = runs.max(1);
+    let mut read = Vec::with_capacity(runs);
+    let mut compile = Vec::with_capacity(runs);
+    let mut total = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let (r, c) = once()?;
+        read.push(r);
+        compile.push(c);
+        total.push(r + c);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (min_ms, max_ms) = total
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+    Ok(LoadBench {
+        model: path.display().to_string(),
+        runs,
+        read_ms: median(&mut read),
+        compile_ms: median(&mut compile),
+        total_ms: median(&mut total),
+        min_ms,
+        max_ms,
+    })
 }

@@ -1,9 +1,10 @@
-//! `slant bench score`: single-thread scoring throughput.
+//! `slant bench score`: single-thread scoring throughput; `slant bench
+//! load`: how long loading a model takes.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use super::load;
 
@@ -32,6 +33,29 @@ pub(super) fn run(a: BenchScoreArgs) -> Result<()> {
     if a.stages {
         r.stages = Some(crate::bench::stages(&model, &corpus));
     }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
+    } else {
+        writeln!(out, "{r}")?;
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchLoadArgs {
+    #[arg(long, default_value = "models/default.slant")]
+    pub model: PathBuf,
+    /// Loads to time (after one unmeasured load).
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(super) fn run_load(a: BenchLoadArgs) -> Result<()> {
+    let r = crate::bench::load(&a.model, a.runs)
+        .with_context(|| format!("cannot load the model {}", a.model.display()))?;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;

@@ -16,7 +16,7 @@ use std::io::Write;
 use crate::data::{DataError, Format};
 use crate::model::Model;
 
-pub use bench::BenchScoreArgs;
+pub use bench::{BenchLoadArgs, BenchScoreArgs};
 pub use eval::EvalArgs;
 pub use info::InfoArgs;
 pub use score::ScoreArgs;
@@ -64,6 +64,8 @@ pub(crate) fn parse_format(s: &str) -> Result<Format, String> {
 pub enum BenchCommand {
     /// Single-thread scoring throughput (all heads) over the peer benchmark corpus.
     Score(BenchScoreArgs),
+    /// How long loading a model file takes (median of several loads).
+    Load(BenchLoadArgs),
     /// Drive a running server and report rps, passages/s and latency percentiles.
     Grpc(BenchGrpcArgs),
 }
@@ -76,6 +78,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(a) => score::run(a),
         Command::Info(a) => info::run(a),
         Command::Bench(BenchCommand::Score(a)) => bench::run(a),
+        Command::Bench(BenchCommand::Load(a)) => bench::run_load(a),
         Command::Serve(a) => {
             serve::init_tracing(a.log_format)?;
             let rt = runtime()?;

@@ -273,6 +273,12 @@ impl<const W: usize> Pair<W> {
                     let (mut terms, mut sums) = (Vec::new(), Vec::new());
                     for j in c * CHUNK..((c + 1) * CHUNK).min(fz.len()) {
                         let term = fz.term(j as u32);
+                        // Word n-grams (spaces), character n-grams and
+                        // markers are never single words: most terms are
+                        // ruled out without tokenizing them.
+                        if term.contains(' ') || term.starts_with(['<', '!', '?']) || term.contains(':') {
+                            continue;
+                        }
                         crate::text::tokenize(term, tokens);
                         let single_word = matches!(tokens.as_slice(), [t] if t.kind == crate::text::TokenKind::Word
                             && t.start == 0 && t.end as usize == term.len()
