@@ -807,12 +807,21 @@ async fn stalled_tls_handshakes_are_closed() {
         "200 stalled TLS handshakes closed after {:?}",
         started.elapsed()
     );
-    let metrics = server.reload.metrics_text();
-    let failed: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("slant_tls_handshake_failures_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
+    // Each is counted just after its socket closes.
+    let mut failed = 0u64;
+    for _ in 0..100 {
+        failed = server
+            .reload
+            .metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix("slant_tls_handshake_failures_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if failed >= 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(failed >= 200, "{failed} failed handshakes counted");
     server.stop().await;
 }

@@ -332,7 +332,9 @@ async fn connection<S>(
     .clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut closing: Option<Instant> = None;
+    // Whether a graceful close was asked for, and until when it may take
+    // (a server drain: until the server's drain timeout gives up on it).
+    let mut closing: Option<Option<Instant>> = None;
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -343,11 +345,10 @@ async fn connection<S>(
             }
             _ = stopped(&mut stop), if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
-                // The server's drain timeout bounds this wait.
-                closing = Some(Instant::now() + Duration::from_secs(3600));
+                closing = Some(None);
             }
             _ = ticks.tick() => {
-                if closing.is_some_and(|at| Instant::now() >= at) {
+                if closing.flatten().is_some_and(|at| Instant::now() >= at) {
                     tracing::debug!(%peer, "closing a connection that did not finish closing");
                     return;
                 }
@@ -367,7 +368,7 @@ async fn connection<S>(
                         transport.stats.closed_idle.inc();
                         tracing::debug!(%peer, idle_timeout = ?limits.idle_timeout, "closing an idle connection");
                         conn.as_mut().graceful_shutdown();
-                        closing = Some(Instant::now() + CLOSE_GRACE);
+                        closing = Some(Some(Instant::now() + CLOSE_GRACE));
                     }
                     Verdict::Idle => {}
                 }
