@@ -50,6 +50,10 @@ pub struct DataSpec {
     /// Weight of each of this file's samples in training.
     #[serde(default = "default_weight")]
     pub weight: f32,
+    /// Fields (columns) whose values are kept with each example, to report
+    /// metrics by them (`source`, `outlet`); absent ones are left empty.
+    #[serde(default)]
+    pub slices: Vec<String>,
 }
 
 fn default_text() -> String {
@@ -71,6 +75,7 @@ impl DataSpec {
             label: default_label(),
             label_map: BTreeMap::new(),
             weight: default_weight(),
+            slices: Vec::new(),
         }
     }
 }
@@ -144,11 +149,13 @@ fn list(names: &[String]) -> String {
     quoted.join(", ")
 }
 
-/// A labeled passage: text and the index of its label.
+/// A labeled passage: text, the index of its label, and the values of the
+/// spec's `slices` fields (empty when a field is absent).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
     pub text: String,
     pub label: usize,
+    pub tags: Vec<String>,
 }
 
 /// What reading a labeled file gave.
@@ -162,8 +169,8 @@ pub struct Labeled {
     pub sha256: String,
 }
 
-/// One raw record before label lookup: (line, text, label).
-type Raw = (u64, String, String);
+/// One raw record before label lookup: (line, text, label, tags).
+type Raw = (u64, String, String, Vec<String>);
 
 /// Reads `spec.path` with `labels` as the allowed label set.
 pub fn read_labeled(
@@ -194,10 +201,10 @@ pub fn read_labeled(
         sha256,
     };
     let accept = |rec: Result<Raw, DataError>, out: &mut Labeled| -> Result<(), DataError> {
-        let checked = rec.and_then(|(line, text, raw)| {
+        let checked = rec.and_then(|(line, text, raw, tags)| {
             let label = spec.label_map.get(&raw).cloned().unwrap_or(raw);
             match labels.iter().position(|l| *l == label) {
-                Some(label) => Ok(Example { text, label }),
+                Some(label) => Ok(Example { text, label, tags }),
                 None => Err(DataError::UnknownLabel {
                     path: path.to_path_buf(),
                     line,
@@ -225,8 +232,8 @@ pub fn read_labeled(
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let rec = jsonl_record(path, n, line, &spec.text, Some(&spec.label))
-                    .map(|(text, label)| (n, text, label.unwrap_or_default()));
+                let rec = jsonl_record(path, n, line, &spec.text, Some(&spec.label), &spec.slices)
+                    .map(|(text, label, tags)| (n, text, label.unwrap_or_default(), tags));
                 accept(rec, &mut out)?;
             }
         }
@@ -244,12 +251,22 @@ pub fn read_labeled(
             let headers = reader.byte_headers().map_err(csv_error)?.clone();
             let column = |name: &str| column_of(path, &headers, name);
             let (tc, lc) = (column(&spec.text)?, column(&spec.label)?);
+            // Slice columns the file does not have stay empty.
+            let tag_columns: Vec<Option<usize>> = spec
+                .slices
+                .iter()
+                .map(|name| headers.iter().position(|h| h == name.as_bytes()))
+                .collect();
             for rec in reader.byte_records() {
                 let rec = match rec {
                     Ok(r) => {
                         let line = r.position().map_or(0, |p| p.line());
                         let field = |c: usize| cell(path, &r, line, c);
-                        field(tc).and_then(|t| Ok((line, t, field(lc)?)))
+                        let tags = tag_columns
+                            .iter()
+                            .map(|c| c.and_then(|c| field(c).ok()).unwrap_or_default())
+                            .collect();
+                        field(tc).and_then(|t| Ok((line, t, field(lc)?, tags)))
                     }
                     Err(e) => Err(csv_error(e)),
                 };
@@ -309,7 +326,8 @@ fn jsonl_record(
     bytes: &[u8],
     text_field: &str,
     label_field: Option<&str>,
-) -> Result<(String, Option<String>), DataError> {
+    tag_fields: &[String],
+) -> Result<(String, Option<String>, Vec<String>), DataError> {
     let s = std::str::from_utf8(bytes).map_err(|_| DataError::NotUtf8 {
         path: path.to_path_buf(),
         line,
@@ -361,7 +379,15 @@ fn jsonl_record(
     };
     let text = get(text_field, "text")?;
     let label = label_field.map(|f| get(f, "label")).transpose()?;
-    Ok((text, label))
+    let tags = tag_fields
+        .iter()
+        .map(|f| match obj.get(f) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(v) => v.to_string(),
+        })
+        .collect();
+    Ok((text, label, tags))
 }
 
 /// Formats of passages to score: plain text lines, or one of the labeled
@@ -454,7 +480,8 @@ impl<R: BufRead> Iterator for PassageReader<R> {
                 .get_or_insert_with(|| line.trim_ascii_start().first() == Some(&b'{'));
             let n = self.line;
             return Some(if jsonl {
-                jsonl_record(&self.name, n, line, &self.text_field, None).map(|(t, _)| (n, t))
+                jsonl_record(&self.name, n, line, &self.text_field, None, &[])
+                    .map(|(t, _, _)| (n, t))
             } else {
                 std::str::from_utf8(line)
                     .map(|s| (n, s.to_string()))
@@ -624,11 +651,13 @@ mod tests {
             [
                 Example {
                     text: "good".into(),
-                    label: 1
+                    label: 1,
+                    tags: vec![],
                 },
                 Example {
                     text: "bad".into(),
-                    label: 0
+                    label: 0,
+                    tags: vec![],
                 }
             ]
         );

@@ -116,7 +116,7 @@ fn eval_reports_every_metric_and_restricts_labels() {
     let dir = tempfile::tempdir().unwrap();
     let m = train_fixture(dir.path());
     let m = m.to_str().unwrap();
-    let r: Value = serde_json::from_str(&ok(&slant(&[
+    let all: Value = serde_json::from_str(&ok(&slant(&[
         "eval",
         "--model",
         m,
@@ -127,6 +127,8 @@ fn eval_reports_every_metric_and_restricts_labels() {
         "--json",
     ])))
     .unwrap();
+    assert!(all["model_id"].is_string());
+    let r = &all["sets"][0];
     for key in [
         "head",
         "n",
@@ -156,6 +158,7 @@ fn eval_reports_every_metric_and_restricts_labels() {
         "--json",
     ])))
     .unwrap();
+    let r = &r["sets"][0];
     assert_eq!(
         r["restricted_to"],
         serde_json::json!(["negative", "positive"])
@@ -179,7 +182,140 @@ fn eval_reports_every_metric_and_restricts_labels() {
         "--json",
     ])))
     .unwrap();
+    let r = &r["sets"][0];
     assert!(r["macro_f1"].as_f64().unwrap() > 0.8, "{r}");
+}
+
+#[test]
+fn eval_prints_one_table_of_heads_by_sets_with_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = train_fixture(dir.path());
+    let m = m.to_str().unwrap();
+    // An eval config: three sets, two heads, one of them two-label data.
+    let text = ok(&slant(&[
+        "eval",
+        "--model",
+        m,
+        "--config",
+        "data/fixtures/eval.toml",
+    ]));
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(rows[0].starts_with("model "), "{text}");
+    assert!(
+        rows[1].contains("macro-F1") && rows[1].contains("ECE"),
+        "{text}"
+    );
+    for (row, (head, set)) in rows[2..5].iter().zip([
+        ("sentiment", "fixtures/sentiment_dev.jsonl"),
+        ("sentiment", "fixtures/sentiment_binary.jsonl"),
+        ("clickbait", "fixtures/clickbait_dev.tsv"),
+    ]) {
+        assert!(row.starts_with(head) && row.contains(set), "{row}\n{text}");
+    }
+    let json: Value = serde_json::from_str(&ok(&slant(&[
+        "eval",
+        "--model",
+        m,
+        "--config",
+        "data/fixtures/eval.toml",
+        "--json",
+    ])))
+    .unwrap();
+    let sets = json["sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 3);
+    assert_eq!(
+        sets[1]["restricted_to"],
+        serde_json::json!(["negative", "positive"])
+    );
+    assert_eq!(sets[2]["head"], "clickbait");
+    for s in sets {
+        assert!(s["ece"].is_number() && s["macro_f1"].is_number(), "{s}");
+    }
+
+    // Data labelled in other words, sliced by outlet, several --data files.
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(
+        &other,
+        [
+            r#"{"text": "The film was wonderful.", "label": "good", "outlet": "A"}"#,
+            r#"{"text": "Critics called it horrible.", "label": "bad", "outlet": "A"}"#,
+            r#"{"text": "Everyone loved the wonderful park.", "label": "good", "outlet": "B"}"#,
+            r#"{"text": "A horrible, awful meeting.", "label": "bad", "outlet": "B"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let json: Value = serde_json::from_str(&ok(&slant(&[
+        "eval",
+        "--model",
+        m,
+        "--head",
+        "sentiment",
+        "--data",
+        other.to_str().unwrap(),
+        "--data",
+        "data/fixtures/sentiment_dev.jsonl",
+        "--label-map",
+        "good=positive,bad=negative",
+        "--json",
+    ])))
+    .unwrap();
+    let first = &json["sets"][0];
+    assert_eq!(first["n"], 4);
+    let outlets: Vec<(String, u64)> = first["slices"]["outlet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["value"].as_str().unwrap().to_string(),
+                v["n"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(outlets, [("A".to_string(), 2), ("B".to_string(), 2)]);
+    assert_eq!(json["sets"][1]["n"], 18);
+    let text = ok(&slant(&[
+        "eval",
+        "--model",
+        m,
+        "--head",
+        "sentiment",
+        "--data",
+        other.to_str().unwrap(),
+        "--label-map",
+        "good=positive,bad=negative",
+    ]));
+    assert!(
+        text.contains("by slice:") && text.contains("outlet=A"),
+        "{text}"
+    );
+    // Without the map, the unknown label is named with its line.
+    let out = slant(&[
+        "eval",
+        "--model",
+        m,
+        "--head",
+        "sentiment",
+        "--data",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("other.jsonl:1: unknown label \"good\""),
+        "{err}"
+    );
+    let out = slant(&[
+        "eval",
+        "--model",
+        m,
+        "--head",
+        "sentiment",
+        "--label-map",
+        "nope",
+    ]);
+    assert!(!out.status.success());
 }
 
 #[test]
@@ -600,7 +736,7 @@ fn default_model_beats_the_peers_on_the_shared_test_splits() {
             "--json",
         ]));
         let r: Value = serde_json::from_str(&out).unwrap();
-        let got = r[metric].as_f64().unwrap();
+        let got = r["sets"][0][metric].as_f64().unwrap();
         assert!(got >= bar, "{head} on {file}: {metric} {got:.4} < {bar}");
     }
 }

@@ -592,12 +592,20 @@ async fn soak_mixed_load_with_reloads_stays_bounded() {
 
     // The second good model at 50 %.
     tokio::time::sleep(total / 10).await;
+    // The new model's id is known before it serves (the id is its
+    // payload's checksum), so a call that sees it mid-reload can tell.
+    let (_, expected_b) = slant::model::ModelData::from_bytes(
+        &model_b().to_bytes().unwrap(),
+        std::path::Path::new("model-b"),
+    )
+    .unwrap();
+    shared.id_b.set(expected_b.clone()).unwrap();
     shared.phase.store(RELOADING, Ordering::SeqCst);
     std::fs::copy(&model_b_path, &model_path).unwrap();
     let id_b = reload.reload().await.expect("the good model reloads");
+    assert_eq!(id_b, expected_b);
     assert_ne!(id_b, id_a);
     assert_eq!(reload.model_id(), id_b);
-    shared.id_b.set(id_b.clone()).unwrap();
     shared.phase.store(RELOADED, Ordering::SeqCst);
 
     tokio::time::sleep(total.saturating_sub(started.elapsed())).await;
