@@ -319,6 +319,93 @@ fn eval_prints_one_table_of_heads_by_sets_with_slices() {
 }
 
 #[test]
+fn leave_one_out_measures_each_source_on_its_own_dev() {
+    // Two sources of the fixture's sentences, each with a dev file, and a
+    // third without one.
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures");
+    let lines = |f: &str| -> Vec<String> {
+        std::fs::read_to_string(fixtures.join(f))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let (train, dev) = (lines("sentiment_train.jsonl"), lines("sentiment_dev.jsonl"));
+    for (folder, rows, dev_rows) in [
+        ("a", &train[..train.len() / 2], &dev[..dev.len() / 2]),
+        ("b", &train[train.len() / 2..], &dev[dev.len() / 2..]),
+    ] {
+        std::fs::create_dir(dir.path().join(folder)).unwrap();
+        std::fs::write(dir.path().join(folder).join("train.jsonl"), rows.join("\n")).unwrap();
+        std::fs::write(
+            dir.path().join(folder).join("dev.jsonl"),
+            dev_rows.join("\n"),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir(dir.path().join("c")).unwrap();
+    std::fs::write(dir.path().join("c/train.jsonl"), train[..6].join("\n")).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        r#"[features]
+min_df = 1
+[[heads]]
+name = "sentiment"
+labels = ["negative", "neutral", "positive"]
+c_grid = [1, 4]
+train = [{ path = "a/train.jsonl" }, { path = "b/train.jsonl" }, { path = "c/train.jsonl" }]
+dev = [{ path = "a/dev.jsonl" }, { path = "b/dev.jsonl" }]
+"#,
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let json: Value = serde_json::from_str(&ok(&slant(&[
+        "train",
+        "--config",
+        config,
+        "--leave-one-out",
+        "--json",
+    ])))
+    .unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    let left: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["left_out"].as_str().unwrap(), r["dev"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("a/train.jsonl", "a/dev.jsonl"),
+            ("b/train.jsonl", "b/dev.jsonl")
+        ]
+    );
+    for r in rows {
+        for k in ["macro_f1", "with_macro_f1", "accuracy", "ece"] {
+            let v = r[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{k} {v} in {r}");
+        }
+    }
+    assert_eq!(json["skipped"][0]["left_out"], "c/train.jsonl");
+    let text = ok(&slant(&["train", "--config", config, "--leave-one-out"]));
+    assert!(
+        text.contains("F1 without") && text.contains("skipped: no dev file"),
+        "{text}"
+    );
+    // No model is written, and --out cannot be given with it.
+    let out = slant(&[
+        "train",
+        "--config",
+        config,
+        "--leave-one-out",
+        "--out",
+        "x.slant",
+    ]);
+    assert!(!out.status.success());
+}
+
+#[test]
 fn score_writes_labels_probabilities_and_spans() {
     let dir = tempfile::tempdir().unwrap();
     let m = train_fixture(dir.path());

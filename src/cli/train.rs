@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::model::ModelData;
-use crate::train::{train, Progress, TrainConfig, TrainOptions};
+use crate::train::{leave_one_source_out, train, Progress, TrainConfig, TrainOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
@@ -17,8 +17,20 @@ pub struct TrainArgs {
     pub config: PathBuf,
     /// Where to write the model file (required: an existing file there is
     /// replaced).
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "leave_one_out")]
+    pub out: Option<PathBuf>,
+    /// Write no model: for each head with several training files, train it
+    /// without each file in turn and measure it on that file's dev split
+    /// (how the head does on a domain it has not seen), beside the same
+    /// head trained on every file.
+    #[arg(long, conflicts_with = "out")]
+    pub leave_one_out: bool,
+    /// With --leave-one-out, only these heads (default: all).
+    #[arg(long = "head", requires = "leave_one_out")]
+    pub heads: Vec<String>,
+    /// With --leave-one-out, print the table as JSON.
+    #[arg(long, requires = "leave_one_out")]
+    pub json: bool,
     /// Overrides the config's data_root.
     #[arg(long)]
     pub data_root: Option<PathBuf>,
@@ -55,6 +67,21 @@ impl Progress for Bars {
 pub(super) fn run(a: TrainArgs) -> Result<()> {
     let start = std::time::Instant::now();
     let (config, bytes) = TrainConfig::load(&a.config, a.data_root.as_deref())?;
+    let Some(out_path) = a.out.clone() else {
+        let options = TrainOptions {
+            skip_invalid: a.skip_invalid,
+        };
+        let report = leave_one_source_out(&config, &bytes, &a.heads, &options, &mut Bars(None))
+            .with_context(|| format!("leaving sources out of {} failed", a.config.display()))?;
+        let mut out = std::io::stdout().lock();
+        if a.json {
+            writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        } else {
+            write!(out, "{report}")?;
+            writeln!(out, "({:.1} s)", start.elapsed().as_secs_f64())?;
+        }
+        return Ok(());
+    };
     let trained = train(
         &config,
         &bytes,
@@ -78,11 +105,11 @@ pub(super) fn run(a: TrainArgs) -> Result<()> {
             );
         }
     }
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    trained.model.save(&a.out)?;
-    let (_, id) = ModelData::load(&a.out)?;
+    trained.model.save(&out_path)?;
+    let (_, id) = ModelData::load(&out_path)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -113,7 +140,7 @@ pub(super) fn run(a: TrainArgs) -> Result<()> {
     writeln!(
         out,
         "wrote {} ({} features, model id {id}) in {:.1} s",
-        a.out.display(),
+        out_path.display(),
         trained.model.vocabulary.terms.len(),
         start.elapsed().as_secs_f64()
     )?;

@@ -1,0 +1,204 @@
+//! Leave one source out: what a head does on a domain it has not seen.
+//!
+//! For each head with two or more training files (sources), and each
+//! source: the head is trained on the other sources alone — featurizer,
+//! C and threshold chosen without the left-out source or its dev file —
+//! and measured on the left-out source's dev file (the config's dev file
+//! in the same folder, else `dev.jsonl` beside the training file). The
+//! same dev file scored by the head trained on every source gives the
+//! in-domain figure beside it. Choose features and regularisation by
+//! these figures and by dev, never by the test splits.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::config::{HeadConfig, TrainConfig};
+use super::run::{train, Progress, TrainError, TrainOptions};
+use crate::data::DataSpec;
+use crate::eval::config::{EvalError, EvalSet};
+use crate::eval::evaluate_set;
+use crate::model::{Model, ModelError};
+
+/// One head without one source, measured on that source's dev file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transfer {
+    pub head: String,
+    /// The left-out training file, as the config names it.
+    pub left_out: String,
+    /// The dev file it was measured on, as the config names it (or the
+    /// file found beside it).
+    pub dev: String,
+    pub n: usize,
+    /// Trained without the source.
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub ece: f64,
+    /// Trained with every source (the in-domain figure).
+    pub with_accuracy: f64,
+    pub with_macro_f1: f64,
+}
+
+/// A source that could not be left out, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub head: String,
+    pub left_out: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct TransferReport {
+    pub rows: Vec<Transfer>,
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}
+
+/// The folder a data path sits in, as written.
+fn folder(p: &Path) -> &Path {
+    p.parent().unwrap_or(Path::new(""))
+}
+
+/// The dev file that measures `train`'s source: the head's dev file in
+/// the same folder, else `dev.jsonl` beside it on disk.
+fn dev_of(config: &TrainConfig, head: &HeadConfig, train: &DataSpec) -> Option<DataSpec> {
+    if let Some(d) = head
+        .dev
+        .iter()
+        .find(|d| folder(&d.path) == folder(&train.path))
+    {
+        return Some(d.clone());
+    }
+    let beside = DataSpec {
+        path: folder(&train.path).join("dev.jsonl"),
+        ..train.clone()
+    };
+    config.resolve(&beside).path.is_file().then_some(beside)
+}
+
+/// Trains `head` alone on `config`'s features, with its own train and dev
+/// files replaced, and compiles the result.
+fn fit(
+    config: &TrainConfig,
+    config_bytes: &[u8],
+    head: &HeadConfig,
+    options: &TrainOptions,
+    progress: &mut dyn Progress,
+) -> Result<Model, TransferError> {
+    let single = TrainConfig {
+        heads: vec![head.clone()],
+        ..config.clone()
+    };
+    let trained = train(&single, config_bytes, options, progress)?;
+    let path = PathBuf::from(format!("(trained for {})", head.name));
+    Ok(Model::from_data(trained.model, head.name.clone(), &path)?)
+}
+
+/// Leaves each source of each head in `heads` (all when empty) out in turn.
+pub fn leave_one_source_out(
+    config: &TrainConfig,
+    config_bytes: &[u8],
+    heads: &[String],
+    options: &TrainOptions,
+    progress: &mut dyn Progress,
+) -> Result<TransferReport, TransferError> {
+    let mut report = TransferReport::default();
+    for head in &config.heads {
+        if !heads.is_empty() && !heads.contains(&head.name) || head.train.len() < 2 {
+            continue;
+        }
+        let with = fit(config, config_bytes, head, options, progress)?;
+        for (i, source) in head.train.iter().enumerate() {
+            let left_out = source.path.display().to_string();
+            let skip = |reason: &str| Skipped {
+                head: head.name.clone(),
+                left_out: left_out.clone(),
+                reason: reason.to_string(),
+            };
+            let Some(dev) = dev_of(config, head, source) else {
+                report
+                    .skipped
+                    .push(skip("no dev file in its folder to measure it on"));
+                continue;
+            };
+            let others_dev: Vec<DataSpec> = head
+                .dev
+                .iter()
+                .filter(|d| folder(&d.path) != folder(&source.path))
+                .cloned()
+                .collect();
+            if others_dev.is_empty() {
+                report
+                    .skipped
+                    .push(skip("no other source's dev file to choose C on"));
+                continue;
+            }
+            let without = HeadConfig {
+                train: head
+                    .train
+                    .iter()
+                    .enumerate()
+                    .filter(|&(k, _)| k != i)
+                    .map(|(_, t)| t.clone())
+                    .collect(),
+                dev: others_dev,
+                ..head.clone()
+            };
+            let model = fit(config, config_bytes, &without, options, progress)?;
+            let resolved = config.resolve(&dev);
+            let set = EvalSet {
+                head: head.name.clone(),
+                path: resolved.path.clone(),
+                format: resolved.format,
+                text: resolved.text.clone(),
+                label: resolved.label.clone(),
+                label_map: resolved.label_map.clone(),
+                skip_invalid: options.skip_invalid,
+            };
+            let out = evaluate_set(&model, &set, &[], options.skip_invalid)?;
+            let inside = evaluate_set(&with, &set, &[], options.skip_invalid)?;
+            report.rows.push(Transfer {
+                head: head.name.clone(),
+                left_out,
+                dev: dev.path.display().to_string(),
+                n: out.report.report.n,
+                accuracy: out.report.report.accuracy,
+                macro_f1: out.report.report.macro_f1,
+                ece: out.report.report.ece,
+                with_accuracy: inside.report.report.accuracy,
+                with_macro_f1: inside.report.report.macro_f1,
+            });
+        }
+    }
+    Ok(report)
+}
+
+impl std::fmt::Display for TransferReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{:<16} {:<36} {:>6} {:>10} {:>10} {:>8}",
+            "head", "left out (measured on its dev)", "n", "F1 without", "F1 with", "ECE"
+        )?;
+        for r in &self.rows {
+            writeln!(
+                f,
+                "{:<16} {:<36} {:>6} {:>10.3} {:>10.3} {:>8.3}",
+                r.head, r.left_out, r.n, r.macro_f1, r.with_macro_f1, r.ece
+            )?;
+        }
+        for s in &self.skipped {
+            writeln!(f, "{:<16} {:<36} skipped: {}", s.head, s.left_out, s.reason)?;
+        }
+        Ok(())
+    }
+}
