@@ -611,7 +611,10 @@ async fn calls_that_never_send_their_body_are_cancelled() {
     let status = end.unwrap_err();
     assert_eq!(status.code(), Code::Cancelled, "{status:?}");
     assert!(status.message().contains("receive-timeout"), "{status:?}");
-    eprintln!("a stalled stream was cancelled after {:?}", started.elapsed());
+    eprintln!(
+        "a stalled stream was cancelled after {:?}",
+        started.elapsed()
+    );
     drop(tx);
     drop(conns);
     server.stop().await;

@@ -28,8 +28,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Serve the slant.v1 gRPC API (with health, reflection, limits, hot
-/// reload and metrics).
+/// Serve the slant.v1 API on one port: gRPC (with health and reflection),
+/// gRPC-Web, and JSON over HTTP/1.1 and HTTP/2 (POST /v1/score,
+/// /v1/score-article; GET /v1/model, /v1/models, /healthz, /metrics,
+/// /openapi.json), and at / a page that scores an article. Limits, keys,
+/// TLS and deadlines apply to every protocol; hot reload and metrics.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Model file to serve, as the model named "default".
@@ -45,11 +48,11 @@ pub struct ServeArgs {
     /// version held costs its memory (the default model: about 60 MiB).
     #[arg(long, env = "SLANT_KEEP_VERSIONS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     pub keep_versions: u64,
-    /// Address to serve gRPC on (HOST:PORT).
+    /// Address to serve on (HOST:PORT): gRPC, gRPC-Web, the JSON API and the page.
     #[arg(long, env = "SLANT_ADDR", default_value = "127.0.0.1:50051")]
     pub addr: String,
-    /// Address to serve Prometheus metrics on, at /metrics (HOST:PORT); off
-    /// unless given.
+    /// Also serve Prometheus metrics at /metrics on this address (HOST:PORT),
+    /// besides /metrics on --addr.
     #[arg(long, env = "SLANT_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
     /// Most passages in one Score request; more is RESOURCE_EXHAUSTED.
@@ -63,7 +66,8 @@ pub struct ServeArgs {
     /// INVALID_ARGUMENT.
     #[arg(long, env = "SLANT_MAX_ARTICLE_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
     pub max_article_bytes: usize,
-    /// Largest request message in bytes; larger is RESOURCE_EXHAUSTED.
+    /// Largest request message in bytes (a JSON request body too); larger
+    /// is RESOURCE_EXHAUSTED (HTTP 413).
     #[arg(long, env = "SLANT_MAX_MESSAGE_BYTES", default_value = "4MiB", value_parser = parse_bytes)]
     pub max_message_bytes: usize,
     /// Most feature contributions per head a request may ask for
@@ -170,6 +174,16 @@ pub struct ServeArgs {
     /// file path (appended to, reopened on SIGHUP).
     #[arg(long, env = "SLANT_ACCESS_LOG", default_value = "off", value_parser = clap::builder::ValueParser::new(str::parse::<AccessLog>))]
     pub access_log: AccessLog,
+    /// Let pages from ORIGIN (e.g. https://news.example.com; `*`: any)
+    /// call the JSON API and gRPC-Web from a browser (CORS). Repeatable;
+    /// comma-separated in SLANT_CORS_ORIGIN. Off unless given.
+    #[arg(
+        long = "cors-origin",
+        env = "SLANT_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// Log format (levels via RUST_LOG, default info).
     #[arg(long, env = "SLANT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -226,6 +240,7 @@ impl ServeArgs {
                 }),
                 _ => None,
             },
+            cors_origins: self.cors_origins.clone(),
         }
     }
 }
