@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
-use crate::client::{BenchRpc, LoadSpec};
+use crate::client::{BenchProtocol, BenchRpc, LoadSpec};
 use crate::service::{
     tune_allocator, AccessLog, CallerPolicy, ConnectionLimits, Limits, ModelSource, ReloadHandle,
     Server, ServerConfig, TlsFiles,
@@ -245,8 +245,8 @@ impl ServeArgs {
     }
 }
 
-/// Drive a running server over gRPC and report throughput, latency and
-/// errors.
+/// Drive a running server over gRPC or its JSON API and report
+/// throughput, latency and errors.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchGrpcArgs {
     /// Server address (HOST:PORT or http://HOST:PORT).
@@ -255,6 +255,11 @@ pub struct BenchGrpcArgs {
     /// The call to make: score or health.
     #[arg(long, default_value = "score", value_parser = clap::builder::ValueParser::new(str::parse::<BenchRpc>))]
     pub rpc: BenchRpc,
+    /// How to call: grpc; json (POST /v1/score, or GET /healthz for
+    /// health, over HTTP/1.1 with one keep-alive connection per task); or
+    /// json-h2 (the same over HTTP/2, on --connections connections).
+    #[arg(long, default_value = "grpc", value_parser = clap::builder::ValueParser::new(str::parse::<BenchProtocol>))]
+    pub protocol: BenchProtocol,
     /// Passages per Score call.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -267,7 +272,7 @@ pub struct BenchGrpcArgs {
     /// Unmeasured warm-up before measuring.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// HTTP/2 connections to spread the calls over.
+    /// HTTP/2 connections to spread the calls over (json: one per task).
     #[arg(long, default_value_t = 2)]
     pub connections: usize,
     /// Score the text of every */train.jsonl under DIR (folders in sorted
@@ -294,6 +299,7 @@ impl BenchGrpcArgs {
         LoadSpec {
             addr: self.addr.clone(),
             rpc: self.rpc,
+            protocol: self.protocol,
             batch: self.batch,
             concurrency: self.concurrency,
             duration: self.duration,
