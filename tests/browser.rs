@@ -441,6 +441,34 @@ async fn the_page_shows_an_articles_framing_in_a_real_browser() {
         "{error}"
     );
 
+    // On a phone-sized screen nothing runs off the side.
+    d.script(&format!(
+        "document.getElementById('article').value = {}; return true;",
+        serde_json::to_string(ARTICLE).unwrap()
+    ))
+    .await;
+    d.call(
+        Method::POST,
+        "/window/rect",
+        json!({"width": 390, "height": 844}),
+    )
+    .await;
+    d.click("#score").await;
+    let fits = d
+        .wait_for(
+            "return window.innerWidth <= 430 && document.querySelectorAll('.passage').length > 0
+               && document.documentElement.scrollWidth <= window.innerWidth
+               && [document.documentElement.scrollWidth, window.innerWidth];",
+        )
+        .await;
+    eprintln!("phone-sized: page width, window width = {fits}");
+    let png = d.call(Method::GET, "/screenshot", Value::Null).await;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(png.as_str().unwrap())
+        .unwrap();
+    let phone = root.join("target/page-phone.png");
+    std::fs::write(&phone, &png).unwrap();
+
     d.call(Method::DELETE, "", Value::Null).await;
     let _ = stop.send(());
     task.await.unwrap().unwrap();

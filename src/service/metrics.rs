@@ -5,7 +5,11 @@
 //!
 //! Exposed series:
 //! - `slant_grpc_requests_total{service,method,code,key}`: finished calls
-//!   (`key`: the API key's name, for calls made with one).
+//!   (`key`: the API key's name, for calls made with one). Calls over
+//!   gRPC-Web and the JSON API count as the calls they make (`POST
+//!   /v1/score` is `Score`, `GET /healthz` a health `Check`), with the
+//!   gRPC code of their answer; the page and `/openapi.json` are
+//!   `service="http",method="static"`.
 //! - `slant_grpc_request_duration_seconds{service,method}`: latency
 //!   histogram (for streams: the whole stream).
 //! - `slant_grpc_in_flight`: calls running now.
