@@ -44,7 +44,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Describe a model file.
     Info(InfoArgs),
-    /// Serve the models over gRPC (slant.v1.Scorer, health, reflection).
+    /// Serve the models on one port: gRPC (slant.v1.Scorer, health, reflection),
+    /// gRPC-Web, JSON over HTTP (/v1/score, /v1/score-article, …) and a page at /.
     Serve(Box<ServeArgs>),
     /// Benchmarks.
     #[command(subcommand)]
@@ -64,7 +65,8 @@ pub(crate) fn parse_format(s: &str) -> Result<Format, String> {
 pub enum BenchCommand {
     /// Single-thread scoring throughput (all heads) over the peer benchmark corpus.
     Score(BenchScoreArgs),
-    /// Drive a running server and report rps, passages/s and latency percentiles.
+    /// Drive a running server over gRPC or its JSON API and report rps,
+    /// passages/s and latency percentiles.
     Grpc(BenchGrpcArgs),
 }
 

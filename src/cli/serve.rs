@@ -55,15 +55,17 @@ pub struct ServeArgs {
     /// besides /metrics on --addr.
     #[arg(long, env = "SLANT_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
-    /// Most passages in one Score request; more is RESOURCE_EXHAUSTED.
+    /// Most passages in one Score request; more is RESOURCE_EXHAUSTED (HTTP
+    /// 413).
     #[arg(long, env = "SLANT_MAX_BATCH", default_value_t = 1024)]
     pub max_batch: usize,
     /// Largest passage (or title) in bytes, e.g. 65536 or 64KiB; larger is
-    /// INVALID_ARGUMENT. Articles are split into passages of at most this.
+    /// INVALID_ARGUMENT (HTTP 400). Articles are split into passages of at
+    /// most this.
     #[arg(long, env = "SLANT_MAX_PASSAGE_BYTES", default_value = "64KiB", value_parser = parse_bytes)]
     pub max_passage_bytes: usize,
     /// Largest article (text plus title) in bytes; larger is
-    /// INVALID_ARGUMENT.
+    /// INVALID_ARGUMENT (HTTP 400).
     #[arg(long, env = "SLANT_MAX_ARTICLE_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
     pub max_article_bytes: usize,
     /// Largest request message in bytes (a JSON request body too); larger
@@ -75,20 +77,21 @@ pub struct ServeArgs {
     #[arg(long, env = "SLANT_MAX_EXPLAIN", default_value_t = 64)]
     pub max_explain: u32,
     /// Most contributions one request may ask for in all: passages × heads ×
-    /// explain. More is RESOURCE_EXHAUSTED, before any scoring.
+    /// explain. More is RESOURCE_EXHAUSTED (HTTP 413), before any scoring.
     #[arg(long, env = "SLANT_MAX_CONTRIBUTIONS", default_value_t = 16_384)]
     pub max_contributions: usize,
     /// Spans listed per contribution; a feature that occurs more often in
     /// a passage lists its first this many.
     #[arg(long, env = "SLANT_MAX_SPANS", default_value_t = 16)]
     pub max_spans: usize,
-    /// Largest response in bytes; a call whose answer would be larger is
-    /// RESOURCE_EXHAUSTED.
+    /// Largest response in bytes (its protobuf encoding, whatever the
+    /// protocol); a call whose answer would be larger is RESOURCE_EXHAUSTED
+    /// (HTTP 413).
     #[arg(long, env = "SLANT_MAX_RESPONSE_BYTES", default_value = "4MiB", value_parser = parse_bytes)]
     pub max_response_bytes: usize,
     /// Responses built but not yet taken by their clients, in bytes, across
-    /// the server; a call that would pass it is RESOURCE_EXHAUSTED (slow
-    /// readers cannot grow memory without bound).
+    /// the server; a call that would pass it is RESOURCE_EXHAUSTED (HTTP
+    /// 429; slow readers cannot grow memory without bound).
     #[arg(long, env = "SLANT_MAX_BUFFERED_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
     pub max_buffered_bytes: usize,
     /// Most open connections; one more is closed at once. Raise the
@@ -127,7 +130,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SLANT_RECEIVE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub receive_timeout: Duration,
     /// One connection's share of --max-buffered-bytes: a client that does
-    /// not read its responses cannot hold more (RESOURCE_EXHAUSTED beyond).
+    /// not read its responses cannot hold more (RESOURCE_EXHAUSTED, HTTP 429,
+    /// beyond).
     #[arg(long, env = "SLANT_MAX_BUFFERED_BYTES_PER_CONNECTION", default_value = "16MiB", value_parser = parse_bytes)]
     pub max_buffered_bytes_per_connection: usize,
     /// A model load (start-up, SIGHUP or --watch) that takes longer is
@@ -152,21 +156,25 @@ pub struct ServeArgs {
     #[arg(long, env = "SLANT_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
     /// File of API keys, one `name:sha256-of-key` a line (reloaded on
-    /// SIGHUP): Scorer calls then need `authorization: Bearer KEY`, else
-    /// UNAUTHENTICATED. Make a line with `printf %s "$KEY" | sha256sum`.
+    /// SIGHUP): Scorer calls (gRPC, gRPC-Web and JSON) then need
+    /// `authorization: Bearer KEY`, else UNAUTHENTICATED (HTTP 401). Make a line with `printf %s "$KEY" | sha256sum`.
     #[arg(long, env = "SLANT_API_KEYS")]
     pub api_keys: Option<PathBuf>,
-    /// With --api-keys, health checks and reflection need a key too.
+    /// With --api-keys, health checks (and /healthz), reflection and
+    /// /metrics on the API port need a key too; the page and
+    /// /openapi.json never do.
     #[arg(long, env = "SLANT_PROTECT_ALL", requires = "api_keys")]
     pub protect_all: bool,
     /// Most Scorer calls at once, server-wide (0: no limit); one more is
-    /// refused at once with RESOURCE_EXHAUSTED and a retry hint. Each call
+    /// refused at once with RESOURCE_EXHAUSTED (HTTP 429) and a retry hint.
+    /// Each call
     /// in flight holds its request and response in memory, so this also
     /// bounds the memory all clients together can make the server hold.
     #[arg(long, env = "SLANT_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
     /// Most Scorer calls at once per API key (with --api-keys); one more
-    /// is refused at once with RESOURCE_EXHAUSTED and a retry hint.
+    /// is refused at once with RESOURCE_EXHAUSTED (HTTP 429) and a retry
+    /// hint.
     #[arg(long, env = "SLANT_MAX_CONCURRENT_PER_KEY", requires = "api_keys")]
     pub max_concurrent_per_key: Option<usize>,
     /// One JSON line per call (time, method, key name, model, version,
