@@ -944,3 +944,69 @@ async fn cors_is_off_unless_an_origin_is_given() {
     off.stop().await;
     on.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_and_grpc_web_calls_are_logged_and_counted_as_their_calls() {
+    let server = start(|c, dir| {
+        c.access_log = slant::service::AccessLog::File(dir.join("access.jsonl"));
+    })
+    .await;
+    let mut c = server.client(Version::H1).await;
+    let ok = c
+        .post_json(
+            "/v1/score",
+            &json!({"passages": ["SECRET-TEXT a", "SECRET-TEXT b"]}),
+        )
+        .await;
+    assert_eq!(ok.status, 200);
+    let refused = c.post_json("/v1/score", &json!({"passages": []})).await;
+    assert_eq!(refused.status, 400);
+    let request = ScoreRequest {
+        passages: vec!["SECRET-TEXT c".into()],
+        ..Default::default()
+    };
+    let (_, _, messages, _) = grpc_web_score(&mut c, &request, false, &[]).await;
+    assert_eq!(messages.len(), 1);
+    let path = server._dir.path().join("access.jsonl");
+    let mut lines = Vec::new();
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        lines = text.lines().map(str::to_string).collect::<Vec<_>>();
+        if lines.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines.iter().all(|l| !l.contains("SECRET-TEXT")));
+    let v: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // HTTP calls log their HTTP status; gRPC-Web its gRPC code.
+    assert_eq!(
+        (
+            &v[0]["method"],
+            &v[0]["protocol"],
+            &v[0]["status"],
+            &v[0]["passages"]
+        ),
+        (&json!("Score"), &json!("http"), &json!("200"), &json!(2))
+    );
+    assert_eq!(
+        (&v[1]["protocol"], &v[1]["status"]),
+        (&json!("http"), &json!("400"))
+    );
+    assert_eq!(
+        (&v[2]["method"], &v[2]["protocol"], &v[2]["status"]),
+        (&json!("Score"), &json!("grpc-web"), &json!("OK"))
+    );
+    let metrics = c.get("/metrics").await.text();
+    for needle in [
+        "slant_grpc_requests_total{service=\"slant.v1.Scorer\",method=\"Score\",code=\"OK\"} 2",
+        "slant_grpc_requests_total{service=\"slant.v1.Scorer\",method=\"Score\",code=\"INVALID_ARGUMENT\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
+    }
+    server.stop().await;
+}

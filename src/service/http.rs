@@ -38,7 +38,7 @@ use tower::{Service, ServiceExt as _};
 
 use super::error::ServiceError;
 use super::metrics::code_name;
-use super::observe::{starved_status, Starved};
+use super::observe::{starved_status, Starved, TrailerStatus};
 use super::request::Limit;
 use super::scorer::ScorerService;
 use super::state::Shared;
@@ -314,7 +314,7 @@ pub(crate) fn app(shared: Arc<Shared>, grpc: axum::Router) -> axum::Router {
         http = http.route(route.path, (route.handler)());
     }
     let http = http.fallback(no_route).with_state(api);
-    let web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), grpc.clone());
+    let web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), TrailerSpy(grpc.clone()));
     axum::Router::new().fallback_service(Dispatch { http, grpc, web })
 }
 
@@ -323,7 +323,74 @@ pub(crate) fn app(shared: Arc<Shared>, grpc: axum::Router) -> axum::Router {
 struct Dispatch {
     http: axum::Router,
     grpc: axum::Router,
-    web: tonic_web::GrpcWebService<axum::Router>,
+    web: tonic_web::GrpcWebService<TrailerSpy>,
+}
+
+/// Under tonic-web: notes the gRPC trailers' status for the gate's access
+/// line (see `observe::TrailerStatus`) before tonic-web turns them into
+/// body bytes.
+#[derive(Clone)]
+struct TrailerSpy(axum::Router);
+
+impl Service<Request<tonic::body::Body>> for TrailerSpy {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<tonic::body::Body>) -> BoxFuture {
+        let cell = req.extensions().get::<TrailerStatus>().cloned();
+        let router = self.0.clone();
+        Box::pin(async move {
+            let response = match router.oneshot(req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            Ok(match cell {
+                Some(cell) => response.map(|inner| Body::new(Spied { inner, cell })),
+                None => response,
+            })
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body whose trailers' status is noted as they pass.
+    struct Spied {
+        #[pin]
+        inner: Body,
+        cell: TrailerStatus,
+    }
+}
+
+impl http_body::Body for Spied {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(trailers) = frame.trailers_ref() {
+                this.cell.note(trailers);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;

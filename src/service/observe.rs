@@ -208,6 +208,11 @@ where
             });
         }
         let logging = shared.access.enabled();
+        let trailer_status = (logging && matches!(protocol, Protocol::GrpcWeb { .. })).then(|| {
+            let cell = TrailerStatus(Arc::new(std::sync::atomic::AtomicI32::new(-1)));
+            req.extensions_mut().insert(cell.clone());
+            cell
+        });
         let request_bytes = Arc::new(AtomicU64::new(0));
         if logging {
             let counter = request_bytes.clone();
@@ -282,6 +287,7 @@ where
                 response_bytes: 0,
                 http_status: response.status().as_u16(),
                 grpc_status: head_code.or_else(|| grpc_status(response.headers())),
+                trailer_status,
                 written: false,
             });
             Ok(response.map(|b| {
@@ -295,8 +301,28 @@ where
     }
 }
 
+/// Where a gRPC-Web call's final status is noted: tonic-web turns the
+/// gRPC trailers into a frame of the body, which the gate's [`Tail`] sees
+/// only as data, so a spy under tonic-web (`http::Dispatch`) notes the
+/// `grpc-status` of the trailers here, for the access line. -1: none yet.
+#[derive(Debug, Clone)]
+pub(crate) struct TrailerStatus(pub Arc<std::sync::atomic::AtomicI32>);
+
+impl TrailerStatus {
+    pub(crate) fn note(&self, trailers: &http::HeaderMap) {
+        if let Some(code) = grpc_status(trailers) {
+            self.0.store(code as i32, Relaxed);
+        }
+    }
+
+    fn get(&self) -> Option<Code> {
+        let code = self.0.load(Relaxed);
+        (code >= 0).then(|| Code::from_i32(code))
+    }
+}
+
 /// The gRPC status in `grpc-status` headers or trailers.
-fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
+pub(crate) fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
     headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
@@ -424,6 +450,8 @@ struct Log {
     response_bytes: u64,
     http_status: u16,
     grpc_status: Option<Code>,
+    /// gRPC-Web: the status its trailers gave (see [`TrailerStatus`]).
+    trailer_status: Option<TrailerStatus>,
     written: bool,
 }
 
@@ -432,7 +460,8 @@ impl Log {
         if std::mem::replace(&mut self.written, true) {
             return;
         }
-        let status = match (self.protocol, self.grpc_status) {
+        let noted = self.trailer_status.as_ref().and_then(TrailerStatus::get);
+        let status = match (self.protocol, self.grpc_status.or(noted)) {
             // HTTP calls log their HTTP status.
             ("http", _) => self.http_status.to_string(),
             (_, Some(code)) => code_name(code).to_string(),
