@@ -17,9 +17,11 @@
 //! - [`data`]: reading labeled files (JSONL/CSV/TSV) and passages to score.
 //! - [`eval`]: metrics and evaluation of a head on labeled data.
 //! - [`bench`]: single-thread scoring throughput over the peers' corpus.
-//! - [`service`]: the slant.v1 gRPC server (health, reflection, limits, hot
-//!   reload, keys and limits, versions, metrics), as a library.
-//! - [`client`]: programs that call a server: the load generator.
+//! - [`service`]: the slant.v1 server, as a library: gRPC (health,
+//!   reflection), gRPC-Web, the JSON API and the page on one port; limits,
+//!   hot reload, keys, versions, metrics.
+//! - [`client`]: programs that call a server: the load generator (gRPC or
+//!   JSON).
 //! - [`cli`]: the command line, one file per command; `main.rs` only parses
 //!   and reports errors.
 //! - [`proto`]: the generated `slant.v1` gRPC types, their proto3 JSON

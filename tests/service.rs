@@ -13,7 +13,7 @@ use clap::Parser;
 use common_service::{model_a, model_b, save_corrupt};
 use prost::bytes::Bytes;
 use slant::cli::ServeArgs;
-use slant::client::{bench_grpc, BenchRpc, LoadSpec, RawCodec};
+use slant::client::{bench_grpc, BenchProtocol, BenchRpc, LoadSpec, RawCodec};
 use slant::model::ModelError;
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ModelInfoRequest, ScoreRequest};
@@ -1218,10 +1218,18 @@ async fn metrics_are_served_in_prometheus_text_format() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_drives_score_and_health() {
     let server = start().await;
-    for (rpc, batch) in [(BenchRpc::Score, 4), (BenchRpc::Health, 1)] {
+    let runs = [
+        BenchProtocol::Grpc,
+        BenchProtocol::Json,
+        BenchProtocol::JsonH2,
+    ]
+    .into_iter()
+    .flat_map(|p| [(BenchRpc::Score, 4, p), (BenchRpc::Health, 1, p)]);
+    for (rpc, batch, protocol) in runs {
         let args = LoadSpec {
             addr: server.addr.to_string(),
             rpc,
+            protocol,
             batch,
             concurrency: 4,
             duration: Duration::from_millis(200),

@@ -44,7 +44,8 @@ pub enum Command {
     Score(ScoreArgs),
     /// Describe a model file.
     Info(InfoArgs),
-    /// Serve the models over gRPC (slant.v1.Scorer, health, reflection).
+    /// Serve the models on one port: gRPC (slant.v1.Scorer, health, reflection),
+    /// gRPC-Web, JSON over HTTP (/v1/score, /v1/score-article, …) and a page at /.
     Serve(Box<ServeArgs>),
     /// Benchmarks.
     #[command(subcommand)]
@@ -66,7 +67,8 @@ pub enum BenchCommand {
     Score(BenchScoreArgs),
     /// How long loading a model file takes (median of several loads).
     Load(BenchLoadArgs),
-    /// Drive a running server and report rps, passages/s and latency percentiles.
+    /// Drive a running server over gRPC or its JSON API and report rps,
+    /// passages/s and latency percentiles.
     Grpc(BenchGrpcArgs),
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
-use crate::client::{BenchRpc, LoadSpec};
+use crate::client::{BenchProtocol, BenchRpc, LoadSpec};
 use crate::service::{
     tune_allocator, AccessLog, CallerPolicy, ConnectionLimits, Limits, ModelSource, ReloadHandle,
     Server, ServerConfig, TlsFiles,
@@ -28,8 +28,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Serve the slant.v1 gRPC API (with health, reflection, limits, hot
-/// reload and metrics).
+/// Serve the slant.v1 API on one port: gRPC (with health and reflection),
+/// gRPC-Web, and JSON over HTTP/1.1 and HTTP/2 (POST /v1/score,
+/// /v1/score-article; GET /v1/model, /v1/models, /healthz, /metrics,
+/// /openapi.json), and at / a page that scores an article. Limits, keys,
+/// TLS and deadlines apply to every protocol; hot reload and metrics.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Model file to serve, as the model named "default".
@@ -45,25 +48,28 @@ pub struct ServeArgs {
     /// version held costs its memory (the default model: about 60 MiB).
     #[arg(long, env = "SLANT_KEEP_VERSIONS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     pub keep_versions: u64,
-    /// Address to serve gRPC on (HOST:PORT).
+    /// Address to serve on (HOST:PORT): gRPC, gRPC-Web, the JSON API and the page.
     #[arg(long, env = "SLANT_ADDR", default_value = "127.0.0.1:50051")]
     pub addr: String,
-    /// Address to serve Prometheus metrics on, at /metrics (HOST:PORT); off
-    /// unless given.
+    /// Also serve Prometheus metrics at /metrics on this address (HOST:PORT),
+    /// besides /metrics on --addr.
     #[arg(long, env = "SLANT_METRICS_ADDR")]
     pub metrics_addr: Option<String>,
-    /// Most passages in one Score request; more is RESOURCE_EXHAUSTED.
+    /// Most passages in one Score request; more is RESOURCE_EXHAUSTED (HTTP
+    /// 413).
     #[arg(long, env = "SLANT_MAX_BATCH", default_value_t = 1024)]
     pub max_batch: usize,
     /// Largest passage (or title) in bytes, e.g. 65536 or 64KiB; larger is
-    /// INVALID_ARGUMENT. Articles are split into passages of at most this.
+    /// INVALID_ARGUMENT (HTTP 400). Articles are split into passages of at
+    /// most this.
     #[arg(long, env = "SLANT_MAX_PASSAGE_BYTES", default_value = "64KiB", value_parser = parse_bytes)]
     pub max_passage_bytes: usize,
     /// Largest article (text plus title) in bytes; larger is
-    /// INVALID_ARGUMENT.
+    /// INVALID_ARGUMENT (HTTP 400).
     #[arg(long, env = "SLANT_MAX_ARTICLE_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
     pub max_article_bytes: usize,
-    /// Largest request message in bytes; larger is RESOURCE_EXHAUSTED.
+    /// Largest request message in bytes (a JSON request body too); larger
+    /// is RESOURCE_EXHAUSTED (HTTP 413).
     #[arg(long, env = "SLANT_MAX_MESSAGE_BYTES", default_value = "4MiB", value_parser = parse_bytes)]
     pub max_message_bytes: usize,
     /// Most feature contributions per head a request may ask for
@@ -71,20 +77,21 @@ pub struct ServeArgs {
     #[arg(long, env = "SLANT_MAX_EXPLAIN", default_value_t = 64)]
     pub max_explain: u32,
     /// Most contributions one request may ask for in all: passages × heads ×
-    /// explain. More is RESOURCE_EXHAUSTED, before any scoring.
+    /// explain. More is RESOURCE_EXHAUSTED (HTTP 413), before any scoring.
     #[arg(long, env = "SLANT_MAX_CONTRIBUTIONS", default_value_t = 16_384)]
     pub max_contributions: usize,
     /// Spans listed per contribution; a feature that occurs more often in
     /// a passage lists its first this many.
     #[arg(long, env = "SLANT_MAX_SPANS", default_value_t = 16)]
     pub max_spans: usize,
-    /// Largest response in bytes; a call whose answer would be larger is
-    /// RESOURCE_EXHAUSTED.
+    /// Largest response in bytes (its protobuf encoding, whatever the
+    /// protocol); a call whose answer would be larger is RESOURCE_EXHAUSTED
+    /// (HTTP 413).
     #[arg(long, env = "SLANT_MAX_RESPONSE_BYTES", default_value = "4MiB", value_parser = parse_bytes)]
     pub max_response_bytes: usize,
     /// Responses built but not yet taken by their clients, in bytes, across
-    /// the server; a call that would pass it is RESOURCE_EXHAUSTED (slow
-    /// readers cannot grow memory without bound).
+    /// the server; a call that would pass it is RESOURCE_EXHAUSTED (HTTP
+    /// 429; slow readers cannot grow memory without bound).
     #[arg(long, env = "SLANT_MAX_BUFFERED_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
     pub max_buffered_bytes: usize,
     /// Most open connections; one more is closed at once. Raise the
@@ -123,7 +130,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SLANT_RECEIVE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub receive_timeout: Duration,
     /// One connection's share of --max-buffered-bytes: a client that does
-    /// not read its responses cannot hold more (RESOURCE_EXHAUSTED beyond).
+    /// not read its responses cannot hold more (RESOURCE_EXHAUSTED, HTTP 429,
+    /// beyond).
     #[arg(long, env = "SLANT_MAX_BUFFERED_BYTES_PER_CONNECTION", default_value = "16MiB", value_parser = parse_bytes)]
     pub max_buffered_bytes_per_connection: usize,
     /// A model load (start-up, SIGHUP or --watch) that takes longer is
@@ -148,21 +156,25 @@ pub struct ServeArgs {
     #[arg(long, env = "SLANT_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
     /// File of API keys, one `name:sha256-of-key` a line (reloaded on
-    /// SIGHUP): Scorer calls then need `authorization: Bearer KEY`, else
-    /// UNAUTHENTICATED. Make a line with `printf %s "$KEY" | sha256sum`.
+    /// SIGHUP): Scorer calls (gRPC, gRPC-Web and JSON) then need
+    /// `authorization: Bearer KEY`, else UNAUTHENTICATED (HTTP 401). Make a line with `printf %s "$KEY" | sha256sum`.
     #[arg(long, env = "SLANT_API_KEYS")]
     pub api_keys: Option<PathBuf>,
-    /// With --api-keys, health checks and reflection need a key too.
+    /// With --api-keys, health checks (and /healthz), reflection and
+    /// /metrics on the API port need a key too; the page and
+    /// /openapi.json never do.
     #[arg(long, env = "SLANT_PROTECT_ALL", requires = "api_keys")]
     pub protect_all: bool,
     /// Most Scorer calls at once, server-wide (0: no limit); one more is
-    /// refused at once with RESOURCE_EXHAUSTED and a retry hint. Each call
+    /// refused at once with RESOURCE_EXHAUSTED (HTTP 429) and a retry hint.
+    /// Each call
     /// in flight holds its request and response in memory, so this also
     /// bounds the memory all clients together can make the server hold.
     #[arg(long, env = "SLANT_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
     /// Most Scorer calls at once per API key (with --api-keys); one more
-    /// is refused at once with RESOURCE_EXHAUSTED and a retry hint.
+    /// is refused at once with RESOURCE_EXHAUSTED (HTTP 429) and a retry
+    /// hint.
     #[arg(long, env = "SLANT_MAX_CONCURRENT_PER_KEY", requires = "api_keys")]
     pub max_concurrent_per_key: Option<usize>,
     /// One JSON line per call (time, method, key name, model, version,
@@ -170,6 +182,16 @@ pub struct ServeArgs {
     /// file path (appended to, reopened on SIGHUP).
     #[arg(long, env = "SLANT_ACCESS_LOG", default_value = "off", value_parser = clap::builder::ValueParser::new(str::parse::<AccessLog>))]
     pub access_log: AccessLog,
+    /// Let pages from ORIGIN (e.g. https://news.example.com; `*`: any)
+    /// call the JSON API and gRPC-Web from a browser (CORS). Repeatable;
+    /// comma-separated in SLANT_CORS_ORIGIN. Off unless given.
+    #[arg(
+        long = "cors-origin",
+        env = "SLANT_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// Log format (levels via RUST_LOG, default info).
     #[arg(long, env = "SLANT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -226,12 +248,13 @@ impl ServeArgs {
                 }),
                 _ => None,
             },
+            cors_origins: self.cors_origins.clone(),
         }
     }
 }
 
-/// Drive a running server over gRPC and report throughput, latency and
-/// errors.
+/// Drive a running server over gRPC or its JSON API and report
+/// throughput, latency and errors.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchGrpcArgs {
     /// Server address (HOST:PORT or http://HOST:PORT).
@@ -240,6 +263,11 @@ pub struct BenchGrpcArgs {
     /// The call to make: score or health.
     #[arg(long, default_value = "score", value_parser = clap::builder::ValueParser::new(str::parse::<BenchRpc>))]
     pub rpc: BenchRpc,
+    /// How to call: grpc; json (POST /v1/score, or GET /healthz for
+    /// health, over HTTP/1.1 with one keep-alive connection per task); or
+    /// json-h2 (the same over HTTP/2, on --connections connections).
+    #[arg(long, default_value = "grpc", value_parser = clap::builder::ValueParser::new(str::parse::<BenchProtocol>))]
+    pub protocol: BenchProtocol,
     /// Passages per Score call.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -252,7 +280,7 @@ pub struct BenchGrpcArgs {
     /// Unmeasured warm-up before measuring.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
-    /// HTTP/2 connections to spread the calls over.
+    /// HTTP/2 connections to spread the calls over (json: one per task).
     #[arg(long, default_value_t = 2)]
     pub connections: usize,
     /// Score the text of every */train.jsonl under DIR (folders in sorted
@@ -279,6 +307,7 @@ impl BenchGrpcArgs {
         LoadSpec {
             addr: self.addr.clone(),
             rpc: self.rpc,
+            protocol: self.protocol,
             batch: self.batch,
             concurrency: self.concurrency,
             duration: self.duration,

@@ -2,7 +2,11 @@
 //!
 //! `concurrency` tasks, spread over `connections` HTTP/2 connections, each
 //! send one call at a time for `duration` (after an unmeasured warm-up),
-//! and the report gives throughput, latency percentiles and errors.
+//! and the report gives throughput, latency percentiles and errors. The
+//! calls go over gRPC, or over the JSON API ([`BenchProtocol`]): `POST
+//! /v1/score` (health: `GET /healthz`) on one HTTP/1.1 keep-alive
+//! connection per task, as scripts and most HTTP clients do, or on the
+//! HTTP/2 connections.
 //!
 //! The generator shares the machine with the server, so it keeps its own
 //! work small and equal for every RPC: requests are encoded once up front
@@ -16,13 +20,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::Message as _;
 use serde::Serialize;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Status};
+use tonic::Status;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::data::DataError;
@@ -56,12 +64,39 @@ impl std::str::FromStr for BenchRpc {
     }
 }
 
+/// How the calls travel.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchProtocol {
+    /// gRPC over HTTP/2.
+    Grpc,
+    /// The JSON API over HTTP/1.1, one keep-alive connection per task.
+    Json,
+    /// The JSON API over HTTP/2 (prior knowledge), on `connections`
+    /// connections.
+    JsonH2,
+}
+
+impl std::str::FromStr for BenchProtocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "grpc" => Ok(Self::Grpc),
+            "json" => Ok(Self::Json),
+            "json-h2" => Ok(Self::JsonH2),
+            _ => Err(format!("unknown protocol {s:?} (grpc, json or json-h2)")),
+        }
+    }
+}
+
 /// What to drive and for how long.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     /// Server address (HOST:PORT or http://HOST:PORT).
     pub addr: String,
     pub rpc: BenchRpc,
+    pub protocol: BenchProtocol,
     /// Passages per Score call.
     pub batch: usize,
     /// Calls in flight at once (one task each, one call at a time).
@@ -105,6 +140,18 @@ pub enum LoadError {
     },
     #[error("the API key is not a valid header value (printable ASCII only)")]
     ApiKey,
+    #[error("cannot connect to {addr}")]
+    HttpConnect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP handshake with {addr} failed")]
+    Handshake {
+        addr: String,
+        #[source]
+        source: hyper::Error,
+    },
     #[error("a load worker stopped unexpectedly")]
     Worker(#[source] tokio::task::JoinError),
 }
@@ -113,6 +160,7 @@ pub enum LoadError {
 #[derive(Serialize, Debug, Clone)]
 pub struct BenchReport {
     pub rpc: BenchRpc,
+    pub protocol: BenchProtocol,
     pub addr: String,
     pub concurrency: usize,
     pub connections: usize,
@@ -136,9 +184,11 @@ pub struct BenchReport {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.rpc {
-            BenchRpc::Score => format!("Score, batch {}", self.batch),
-            BenchRpc::Health => "Health/Check".to_string(),
+        let what = match (self.rpc, self.protocol) {
+            (BenchRpc::Score, BenchProtocol::Grpc) => format!("Score, batch {}", self.batch),
+            (BenchRpc::Health, BenchProtocol::Grpc) => "Health/Check".to_string(),
+            (BenchRpc::Score, p) => format!("POST /v1/score ({p:?}), batch {}", self.batch),
+            (BenchRpc::Health, p) => format!("GET /healthz ({p:?})"),
         };
         writeln!(
             f,
@@ -269,6 +319,26 @@ struct Load {
 }
 
 impl Load {
+    /// Whether a JSON API answer is the call's answer to one request.
+    fn check_json(&self, body: &Bytes) -> Result<(), String> {
+        match self.rpc {
+            BenchRpc::Score => {
+                let r: ScoreResponse = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+                if r.results.len() != self.batch {
+                    return Err(format!(
+                        "{} results for {} passages",
+                        r.results.len(),
+                        self.batch
+                    ));
+                }
+            }
+            BenchRpc::Health => {
+                serde_json::from_slice::<serde_json::Value>(body).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a response decodes as the RPC's answer to one request.
     fn check(&self, response: &Bytes) -> Result<(), String> {
         match self.rpc {
@@ -304,7 +374,7 @@ async fn worker(channel: Channel, load: Arc<Load>, id: usize, until: Instant) ->
             tally.error("UNAVAILABLE", format!("the connection is not ready: {e}"));
             continue;
         }
-        let mut request = Request::new(body);
+        let mut request = tonic::Request::new(body);
         if let Some(auth) = &load.authorization {
             request.metadata_mut().insert("authorization", auth.clone());
         }
@@ -335,23 +405,41 @@ async fn worker(channel: Channel, load: Arc<Load>, id: usize, until: Instant) ->
     tally
 }
 
+/// Where the workers send their calls.
+enum Target {
+    Grpc(Vec<Channel>),
+    /// The JSON API: HTTP/1.1 connections are made by each worker, HTTP/2
+    /// ones shared.
+    Json {
+        addr: String,
+        h2: Vec<http2::SendRequest<Full<Bytes>>>,
+    },
+}
+
 async fn round(
-    channels: &[Channel],
+    target: &Target,
     load: &Arc<Load>,
     concurrency: usize,
     length: Duration,
 ) -> Result<Tally, LoadError> {
     let until = Instant::now() + length;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|i| {
-            tokio::spawn(worker(
-                channels[i % channels.len()].clone(),
-                load.clone(),
-                i,
-                until,
-            ))
-        })
-        .collect();
+    let mut tasks = Vec::with_capacity(concurrency);
+    for i in 0..concurrency {
+        let load = load.clone();
+        tasks.push(match target {
+            Target::Grpc(channels) => {
+                tokio::spawn(worker(channels[i % channels.len()].clone(), load, i, until))
+            }
+            Target::Json { addr, h2 } if h2.is_empty() => {
+                let sender = Sender::H1(http1_connect(addr).await?);
+                tokio::spawn(json_worker(sender, addr.clone(), load, i, until))
+            }
+            Target::Json { addr, h2 } => {
+                let sender = Sender::H2(h2[i % h2.len()].clone());
+                tokio::spawn(json_worker(sender, addr.clone(), load, i, until))
+            }
+        });
+    }
     let mut total = Tally::default();
     for task in tasks {
         let t = task.await.map_err(LoadError::Worker)?;
@@ -375,6 +463,147 @@ fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
     f64::from(sorted_us[rank - 1]) / 1000.0
 }
 
+/// A JSON API connection.
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+async fn tcp(addr: &str) -> Result<TokioIo<tokio::net::TcpStream>, LoadError> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|source| LoadError::HttpConnect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let _ = stream.set_nodelay(true);
+    Ok(TokioIo::new(stream))
+}
+
+async fn http1_connect(addr: &str) -> Result<http1::SendRequest<Full<Bytes>>, LoadError> {
+    let (sender, conn) =
+        http1::handshake(tcp(addr).await?)
+            .await
+            .map_err(|source| LoadError::Handshake {
+                addr: addr.to_string(),
+                source,
+            })?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn http2_connect(addr: &str) -> Result<http2::SendRequest<Full<Bytes>>, LoadError> {
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .handshake(tcp(addr).await?)
+        .await
+        .map_err(|source| LoadError::Handshake {
+            addr: addr.to_string(),
+            source,
+        })?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// One JSON API call: the status and the whole body.
+async fn json_call(
+    sender: &mut Sender,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Bytes), hyper::Error> {
+    let response = match sender {
+        Sender::H1(s) => {
+            s.ready().await?;
+            s.send_request(request).await?
+        }
+        Sender::H2(s) => {
+            s.ready().await?;
+            s.send_request(request).await?
+        }
+    };
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+async fn json_worker(
+    mut sender: Sender,
+    addr: String,
+    load: Arc<Load>,
+    id: usize,
+    until: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let n = load.requests.len().max(1);
+    let mut next = id.wrapping_mul(7919) % n;
+    let mut checked = false;
+    let (method, path) = match load.rpc {
+        BenchRpc::Score => (http::Method::POST, "/v1/score"),
+        BenchRpc::Health => (http::Method::GET, "/healthz"),
+    };
+    let uri = match sender {
+        Sender::H1(_) => path.to_string(),
+        Sender::H2(_) => format!("http://{addr}{path}"),
+    };
+    while Instant::now() < until {
+        let body = load.requests.get(next).cloned().unwrap_or_default();
+        next = (next + 1) % n;
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(&uri)
+            .header(http::header::HOST, &addr);
+        if load.rpc == BenchRpc::Score {
+            builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(auth) = &load.authorization {
+            builder = builder.header(http::header::AUTHORIZATION, auth.as_bytes());
+        }
+        let request = match builder.body(Full::new(body)) {
+            Ok(r) => r,
+            Err(e) => {
+                tally.error("BAD_REQUEST", format!("the request cannot be built: {e}"));
+                break;
+            }
+        };
+        let start = Instant::now();
+        match json_call(&mut sender, request).await {
+            Ok((status, body)) if status.is_success() => {
+                let elapsed = start.elapsed();
+                if !checked {
+                    checked = true;
+                    if let Err(e) = load.check_json(&body) {
+                        tally.error("BAD_RESPONSE", format!("a response does not parse: {e}"));
+                        continue;
+                    }
+                }
+                tally.ok += 1;
+                tally
+                    .latencies_us
+                    .push(u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX));
+            }
+            Ok((status, body)) => {
+                let code = status.as_u16().to_string();
+                let text = String::from_utf8_lossy(&body);
+                tally.error(
+                    &code,
+                    format!("{code}: {}", text.chars().take(300).collect::<String>()),
+                );
+            }
+            Err(e) => {
+                tally.error("CONNECTION", format!("the call failed: {e}"));
+                // An HTTP/1.1 connection that failed is gone: make another.
+                if let Sender::H1(_) = sender {
+                    match http1_connect(&addr).await {
+                        Ok(s) => sender = Sender::H1(s),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+            }
+        }
+    }
+    tally
+}
+
 /// Runs the load described by `args` against a running server.
 pub async fn bench_grpc(args: LoadSpec) -> Result<BenchReport, LoadError> {
     let zero = |what| Err(LoadError::Zero { what });
@@ -396,27 +625,48 @@ pub async fn bench_grpc(args: LoadSpec) -> Result<BenchReport, LoadError> {
     } else {
         format!("http://{}", args.addr)
     };
-    let endpoint = Endpoint::from_shared(uri.clone())
-        .map_err(|source| LoadError::Address {
-            uri: uri.clone(),
-            source,
-        })?
-        .tcp_nodelay(true)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW);
-    let connections = args.connections.min(args.concurrency);
-    let mut channels = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        channels.push(
-            endpoint
-                .connect()
-                .await
-                .map_err(|source| LoadError::Connect {
-                    uri: uri.clone(),
-                    source,
-                })?,
-        );
-    }
+    let connections = match args.protocol {
+        BenchProtocol::Json => args.concurrency,
+        _ => args.connections.min(args.concurrency),
+    };
+    let target =
+        match args.protocol {
+            BenchProtocol::Grpc => {
+                let endpoint = Endpoint::from_shared(uri.clone())
+                    .map_err(|source| LoadError::Address {
+                        uri: uri.clone(),
+                        source,
+                    })?
+                    .tcp_nodelay(true)
+                    .initial_stream_window_size(STREAM_WINDOW)
+                    .initial_connection_window_size(CONNECTION_WINDOW);
+                let mut channels = Vec::with_capacity(connections);
+                for _ in 0..connections {
+                    channels.push(endpoint.connect().await.map_err(|source| {
+                        LoadError::Connect {
+                            uri: uri.clone(),
+                            source,
+                        }
+                    })?);
+                }
+                Target::Grpc(channels)
+            }
+            BenchProtocol::Json | BenchProtocol::JsonH2 => {
+                let addr = uri
+                    .split_once("://")
+                    .map_or(uri.as_str(), |(_, rest)| rest)
+                    .trim_end_matches('/')
+                    .to_string();
+                let mut h2 = Vec::new();
+                if args.protocol == BenchProtocol::JsonH2 {
+                    for _ in 0..connections {
+                        h2.push(http2_connect(&addr).await?);
+                    }
+                }
+                Target::Json { addr, h2 }
+            }
+        };
+    let json = args.protocol != BenchProtocol::Grpc;
     let (path, requests, batch) = match args.rpc {
         BenchRpc::Score => {
             let n = passages.len();
@@ -431,7 +681,12 @@ pub async fn bench_grpc(args: LoadSpec) -> Result<BenchReport, LoadError> {
                         explain: args.explain,
                         ..Default::default()
                     };
-                    Bytes::from(req.encode_to_vec())
+                    if json {
+                        // pbjson's writer cannot fail on these types.
+                        Bytes::from(serde_json::to_vec(&req).unwrap_or_default())
+                    } else {
+                        Bytes::from(req.encode_to_vec())
+                    }
                 })
                 .collect();
             (
@@ -444,9 +699,14 @@ pub async fn bench_grpc(args: LoadSpec) -> Result<BenchReport, LoadError> {
             let req = HealthCheckRequest {
                 service: String::new(),
             };
+            let body = if json {
+                Bytes::new()
+            } else {
+                Bytes::from(req.encode_to_vec())
+            };
             (
                 PathAndQuery::from_static("/grpc.health.v1.Health/Check"),
-                vec![Bytes::from(req.encode_to_vec())],
+                vec![body],
                 0,
             )
         }
@@ -467,15 +727,16 @@ pub async fn bench_grpc(args: LoadSpec) -> Result<BenchReport, LoadError> {
         authorization,
     });
     if !args.warmup.is_zero() {
-        round(&channels, &load, args.concurrency, args.warmup).await?;
+        round(&target, &load, args.concurrency, args.warmup).await?;
     }
     let start = Instant::now();
-    let mut tally = round(&channels, &load, args.concurrency, args.duration).await?;
+    let mut tally = round(&target, &load, args.concurrency, args.duration).await?;
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);
     tally.latencies_us.sort_unstable();
     let errors = tally.errors.values().sum();
     Ok(BenchReport {
         rpc: args.rpc,
+        protocol: args.protocol,
         addr: args.addr,
         concurrency: args.concurrency,
         connections,

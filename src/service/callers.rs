@@ -24,6 +24,7 @@ use tonic::metadata::MetadataValue;
 use tonic::Status;
 
 use super::error::ServiceError;
+use super::request::Limit;
 
 /// How long a refused caller is told to wait before retrying.
 const RETRY_AFTER_MS: u64 = 200;
@@ -224,10 +225,10 @@ impl Callers {
             match global.clone().try_acquire_owned() {
                 Ok(p) => slots.push(p),
                 Err(_) => {
-                    return Err(shed(format!(
+                    return Err(Limit::MaxConcurrentRequests.refuse(shed(format!(
                         "the server is at its max-concurrent-requests limit of {} calls",
                         self.policy.max_concurrent_requests.unwrap_or(0)
-                    )))
+                    ))))
                 }
             }
         }
@@ -244,9 +245,9 @@ impl Callers {
             match sem.try_acquire_owned() {
                 Ok(p) => slots.push(p),
                 Err(_) => {
-                    return Err(shed(format!(
+                    return Err(Limit::MaxConcurrentPerKey.refuse(shed(format!(
                         "key {name:?} is at its max-concurrent-per-key limit of {limit} calls"
-                    )))
+                    ))))
                 }
             }
         }
@@ -376,6 +377,7 @@ mod tests {
         let e = callers.admit(Some(&a)).unwrap_err();
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
         assert!(e.message().contains("max-concurrent-per-key"), "{e:?}");
+        assert_eq!(Limit::of(&e), Some(Limit::MaxConcurrentPerKey));
         assert_eq!(e.metadata().get("grpc-retry-pushback-ms").unwrap(), "200");
         // Another caller still gets the server's last slot...
         let _s3 = callers.admit(Some(&Caller(Arc::from("b")))).unwrap();

@@ -131,6 +131,9 @@ pub struct ServerConfig {
     pub watch: Option<Duration>,
     /// Serve TLS (rustls) with these PEM files; `None` serves plaintext.
     pub tls: Option<TlsFiles>,
+    /// Origins whose pages may call the API from a browser (CORS; `*`:
+    /// any). Empty: CORS is off.
+    pub cors_origins: Vec<String>,
 }
 
 /// PEM files for TLS: the server's certificate chain and key, and, to
@@ -144,7 +147,7 @@ pub struct TlsFiles {
 
 impl ServerConfig {
     /// One model file (served as `default`), two versions kept, default
-    /// limits, a 10 s drain, a 30 s reload timeout, no watching.
+    /// limits, a 10 s drain, a 30 s reload timeout, no watching, no CORS.
     pub fn new(model_path: impl Into<PathBuf>) -> Self {
         Self {
             models: ModelSource::File(model_path.into()),
@@ -157,6 +160,7 @@ impl ServerConfig {
             drain_timeout: Duration::from_secs(10),
             watch: None,
             tls: None,
+            cors_origins: Vec::new(),
         }
     }
 }

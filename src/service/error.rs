@@ -57,6 +57,10 @@ pub enum ServiceError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "--cors-origin {origin:?} is not a valid origin (e.g. https://news.example.com, or *)"
+    )]
+    CorsOrigin { origin: String },
     #[error("cannot install the {signal} handler: {source}")]
     Signal {
         signal: &'static str,

@@ -5,7 +5,11 @@
 //!
 //! Exposed series:
 //! - `slant_grpc_requests_total{service,method,code,key}`: finished calls
-//!   (`key`: the API key's name, for calls made with one).
+//!   (`key`: the API key's name, for calls made with one). Calls over
+//!   gRPC-Web and the JSON API count as the calls they make (`POST
+//!   /v1/score` is `Score`, `GET /healthz` a health `Check`), with the
+//!   gRPC code of their answer; the page and `/openapi.json` are
+//!   `service="http",method="static"`.
 //! - `slant_grpc_request_duration_seconds{service,method}`: latency
 //!   histogram (for streams: the whole stream).
 //! - `slant_grpc_in_flight`: calls running now.
@@ -32,6 +36,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::catalog::Catalog;
+use super::http::Protocol;
 use super::state::Shared;
 use super::transport::ConnectionStats;
 
@@ -47,10 +52,13 @@ pub(crate) enum Method {
     HealthWatch,
     Reflection,
     ReflectionV1Alpha,
+    /// The page and the OpenAPI document: open to anyone, even with
+    /// `--protect-all`.
+    Static,
     Other,
 }
 
-const METHODS: [Method; 10] = [
+const METHODS: [Method; 11] = [
     Method::Score,
     Method::ScoreStream,
     Method::ScoreArticle,
@@ -60,6 +68,7 @@ const METHODS: [Method; 10] = [
     Method::HealthWatch,
     Method::Reflection,
     Method::ReflectionV1Alpha,
+    Method::Static,
     Method::Other,
 ];
 
@@ -81,6 +90,25 @@ impl Method {
         }
     }
 
+    /// The method a request calls: by its gRPC path, or for the HTTP
+    /// routes by the call they make (`POST /v1/score` is Score, `GET
+    /// /healthz` a health check), so metrics, keys and limits count them
+    /// alike.
+    pub(crate) fn of_request(protocol: Protocol, path: &str) -> Self {
+        match protocol {
+            Protocol::Http => match path {
+                "/v1/score" => Self::Score,
+                "/v1/score-article" => Self::ScoreArticle,
+                "/v1/model" => Self::GetModelInfo,
+                "/v1/models" => Self::ListModels,
+                "/healthz" => Self::HealthCheck,
+                "/" | "/openapi.json" => Self::Static,
+                _ => Self::Other,
+            },
+            Protocol::Grpc | Protocol::GrpcWeb { .. } => Self::from_path(path),
+        }
+    }
+
     /// (service, method) labels.
     pub(crate) fn labels(self) -> (&'static str, &'static str) {
         match self {
@@ -99,6 +127,7 @@ impl Method {
                 "grpc.reflection.v1alpha.ServerReflection",
                 "ServerReflectionInfo",
             ),
+            Self::Static => ("http", "static"),
             Self::Other => ("other", "other"),
         }
     }
@@ -405,23 +434,30 @@ fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
-/// `GET /metrics` (and HEAD); other paths are 404, other methods 405.
+/// The metrics page, as `GET /metrics` answers it (on the API port and on
+/// `--metrics-addr`).
+pub(crate) fn metrics_page(shared: &Shared) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /metrics` (and HEAD) for the separate metrics listener; other
+/// paths are 404, other methods 405.
 pub(crate) fn metrics_router(shared: Arc<Shared>) -> axum::Router {
-    use axum::http::{header, StatusCode};
+    use axum::http::StatusCode;
     use axum::routing::get;
     axum::Router::new()
         .route(
             "/metrics",
-            get(move || {
-                let page = shared.metrics.render();
-                std::future::ready((
-                    [(
-                        header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    page,
-                ))
-            }),
+            get(move || std::future::ready(metrics_page(&shared))),
         )
         .fallback(|| std::future::ready((StatusCode::NOT_FOUND, "not found; try /metrics\n")))
 }
@@ -434,11 +470,22 @@ mod tests {
     fn methods_round_trip() {
         for m in METHODS {
             let (service, name) = m.labels();
-            if m != Method::Other {
+            if m != Method::Other && m != Method::Static {
                 assert_eq!(Method::from_path(&format!("/{service}/{name}")), m);
             }
         }
         assert_eq!(Method::from_path("/x.Y/Z"), Method::Other);
+        // Every Scorer route of the JSON API is the Scorer call it makes.
+        for route in super::super::http::ROUTES {
+            let m = Method::of_request(Protocol::Http, route.path);
+            assert_eq!(m.is_scorer(), route.scorer, "{}", route.path);
+            assert_eq!(
+                m == Method::Other,
+                route.path == "/metrics",
+                "{}: only /metrics is counted as other",
+                route.path
+            );
+        }
     }
 
     #[test]

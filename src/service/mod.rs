@@ -1,4 +1,5 @@
-//! Service: the `slant.v1` gRPC server, as a library. The command line
+//! Service: the `slant.v1` server (gRPC, gRPC-Web and JSON over HTTP on
+//! one port), as a library. The command line
 //! (`cli`) builds a [`ServerConfig`] from flags, binds, handles signals
 //! and calls [`Server::run`], which is also what the tests call on
 //! `127.0.0.1:0`.
@@ -18,6 +19,10 @@
 //! - `state`: the shared state, the swappable catalog, hot reload,
 //!   `--watch`, health.
 //! - `health`: `grpc.health.v1.Health` for "" and "slant.v1.Scorer".
+//! - `http`: the JSON API, gRPC-Web, `/healthz`, `/metrics` and the page
+//!   on the API port; the HTTP status of each refusal.
+//! - `openapi`: the OpenAPI 3 document of the HTTP routes, its schemas
+//!   made from the proto's descriptor set.
 //! - `observe`: the gate every call passes: drain refusal, keys and
 //!   concurrency slots, deadlines, status mapping, metrics, access lines.
 //! - `callers`: API keys and concurrency limits.
@@ -32,8 +37,10 @@ mod catalog;
 mod config;
 mod error;
 mod health;
+mod http;
 mod metrics;
 mod observe;
+mod openapi;
 pub mod request;
 mod scorer;
 mod server;

@@ -1,9 +1,14 @@
 //! The gate every call on the API port passes, as a layer around the whole
-//! router. It:
+//! router, whatever its protocol (gRPC, gRPC-Web, the JSON API and the
+//! other HTTP routes; see `http`). Its refusals answer in the caller's
+//! protocol: a JSON error for HTTP, trailers-only for gRPC and gRPC-Web.
+//! It:
 //! - refuses new calls while the server drains (health still answers);
 //! - checks the caller's API key and takes its concurrency slots (see
-//!   `callers`), refusing at once when there are none;
-//! - sets the call's deadline from `grpc-timeout`, counted from arrival,
+//!   `callers`), refusing at once when there are none (the page and the
+//!   OpenAPI document are open to all);
+//! - sets the call's deadline from `grpc-timeout` (JSON calls too),
+//!   counted from arrival,
 //!   and answers DEADLINE_EXCEEDED when it passes, whatever the call was
 //!   doing; cancels a call whose request data stops arriving for the
 //!   receive timeout;
@@ -39,6 +44,7 @@ use tower::Service;
 
 use super::access::{timestamp, CallFacts, Line};
 use super::callers::Slots;
+use super::http::{refusal, Protocol};
 use super::metrics::{code_name, Method};
 use super::request::{caller_status, parse_grpc_timeout};
 use super::state::Shared;
@@ -123,26 +129,6 @@ impl Drop for Call {
     }
 }
 
-/// How a call came: gRPC, gRPC-Web or plain HTTP.
-fn protocol(req: &Request<Body>) -> &'static str {
-    let ct = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if ct.starts_with("application/grpc-web") {
-        "grpc-web"
-    } else if ct.starts_with("application/grpc") {
-        "grpc"
-    } else {
-        "http"
-    }
-}
-
-fn status_response(status: Status) -> Response<Body> {
-    status.into_http::<Body>()
-}
-
 impl<S> Service<Request<Body>> for Gate<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
@@ -161,8 +147,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let method = Method::from_path(req.uri().path());
-        let protocol = protocol(&req);
+        let protocol = Protocol::of(req.headers());
+        let method = Method::of_request(protocol, req.uri().path());
         let timeout = req
             .headers()
             .get("grpc-timeout")
@@ -184,6 +170,8 @@ where
         }
         let refused = if shared.draining() && !method.is_health() {
             Err(Status::unavailable("the server is shutting down"))
+        } else if method == Method::Static {
+            Ok((None, Slots::default()))
         } else {
             shared
                 .callers
@@ -220,6 +208,11 @@ where
             });
         }
         let logging = shared.access.enabled();
+        let trailer_status = (logging && matches!(protocol, Protocol::GrpcWeb { .. })).then(|| {
+            let cell = TrailerStatus(Arc::new(std::sync::atomic::AtomicI32::new(-1)));
+            req.extensions_mut().insert(cell.clone());
+            cell
+        });
         let request_bytes = Arc::new(AtomicU64::new(0));
         if logging {
             let counter = request_bytes.clone();
@@ -234,7 +227,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let response = match early {
-                Some(status) => status_response(status),
+                Some(status) => refusal(status, protocol),
                 None => {
                     let answer = inner.call(req);
                     let answered = match deadline {
@@ -247,21 +240,26 @@ where
                         // Whatever the call was doing (reading its message,
                         // waiting for a thread, scoring) stops with its
                         // future.
-                        Err(_) => status_response(Status::deadline_exceeded(format!(
-                            "the call's deadline of {:?} passed",
-                            timeout.unwrap_or_default()
-                        ))),
+                        Err(_) => refusal(
+                            Status::deadline_exceeded(format!(
+                                "the call's deadline of {:?} passed",
+                                timeout.unwrap_or_default()
+                            )),
+                            protocol,
+                        ),
                     }
                 }
             };
             let limit = shared.limits.max_message_bytes;
             let mut response = match response.extensions().get::<Status>() {
                 // However tonic reported the body that stopped coming.
-                Some(_) if starved.happened() => status_response(starved_status(receive_timeout)),
-                Some(s) => match caller_status(s, limit) {
-                    Some(status) => status_response(status),
+                Some(_) if starved.happened() => refusal(starved_status(receive_timeout), protocol),
+                // What tonic says of a request message (gRPC, gRPC-Web).
+                Some(s) if protocol != Protocol::Http => match caller_status(s, limit) {
+                    Some(status) => refusal(status, protocol),
                     None => response,
                 },
+                Some(_) => response,
                 None => response,
             };
             let head_code = response.extensions().get::<Status>().map(Status::code);
@@ -279,7 +277,7 @@ where
             let log = logging.then(|| Log {
                 shared: shared.clone(),
                 method,
-                protocol,
+                protocol: protocol.name(),
                 key: caller.map(|c| c.0),
                 peer: peer.map(|p| p.to_string()),
                 facts: facts.unwrap_or_default(),
@@ -289,6 +287,7 @@ where
                 response_bytes: 0,
                 http_status: response.status().as_u16(),
                 grpc_status: head_code.or_else(|| grpc_status(response.headers())),
+                trailer_status,
                 written: false,
             });
             Ok(response.map(|b| {
@@ -302,8 +301,28 @@ where
     }
 }
 
+/// Where a gRPC-Web call's final status is noted: tonic-web turns the
+/// gRPC trailers into a frame of the body, which the gate's [`Tail`] sees
+/// only as data, so a spy under tonic-web (`http::Dispatch`) notes the
+/// `grpc-status` of the trailers here, for the access line. -1: none yet.
+#[derive(Debug, Clone)]
+pub(crate) struct TrailerStatus(pub Arc<std::sync::atomic::AtomicI32>);
+
+impl TrailerStatus {
+    pub(crate) fn note(&self, trailers: &http::HeaderMap) {
+        if let Some(code) = grpc_status(trailers) {
+            self.0.store(code as i32, Relaxed);
+        }
+    }
+
+    fn get(&self) -> Option<Code> {
+        let code = self.0.load(Relaxed);
+        (code >= 0).then(|| Code::from_i32(code))
+    }
+}
+
 /// The gRPC status in `grpc-status` headers or trailers.
-fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
+pub(crate) fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
     headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
@@ -431,6 +450,8 @@ struct Log {
     response_bytes: u64,
     http_status: u16,
     grpc_status: Option<Code>,
+    /// gRPC-Web: the status its trailers gave (see [`TrailerStatus`]).
+    trailer_status: Option<TrailerStatus>,
     written: bool,
 }
 
@@ -439,9 +460,11 @@ impl Log {
         if std::mem::replace(&mut self.written, true) {
             return;
         }
-        let status = match (self.protocol, self.grpc_status) {
+        let noted = self.trailer_status.as_ref().and_then(TrailerStatus::get);
+        let status = match (self.protocol, self.grpc_status.or(noted)) {
+            // HTTP calls log their HTTP status.
+            ("http", _) => self.http_status.to_string(),
             (_, Some(code)) => code_name(code).to_string(),
-            ("http", None) => self.http_status.to_string(),
             // A gRPC response that ended without a status was cut off.
             (_, None) if ended => "UNKNOWN".to_string(),
             (_, None) => "CANCELLED".to_string(),
@@ -517,5 +540,60 @@ impl http_body::Body for Tail {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{ModelSource, ServerConfig};
+
+    /// While the server drains, the gate refuses every call but health in
+    /// the caller's protocol: JSON 503, or UNAVAILABLE in gRPC and gRPC-Web.
+    #[tokio::test]
+    async fn draining_refusals_are_in_the_callers_protocol() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ServerConfig::new(dir.path());
+        config.models = ModelSource::Dir(dir.path().to_path_buf());
+        let shared = Arc::new(Shared::load(&config).await.unwrap());
+        shared.start_draining();
+        let inner = tower::service_fn(|_req: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::from("served")))
+        });
+        let mut gate = tower::Layer::layer(&GateLayer(shared), inner);
+        let call = |path: &str, ct: Option<&str>| {
+            let mut req = Request::builder().method("POST").uri(path);
+            if let Some(ct) = ct {
+                req = req.header("content-type", ct);
+            }
+            req.body(Body::empty()).unwrap()
+        };
+        let json = gate.call(call("/v1/score", None)).await.unwrap();
+        assert_eq!(json.status(), 503);
+        assert_eq!(json.headers()["content-type"], "application/json");
+        let body = axum::body::to_bytes(json.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "UNAVAILABLE");
+        assert!(body["message"].as_str().unwrap().contains("shutting down"));
+        let grpc = gate
+            .call(call("/slant.v1.Scorer/Score", Some("application/grpc")))
+            .await
+            .unwrap();
+        assert_eq!(grpc.headers()["grpc-status"], "14");
+        assert_eq!(grpc.headers()["content-type"], "application/grpc");
+        let web = gate
+            .call(call(
+                "/slant.v1.Scorer/Score",
+                Some("application/grpc-web+proto"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(web.headers()["grpc-status"], "14");
+        assert_eq!(web.headers()["content-type"], "application/grpc-web+proto");
+        // Health still answers (here: the inner service).
+        let health = gate.call(call("/healthz", None)).await.unwrap();
+        assert_eq!(health.status(), 200);
     }
 }

@@ -2,14 +2,18 @@
 //! server's [`Limits`]: passages and bytes, heads (known, each at most
 //! once), `explain`, and passages × heads × explain (`max-contributions`).
 //! Each refusal is a gRPC status naming what was wrong and, for a limit,
-//! its flag. Also: reading `grpc-timeout`, and the statuses a caller
-//! should see for what tonic reports about a request message.
+//! its flag; a limit's refusal also carries which [`Limit`] it was (the
+//! `slant-limit` metadata), so that the JSON API answers it with the HTTP
+//! status of the same meaning without reading messages. Also: reading
+//! `grpc-timeout`, and the statuses a caller should see for what tonic
+//! reports about a request message.
 //!
 //! Public so that the request fuzz target runs the very checks the server
 //! runs.
 
 use std::time::Duration;
 
+use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use super::config::Limits;
@@ -38,11 +42,11 @@ pub fn check_score(model: &Model, limits: &Limits, req: &ScoreRequest) -> Result
         ));
     }
     if req.passages.len() > limits.max_batch {
-        return Err(Status::resource_exhausted(format!(
+        return Err(Limit::MaxBatch.refuse(Status::resource_exhausted(format!(
             "{} passages is over the max-batch limit of {} passages per request",
             req.passages.len(),
             limits.max_batch
-        )));
+        ))));
     }
     let heads = resolve_heads(model, &req.heads)?;
     let explain = check_explain(req.explain, limits.max_explain)?;
@@ -59,11 +63,13 @@ pub fn check_score(model: &Model, limits: &Limits, req: &ScoreRequest) -> Result
         .enumerate()
         .find(|(_, p)| p.len() > limits.max_passage_bytes)
     {
-        return Err(Status::invalid_argument(format!(
-            "passage {i} is {} bytes, over the max-passage-bytes limit of {} bytes",
-            p.len(),
-            limits.max_passage_bytes
-        )));
+        return Err(
+            Limit::MaxPassageBytes.refuse(Status::invalid_argument(format!(
+                "passage {i} is {} bytes, over the max-passage-bytes limit of {} bytes",
+                p.len(),
+                limits.max_passage_bytes
+            ))),
+        );
     }
     Ok(Checked {
         heads,
@@ -84,17 +90,19 @@ pub fn check_article(
     let thresholds = check_thresholds(model, &req.thresholds)?;
     let size = req.text.len() + req.title.len();
     if size > limits.max_article_bytes {
-        return Err(Status::invalid_argument(format!(
+        return Err(Limit::MaxArticleBytes.refuse(Status::invalid_argument(format!(
             "the article is {size} bytes (text and title), over the max-article-bytes limit of {} bytes",
             limits.max_article_bytes
-        )));
+        ))));
     }
     if req.title.len() > limits.max_passage_bytes {
-        return Err(Status::invalid_argument(format!(
-            "the title is {} bytes, over the max-passage-bytes limit of {} bytes",
-            req.title.len(),
-            limits.max_passage_bytes
-        )));
+        return Err(
+            Limit::MaxPassageBytes.refuse(Status::invalid_argument(format!(
+                "the title is {} bytes, over the max-passage-bytes limit of {} bytes",
+                req.title.len(),
+                limits.max_passage_bytes
+            ))),
+        );
     }
     Ok(Checked {
         heads,
@@ -163,9 +171,9 @@ fn check_thresholds(
 
 fn check_explain(explain: u32, max: u32) -> Result<usize, Status> {
     if explain > max {
-        return Err(Status::invalid_argument(format!(
+        return Err(Limit::MaxExplain.refuse(Status::invalid_argument(format!(
             "explain = {explain} is over the max-explain limit of {max} contributions per head"
-        )));
+        ))));
     }
     Ok(explain as usize)
 }
@@ -179,11 +187,96 @@ pub fn check_contributions(
 ) -> Result<(), Status> {
     let asked = passages.saturating_mul(heads).saturating_mul(explain);
     if asked > max {
-        return Err(Status::resource_exhausted(format!(
-            "{passages} passages × {heads} heads × explain {explain} = {asked} contributions is over the max-contributions limit of {max} per request"
-        )));
+        return Err(
+            Limit::MaxContributions.refuse(Status::resource_exhausted(format!(
+                "{passages} passages × {heads} heads × explain {explain} = {asked} contributions is over the max-contributions limit of {max} per request"
+            ))),
+        );
     }
     Ok(())
+}
+
+/// The limits a request can pass, each named by its flag. A refusal by a
+/// limit carries it in the status's `slant-limit` metadata (sent to gRPC
+/// callers as a trailer too), so that each protocol answers with its own
+/// status of the same meaning: over RESOURCE_EXHAUSTED, a *size* (the
+/// request or its answer is too big: HTTP 413) is told apart from *shed
+/// load* (the server is busy: HTTP 429, retry later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    MaxBatch,
+    MaxPassageBytes,
+    MaxArticleBytes,
+    MaxMessageBytes,
+    MaxExplain,
+    MaxContributions,
+    MaxResponseBytes,
+    MaxBufferedBytes,
+    MaxBufferedBytesPerConnection,
+    MaxConcurrentRequests,
+    MaxConcurrentPerKey,
+}
+
+/// The metadata key that names the limit behind a refusal.
+pub const LIMIT_METADATA: &str = "slant-limit";
+
+impl Limit {
+    pub const ALL: [Limit; 11] = [
+        Limit::MaxBatch,
+        Limit::MaxPassageBytes,
+        Limit::MaxArticleBytes,
+        Limit::MaxMessageBytes,
+        Limit::MaxExplain,
+        Limit::MaxContributions,
+        Limit::MaxResponseBytes,
+        Limit::MaxBufferedBytes,
+        Limit::MaxBufferedBytesPerConnection,
+        Limit::MaxConcurrentRequests,
+        Limit::MaxConcurrentPerKey,
+    ];
+
+    /// The flag that sets it, without the dashes in front.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Limit::MaxBatch => "max-batch",
+            Limit::MaxPassageBytes => "max-passage-bytes",
+            Limit::MaxArticleBytes => "max-article-bytes",
+            Limit::MaxMessageBytes => "max-message-bytes",
+            Limit::MaxExplain => "max-explain",
+            Limit::MaxContributions => "max-contributions",
+            Limit::MaxResponseBytes => "max-response-bytes",
+            Limit::MaxBufferedBytes => "max-buffered-bytes",
+            Limit::MaxBufferedBytesPerConnection => "max-buffered-bytes-per-connection",
+            Limit::MaxConcurrentRequests => "max-concurrent-requests",
+            Limit::MaxConcurrentPerKey => "max-concurrent-per-key",
+        }
+    }
+
+    /// Whether it sheds load (the same request may pass later) rather
+    /// than refusing a request or answer too big to ever pass.
+    pub fn sheds_load(self) -> bool {
+        matches!(
+            self,
+            Limit::MaxBufferedBytes
+                | Limit::MaxBufferedBytesPerConnection
+                | Limit::MaxConcurrentRequests
+                | Limit::MaxConcurrentPerKey
+        )
+    }
+
+    /// `status`, marked as this limit's refusal.
+    pub fn refuse(self, mut status: Status) -> Status {
+        status
+            .metadata_mut()
+            .insert(LIMIT_METADATA, MetadataValue::from_static(self.flag()));
+        status
+    }
+
+    /// The limit that refused with `status`, if one did.
+    pub fn of(status: &Status) -> Option<Limit> {
+        let flag = status.metadata().get(LIMIT_METADATA)?.to_str().ok()?;
+        Limit::ALL.into_iter().find(|l| l.flag() == flag)
+    }
 }
 
 /// Parses a `grpc-timeout` value: up to 8 digits and a unit (H M S m u n).
@@ -216,9 +309,9 @@ pub(crate) fn caller_status(status: &Status, limit: usize) -> Option<Status> {
     let message = status.message();
     match status.code() {
         Code::OutOfRange if message.contains("decoded message length too large") => {
-            Some(Status::resource_exhausted(format!(
+            Some(Limit::MaxMessageBytes.refuse(Status::resource_exhausted(format!(
                 "the request message is over the max-message-bytes limit of {limit} bytes ({message})"
-            )))
+            ))))
         }
         Code::Internal if message.starts_with(DECODE_ERROR) => Some(Status::invalid_argument(
             format!("the request message is not a valid protobuf message: {message}"),
@@ -370,6 +463,23 @@ mod tests {
         assert_eq!(code(req(&["much too long"], &[], 0)), Code::InvalidArgument);
         let e = check_contributions(1024, 4, 64, 16_384).unwrap_err();
         assert!(e.message().contains("max-contributions"), "{e:?}");
+        // Each limit's refusal says which limit it was.
+        let limit = |r: ScoreRequest| Limit::of(&check_score(&model, &limits, &r).unwrap_err());
+        assert_eq!(limit(req(&["x"; 5], &[], 0)), Some(Limit::MaxBatch));
+        assert_eq!(
+            limit(req(&["x", "y"], &[], 5)),
+            Some(Limit::MaxContributions)
+        );
+        assert_eq!(limit(req(&["x"], &[], 9)), Some(Limit::MaxExplain));
+        assert_eq!(
+            limit(req(&["much too long"], &[], 0)),
+            Some(Limit::MaxPassageBytes)
+        );
+        assert_eq!(limit(req(&["x"], &["c"], 0)), None);
+        assert_eq!(Limit::of(&e), Some(Limit::MaxContributions));
+        for l in Limit::ALL {
+            assert_eq!(Limit::of(&l.refuse(Status::internal("x"))), Some(l));
+        }
         assert!(check_contributions(usize::MAX, usize::MAX, 64, 16_384).is_err());
         assert!(check_contributions(1024, 4, 4, 16_384).is_ok());
     }

@@ -35,6 +35,7 @@ use super::metrics::Method;
 use super::observe::{starved_status, Deadline, Starved};
 use super::request::{
     caller_status, check_article, check_contributions, check_score, parse_grpc_timeout, Checked,
+    Limit,
 };
 use super::state::{rfc3339, Shared};
 use crate::model::Workspace;
@@ -318,22 +319,22 @@ fn reserve(
     let bytes = message.encoded_len();
     let limits = &shared.limits;
     if bytes > limits.max_response_bytes {
-        return Err(Status::resource_exhausted(format!(
+        return Err(Limit::MaxResponseBytes.refuse(Status::resource_exhausted(format!(
             "the response would be {bytes} bytes, over the max-response-bytes limit of {} bytes; ask for fewer passages, heads or contributions",
             limits.max_response_bytes
-        )));
+        ))));
     }
     budget::reserve(&shared.budget, connection, bytes).map_err(|refused| match refused {
-        Refused::Server => Status::resource_exhausted(format!(
+        Refused::Server => Limit::MaxBufferedBytes.refuse(Status::resource_exhausted(format!(
             "the server holds {} bytes of responses its clients have not read yet; a {bytes}-byte response would pass the max-buffered-bytes limit of {} bytes; retry later",
             shared.budget.used(),
             shared.budget.max()
-        )),
-        Refused::Connection => Status::resource_exhausted(format!(
+        ))),
+        Refused::Connection => Limit::MaxBufferedBytesPerConnection.refuse(Status::resource_exhausted(format!(
             "this connection holds {} bytes of responses it has not read yet; a {bytes}-byte response would pass the max-buffered-bytes-per-connection limit of {} bytes; read the responses first",
             connection.map_or(0, |c| c.used()),
             connection.map_or(0, |c| c.max())
-        )),
+        ))),
     })
 }
 

@@ -1,6 +1,8 @@
 //! The server: builds the gRPC services (Scorer, health, reflection v1 and
-//! v1alpha), serves them on a listener until a shutdown future resolves,
-//! then drains.
+//! v1alpha) and, on the same port, gRPC-Web and the HTTP routes (the JSON
+//! API, `/healthz`, `/metrics`, `/openapi.json` and the page; see `http`),
+//! serves them on a listener until a shutdown future resolves, then
+//! drains.
 //!
 //! Shutdown: the drain flag is set (new Scorer and reflection calls get
 //! UNAVAILABLE), health turns NOT_SERVING for "" and "slant.v1.Scorer",
@@ -17,6 +19,7 @@ use tokio::sync::watch;
 use super::config::{ConnectionLimits, ServerConfig};
 use super::error::ServiceError;
 use super::health::health_service;
+use super::http;
 use super::metrics::metrics_router;
 use super::observe::GateLayer;
 use super::scorer::ScorerService;
@@ -96,13 +99,19 @@ impl Server {
         .max_decoding_message_size(limits.max_message_bytes)
         // A backstop: handlers refuse bigger responses with a clear status.
         .max_encoding_message_size(limits.max_response_bytes.saturating_add(1024));
-        let api = tonic::service::Routes::new(scorer)
+        let grpc = tonic::service::Routes::new(scorer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .prepare()
-            .into_axum_router()
-            .layer(GateLayer(shared.clone()));
+            .into_axum_router();
+        // gRPC, gRPC-Web and the HTTP routes, all behind the one gate;
+        // CORS (when asked for) answers preflights before it.
+        let mut api = http::app(shared.clone(), grpc).layer(GateLayer(shared.clone()));
+        if let Some(cors) = http::cors(&config.cors_origins)? {
+            tracing::info!(origins = ?config.cors_origins, "CORS allowed");
+            api = api.layer(cors);
+        }
         let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
         if let Some(tls) = &config.tls {
             tracing::info!(cert = %tls.cert.display(), client_certificates = tls.client_ca.is_some(), "serving TLS");
@@ -140,7 +149,7 @@ impl Server {
                 tracing::info!(model = name, version = l.version, model_id = l.model.id(), path = %l.path.display(), "model loaded");
             }
         }
-        tracing::info!(%addr, source = %shared.source.path().display(), "serving slant.v1.Scorer");
+        tracing::info!(%addr, source = %shared.source.path().display(), "serving slant.v1.Scorer over gRPC, gRPC-Web and JSON (HTTP/1.1 and HTTP/2); the page is at /");
         let transport = Transport::new(config.connections.clone(), tls, shared.connections.clone());
         let serve = transport::serve(listener, api, transport, stop_rx.clone());
         tokio::pin!(serve);
