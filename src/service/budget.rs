@@ -75,18 +75,19 @@ pub(crate) fn reserve(
     connection: Option<&Arc<Budget>>,
     bytes: usize,
 ) -> Result<Held, Refused> {
-    let mut taken = Vec::with_capacity(2);
-    if let Some(c) = connection {
-        taken.push(c.take(bytes).ok_or(Refused::Connection)?);
-    }
-    taken.push(server.take(bytes).ok_or(Refused::Server)?);
-    Ok(Held(Arc::new(taken)))
+    let connection = match connection {
+        Some(c) => Some(c.take(bytes).ok_or(Refused::Connection)?),
+        None => None,
+    };
+    let server = server.take(bytes).ok_or(Refused::Server)?;
+    Ok(Held(Arc::new((server, connection))))
 }
 
-/// Reservations; the bytes return to their budgets when the last clone
-/// goes. (Clone because HTTP extensions must be.)
+/// Reservations (the server's, the connection's); the bytes return to
+/// their budgets when the last clone goes. (Clone because HTTP extensions
+/// must be.)
 #[derive(Debug, Clone)]
-pub(crate) struct Held(#[allow(dead_code)] Arc<Vec<Reservation>>);
+pub(crate) struct Held(#[allow(dead_code)] Arc<(Reservation, Option<Reservation>)>);
 
 #[derive(Debug)]
 struct Reservation {

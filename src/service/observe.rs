@@ -28,6 +28,7 @@
 //! gone, deadline passed) counts as CANCELLED or DEADLINE_EXCEEDED.
 
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -201,7 +202,8 @@ where
             req = req.map(|b| {
                 Body::new(Receiving {
                     inner: b,
-                    idle: tokio::time::sleep(receive_timeout),
+                    last: tokio::time::Instant::now(),
+                    idle: None,
                     timeout: receive_timeout,
                     starved: flag,
                 })
@@ -375,8 +377,11 @@ pin_project_lite::pin_project! {
     struct Receiving {
         #[pin]
         inner: Body,
-        #[pin]
-        idle: tokio::time::Sleep,
+        // When data last came (or the call arrived).
+        last: tokio::time::Instant,
+        // Armed only once the body has to be waited for: most request
+        // bodies are already there when first read, and cost no timer.
+        idle: Option<Pin<Box<tokio::time::Sleep>>>,
         timeout: Duration,
         // Set when the timeout fired, for the gate to report it.
         starved: Arc<AtomicBool>,
@@ -409,20 +414,30 @@ impl http_body::Body for Receiving {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let mut this = self.project();
+        let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let next = tokio::time::Instant::now() + *this.timeout;
-                this.idle.as_mut().reset(next);
+                if frame.is_data() {
+                    *this.last = tokio::time::Instant::now();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Pending => match std::future::Future::poll(this.idle, cx) {
-                Poll::Ready(()) => {
-                    this.starved.store(true, Relaxed);
-                    Poll::Ready(Some(Err(axum::Error::new(starved_status(*this.timeout)))))
+            Poll::Pending => {
+                let due = *this.last + *this.timeout;
+                let idle = this
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                if idle.deadline() != due {
+                    idle.as_mut().reset(due);
                 }
-                Poll::Pending => Poll::Pending,
-            },
+                match idle.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.starved.store(true, Relaxed);
+                        Poll::Ready(Some(Err(axum::Error::new(starved_status(*this.timeout)))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
             other => other,
         }
     }

@@ -29,7 +29,8 @@ pub struct Checked {
     /// Contributions per head.
     pub explain: usize,
     /// The request's decision threshold per model head (`None`: the
-    /// model's own); only two-class heads have one.
+    /// model's own); only two-class heads have one. Empty when the request
+    /// sets none.
     pub thresholds: Vec<Option<f64>>,
 }
 
@@ -146,6 +147,9 @@ fn check_thresholds(
     model: &Model,
     thresholds: &std::collections::HashMap<String, f64>,
 ) -> Result<Vec<Option<f64>>, Status> {
+    if thresholds.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut out = vec![None; model.heads().len()];
     for (name, &t) in thresholds {
         let shown: String = name.chars().take(64).collect();
@@ -431,7 +435,7 @@ mod tests {
             Checked {
                 heads: vec![1],
                 explain: 8,
-                thresholds: vec![None, None],
+                thresholds: vec![],
             }
         );
         let with = |pairs: &[(&str, f64)]| ScoreRequest {

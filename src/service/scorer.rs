@@ -293,17 +293,20 @@ async fn score_texts(
 /// Checks an encoded response against `max-response-bytes` and reserves
 /// its size in the buffered-response budget, which the response holds
 /// until it has been sent (the transport's body keeps it).
-/// `facts` go to the access log.
+/// `facts` go to the access log (worked out only when there is one).
 fn answer<T: prost::Message>(
     shared: &Shared,
     connection: Option<&Arc<Budget>>,
     message: T,
-    facts: CallFacts,
+    facts: impl FnOnce(&T) -> CallFacts,
 ) -> Result<Response<T>, Status> {
     let held = reserve(shared, connection, &message)?;
+    let facts = shared.access.enabled().then(|| facts(&message));
     let mut response = Response::new(message);
     response.extensions_mut().insert(held);
-    response.extensions_mut().insert(facts);
+    if let Some(facts) = facts {
+        response.extensions_mut().insert(facts);
+    }
     Ok(response)
 }
 
@@ -485,12 +488,11 @@ impl Scorer for ScorerService {
         let req = request.into_inner();
         let loaded = self.shared.resolve(&req.model, &req.model_version)?;
         let response = score_request(&self.shared, loaded, req, deadline).await?;
-        let facts = CallFacts {
-            model: response.model.clone(),
-            version: response.model_version.clone(),
-            passages: response.results.len(),
-        };
-        answer(&self.shared, connection.as_ref(), response, facts)
+        answer(&self.shared, connection.as_ref(), response, |r| CallFacts {
+            model: r.model.clone(),
+            version: r.model_version.clone(),
+            passages: r.results.len(),
+        })
     }
 
     type ScoreStreamStream = HeldStream;
@@ -659,10 +661,10 @@ impl Scorer for ScorerService {
             );
         }
         let summary = summarize(&job, &passages);
-        let facts = CallFacts {
-            model: job.loaded.name.clone(),
-            version: job.loaded.version.to_string(),
-            passages: passages.len(),
+        let facts = |r: &proto::ArticleResponse| CallFacts {
+            model: r.model.clone(),
+            version: r.model_version.clone(),
+            passages: r.passages.len(),
         };
         answer(
             &self.shared,
