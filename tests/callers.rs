@@ -146,6 +146,35 @@ async fn api_keys_are_required_and_reloaded() {
     assert_eq!(score_code(&mut client, Some("k-stats")).await, Code::Ok);
     server.stop().await;
 
+    // With --watch, a changed key file is picked up without a signal (a
+    // Kubernetes Secret is updated in place).
+    let server = start(|c, dir| {
+        let keys = dir.join("keys.txt");
+        std::fs::write(&keys, format!("newsroom:{}\n", sha("k-news"))).unwrap();
+        c.callers.api_keys = Some(keys);
+        c.watch = Some(Duration::from_millis(50));
+    })
+    .await;
+    let mut client = ScorerClient::new(server.channel().await);
+    assert_eq!(score_code(&mut client, Some("k-news")).await, Code::Ok);
+    let tmp = server.dir.path().join("keys.tmp");
+    std::fs::write(&tmp, format!("ops:{}\n", sha("k-ops"))).unwrap();
+    std::fs::rename(&tmp, server.dir.path().join("keys.txt")).unwrap();
+    let mut picked_up = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if score_code(&mut client, Some("k-ops")).await == Code::Ok {
+            picked_up = true;
+            break;
+        }
+    }
+    assert!(picked_up, "--watch did not pick up the new key file");
+    assert_eq!(
+        score_code(&mut client, Some("k-news")).await,
+        Code::Unauthenticated
+    );
+    server.stop().await;
+
     let server = start(|c, dir| {
         let keys = dir.join("keys.txt");
         std::fs::write(&keys, format!("ops:{}\n", sha("k-ops"))).unwrap();

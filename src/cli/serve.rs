@@ -142,8 +142,9 @@ pub struct ServeArgs {
     /// the server exits anyway (e.g. 10s, 500ms).
     #[arg(long, env = "SLANT_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
-    /// Reload when a model file changes, comes or goes (checked every
-    /// second), as well as on SIGHUP.
+    /// Reload when a model file changes, comes or goes, and the API keys
+    /// when their file changes (checked every second), as well as on
+    /// SIGHUP.
     #[arg(long, env = "SLANT_WATCH")]
     pub watch: bool,
     /// TLS certificate chain (PEM); with --tls-key, serves TLS instead of plaintext.

@@ -173,6 +173,17 @@ impl Callers {
         }
     }
 
+    /// What identifies the key file's current version (length,
+    /// modification time, inode), if there is one.
+    pub(crate) fn key_file_stamp(&self) -> Option<(u64, Option<std::time::SystemTime>, u64)> {
+        let meta = std::fs::metadata(self.policy.api_keys.as_ref()?).ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Some((meta.len(), meta.modified().ok(), inode))
+    }
+
     /// Reads the key file again (SIGHUP). A file that does not parse is
     /// refused and the keys already loaded stay.
     pub(crate) fn reload(&self) -> Result<Option<usize>, ServiceError> {

@@ -261,7 +261,7 @@ impl ReloadHandle {
 
 /// Polls the model source every `interval` and reloads when a file's
 /// length, modification time or inode changes (or a file comes or goes),
-/// until `stop` turns true.
+/// and the API key file when it changes, until `stop` turns true.
 pub(crate) async fn watch_source(
     shared: Arc<Shared>,
     interval: Duration,
@@ -270,10 +270,21 @@ pub(crate) async fn watch_source(
     // Compare with the files as they were when the serving models were
     // read, so a change made since then is not missed.
     let mut last = Some(catalog_stamp(&shared.catalog()));
+    let mut last_keys = shared.callers.key_file_stamp();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = stopped(&mut stop) => break,
+        }
+        // The API key file (a Kubernetes Secret is updated in place).
+        let keys = shared.callers.key_file_stamp();
+        if keys != last_keys {
+            last_keys = keys;
+            match shared.callers.reload() {
+                Ok(Some(n)) => tracing::info!(keys = n, "the API key file changed; keys reloaded"),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "API keys refused; the loaded keys stay"),
+            }
         }
         let mut now = source_stamp(&shared.source).await;
         if let Some(v) = now.as_mut() {
