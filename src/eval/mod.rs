@@ -325,6 +325,7 @@ mod tests {
             ]
             .into(),
             skip_invalid: false,
+            skip_labels: vec![],
         };
         let slices = vec!["source".to_string(), "outlet".to_string()];
         let r = evaluate_set(&model, &set, &slices, false).unwrap();

@@ -378,6 +378,7 @@ mod tests {
             let k = if labels.len() == 2 { 1 } else { labels.len() };
             crate::model::HeadData {
                 name: name.into(),
+                scope: crate::model::Scope::Passage,
                 labels: labels.iter().map(|s| s.to_string()).collect(),
                 threshold,
                 weights: vec![0.0; n * k],
