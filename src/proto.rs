@@ -40,17 +40,16 @@ pub fn head_score(
     })
 }
 
-/// A feature's contribution, its feature index turned into its term, with
-/// its first `max_spans` spans.
-pub fn contribution(model: &Model, c: &model::Contribution, max_spans: usize) -> Contribution {
+/// A contribution with its text (a raw feature's term, or for a word the
+/// passage's text at its span) and its first `max_spans` spans.
+pub fn contribution(
+    model: &Model,
+    passage: &str,
+    c: &model::Contribution,
+    max_spans: usize,
+) -> Contribution {
     Contribution {
-        feature: model
-            .featurizer()
-            .vocabulary()
-            .terms
-            .get(c.feature as usize)
-            .cloned()
-            .unwrap_or_default(),
+        feature: contribution_text(model, passage, c).to_string(),
         weight: c.weight,
         spans: c
             .spans
@@ -61,9 +60,27 @@ pub fn contribution(model: &Model, c: &model::Contribution, max_spans: usize) ->
     }
 }
 
+/// What a contribution stands for: a raw feature's term, or a word's text
+/// in the passage (empty if its span is not in the passage).
+pub fn contribution_text<'a>(model: &'a Model, passage: &'a str, c: &model::Contribution) -> &'a str {
+    match c.feature {
+        Some(j) => model
+            .featurizer()
+            .vocabulary()
+            .terms
+            .get(j as usize)
+            .map_or("", String::as_str),
+        None => c
+            .spans
+            .first()
+            .and_then(|&(a, b)| passage.get(a as usize..b as usize))
+            .unwrap_or(""),
+    }
+}
+
 /// One passage's scores (from [`Model::score`]) as a [`PassageScore`], in
 /// the order given, decided by the model's own thresholds.
-pub fn passage_score(model: &Model, scores: &[model::HeadScore]) -> PassageScore {
+pub fn passage_score(model: &Model, passage: &str, scores: &[model::HeadScore]) -> PassageScore {
     PassageScore {
         heads: scores
             .iter()
@@ -71,7 +88,7 @@ pub fn passage_score(model: &Model, scores: &[model::HeadScore]) -> PassageScore
                 let contributions = s
                     .contributions
                     .iter()
-                    .map(|c| contribution(model, c, usize::MAX))
+                    .map(|c| contribution(model, passage, c, usize::MAX))
                     .collect();
                 let threshold = model.heads().get(s.head)?.threshold.unwrap_or(0.0);
                 head_score(

@@ -455,6 +455,36 @@ fn score_writes_labels_probabilities_and_spans() {
             let sum: f64 = h.probabilities.iter().map(|p| p.probability).sum();
             assert!((sum - 1.0).abs() < 1e-9);
             assert!(!h.contributions.is_empty() && h.contributions.len() <= 4);
+            // Words: each names the passage's text at its one span.
+            for c in &h.contributions {
+                assert_eq!(c.spans.len(), 1, "{c:?}");
+                let (s, e) = (c.spans[0].start as usize, c.spans[0].end as usize);
+                assert!(s < e && e <= passage.len());
+                assert_eq!(&passage[s..e], c.feature, "span of {}", c.feature);
+            }
+        }
+    }
+    // --raw-features: the model's features, each with its spans.
+    let out = ok(&slant_stdin(
+        &[
+            "score",
+            "--model",
+            m.to_str().unwrap(),
+            "--explain",
+            "4",
+            "--raw-features",
+            "-",
+        ],
+        &input,
+    ));
+    let lines: Vec<ScoreResponse> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (line, passage) in lines.iter().zip(passages) {
+        for name in ["sentiment", "clickbait"] {
+            let h = head(line, name);
+            assert!(!h.contributions.is_empty() && h.contributions.len() <= 4);
             for c in &h.contributions {
                 let feature = c.feature.as_str();
                 for span in &c.spans {

@@ -208,15 +208,17 @@ async fn score_answers_in_order_with_explanations() {
         .map(|p| p.label.as_str())
         .collect();
     assert_eq!(order, ["negative", "neutral", "positive"]);
-    // The strongest push towards "sensational" is the ALL-CAPS word.
+    // The strongest push towards "sensational" is the ALL-CAPS word (its
+    // <caps> marker folded into it), named as written.
     let top = &resp.results[0].heads[1].contributions[0];
-    assert_eq!(top.feature, "<caps>");
+    assert_eq!(top.feature, "SHOCKING");
+    assert_eq!(top.spans.len(), 1);
     let s = &top.spans[0];
     assert_eq!(&passages[0][s.start as usize..s.end as usize], "SHOCKING");
     let good = sentiment
         .contributions
         .iter()
-        .find(|c| c.feature == "good")
+        .find(|c| c.feature == "Good")
         .unwrap();
     assert!(good.weight > 0.0);
     assert_eq!(

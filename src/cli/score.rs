@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 
 use super::{data_error, load};
 use crate::data::{open_passages, DataError, PassageFormat};
-use crate::model::Workspace;
+use crate::model::{Explain, Workspace};
 use crate::proto;
 
 #[derive(clap::Args, Debug)]
@@ -19,9 +19,17 @@ pub struct ScoreArgs {
     /// Heads to run, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub heads: Vec<String>,
-    /// Add the K n-grams that pushed each decision most, with their spans.
+    /// Add the K passage words that push each head most, with their spans
+    /// (two-class heads: toward their positive label, e.g. what reads as
+    /// sensational; others: toward the decided label). Each contribution's
+    /// `feature` is the word as written.
     #[arg(long, default_value_t = 0)]
     pub explain: usize,
+    /// With --explain: the K raw features (n-grams, character n-grams,
+    /// markers such as <caps>) with the largest push on the decided label
+    /// instead of words, for debugging a model.
+    #[arg(long)]
+    pub raw_features: bool,
     /// Input format: plain (one passage a line), jsonl, csv or tsv. By
     /// default from the extension (.txt plain); otherwise, and for standard
     /// input, JSONL when the first line starts with `{`, else plain.
@@ -68,6 +76,11 @@ pub(super) fn run(a: ScoreArgs) -> Result<()> {
         open_passages(&a.input, a.format, &a.text_field).map_err(|e| data_error(e, &flags))?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut ws = Workspace::default();
+    let explain = if a.raw_features {
+        Explain::Features(a.explain)
+    } else {
+        Explain::Words(a.explain)
+    };
     let (mut skipped, mut first_skip) = (0u64, None);
     for item in input {
         let (line, text) = match item {
@@ -80,9 +93,9 @@ pub(super) fn run(a: ScoreArgs) -> Result<()> {
             }
             Err(e) => return Err(data_error(e, &flags)),
         };
-        let scores = model.score(&text, &heads, a.explain, &mut ws);
+        let scores = model.score(&text, &heads, explain, &mut ws);
         let response = proto::ScoreResponse {
-            results: vec![proto::passage_score(&model, &scores)],
+            results: vec![proto::passage_score(&model, &text, &scores)],
             model_id: model.id().to_string(),
             request_id: line.to_string(),
             // A model file, not a server's named model.

@@ -453,16 +453,21 @@ mod tests {
         assert_eq!(id.len(), 16);
         let model = Model::from_data(back, id, Path::new("m")).unwrap();
         let mut ws = Workspace::default();
-        let s = model.score("Good news, SHOCKING news!!", &[], 2, &mut ws);
+        let s = model.score(
+            "Good news, SHOCKING news!!",
+            &[],
+            crate::model::Explain::Features(2),
+            &mut ws,
+        );
         assert_eq!(s.len(), 2);
         assert_eq!(model.heads()[s[0].head].labels[s[0].label], "positive");
         assert!((s[0].probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert_eq!(s[1].label, 1);
         let top = &s[1].contributions[0];
-        assert_eq!(model.featurizer().term(top.feature), "<caps>");
+        assert_eq!(model.featurizer().term(top.feature.unwrap()), "<caps>");
         assert_eq!(top.spans, [(11, 19)]);
         // Head selection keeps the requested order.
-        let s = model.score("bad", &[1, 0], 0, &mut ws);
+        let s = model.score("bad", &[1, 0], crate::model::Explain::None, &mut ws);
         assert_eq!((s[0].head, s[1].head), (1, 0));
         assert!(s[0].contributions.is_empty());
     }

@@ -22,7 +22,7 @@ mod open;
 mod scorer;
 mod table;
 
-pub use explain::{Contribution, HeadScore};
+pub use explain::{Contribution, Explain, HeadScore};
 pub use format::{
     check_heads, Fingerprint, HeadData, HeadsError, Hyperparameter, InvalidModel, ModelData,
     ModelError, CLASS_WEIGHT_BALANCED, CLASS_WEIGHT_PER_SOURCE, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS,

@@ -166,11 +166,14 @@ impl Job {
                 .collect();
             return proto::PassageScore { heads };
         }
-        let scores = model.score(passage, &self.heads, self.explain, ws);
+        // Explanations in the passage's words (the lead adds a request
+        // flag for raw features).
+        let explain = crate::model::Explain::Words(self.explain);
+        let scores = model.score(passage, &self.heads, explain, ws);
         proto::PassageScore {
             heads: scores
                 .into_iter()
-                .filter_map(|s| self.head_score(s))
+                .filter_map(|s| self.head_score(passage, s))
                 .collect(),
         }
     }
@@ -184,21 +187,25 @@ impl Job {
         }
     }
 
-    fn head_score(&self, s: HeadScore) -> Option<proto::HeadScore> {
+    fn head_score(&self, passage: &str, s: HeadScore) -> Option<proto::HeadScore> {
         let model = &self.loaded.model;
         let head = model.heads().get(s.head)?;
         let (label, threshold) = self.decide(s.head, head, s.label, &s.probabilities);
-        // A two-class head's contributions are signed towards the decided
-        // label (the positive label's weight, negated for the other), so
-        // a request threshold that flips the label flips their signs; the
-        // order (by size) stays.
-        let flip = if label == s.label { 1.0 } else { -1.0 };
+        // Contributions signed towards the decided label (raw features) are
+        // re-signed when a request threshold flips the label; the order (by
+        // size) stays. A two-class head's word contributions are signed
+        // towards its positive label whatever was decided: nothing flips.
+        let flip = if s.explained != s.label || label == s.label {
+            1.0
+        } else {
+            -1.0
+        };
         let contributions = s
             .contributions
             .iter()
             .map(|c| proto::Contribution {
                 weight: flip * c.weight,
-                ..proto::contribution(model, c, self.max_spans)
+                ..proto::contribution(model, passage, c, self.max_spans)
             })
             .collect();
         proto::head_score(
