@@ -11,6 +11,7 @@
 
 use super::scorer::Workspace;
 use super::scorer::{Head, Model};
+use std::collections::HashMap;
 
 /// What [`Model::score`] adds to each head's score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,10 +73,10 @@ pub struct Contribution {
 /// phrase's weight (bigrams split over them) without saying anything a
 /// reader could act on. They still count in every score and in the sums.
 const HIDDEN_WORDS: &[&str] = &[
-    "a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "with", "from", "and", "or",
-    "as", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these",
-    "those", "he", "she", "they", "we", "i", "you", "his", "her", "their", "our", "has", "have",
-    "had", "do", "does", "did", "s", "'s", "’s",
+    "a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "with", "from", "and", "or", "as",
+    "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "he",
+    "she", "they", "we", "i", "you", "his", "her", "their", "our", "has", "have", "had", "do",
+    "does", "did", "s", "'s", "’s",
 ];
 
 fn hidden(word: &str) -> bool {
@@ -145,9 +146,7 @@ impl Model {
             let probabilities =
                 ws.probabilities[head.offset..head.offset + head.labels.len()].to_vec();
             let (explained, contributions) = match explain {
-                Explain::None | Explain::Words(0) | Explain::Features(0) => {
-                    (label, Vec::new())
-                }
+                Explain::None | Explain::Words(0) | Explain::Features(0) => (label, Vec::new()),
                 Explain::Features(k) => (label, self.explain(passage, head, label, k, ws)),
                 Explain::Words(k) => {
                     let toward = if head.outputs == 1 { 1 } else { label };
@@ -202,8 +201,9 @@ impl Model {
     /// passage's own words: every feature's contribution folded into the
     /// tokens it comes from. Words pushing toward `label` come first,
     /// largest first; then, if fewer than `k` do, those pushing against it,
-    /// largest first. A word is a token (`!!` and numbers keep their own
-    /// spans); function words ([`HIDDEN_WORDS`]) are left out.
+    /// largest first. A word is a token (`!!` and numbers count as words);
+    /// one written several times is one contribution with every
+    /// occurrence's span. Function words ([`HIDDEN_WORDS`]) are left out.
     fn explain_words(
         &self,
         passage: &str,
@@ -214,25 +214,35 @@ impl Model {
         ws: &Workspace,
     ) -> Vec<Contribution> {
         let by_token = self.word_weights(head, label, shares, ws);
-        let mut words: Vec<((u32, u32), f64)> = crate::features::Featurizer::token_spans(&ws.scan)
-            .zip(&by_token)
-            .filter(|&((_, (a, b)), &w)| {
-                w != 0.0 && !hidden(passage.get(a as usize..b as usize).unwrap_or(""))
-            })
-            .map(|((_, span), &w)| (span, w))
-            .collect();
+        // A word written several times is one contribution with a span per
+        // occurrence, its weight their sum; occurrences pushing the other
+        // way (a negated "good") stay apart, so neither hides the other.
+        let mut words: Vec<(f64, Vec<(u32, u32)>)> = Vec::new();
+        let mut index: HashMap<(&str, bool), usize> = HashMap::new();
+        for ((_, (a, b)), &w) in crate::features::Featurizer::token_spans(&ws.scan).zip(&by_token) {
+            let text = passage.get(a as usize..b as usize).unwrap_or("");
+            if w == 0.0 || hidden(text) {
+                continue;
+            }
+            let i = *index.entry((text, w > 0.0)).or_insert_with(|| {
+                words.push((0.0, Vec::new()));
+                words.len() - 1
+            });
+            words[i].0 += w;
+            words[i].1.push((a, b));
+        }
         words.sort_by(|a, b| {
-            (b.1 > 0.0)
-                .cmp(&(a.1 > 0.0))
-                .then(b.1.abs().total_cmp(&a.1.abs()))
-                .then(a.0.cmp(&b.0))
+            (b.0 > 0.0)
+                .cmp(&(a.0 > 0.0))
+                .then(b.0.abs().total_cmp(&a.0.abs()))
+                .then(a.1.cmp(&b.1))
         });
         words.truncate(k);
         words
             .into_iter()
-            .map(|(span, weight)| Contribution {
+            .map(|(weight, spans)| Contribution {
                 weight,
-                spans: vec![span],
+                spans,
                 feature: None,
             })
             .collect()
@@ -328,7 +338,8 @@ mod tests {
         ] {
             m.classify(passage, &mut ws);
             m.featurizer.transform(passage, &mut ws.scan);
-            m.featurizer.token_shares(passage, &mut ws.scan, &mut shares);
+            m.featurizer
+                .token_shares(passage, &mut ws.scan, &mut shares);
             for head in &m.heads {
                 for label in 0..head.labels.len() {
                     let words: f64 = m.word_weights(head, label, &shares, &ws).iter().sum();

@@ -28,6 +28,8 @@ pub struct Checked {
     pub heads: Vec<usize>,
     /// Contributions per head.
     pub explain: usize,
+    /// Contributions are raw features, not the passage's words.
+    pub raw_features: bool,
     /// The request's decision threshold per model head (`None`: the
     /// model's own); only two-class heads have one. Empty when the request
     /// sets none.
@@ -75,6 +77,7 @@ pub fn check_score(model: &Model, limits: &Limits, req: &ScoreRequest) -> Result
     Ok(Checked {
         heads,
         explain,
+        raw_features: req.raw_features,
         thresholds,
     })
 }
@@ -108,6 +111,7 @@ pub fn check_article(
     Ok(Checked {
         heads,
         explain,
+        raw_features: req.raw_features,
         thresholds,
     })
 }

@@ -39,7 +39,7 @@ use super::request::{
 };
 use super::state::{rfc3339, Shared};
 use crate::model::Workspace;
-use crate::model::{Head, HeadScore};
+use crate::model::{Explain, Head, HeadScore};
 use crate::proto::{self, scorer_server::Scorer};
 use crate::text::split::split_article;
 
@@ -133,6 +133,8 @@ struct Job {
     /// Head indices, in the order the caller asked for.
     heads: Arc<[usize]>,
     explain: usize,
+    /// Contributions are raw features, not the passage's words.
+    raw_features: bool,
     /// Spans listed per contribution (the first ones).
     max_spans: usize,
     /// The request's decision thresholds, by model head (`None`: the
@@ -166,9 +168,11 @@ impl Job {
                 .collect();
             return proto::PassageScore { heads };
         }
-        // Explanations in the passage's words (the lead adds a request
-        // flag for raw features).
-        let explain = crate::model::Explain::Words(self.explain);
+        let explain = if self.raw_features {
+            Explain::Features(self.explain)
+        } else {
+            Explain::Words(self.explain)
+        };
         let scores = model.score(passage, &self.heads, explain, ws);
         proto::PassageScore {
             heads: scores
@@ -178,12 +182,12 @@ impl Job {
         }
     }
 
-    /// The label and the threshold that decided it: the request's
-    /// threshold for head `h` if it set one, else the model's decision.
-    fn decide(&self, h: usize, head: &Head, label: usize, probs: &[f64]) -> (usize, f64) {
-        match (self.thresholds.get(h).copied().flatten(), probs) {
-            (Some(t), [_, positive]) => (usize::from(*positive >= t), t),
-            _ => (label, head.threshold.unwrap_or(0.0)),
+    /// This job for an article's body: without the heads whose scope is
+    /// headlines (they read the title only).
+    fn for_body(&self) -> Self {
+        Self {
+            heads: proto::body_heads(&self.loaded.model, &self.heads).into(),
+            ..self.clone()
         }
     }
 
@@ -191,14 +195,15 @@ impl Job {
         let model = &self.loaded.model;
         let head = model.heads().get(s.head)?;
         let (label, threshold) = self.decide(s.head, head, s.label, &s.probabilities);
-        // Contributions signed towards the decided label (raw features) are
-        // re-signed when a request threshold flips the label; the order (by
-        // size) stays. A two-class head's word contributions are signed
-        // towards its positive label whatever was decided: nothing flips.
-        let flip = if s.explained != s.label || label == s.label {
-            1.0
+        // Raw features of a two-class head are signed towards the decided
+        // label (the positive label's weight, negated for the other), so a
+        // request threshold that flips the label flips their signs and
+        // the label they explain; the order (by size) stays. Words are
+        // signed towards the positive label whatever is decided.
+        let (flip, explained) = if self.raw_features && label != s.label {
+            (-1.0, label)
         } else {
-            -1.0
+            (1.0, s.explained)
         };
         let contributions = s
             .contributions
@@ -208,14 +213,18 @@ impl Job {
                 ..proto::contribution(model, passage, c, self.max_spans)
             })
             .collect();
-        proto::head_score(
+        let score = proto::head_score(
             model,
             s.head,
             label,
             threshold,
             &s.probabilities,
             contributions,
-        )
+        )?;
+        Some(proto::HeadScore {
+            explained_label: head.labels.get(explained).cloned().unwrap_or_default(),
+            ..score
+        })
     }
 }
 
@@ -422,6 +431,7 @@ impl Job {
             loaded,
             heads: checked.heads.into(),
             explain: checked.explain,
+            raw_features: checked.raw_features,
             max_spans: limits.max_spans,
             thresholds: checked.thresholds.into(),
         }
@@ -446,36 +456,6 @@ fn trimmed(s: &str) -> Option<Range<usize>> {
 
 fn offset(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
-}
-
-/// Per-head summary: length-weighted mean probabilities and the decision
-/// on them (see the proto).
-fn summarize(job: &Job, passages: &[proto::ScoredPassage]) -> Vec<proto::HeadScore> {
-    let model = &job.loaded.model;
-    job.heads
-        .iter()
-        .enumerate()
-        .filter_map(|(k, &h)| {
-            let head = model.heads().get(h)?;
-            let mut mean = vec![0.0f64; head.labels.len()];
-            let mut total = 0.0f64;
-            for p in passages {
-                let Some(scored) = p.score.as_ref().and_then(|s| s.heads.get(k)) else {
-                    continue;
-                };
-                let w = f64::from(p.end.saturating_sub(p.start));
-                for (m, lp) in mean.iter_mut().zip(&scored.probabilities) {
-                    *m += w * lp.probability;
-                }
-                total += w;
-            }
-            if total > 0.0 {
-                mean.iter_mut().for_each(|m| *m /= total);
-            }
-            let (label, threshold) = job.decide(h, head, head.decide(&mean), &mean);
-            proto::head_score(model, h, label, threshold, &mean, Vec::new())
-        })
-        .collect()
 }
 
 /// The Scorer service.
@@ -653,7 +633,7 @@ impl Scorer for ScorerService {
             });
         }
         let texts = Arc::new(Texts::Slices { text, ranges });
-        let scores = score_texts(&self.shared, &job, texts.clone(), deadline).await?;
+        let scores = score_texts(&self.shared, &job.for_body(), texts.clone(), deadline).await?;
         if let Texts::Slices { ranges, .. } = &*texts {
             passages.extend(
                 ranges
@@ -667,7 +647,12 @@ impl Scorer for ScorerService {
                     }),
             );
         }
-        let summary = summarize(&job, &passages);
+        let summary = proto::article_summary(
+            &job.loaded.model,
+            &job.heads,
+            &passages,
+            |h, head, probs| job.decide(h, head, head.decide(probs), probs),
+        );
         let facts = |r: &proto::ArticleResponse| CallFacts {
             model: r.model.clone(),
             version: r.model_version.clone(),
@@ -730,6 +715,7 @@ fn model_info(loaded: &Loaded) -> proto::ModelInfo {
                     String::new()
                 },
                 threshold: h.threshold.unwrap_or(0.0),
+                scope: h.scope.as_str().to_string(),
                 dev_metrics: stored
                     .map(|d| d.dev_metrics.iter().map(|(k, v)| (k.clone(), *v)).collect())
                     .unwrap_or_default(),
