@@ -440,6 +440,7 @@ mod tests {
             Checked {
                 heads: vec![1],
                 explain: 8,
+                raw_features: false,
                 thresholds: vec![],
             }
         );

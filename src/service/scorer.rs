@@ -191,6 +191,15 @@ impl Job {
         }
     }
 
+    /// The label and the threshold that decided it: the request's
+    /// threshold for head `h` if it set one, else the model's decision.
+    fn decide(&self, h: usize, head: &Head, label: usize, probs: &[f64]) -> (usize, f64) {
+        match (self.thresholds.get(h).copied().flatten(), probs) {
+            (Some(t), [_, positive]) => (usize::from(*positive >= t), t),
+            _ => (label, head.threshold.unwrap_or(0.0)),
+        }
+    }
+
     fn head_score(&self, passage: &str, s: HeadScore) -> Option<proto::HeadScore> {
         let model = &self.loaded.model;
         let head = model.heads().get(s.head)?;
