@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use slant::proto::ScoreResponse;
+use slant::proto::{ArticleResponse, ScoreResponse, ScoredPassage};
+use slant::text::split::split_article;
 
 fn slant(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_slant"))
@@ -455,12 +456,14 @@ fn score_writes_labels_probabilities_and_spans() {
             let sum: f64 = h.probabilities.iter().map(|p| p.probability).sum();
             assert!((sum - 1.0).abs() < 1e-9);
             assert!(!h.contributions.is_empty() && h.contributions.len() <= 4);
-            // Words: each names the passage's text at its one span.
+            // Words: each names the passage's text at each of its spans.
             for c in &h.contributions {
-                assert_eq!(c.spans.len(), 1, "{c:?}");
-                let (s, e) = (c.spans[0].start as usize, c.spans[0].end as usize);
-                assert!(s < e && e <= passage.len());
-                assert_eq!(&passage[s..e], c.feature, "span of {}", c.feature);
+                assert!(!c.spans.is_empty(), "{c:?}");
+                for span in &c.spans {
+                    let (s, e) = (span.start as usize, span.end as usize);
+                    assert!(s < e && e <= passage.len());
+                    assert_eq!(&passage[s..e], c.feature, "span of {}", c.feature);
+                }
             }
         }
     }
@@ -577,6 +580,67 @@ fn score_writes_labels_probabilities_and_spans() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no head \"nope\""));
+}
+
+#[test]
+fn score_an_article_applies_headline_heads_to_the_title_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = train_fixture(dir.path());
+    let info = ok(&slant(&["info", "--model", m.to_str().unwrap()]));
+    assert!(info.contains("headline"), "{info}");
+    let text =
+        "Council approves new budget for bridge repairs. You won't believe this kitchen trick!!";
+    let article = |extra: &[&str]| -> ArticleResponse {
+        let mut args = vec!["score", "--model", m.to_str().unwrap(), "--article"];
+        args.extend_from_slice(extra);
+        args.push("-");
+        let out = ok(&slant_stdin(&args, text));
+        assert_eq!(out.lines().count(), 1, "{out}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let a = article(&[
+        "--title",
+        "  You won't believe what happened next  ",
+        "--explain",
+        "2",
+    ]);
+    // The title first (offsets into the title, trimmed), then the body as
+    // ScoreArticle splits it.
+    assert!(a.passages[0].in_title);
+    assert_eq!((a.passages[0].start, a.passages[0].end), (0, 36));
+    let body: Vec<_> = a.passages[1..]
+        .iter()
+        .map(|p| p.start as usize..p.end as usize)
+        .collect();
+    assert_eq!(body, split_article(text, 64 * 1024));
+    let names = |p: &ScoredPassage| -> Vec<String> {
+        p.score
+            .as_ref()
+            .unwrap()
+            .heads
+            .iter()
+            .map(|h| h.head.clone())
+            .collect()
+    };
+    assert_eq!(names(&a.passages[0]), ["sentiment", "clickbait"]);
+    for p in &a.passages[1..] {
+        assert_eq!(names(p), ["sentiment"]);
+    }
+    let basis: Vec<(&str, &str)> = a
+        .summary
+        .iter()
+        .map(|h| (h.head.as_str(), h.basis.as_str()))
+        .collect();
+    assert_eq!(basis, [("sentiment", "passages"), ("clickbait", "title")]);
+    assert_eq!(a.summary[1].label, "clickbait");
+    // No title: the clickbait head reads nothing, and the summary says so.
+    let a = article(&["--heads", "clickbait"]);
+    assert!(a.passages.iter().all(|p| names(p).is_empty()));
+    assert_eq!(a.summary[0].basis, "none");
+    assert!(a.summary[0].probabilities.is_empty());
+    // --title without --article is refused by the parser.
+    let out = slant(&["score", "--title", "x", "--model", m.to_str().unwrap()]);
+    assert!(!out.status.success());
 }
 
 #[test]
