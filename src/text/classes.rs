@@ -94,11 +94,32 @@ const CLASSES: &[(&str, bool, &str)] = &[
       souza pereira costa"),
 ];
 
+/// Token hashes are well mixed already: the map uses them as they are
+/// (SipHash over each would cost more than the lookup).
+#[derive(Default)]
+struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type ByHash<V> = HashMap<u64, V, std::hash::BuildHasherDefault<Identity>>;
+
 /// Class words, by the hash of their lower-case form: (class token hash,
 /// whether the word must be capitalised).
 struct Table {
-    words: HashMap<u64, (u64, bool)>,
-    names: HashMap<u64, &'static str>,
+    words: ByHash<(u64, bool)>,
+    names: ByHash<&'static str>,
     /// One bit per `hash >> 52`: most words leave after one test.
     filter: [u64; 64],
 }
@@ -107,8 +128,8 @@ fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t = Table {
-            words: HashMap::new(),
-            names: HashMap::new(),
+            words: ByHash::default(),
+            names: ByHash::default(),
             filter: [0; 64],
         };
         for &(class, capital, words) in CLASSES {
