@@ -218,7 +218,8 @@ async fn repeated_heads_and_explanation_bombs_are_refused_before_scoring() {
     assert!(message.contains("max-contributions"), "{message}");
 
     // One 60 KiB passage of one repeated word: each contribution lists at
-    // most max-spans spans (the old server listed every occurrence).
+    // most max-spans spans (the old server listed every occurrence of a
+    // feature; the words the service now explains with have one each).
     let long = ScoreRequest {
         passages: vec!["good news ".repeat(6 * 1024)],
         explain: 64,
@@ -232,7 +233,10 @@ async fn repeated_heads_and_explanation_bombs_are_refused_before_scoring() {
         .map(|c| c.spans.len())
         .max()
         .unwrap();
-    assert_eq!(spans, Limits::default().max_spans);
+    assert!(
+        spans >= 1 && spans <= Limits::default().max_spans,
+        "{spans}"
+    );
     let bytes = response.encoded_len();
     eprintln!("a 60 KiB passage with explain 64: a {bytes}-byte response");
     assert!(bytes < 16 * 1024, "{bytes} bytes");
@@ -268,12 +272,18 @@ async fn responses_over_the_response_limit_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_cuts_a_long_call_within_milliseconds() {
     let _serial = serial().await;
-    let server = start(|c| c.limits.max_contributions = 1 << 30).await;
-    // Seconds of work: 1,024 long passages with explanations. Sent over
-    // raw HTTP/2 with a grpc-timeout header, so that what ends the call is
-    // the server's deadline, not the client's.
+    let server = start(|c| {
+        c.limits.max_contributions = 1 << 30;
+        c.limits.max_message_bytes = 16 << 20;
+    })
+    .await;
+    // Seconds of work: 1,024 long passages with explanations (8 KiB each:
+    // explaining in words is cheaper than listing every feature's spans
+    // was, so they are longer than they were). Sent over raw HTTP/2 with a
+    // grpc-timeout header, so that what ends the call is the server's
+    // deadline, not the client's.
     let request = ScoreRequest {
-        passages: vec!["good news and bad news, SHOCKING news!! ".repeat(50); 1024],
+        passages: vec!["good news and bad news, SHOCKING news!! ".repeat(200); 1024],
         explain: 64,
         ..Default::default()
     };
