@@ -62,7 +62,11 @@ pub fn contribution(
 
 /// What a contribution stands for: a raw feature's term, or a word's text
 /// in the passage (empty if its span is not in the passage).
-pub fn contribution_text<'a>(model: &'a Model, passage: &'a str, c: &model::Contribution) -> &'a str {
+pub fn contribution_text<'a>(
+    model: &'a Model,
+    passage: &'a str,
+    c: &model::Contribution,
+) -> &'a str {
     match c.feature {
         Some(j) => model
             .featurizer()

@@ -53,7 +53,10 @@ const NEGATION: &[(&str, &str)] = &[
     ("The hotel was not good.", "positive"),
     ("I don't like this new policy.", "positive"),
     ("It was not a terrible evening.", "negative"),
-    ("I expected to love the new phone, but I didn't.", "positive"),
+    (
+        "I expected to love the new phone, but I didn't.",
+        "positive",
+    ),
     ("The new bridge is not safe.", "positive"),
 ];
 
@@ -98,7 +101,11 @@ fn known_negation_failures_still_fail() {
 
 /// (plain, intensified, the label whose probability must not drop).
 const INTENSIFIERS: &[(&str, &str, &str)] = &[
-    ("The hotel was good.", "The hotel was very good.", "positive"),
+    (
+        "The hotel was good.",
+        "The hotel was very good.",
+        "positive",
+    ),
     ("The hotel was bad.", "The hotel was very bad.", "negative"),
     (
         "The lecture was interesting.",
@@ -124,12 +131,18 @@ fn intensifiers_do_not_weaken() {
     for &(plain, strong, label) in INTENSIFIERS {
         let a = p(&sentiment(&m, &mut ws, plain).1, label);
         let b = p(&sentiment(&m, &mut ws, strong).1, label);
-        assert!(b >= a, "P({label}) {a:.3} for {plain:?} > {b:.3} for {strong:?}");
+        assert!(
+            b >= a,
+            "P({label}) {a:.3} for {plain:?} > {b:.3} for {strong:?}"
+        );
     }
     // Known exception (model card): "really nice" reads slightly less
     // positive than "nice" (0.90 against 0.93), "really" being common in
     // negative reviews.
-    let a = p(&sentiment(&m, &mut ws, "The weather today is nice.").1, "positive");
+    let a = p(
+        &sentiment(&m, &mut ws, "The weather today is nice.").1,
+        "positive",
+    );
     let b = p(
         &sentiment(&m, &mut ws, "The weather today is really nice.").1,
         "positive",
@@ -152,11 +165,28 @@ const TEMPLATES: &[&str] = &[
     "Shocking: {} workers win the lottery!!",
 ];
 const NATIONALITIES: &[&str] = &[
-    "French", "Chinese", "Mexican", "Nigerian", "Iranian", "Russian", "Indian", "American",
-    "Israeli", "Syrian", "Pakistani", "German",
+    "French",
+    "Chinese",
+    "Mexican",
+    "Nigerian",
+    "Iranian",
+    "Russian",
+    "Indian",
+    "American",
+    "Israeli",
+    "Syrian",
+    "Pakistani",
+    "German",
 ];
 const RELIGIONS: &[&str] = &[
-    "Christian", "Muslim", "Jewish", "Hindu", "Buddhist", "Sikh", "Catholic", "Mormon",
+    "Christian",
+    "Muslim",
+    "Jewish",
+    "Hindu",
+    "Buddhist",
+    "Sikh",
+    "Catholic",
+    "Mormon",
 ];
 const ORIENTATIONS: &[&str] = &["gay", "lesbian", "bisexual", "transgender", "queer"];
 const NAME_TEMPLATES: &[&str] = &[
@@ -270,7 +300,10 @@ fn accuracy_explanations_touch_the_marked_biased_words() {
         let passage = row["text"].as_str().unwrap_or("");
         n += 1;
         let s = &m.score(passage, &[h], Explain::Words(3), &mut ws)[0];
-        assert_eq!(s.explained, 1, "two-class heads explain their positive label");
+        assert_eq!(
+            s.explained, 1,
+            "two-class heads explain their positive label"
+        );
         let touched = |spans: &[(u32, u32)]| {
             spans.iter().any(|&(a, b)| {
                 let t = passage.get(a as usize..b as usize).unwrap_or("");

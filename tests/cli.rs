@@ -834,16 +834,46 @@ fn accuracy_of_the_default_model_on_the_shared_test_splits() {
     let bars = [
         ("sentiment", "sentiment_sst3/test.jsonl", "macro_f1", 0.55),
         ("sentiment", "sentiment_sst2/test.jsonl", "accuracy", 0.81),
-        ("sentiment", "sentiment_newsmtsc/test.jsonl", "macro_f1", 0.595),
-        ("sentiment", "semeval2007_affective/test.jsonl", "macro_f1", 0.52),
+        (
+            "sentiment",
+            "sentiment_newsmtsc/test.jsonl",
+            "macro_f1",
+            0.595,
+        ),
+        (
+            "sentiment",
+            "semeval2007_affective/test.jsonl",
+            "macro_f1",
+            0.52,
+        ),
         ("sentiment", "sentfin/test.jsonl", "macro_f1", 0.815),
-        ("sentiment", "twitter_financial_news/test.jsonl", "macro_f1", 0.705),
+        (
+            "sentiment",
+            "twitter_financial_news/test.jsonl",
+            "macro_f1",
+            0.705,
+        ),
         ("sensational", "sensational/test.jsonl", "macro_f1", 0.66),
         ("sensational", "babe/test.jsonl", "macro_f1", 0.675),
         ("clickbait", "clickbait/test.jsonl", "macro_f1", 0.965),
-        ("clickbait", "webis_clickbait17/test.jsonl", "macro_f1", 0.71),
-        ("misinformation", "misinformation_liar/test.jsonl", "macro_f1", 0.59),
-        ("misinformation", "sentiment_newsmtsc/test.jsonl", "accuracy", 0.85),
+        (
+            "clickbait",
+            "webis_clickbait17/test.jsonl",
+            "macro_f1",
+            0.71,
+        ),
+        (
+            "misinformation",
+            "misinformation_liar/test.jsonl",
+            "macro_f1",
+            0.59,
+        ),
+        (
+            "misinformation",
+            "sentiment_newsmtsc/test.jsonl",
+            "accuracy",
+            0.85,
+        ),
         ("misinformation", "babe/test.jsonl", "accuracy", 0.85),
     ];
     let out = ok(&slant(&[

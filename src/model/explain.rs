@@ -72,10 +72,10 @@ pub struct Contribution {
 /// phrase's weight (bigrams split over them) without saying anything a
 /// reader could act on. They still count in every score and in the sums.
 const HIDDEN_WORDS: &[&str] = &[
-    "a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "with", "from", "and", "or",
-    "as", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these",
-    "those", "he", "she", "they", "we", "i", "you", "his", "her", "their", "our", "has", "have",
-    "had", "do", "does", "did", "s", "'s", "’s",
+    "a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "with", "from", "and", "or", "as",
+    "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "he",
+    "she", "they", "we", "i", "you", "his", "her", "their", "our", "has", "have", "had", "do",
+    "does", "did", "s", "'s", "’s",
 ];
 
 fn hidden(word: &str) -> bool {
@@ -145,9 +145,7 @@ impl Model {
             let probabilities =
                 ws.probabilities[head.offset..head.offset + head.labels.len()].to_vec();
             let (explained, contributions) = match explain {
-                Explain::None | Explain::Words(0) | Explain::Features(0) => {
-                    (label, Vec::new())
-                }
+                Explain::None | Explain::Words(0) | Explain::Features(0) => (label, Vec::new()),
                 Explain::Features(k) => (label, self.explain(passage, head, label, k, ws)),
                 Explain::Words(k) => {
                     let toward = if head.outputs == 1 { 1 } else { label };
@@ -328,7 +326,8 @@ mod tests {
         ] {
             m.classify(passage, &mut ws);
             m.featurizer.transform(passage, &mut ws.scan);
-            m.featurizer.token_shares(passage, &mut ws.scan, &mut shares);
+            m.featurizer
+                .token_shares(passage, &mut ws.scan, &mut shares);
             for head in &m.heads {
                 for label in 0..head.labels.len() {
                     let words: f64 = m.word_weights(head, label, &shares, &ws).iter().sum();
