@@ -218,7 +218,8 @@ async fn repeated_heads_and_explanation_bombs_are_refused_before_scoring() {
     assert!(message.contains("max-contributions"), "{message}");
 
     // One 60 KiB passage of one repeated word: each contribution lists at
-    // most max-spans spans (the old server listed every occurrence).
+    // most max-spans spans (the old server listed every occurrence; a word
+    // written 6,144 times is one contribution with its first 16).
     let long = ScoreRequest {
         passages: vec!["good news ".repeat(6 * 1024)],
         explain: 64,
@@ -273,12 +274,11 @@ async fn a_deadline_cuts_a_long_call_within_milliseconds() {
         c.limits.max_message_bytes = 64 << 20;
     })
     .await;
-    // Seconds of work: 1,024 long passages with explanations. Sent over
-    // raw HTTP/2 with a grpc-timeout header, so that what ends the call is
-    // the server's deadline, not the client's.
-    // Raw features: listing the spans of 64 features in long passages is
-    // the slowest explanation there is; 32 MB of them take about a
-    // second.
+    // About a second of work: 32 MB of passages with raw-feature
+    // explanations (listing the spans of 64 features in long passages is
+    // the slowest explanation there is). Sent over raw HTTP/2 with a
+    // grpc-timeout header, so that what ends the call is the server's
+    // deadline, not the client's.
     let request = ScoreRequest {
         passages: vec!["good news and bad news, SHOCKING news!! ".repeat(800); 1024],
         explain: 64,

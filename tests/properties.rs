@@ -124,7 +124,12 @@ fn load_and_score(bytes: &[u8]) -> bool {
     }
     if let Ok(model) = compiled {
         let mut ws = Workspace::default();
-        let scores = model.score("You won't BELIEVE this great news!!", &[], Explain::Words(3), &mut ws);
+        let scores = model.score(
+            "You won't BELIEVE this great news!!",
+            &[],
+            Explain::Words(3),
+            &mut ws,
+        );
         assert_eq!(scores.len(), model.heads().len());
     }
     true

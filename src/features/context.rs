@@ -56,24 +56,30 @@ const NEGATOR_HASHES: [u64; NEGATORS.len()] = hashes(NEGATORS);
 const CONTRAST_HASHES: [u64; CONTRAST.len()] = hashes(CONTRAST);
 const FUNCTION_HASHES: [u64; FUNCTION_WORDS.len()] = hashes(FUNCTION_WORDS);
 
-/// A 64-bit filter over a set of hashes: bit `h % 64` set for each, so
-/// most tokens are turned away with one test.
-const fn filter(hashes: &[u64]) -> u64 {
-    let mut m = 0u64;
+/// A 4096-bit filter over a set of hashes: the bit numbered by each hash's
+/// top 12 bits. Some 70 negators would fill a 64-bit filter, and every
+/// token would then be compared with each of them; in 4096 bits, nearly
+/// every token is turned away by one test.
+type Filter = [u64; 64];
+
+const fn filter(hashes: &[u64]) -> Filter {
+    let mut m = [0u64; 64];
     let mut k = 0;
     while k < hashes.len() {
-        m |= 1 << (hashes[k] % 64);
+        let b = hashes[k] >> 52;
+        m[(b >> 6) as usize] |= 1 << (b & 63);
         k += 1;
     }
     m
 }
-const NEGATOR_FILTER: u64 = filter(&NEGATOR_HASHES);
-const CONTRAST_FILTER: u64 = filter(&CONTRAST_HASHES);
-const FUNCTION_FILTER: u64 = filter(&FUNCTION_HASHES);
+const NEGATOR_FILTER: Filter = filter(&NEGATOR_HASHES);
+const CONTRAST_FILTER: Filter = filter(&CONTRAST_HASHES);
+const FUNCTION_FILTER: Filter = filter(&FUNCTION_HASHES);
 
-#[inline]
-fn is_in(h: u64, filter: u64, set: &[u64]) -> bool {
-    filter & (1 << (h % 64)) != 0 && set.contains(&h)
+#[inline(always)]
+fn is_in(h: u64, filter: &Filter, set: &[u64]) -> bool {
+    let b = h >> 52;
+    filter[(b >> 6) as usize] & (1 << (b & 63)) != 0 && set.contains(&h)
 }
 
 /// Whether a clause ends between two tokens: `.`, `,`, `;` or `:` in the
@@ -128,26 +134,30 @@ pub(super) fn for_each_context_feature(
                 scope = 0;
             }
             if t.kind == TokenKind::Word {
-                if is_in(t.hash, NEGATOR_FILTER, &NEGATOR_HASHES) {
+                if is_in(t.hash, &NEGATOR_FILTER, &NEGATOR_HASHES) {
                     scope = SCOPE_WORDS;
-                } else if is_in(t.hash, CONTRAST_FILTER, &CONTRAST_HASHES) {
-                    scope = 0;
                 } else if scope > 0 {
-                    visit(negated_hash(t.hash), Occurrence::Negated { token: i });
-                    scope -= 1;
+                    // A contrast word closes the scope, and is not negated.
+                    if is_in(t.hash, &CONTRAST_FILTER, &CONTRAST_HASHES) {
+                        scope = 0;
+                    } else {
+                        visit(negated_hash(t.hash), Occurrence::Negated { token: i });
+                        scope -= 1;
+                    }
                 }
             }
         }
+        // The cheap tests first: most tokens are not capitalised.
         if settings.title_marker
-            && i > 0
-            && tokens[i - 1].kind != TokenKind::Punct
-            && !sentence_break(bytes, previous_end, t.start)
             && t.kind == TokenKind::Word
-            && !t.caps
             && bytes
                 .get(t.start as usize)
                 .is_some_and(u8::is_ascii_uppercase)
-            && is_in(t.hash, FUNCTION_FILTER, &FUNCTION_HASHES)
+            && !t.caps
+            && i > 0
+            && is_in(t.hash, &FUNCTION_FILTER, &FUNCTION_HASHES)
+            && tokens[i - 1].kind != TokenKind::Punct
+            && !sentence_break(bytes, previous_end, t.start)
         {
             visit(TITLE_HASH, Occurrence::Title { token: i });
         }

@@ -227,7 +227,9 @@ impl Featurizer {
 
     /// The tokens the last [`Featurizer::transform`] left in `ws`, as
     /// (kind, byte span) pairs.
-    pub(crate) fn token_spans(ws: &Scratch) -> impl Iterator<Item = (crate::text::TokenKind, (u32, u32))> + '_ {
+    pub(crate) fn token_spans(
+        ws: &Scratch,
+    ) -> impl Iterator<Item = (crate::text::TokenKind, (u32, u32))> + '_ {
         ws.tokens.iter().map(|t| (t.kind, (t.start, t.end)))
     }
 }

@@ -449,7 +449,10 @@ mod tests {
         let (back, _) =
             ModelData::from_bytes(&headline.to_bytes().unwrap(), Path::new("m")).unwrap();
         assert_eq!(back.heads[1].scope, Scope::Headline);
-        assert_eq!(serde_json::to_string(&Scope::Headline).unwrap(), "\"headline\"");
+        assert_eq!(
+            serde_json::to_string(&Scope::Headline).unwrap(),
+            "\"headline\""
+        );
         assert_eq!(id.len(), 16);
         let model = Model::from_data(back, id, Path::new("m")).unwrap();
         let mut ws = Workspace::default();

@@ -25,8 +25,8 @@ mod table;
 pub use explain::{Contribution, Explain, HeadScore};
 pub use format::{
     check_heads, Fingerprint, HeadData, HeadsError, Hyperparameter, InvalidModel, ModelData,
-    ModelError, CLASS_WEIGHT_BALANCED, CLASS_WEIGHT_PER_SOURCE, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS,
-    MAX_MODEL_BYTES, MAX_OUTPUTS, Scope,
+    ModelError, Scope, CLASS_WEIGHT_BALANCED, CLASS_WEIGHT_PER_SOURCE, FORMAT_VERSION, HEADER_LEN,
+    MAGIC, MAX_COLUMNS, MAX_MODEL_BYTES, MAX_OUTPUTS,
 };
 pub use scorer::{argmax, decide, Head, Model, Workspace};
 
