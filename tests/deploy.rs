@@ -3,7 +3,10 @@
 //! exists in that command's `--help`, every SLANT_* variable they set is
 //! one `slant serve` reads, and the manifests have the structure they are
 //! meant to have (read with yaml-rust2, a maintained pure-Rust YAML 1.2
-//! parser, into (path, value) entries).
+//! parser, into (path, value) entries, and as YAML where one list item's
+//! fields must agree): the model directory from a volume, the key file
+//! from a Secret, the probes on the one API port, and a memory limit that
+//! holds what the sizing comment counts.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -125,16 +128,16 @@ fn flatten(name: &str, y: &Yaml, path: &mut Vec<String>, out: &mut Vec<Entry>) {
     }
 }
 
-/// The documents of a YAML file, each as its entries.
-fn parse_yaml(name: &str, text: &str) -> Vec<Vec<Entry>> {
+/// The documents of a YAML file, each as its entries and as YAML.
+fn parse_yaml(name: &str, text: &str) -> Vec<(Vec<Entry>, Yaml)> {
     let docs = YamlLoader::load_from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-    docs.iter()
+    docs.into_iter()
         .map(|d| {
             let mut out = Vec::new();
-            flatten(name, d, &mut Vec::new(), &mut out);
-            out
+            flatten(name, &d, &mut Vec::new(), &mut out);
+            (out, d)
         })
-        .filter(|d| !d.is_empty())
+        .filter(|(d, _)| !d.is_empty())
         .collect()
 }
 
@@ -142,15 +145,22 @@ fn parse_yaml(name: &str, text: &str) -> Vec<Vec<Entry>> {
 struct Doc {
     name: String,
     entries: Vec<Entry>,
+    yaml: Yaml,
+    /// The file as written, comments included.
+    text: String,
 }
 
 impl Doc {
     fn load(rel: &str) -> Self {
-        let mut docs = parse_yaml(rel, &read(rel));
+        let text = read(rel);
+        let mut docs = parse_yaml(rel, &text);
         assert_eq!(docs.len(), 1, "{rel}: expected one YAML document");
+        let (entries, yaml) = docs.pop().unwrap();
         Doc {
             name: rel.to_string(),
-            entries: docs.pop().unwrap(),
+            entries,
+            yaml,
+            text,
         }
     }
 
@@ -195,6 +205,35 @@ fn seconds(v: &str) -> u64 {
         "m" => n * 60,
         unit => panic!("duration unit {unit:?} in {v:?}"),
     }
+}
+
+/// A size in bytes: `65536`, `64KiB`, `4MiB` (slant's flags) or `512Mi`
+/// (Kubernetes quantities).
+fn bytes(v: &str) -> u64 {
+    let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+    let n: u64 = digits.parse().unwrap_or_else(|_| panic!("size {v:?}"));
+    let unit = match &v[digits.len()..] {
+        "" | "B" => 1,
+        "KiB" | "Ki" => 1 << 10,
+        "MiB" | "Mi" => 1 << 20,
+        "GiB" | "Gi" => 1 << 30,
+        unit => panic!("size unit {unit:?} in {v:?}"),
+    };
+    n * unit
+}
+
+/// A YAML scalar's text ("" when absent).
+fn text(y: &Yaml) -> String {
+    scalar(y).unwrap_or_default()
+}
+
+/// The item of a YAML list whose `name` is `name`.
+fn named<'a>(list: &'a Yaml, name: &str, what: &str) -> &'a Yaml {
+    list.as_vec()
+        .into_iter()
+        .flatten()
+        .find(|item| item["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no {what} named {name:?}"))
 }
 
 /// The value after `flag` in an argument list (`--flag value` or `--flag=value`).
@@ -294,21 +333,32 @@ fn dockerfile_serves_with_existing_flags_as_non_root() {
         &help_flags(&help("serve")),
         "Dockerfile CMD",
     );
-    assert_eq!(flag_value(&cmd, "--addr"), Some("0.0.0.0:50051"));
-    let model = flag_value(&cmd, "--model").expect("--model in CMD");
-    assert_eq!(model, "/models/default.slant");
-    let copies = instruction(&ins, "COPY");
+    let addr = flag_value(&cmd, "--addr").expect("--addr in CMD");
+    assert_eq!(addr, "0.0.0.0:50051");
+    // The baked model is a model directory's default/1, served and
+    // watched, so a volume mounted over it serves other models.
+    let dir = flag_value(&cmd, "--model-dir").expect("--model-dir in CMD");
+    assert_eq!(dir, "/models");
+    assert!(cmd.contains(&"--watch"), "CMD serves with --watch");
     assert!(
-        copies.contains(&"models/default.slant /models/default.slant"),
-        "the default model is copied to {model}: {copies:?}"
+        flag_value(&cmd, "--model").is_none(),
+        "--model and --model-dir"
     );
-    let metrics = flag_value(&cmd, "--metrics-addr").expect("--metrics-addr");
+    let model = baked_model();
+    assert_eq!(model, format!("{dir}/default/1.slant"));
+    let copies = instruction(&ins, "COPY");
 
+    // One port; a second only for a separate metrics listener.
+    let mut ports = BTreeSet::from([port(addr)]);
+    if let Some(metrics) = flag_value(&cmd, "--metrics-addr") {
+        ports.insert(port(metrics));
+    }
     let exposed: BTreeSet<&str> = instruction(&ins, "EXPOSE")
         .iter()
         .flat_map(|a| a.split_whitespace())
+        .map(|p| p.trim_end_matches("/tcp"))
         .collect();
-    assert!(exposed.contains("50051") && exposed.contains(port(metrics)));
+    assert_eq!(exposed, ports, "EXPOSE lists the ports slant serves");
 
     let users = instruction(&ins, "USER");
     let user = users.last().expect("a USER instruction");
@@ -330,6 +380,11 @@ fn dockerfile_serves_with_existing_flags_as_non_root() {
         copies.iter().any(|c| c.ends_with(&format!("/{probe}"))),
         "{probe} is not copied into the image"
     );
+    assert!(
+        health[0].contains(&format!(":{}", port(addr))),
+        "the HEALTHCHECK asks the API port: {}",
+        health[0]
+    );
     for (name, args) in &ins {
         if name == "ENV" {
             check_env_names(
@@ -338,6 +393,22 @@ fn dockerfile_serves_with_existing_flags_as_non_root() {
             );
         }
     }
+}
+
+/// Where the Dockerfile puts `models/default.slant` in the image.
+fn baked_model() -> String {
+    let ins = dockerfile();
+    let copies = instruction(&ins, "COPY");
+    let dest: Vec<&str> = copies
+        .iter()
+        .filter_map(|c| c.strip_prefix("models/default.slant "))
+        .collect();
+    assert_eq!(
+        dest.len(),
+        1,
+        "the default model is copied once: {copies:?}"
+    );
+    dest[0].trim().to_string()
 }
 
 #[test]
@@ -386,7 +457,21 @@ fn every_manifest_is_yaml_with_api_version_and_kind() {
         assert!(!doc.get("kind").is_empty(), "{rel}: kind");
         seen += 1;
     }
-    assert!(seen >= 6, "deploy/ has {seen} manifests");
+    assert!(seen >= 9, "deploy/ has {seen} manifests");
+}
+
+/// Resident memory of one loaded version of the default model, as the
+/// deployment's sizing comment counts it.
+const MODEL_MIB: u64 = 70;
+
+/// The volume mount at `path` in a container.
+fn mount_at<'a>(container: &'a Yaml, path: &str) -> &'a Yaml {
+    container["volumeMounts"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .find(|m| m["mountPath"].as_str() == Some(path))
+        .unwrap_or_else(|| panic!("nothing is mounted at {path}"))
 }
 
 #[test]
@@ -396,6 +481,8 @@ fn deployment_probes_resources_security_and_flags() {
     assert_eq!(d.get("kind"), "Deployment");
     let c = "spec template spec containers";
     assert_eq!(d.all(&format!("{c} name")).len(), 1, "one container");
+    let pod = &d.yaml["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
 
     let args = d.all(&format!("{c} args"));
     assert_flags_exist(
@@ -405,19 +492,43 @@ fn deployment_probes_resources_security_and_flags() {
     );
     check_env_names(d.all(&format!("{c} env name")));
 
-    let grpc = port(flag_value(&args, "--addr").expect("--addr")).to_string();
-    let metrics = port(flag_value(&args, "--metrics-addr").expect("--metrics-addr")).to_string();
-    let ports = d.all(&format!("{c} ports containerPort"));
-    assert!(ports.contains(&grpc.as_str()) && ports.contains(&metrics.as_str()));
-    // Native gRPC probes on the serving port.
-    assert_eq!(d.get(&format!("{c} livenessProbe grpc port")), grpc);
-    assert_eq!(d.get(&format!("{c} readinessProbe grpc port")), grpc);
+    // One API port, named, and no separate metrics listener.
+    let api = port(flag_value(&args, "--addr").expect("--addr")).to_string();
+    assert!(
+        flag_value(&args, "--metrics-addr").is_none(),
+        "/metrics is on the API port"
+    );
+    assert_eq!(d.all(&format!("{c} ports containerPort")), [api.as_str()]);
+    let api_name = d.get(&format!("{c} ports name"));
+    // A probe's port, by name or number, is the API port.
+    let on_api = |probe: &str| {
+        let p = text(&container[probe]["httpGet"]["port"]);
+        p == api_name || p == api
+    };
+
+    // Readiness: /healthz, 503 with no model or while draining.
     assert_eq!(
-        d.get(&format!("{c} readinessProbe grpc service")),
-        "slant.v1.Scorer"
+        d.get(&format!("{c} readinessProbe httpGet path")),
+        "/healthz"
+    );
+    assert!(on_api("readinessProbe"), "readiness on the API port");
+    // Liveness (and startup): a route that answers whatever the models
+    // and keys, so a pod with no model is not restarted in a loop.
+    for probe in ["livenessProbe", "startupProbe"] {
+        let path = d.get(&format!("{c} {probe} httpGet path"));
+        assert!(
+            ["/openapi.json", "/"].contains(&path),
+            "{probe} asks {path}, which depends on the models or a key"
+        );
+        assert!(on_api(probe), "{probe} on the API port");
+    }
+    // The kubelet's probes cannot present a key.
+    assert!(
+        !args.contains(&"--protect-all"),
+        "--protect-all would lock the readiness probe out of /healthz"
     );
 
-    // The kubelet waits longer than the preStop sleep plus the drain.
+    // The kubelet waits longer than the preStop sleep plus the drain...
     let drain = seconds(flag_value(&args, "--drain-timeout").expect("--drain-timeout"));
     let pre_stop = d
         .all(&format!("{c} lifecycle preStop sleep seconds"))
@@ -428,15 +539,97 @@ fn deployment_probes_resources_security_and_flags() {
         grace > pre_stop + drain,
         "terminationGracePeriodSeconds {grace} <= preStop {pre_stop} + drain {drain}"
     );
+    // ...and liveness, refused (503) while draining, does not kill the
+    // pod before the drain ends.
+    let live = d.num(&format!("{c} livenessProbe periodSeconds"))
+        * d.num(&format!("{c} livenessProbe failureThreshold"));
+    assert!(
+        live > pre_stop + drain,
+        "liveness gives up after {live}s, within preStop {pre_stop} + drain {drain}"
+    );
 
-    for r in [
-        "requests cpu",
-        "requests memory",
-        "limits cpu",
-        "limits memory",
-    ] {
+    // Models: the claim, read-only, at --model-dir, watched.
+    let model_dir = flag_value(&args, "--model-dir").expect("--model-dir");
+    assert!(
+        flag_value(&args, "--model").is_none(),
+        "--model and --model-dir"
+    );
+    assert!(
+        args.contains(&"--watch"),
+        "--watch picks up new versions and keys"
+    );
+    let mount = mount_at(container, model_dir);
+    assert_eq!(text(&mount["readOnly"]), "true", "models read-only");
+    let volume = named(&pod["volumes"], &text(&mount["name"]), "volume");
+    assert_eq!(
+        text(&volume["persistentVolumeClaim"]["claimName"]),
+        Doc::load("deploy/pvc-models.yaml").get("metadata name")
+    );
+    assert_eq!(text(&volume["persistentVolumeClaim"]["readOnly"]), "true");
+
+    // Keys: a Secret's key mounted as a directory (a subPath mount is
+    // never updated, so --watch would not see the Secret change).
+    let keys = Path::new(flag_value(&args, "--api-keys").expect("--api-keys"));
+    let keys_dir = keys.parent().unwrap().to_str().unwrap();
+    let keys_file = keys.file_name().unwrap().to_str().unwrap();
+    let mount = mount_at(container, keys_dir);
+    assert!(
+        mount["subPath"].is_badvalue(),
+        "the key file without subPath"
+    );
+    assert_eq!(text(&mount["readOnly"]), "true", "keys read-only");
+    let volume = named(&pod["volumes"], &text(&mount["name"]), "volume");
+    let secret = &volume["secret"];
+    let example = Doc::load("deploy/secret-api-keys.example.yaml");
+    assert_eq!(text(&secret["secretName"]), example.get("metadata name"));
+    let key = match secret["items"].as_vec() {
+        None => keys_file.to_string(),
+        Some(items) => items
+            .iter()
+            .find(|i| text(&i["path"]) == keys_file)
+            .map(|i| text(&i["key"]))
+            .unwrap_or_else(|| panic!("no Secret item lands at {keys_file}")),
+    };
+    assert!(
+        example.has(&format!("stringData {key}")),
+        "the Secret's template has no key {key}"
+    );
+
+    // Memory: the sizing comment's sum fits under the limit.
+    assert!(
+        d.text.contains(&format!("{MODEL_MIB} MiB")),
+        "the sizing comment counts {MODEL_MIB} MiB a version"
+    );
+    let keep: u64 = flag_value(&args, "--keep-versions").map_or(2, |v| v.parse().unwrap());
+    let models = (keep + 1) * (MODEL_MIB << 20);
+    let buffered = bytes(flag_value(&args, "--max-buffered-bytes").expect("--max-buffered-bytes"));
+    let calls: u64 = flag_value(&args, "--max-concurrent-requests")
+        .expect("--max-concurrent-requests")
+        .parse()
+        .unwrap();
+    let in_flight =
+        calls * bytes(flag_value(&args, "--max-message-bytes").expect("--max-message-bytes"));
+    let need = models + buffered + in_flight;
+    let limit = bytes(d.get(&format!("{c} resources limits memory")));
+    assert!(
+        limit >= need,
+        "memory limit {} MiB < {} MiB: {} versions, {} MiB buffered, {} MiB in flight",
+        limit >> 20,
+        need >> 20,
+        keep + 1,
+        buffered >> 20,
+        in_flight >> 20
+    );
+    let request = bytes(d.get(&format!("{c} resources requests memory")));
+    assert!(
+        request >= keep * (MODEL_MIB << 20) && request <= limit,
+        "memory request {} MiB: the kept versions, under the limit",
+        request >> 20
+    );
+    for r in ["requests cpu", "limits cpu"] {
         assert!(d.has(&format!("{c} resources {r}")), "resources {r}");
     }
+
     assert_eq!(
         d.get("spec template spec securityContext runAsNonRoot"),
         "true"
@@ -457,6 +650,48 @@ fn deployment_probes_resources_security_and_flags() {
 }
 
 #[test]
+fn models_claim_seed_job_and_keys_template() {
+    let pvc = Doc::load("deploy/pvc-models.yaml");
+    assert_eq!(pvc.get("kind"), "PersistentVolumeClaim");
+    // Pods on many nodes read it while a publisher writes it.
+    assert!(pvc.all("spec accessModes").contains(&"ReadWriteMany"));
+    assert!(pvc.has("spec resources requests storage"));
+
+    // The seed Job copies the image's model into the claim as
+    // default/<version>.slant, renamed into place.
+    let j = Doc::load("deploy/job-seed-models.yaml");
+    assert_eq!(j.get("kind"), "Job");
+    let pod = &j.yaml["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let mount = &container["volumeMounts"][0];
+    let volume = named(&pod["volumes"], &text(&mount["name"]), "volume");
+    assert_eq!(
+        text(&volume["persistentVolumeClaim"]["claimName"]),
+        pvc.get("metadata name")
+    );
+    let at = text(&mount["mountPath"]);
+    let script = j.all("spec template spec containers args").join("\n");
+    let model = baked_model();
+    let published = format!("{at}/default/{}", model.rsplit('/').next().unwrap());
+    assert!(
+        script.contains(&format!("cp {model} {published}.part")),
+        "{script}"
+    );
+    assert!(
+        script.contains(&format!("mv {published}.part {published}")),
+        "{script}"
+    );
+
+    let s = Doc::load("deploy/secret-api-keys.example.yaml");
+    assert_eq!(s.get("kind"), "Secret");
+    assert!(s.has("stringData keys.txt"));
+    assert!(
+        s.text.contains(r#"printf %s "$KEY" | sha256sum"#),
+        "the template says how to make a key's hash"
+    );
+}
+
+#[test]
 fn headless_service_hpa_and_pdb_select_the_deployment() {
     let d = Doc::load("deploy/deployment.yaml");
     let name = d.get("metadata name");
@@ -466,10 +701,16 @@ fn headless_service_hpa_and_pdb_select_the_deployment() {
     assert_eq!(s.get("kind"), "Service");
     assert_eq!(s.get("spec clusterIP"), "None", "headless");
     assert_eq!(s.get("spec selector app.kubernetes.io/name"), labels);
-    assert!(s.all("spec ports targetPort").contains(&"grpc"));
-    assert!(d
-        .all("spec template spec containers ports name")
-        .contains(&"grpc"));
+    // Its one port is the container's one (API) port, spoken to as h2c
+    // (HTTP/2 without TLS), which every protocol on it accepts.
+    let c = "spec template spec containers";
+    let target = s.get("spec ports targetPort");
+    assert!(
+        target == d.get(&format!("{c} ports name"))
+            || target == d.get(&format!("{c} ports containerPort")),
+        "the Service targets {target}, not the API port"
+    );
+    assert_eq!(s.get("spec ports appProtocol"), "kubernetes.io/h2c");
 
     let h = Doc::load("deploy/hpa.yaml");
     assert_eq!(h.get("apiVersion"), "autoscaling/v2");
@@ -527,10 +768,16 @@ fn indexed_job_shards_with_existing_score_flags() {
     let known = help_flags(&help("score"));
     for line in score_lines {
         let args = line.split("slant score").nth(1).unwrap();
-        let used = flags(args.split_whitespace());
-        assert!(used.contains("--model"));
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let used = flags(words.iter().copied());
         assert_flags_exist(&used, &known, "deploy/job-score-corpus.yaml");
+        // The image's model, with no volume mounted over it.
+        assert_eq!(flag_value(&words, "--model"), Some(baked_model().as_str()));
     }
+    assert!(!j
+        .all(&format!("{c} volumeMounts mountPath"))
+        .iter()
+        .any(|m| baked_model().starts_with(&format!("{m}/"))));
     // Every mounted volume is declared.
     let declared = j.all("spec template spec volumes name");
     for m in j.all(&format!("{c} volumeMounts name")) {
@@ -551,10 +798,18 @@ fn kustomization_lists_existing_manifests() {
     ] {
         assert!(resources.contains(&want), "kustomization lacks {want}");
     }
-    for r in resources {
+    for r in &resources {
         assert!(
             Path::new(&root().join("deploy").join(r)).is_file(),
             "{r} does not exist"
+        );
+    }
+    // Applied once, on their own: the claim holds data that outlives the
+    // service, the Secret is a template, a Job's template is immutable.
+    for r in &resources {
+        assert!(
+            !(r.starts_with("pvc-") || r.starts_with("job-") || r.contains(".example.")),
+            "the kustomization lists {r}"
         );
     }
 }

@@ -281,6 +281,11 @@ fn list_dir(dir: &Path) -> Result<DirListing, ServiceError> {
             tracing::warn!(path = %entry.path().display(), "skipping a model folder whose name is not UTF-8");
             continue;
         };
+        // fsck's folder at the root of an ext4 volume (root-only, so
+        // reading it would refuse the whole directory): never a model.
+        if name == "lost+found" {
+            continue;
+        }
         let mut files = Vec::new();
         for file in std::fs::read_dir(entry.path()).map_err(io(&entry.path()))? {
             let file = file.map_err(io(&entry.path()))?;
@@ -454,6 +459,7 @@ mod tests {
             ),
             ("empty", &[][..]),
             ("tweets", &["7.slant"][..]),
+            ("lost+found", &["1.slant"][..]),
         ] {
             std::fs::create_dir(dir.path().join(name)).unwrap();
             for f in files {
