@@ -141,6 +141,10 @@ struct Job {
 }
 
 impl Job {
+    /// Whether the service explains in the passage's words (it does; the
+    /// lead adds a request flag for raw features).
+    const EXPLAIN_WORDS: bool = true;
+
     fn work(&self, bytes: usize) -> usize {
         work(bytes, self.heads.len(), self.explain)
     }
@@ -191,11 +195,12 @@ impl Job {
         let model = &self.loaded.model;
         let head = model.heads().get(s.head)?;
         let (label, threshold) = self.decide(s.head, head, s.label, &s.probabilities);
-        // Contributions signed towards the decided label (raw features) are
-        // re-signed when a request threshold flips the label; the order (by
-        // size) stays. A two-class head's word contributions are signed
-        // towards its positive label whatever was decided: nothing flips.
-        let flip = if s.explained != s.label || label == s.label {
+        // The service explains in words (see `score`): a two-class head's
+        // word contributions are signed towards its positive label whatever
+        // was decided, so a request threshold that flips the label flips
+        // nothing. (Raw features, signed towards the decided label, would
+        // be re-signed when it flips.)
+        let flip = if Self::EXPLAIN_WORDS || label == s.label {
             1.0
         } else {
             -1.0
