@@ -54,6 +54,12 @@ pub struct DataSpec {
     /// metrics by them (`source`, `outlet`); absent ones are left empty.
     #[serde(default)]
     pub slices: Vec<String>,
+    /// Rows with these labels (as written in the file, before
+    /// `label_map`) are left out, as if absent: one class of a file that
+    /// serves another head (babe's `non_biased` sentences as ordinary
+    /// news, its `biased` ones skipped).
+    #[serde(default)]
+    pub skip_labels: Vec<String>,
 }
 
 fn default_text() -> String {
@@ -76,6 +82,7 @@ impl DataSpec {
             label_map: BTreeMap::new(),
             weight: default_weight(),
             slices: Vec::new(),
+            skip_labels: Vec::new(),
         }
     }
 }
@@ -201,6 +208,9 @@ pub fn read_labeled(
         sha256,
     };
     let accept = |rec: Result<Raw, DataError>, out: &mut Labeled| -> Result<(), DataError> {
+        if matches!(&rec, Ok((_, _, raw, _)) if spec.skip_labels.contains(raw)) {
+            return Ok(());
+        }
         let checked = rec.and_then(|(line, text, raw, tags)| {
             let label = spec.label_map.get(&raw).cloned().unwrap_or(raw);
             match labels.iter().position(|l| *l == label) {
@@ -675,6 +685,19 @@ mod tests {
             read_labeled(&spec, &labels(), false).unwrap().examples[0].label,
             1
         );
+        // Skipped labels are left out before the label check (an unknown
+        // label that is skipped is no error), and are not counted as skips.
+        let j = file(
+            ".jsonl",
+            b"{\"text\": \"a\", \"label\": \"odd\"}\n{\"text\": \"b\", \"label\": \"pos\"}\n",
+        );
+        let spec = DataSpec {
+            skip_labels: vec!["odd".into()],
+            ..DataSpec::new(j.path())
+        };
+        let r = read_labeled(&spec, &labels(), false).unwrap();
+        assert_eq!((r.examples.len(), r.skipped), (1, 0));
+        assert_eq!(r.examples[0].text, "b");
     }
 
     #[test]

@@ -5,12 +5,15 @@
 //!
 //! # Layout
 //! - [`text`]: tokenizer (Unicode words, emphasis and number tokens, byte
-//!   spans, hashes) and the article → passages splitter.
+//!   spans, hashes), identity word classes and the article → passages
+//!   splitter.
 //! - [`features`]: the TF-IDF featurizer: settings, what a feature is, the
-//!   hash index, the lexicon, fitting, the scan that looks a passage's
-//!   features up, and the reference vector with its spans.
+//!   hash index, the lexicon, the context features, fitting, the scan that
+//!   looks a passage's features up, and the reference vector with its
+//!   spans and word shares.
 //! - [`model`]: the model file format, the link functions, the compiled
-//!   scorer (perfect-hash tables of weight rows) and explanations.
+//!   scorer (perfect-hash tables of weight rows) and explanations in the
+//!   passage's words.
 //! - [`train`]: the training config, sparse logistic regression (linfa
 //!   traits, L-BFGS over an objective summed in a fixed order) and the run
 //!   that trains every head into model data.

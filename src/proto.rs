@@ -8,7 +8,7 @@
 tonic::include_proto!("slant.v1");
 include!(concat!(env!("OUT_DIR"), "/slant.v1.serde.rs"));
 
-use crate::model::{self, Model};
+use crate::model::{self, Head, Model, Scope};
 
 /// Head `head`'s answer: its name, the decided label, the threshold that
 /// decided it (two-class heads; 0 for argmax) and every label's
@@ -37,20 +37,22 @@ pub fn head_score(
             })
             .collect(),
         contributions,
+        // Set by the callers that have them.
+        explained_label: String::new(),
+        basis: String::new(),
     })
 }
 
-/// A feature's contribution, its feature index turned into its term, with
-/// its first `max_spans` spans.
-pub fn contribution(model: &Model, c: &model::Contribution, max_spans: usize) -> Contribution {
+/// A contribution with its text (a raw feature's term, or for a word the
+/// passage's text at its span) and its first `max_spans` spans.
+pub fn contribution(
+    model: &Model,
+    passage: &str,
+    c: &model::Contribution,
+    max_spans: usize,
+) -> Contribution {
     Contribution {
-        feature: model
-            .featurizer()
-            .vocabulary()
-            .terms
-            .get(c.feature as usize)
-            .cloned()
-            .unwrap_or_default(),
+        feature: contribution_text(model, passage, c).to_string(),
         weight: c.weight,
         spans: c
             .spans
@@ -61,9 +63,31 @@ pub fn contribution(model: &Model, c: &model::Contribution, max_spans: usize) ->
     }
 }
 
+/// What a contribution stands for: a raw feature's term, or a word's text
+/// in the passage (empty if its span is not in the passage).
+pub fn contribution_text<'a>(
+    model: &'a Model,
+    passage: &'a str,
+    c: &model::Contribution,
+) -> &'a str {
+    match c.feature {
+        Some(j) => model
+            .featurizer()
+            .vocabulary()
+            .terms
+            .get(j as usize)
+            .map_or("", String::as_str),
+        None => c
+            .spans
+            .first()
+            .and_then(|&(a, b)| passage.get(a as usize..b as usize))
+            .unwrap_or(""),
+    }
+}
+
 /// One passage's scores (from [`Model::score`]) as a [`PassageScore`], in
 /// the order given, decided by the model's own thresholds.
-pub fn passage_score(model: &Model, scores: &[model::HeadScore]) -> PassageScore {
+pub fn passage_score(model: &Model, passage: &str, scores: &[model::HeadScore]) -> PassageScore {
     PassageScore {
         heads: scores
             .iter()
@@ -71,18 +95,101 @@ pub fn passage_score(model: &Model, scores: &[model::HeadScore]) -> PassageScore
                 let contributions = s
                     .contributions
                     .iter()
-                    .map(|c| contribution(model, c, usize::MAX))
+                    .map(|c| contribution(model, passage, c, usize::MAX))
                     .collect();
-                let threshold = model.heads().get(s.head)?.threshold.unwrap_or(0.0);
-                head_score(
+                let head = model.heads().get(s.head)?;
+                let threshold = head.threshold.unwrap_or(0.0);
+                let score = head_score(
                     model,
                     s.head,
                     s.label,
                     threshold,
                     &s.probabilities,
                     contributions,
-                )
+                )?;
+                Some(HeadScore {
+                    explained_label: head.labels.get(s.explained).cloned().unwrap_or_default(),
+                    ..score
+                })
             })
             .collect(),
     }
+}
+
+/// `HeadScore.basis` in an article's summary (see the proto).
+pub const BASIS_PASSAGES: &str = "passages";
+pub const BASIS_TITLE: &str = "title";
+pub const BASIS_NONE: &str = "none";
+
+/// The heads of `heads` (model indices) that read an article's body: all
+/// but those whose scope is headlines, which read the title only.
+pub fn body_heads(model: &Model, heads: &[usize]) -> Vec<usize> {
+    heads
+        .iter()
+        .copied()
+        .filter(|&h| {
+            model
+                .heads()
+                .get(h)
+                .is_some_and(|head| head.scope != Scope::Headline)
+        })
+        .collect()
+}
+
+/// An article's summary per head of `heads` (see `ArticleResponse.summary`
+/// in the proto): each label's probability is the mean over the scored
+/// passages weighted by their length in bytes, and `decide` gives the
+/// label and the threshold that decided it from that mean. A head whose
+/// scope is headlines summarises the title alone (basis "title"), or
+/// nothing when there is no title (basis "none", no probabilities).
+pub fn article_summary(
+    model: &Model,
+    heads: &[usize],
+    passages: &[ScoredPassage],
+    decide: impl Fn(usize, &Head, &[f64]) -> (usize, f64),
+) -> Vec<HeadScore> {
+    let has_title = passages.iter().any(|p| p.in_title);
+    heads
+        .iter()
+        .filter_map(|&h| {
+            let head = model.heads().get(h)?;
+            let headline = head.scope == Scope::Headline;
+            let basis = match (headline, has_title) {
+                (false, _) => BASIS_PASSAGES,
+                (true, true) => BASIS_TITLE,
+                (true, false) => {
+                    return Some(HeadScore {
+                        head: head.name.clone(),
+                        basis: BASIS_NONE.to_string(),
+                        ..Default::default()
+                    })
+                }
+            };
+            let mut mean = vec![0.0f64; head.labels.len()];
+            let mut total = 0.0f64;
+            for p in passages.iter().filter(|p| p.in_title || !headline) {
+                let Some(scored) = p
+                    .score
+                    .as_ref()
+                    .and_then(|s| s.heads.iter().find(|s| s.head == head.name))
+                else {
+                    continue;
+                };
+                let w = f64::from(p.end.saturating_sub(p.start));
+                for (m, lp) in mean.iter_mut().zip(&scored.probabilities) {
+                    *m += w * lp.probability;
+                }
+                total += w;
+            }
+            if total > 0.0 {
+                mean.iter_mut().for_each(|m| *m /= total);
+            }
+            let (label, threshold) = decide(h, head, &mean);
+            let score = head_score(model, h, label, threshold, &mean, Vec::new())?;
+            Some(HeadScore {
+                basis: basis.to_string(),
+                ..score
+            })
+        })
+        .collect()
 }

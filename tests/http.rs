@@ -473,11 +473,12 @@ async fn answers_too_big_and_load_shed_and_deadlines() {
     let small = start(|c, _| c.limits.max_response_bytes = 100).await;
     // max-concurrent-requests of 0 slots: every Scorer call is shed.
     let busy = start(|c, _| c.callers.max_concurrent_requests = Some(0)).await;
-    let plain = start(|_, _| {}).await;
-    // A big request: chunked scoring, about a second (its 1.8 MB arrive in
-    // a few milliseconds, well before its deadline).
-    let passage = "Officials warned of SHOCKING losses as markets fell sharply! ".repeat(30);
-    let many = json!({"passages": vec![passage; 1000], "explain": 4});
+    let plain = start(|c, _| c.limits.max_message_bytes = 64 << 20).await;
+    // A big request: chunked scoring with the slowest explanations (raw
+    // features with their spans), about a second (its 18 MB arrive in
+    // some tens of milliseconds, well before its deadline).
+    let passage = "Officials warned of SHOCKING losses as markets fell sharply! ".repeat(300);
+    let many = json!({"passages": vec![passage; 1000], "explain": 4, "rawFeatures": true});
     for version in VERSIONS {
         let mut c = small.client(version).await;
         let answer = c

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use slant::model::Workspace;
+use slant::model::{Explain, Workspace};
 use slant::model::{Model, ModelData, ModelError, HEADER_LEN};
 use slant::text::split::split_article;
 use slant::text::{tokenize, TokenKind};
@@ -124,7 +124,12 @@ fn load_and_score(bytes: &[u8]) -> bool {
     }
     if let Ok(model) = compiled {
         let mut ws = Workspace::default();
-        let scores = model.score("You won't BELIEVE this great news!!", &[], 3, &mut ws);
+        let scores = model.score(
+            "You won't BELIEVE this great news!!",
+            &[],
+            Explain::Words(3),
+            &mut ws,
+        );
         assert_eq!(scores.len(), model.heads().len());
     }
     true
@@ -210,11 +215,13 @@ proptest! {
         passage in text(),
         heads in prop::collection::vec(0usize..2, 0..3),
         explain in 0usize..12,
+        raw in proptest::bool::ANY,
     ) {
         let (model, _) = fixture();
         prop_assert_eq!(model.heads().len(), 2);
         let mut ws = Workspace::default();
-        let scores = model.score(&passage, &heads, explain, &mut ws);
+        let mode = if raw { Explain::Features(explain) } else { Explain::Words(explain) };
+        let scores = model.score(&passage, &heads, mode, &mut ws);
         prop_assert_eq!(scores.len(), if heads.is_empty() { 2 } else { heads.len() });
         for (i, s) in scores.iter().enumerate() {
             if !heads.is_empty() {
@@ -229,7 +236,8 @@ proptest! {
             prop_assert_eq!(s.label, head.decide(&s.probabilities));
             prop_assert!(s.contributions.len() <= explain);
             for c in &s.contributions {
-                prop_assert!(!c.spans.is_empty(), "{:?} has no span", model.featurizer().term(c.feature));
+                prop_assert_eq!(c.feature.is_some(), raw);
+                prop_assert!(!c.spans.is_empty(), "{:?} has no span", c.feature.map(|j| model.featurizer().term(j)));
                 for &(a, b) in &c.spans {
                     let (a, b) = (a as usize, b as usize);
                     prop_assert!(a < b && b <= passage.len(), "span {a}..{b} in {passage:?}");
@@ -281,8 +289,8 @@ fn fixture_model_file_round_trips_byte_for_byte() {
     let (mut a, mut b) = (Workspace::default(), Workspace::default());
     for p in ["You won't believe this!!", "Markets were calm today.", ""] {
         assert_eq!(
-            model.score(p, &[], 5, &mut a),
-            again.score(p, &[], 5, &mut b)
+            model.score(p, &[], Explain::Words(5), &mut a),
+            again.score(p, &[], Explain::Words(5), &mut b)
         );
     }
 }

@@ -14,7 +14,7 @@ use common_service::{model_a, model_b, save_corrupt};
 use prost::bytes::Bytes;
 use slant::cli::ServeArgs;
 use slant::client::{bench_grpc, BenchProtocol, BenchRpc, LoadSpec, RawCodec};
-use slant::model::ModelError;
+use slant::model::{ModelData, ModelError, Scope};
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ModelInfoRequest, ScoreRequest};
 use slant::service::{Limits, ModelSource, ReloadHandle, Server, ServerConfig, ServiceError};
@@ -46,9 +46,13 @@ async fn start() -> TestServer {
 }
 
 async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    start_model(model_a(), configure).await
+}
+
+async fn start_model(model: ModelData, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let model_path = dir.path().join("model.slant");
-    model_a().save(&model_path).unwrap();
+    model.save(&model_path).unwrap();
     let mut config = ServerConfig::new(&model_path);
     configure(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -208,15 +212,17 @@ async fn score_answers_in_order_with_explanations() {
         .map(|p| p.label.as_str())
         .collect();
     assert_eq!(order, ["negative", "neutral", "positive"]);
-    // The strongest push towards "sensational" is the ALL-CAPS word.
+    // The strongest push towards "sensational" is the ALL-CAPS word (its
+    // <caps> marker folded into it), named as written.
     let top = &resp.results[0].heads[1].contributions[0];
-    assert_eq!(top.feature, "<caps>");
+    assert_eq!(top.feature, "SHOCKING");
+    assert_eq!(top.spans.len(), 1);
     let s = &top.spans[0];
     assert_eq!(&passages[0][s.start as usize..s.end as usize], "SHOCKING");
     let good = sentiment
         .contributions
         .iter()
-        .find(|c| c.feature == "good")
+        .find(|c| c.feature == "Good")
         .unwrap();
     assert!(good.weight > 0.0);
     assert_eq!(
@@ -428,6 +434,139 @@ async fn article_passages_point_into_the_text_and_the_summary_is_their_weighted_
     assert!(resp.passages.iter().all(|p| !p.in_title));
     assert_eq!(resp.summary.len(), 1);
     assert_eq!(resp.summary[0].head, "sensational");
+    server.stop().await;
+}
+
+/// A head whose scope is headlines reads an article's title only, and the
+/// summary says what it rests on; without a title it says it read nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headline_head_reads_the_title_only_and_the_summary_says_so() {
+    let mut model = model_a();
+    model.heads[1].scope = Scope::Headline;
+    let server = start_model(model, |_| {}).await;
+    let mut client = server.scorer().await;
+    let info = client
+        .get_model_info(ModelInfoRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let scopes: Vec<(&str, &str)> = info
+        .heads
+        .iter()
+        .map(|h| (h.name.as_str(), h.scope.as_str()))
+        .collect();
+    assert_eq!(
+        scopes,
+        [("sentiment", "passage"), ("sensational", "headline")]
+    );
+
+    let text = "SHOCKING news!! The senate voted. Bad news.";
+    let resp = client
+        .score_article(ArticleRequest {
+            text: text.into(),
+            title: "Good news for the team".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let heads = |p: &slant::proto::ScoredPassage| -> Vec<String> {
+        let score = p.score.as_ref().unwrap();
+        score.heads.iter().map(|h| h.head.clone()).collect()
+    };
+    assert!(resp.passages[0].in_title);
+    assert_eq!(heads(&resp.passages[0]), ["sentiment", "sensational"]);
+    // The body's passages, however sensational, leave the headline head out.
+    assert_eq!(resp.passages.len(), 4);
+    for p in &resp.passages[1..] {
+        assert_eq!(heads(p), ["sentiment"], "{p:?}");
+    }
+    let basis: Vec<(&str, &str)> = resp
+        .summary
+        .iter()
+        .map(|h| (h.head.as_str(), h.basis.as_str()))
+        .collect();
+    assert_eq!(basis, [("sentiment", "passages"), ("sensational", "title")]);
+    // The headline head's summary is the title's score, not the body's.
+    let title = &resp.passages[0].score.as_ref().unwrap().heads[1];
+    assert_eq!(resp.summary[1].probabilities, title.probabilities);
+    assert_eq!(resp.summary[1].label, "not_sensational");
+
+    // No title: the headline head has nothing to read, and says so.
+    let resp = client
+        .score_article(ArticleRequest {
+            text: text.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.passages.iter().all(|p| heads(p) == ["sentiment"]));
+    let none = &resp.summary[1];
+    assert_eq!(
+        (none.head.as_str(), none.basis.as_str()),
+        ("sensational", "none")
+    );
+    assert!(none.probabilities.is_empty() && none.label.is_empty());
+
+    // Score applies every head to every passage: scope is an article's.
+    let resp = client
+        .score(score_req(&["SHOCKING news!!"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.results[0].heads[1].label, "sensational");
+    server.stop().await;
+}
+
+/// Explanations name the passage's words; the raw features (markers such
+/// as <caps>) only when asked for, signed towards the decided label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explanations_are_words_and_raw_features_are_behind_a_flag() {
+    let server = start().await;
+    let mut client = server.scorer().await;
+    let passage = "SHOCKING news!! and more SHOCKING news";
+    let ask = |raw_features| ScoreRequest {
+        explain: 8,
+        raw_features,
+        heads: vec!["sensational".into()],
+        thresholds: [("sensational".to_string(), 0.99)].into(),
+        ..score_req(&[passage])
+    };
+    let words = client.score(ask(false)).await.unwrap().into_inner();
+    let h = &words.results[0].heads[0];
+    // Decided not sensational (threshold 0.99), still explained towards
+    // the positive label: what reads as sensational here.
+    assert_eq!(h.label, "not_sensational");
+    assert_eq!(h.explained_label, "sensational");
+    assert!(!h.contributions.is_empty());
+    for c in &h.contributions {
+        for s in &c.spans {
+            assert_eq!(&passage[s.start as usize..s.end as usize], c.feature);
+        }
+        assert!(!c.feature.starts_with('<'), "{c:?}");
+    }
+    // A word written twice is one contribution with both spans.
+    let shocking = h
+        .contributions
+        .iter()
+        .find(|c| c.feature == "SHOCKING")
+        .unwrap();
+    assert_eq!(shocking.spans.len(), 2);
+    assert!(shocking.weight > 0.0);
+    assert_eq!(h.contributions[0].feature, "SHOCKING");
+
+    let raw = client.score(ask(true)).await.unwrap().into_inner();
+    let h = &raw.results[0].heads[0];
+    assert_eq!(h.explained_label, "not_sensational");
+    let caps = h
+        .contributions
+        .iter()
+        .find(|c| c.feature == "<caps>")
+        .unwrap();
+    // Towards "not sensational", the ALL-CAPS marker pushes against.
+    assert!(caps.weight < 0.0);
+    assert_eq!(caps.spans.len(), 2);
     server.stop().await;
 }
 

@@ -87,6 +87,7 @@ pub(super) fn run(a: EvalArgs) -> Result<()> {
                     label: a.label_field.clone(),
                     label_map: a.label_map.iter().cloned().collect(),
                     skip_invalid: false,
+                    skip_labels: Vec::new(),
                 })
                 .collect();
             (sets, DEFAULT_SLICES.iter().map(|s| s.to_string()).collect())

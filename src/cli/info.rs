@@ -27,6 +27,7 @@ pub(super) fn run(a: InfoArgs) -> Result<()> {
         .map(|h| {
             json!({
                 "name": h.name,
+                "scope": h.scope,
                 "labels": h.labels,
                 "threshold": h.threshold,
                 "hyperparameters": h.hyperparameters(),
@@ -63,6 +64,7 @@ pub(super) fn run(a: InfoArgs) -> Result<()> {
     )?;
     for h in &d.heads {
         writeln!(out, "\nhead {}: labels {:?}", h.name, h.labels)?;
+        writeln!(out, "  scope: {}", h.scope)?;
         match h.threshold {
             Some(t) => writeln!(out, "  decision: {} when P >= {t}", h.labels[1])?,
             None => writeln!(out, "  decision: argmax")?,

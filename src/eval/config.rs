@@ -15,8 +15,9 @@
 //! label_map = { biased = "sensational", non_biased = "not_sensational" }
 //! ```
 //! A set takes `format`, `text` and `label` as a training data entry does,
-//! and `skip_invalid = true` to score only the rows whose (mapped) label
-//! is one of the head's.
+//! `skip_labels` (rows left out by their label as written), and
+//! `skip_invalid = true` to score only the rows whose (mapped) label is one
+//! of the head's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,10 @@ pub struct EvalSet {
     /// `label_map` — to score, say, only the `non_biased` rows of a set.
     #[serde(default)]
     pub skip_invalid: bool,
+    /// Rows with these labels (as written, before `label_map`) are left
+    /// out, as a training data entry's `skip_labels`.
+    #[serde(default)]
+    pub skip_labels: Vec<String>,
 }
 
 fn text() -> String {
@@ -126,6 +131,7 @@ impl EvalSet {
             label: self.label.clone(),
             label_map: self.label_map.clone(),
             slices: slices.to_vec(),
+            skip_labels: self.skip_labels.clone(),
             ..DataSpec::new(&self.path)
         }
     }

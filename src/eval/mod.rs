@@ -177,7 +177,10 @@ pub fn evaluate(
     let mut probs = Array2::zeros((examples.len(), h.labels.len()));
     let mut ws = Workspace::default();
     for (i, e) in examples.iter().enumerate() {
-        if let Some(s) = model.score(&e.text, &[head], 0, &mut ws).first() {
+        if let Some(s) = model
+            .score(&e.text, &[head], crate::model::Explain::None, &mut ws)
+            .first()
+        {
             probs
                 .row_mut(i)
                 .iter_mut()
@@ -325,6 +328,7 @@ mod tests {
             ]
             .into(),
             skip_invalid: false,
+            skip_labels: vec![],
         };
         let slices = vec!["source".to_string(), "outlet".to_string()];
         let r = evaluate_set(&model, &set, &slices, false).unwrap();

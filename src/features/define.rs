@@ -1,5 +1,6 @@
-//! What a feature is: the word n-grams, `<caps>` markers, lexicon markers
-//! and character n-grams of a tokenized passage, their hashes, and the text
+//! What a feature is: the word n-grams, `<caps>` markers, context features
+//! (`NOT_word`, `<title>`), lexicon markers and character n-grams of a
+//! tokenized passage, their hashes, and the text
 //! and span each occurrence stands for. Fitting and explanations walk them
 //! here; the scan makes the same hashes in another order.
 
@@ -16,6 +17,10 @@ pub(super) enum Occurrence {
     Caps { token: usize },
     /// A lexicon marker (`<lex+>`, `<lex-->`, …) on token `token`.
     Lexicon { token: usize, marker: &'static str },
+    /// Token `token` in a negation's scope (`NOT_word`).
+    Negated { token: usize },
+    /// The title-case marker on token `token`.
+    Title { token: usize },
     /// Character n-gram number `index` (of length `n`) of token `token`,
     /// counted over the word padded with one boundary mark on each side.
     Chars {
@@ -71,6 +76,7 @@ pub(super) fn for_each_feature(
     mut visit: impl FnMut(u64, Occurrence),
 ) {
     for_each_word_feature(settings, tokens, &mut visit);
+    super::context::for_each_context_feature(settings, passage, tokens, &mut visit);
     for_each_lexicon_feature(lexicon, lex, 0..lex.len(), &mut visit);
     if with_chars && settings.char_range().is_some() {
         for (i, t) in tokens.iter().enumerate() {
@@ -241,6 +247,12 @@ pub(super) fn occurrence_text(passage: &str, tokens: &[Token], occ: Occurrence) 
         }
         Occurrence::Caps { .. } => CAPS.to_string(),
         Occurrence::Lexicon { marker, .. } => marker.to_string(),
+        Occurrence::Negated { token } => format!(
+            "{}{}",
+            super::context::NEGATED_PREFIX,
+            tokens[token].normalized(passage)
+        ),
+        Occurrence::Title { .. } => super::context::TITLE.to_string(),
         Occurrence::Chars { token, index, n } => {
             let t = tokens[token];
             let mut word = Vec::new();
@@ -256,6 +268,8 @@ pub(super) fn occurrence_span(tokens: &[Token], occ: Occurrence) -> (u32, u32) {
         Occurrence::Words { first, n } => (tokens[first].start, tokens[first + n - 1].end),
         Occurrence::Caps { token }
         | Occurrence::Lexicon { token, .. }
+        | Occurrence::Negated { token }
+        | Occurrence::Title { token }
         | Occurrence::Chars { token, .. } => (tokens[token].start, tokens[token].end),
     }
 }

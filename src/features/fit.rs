@@ -47,6 +47,9 @@ impl Featurizer {
         for passage in corpus {
             n_docs += 1;
             tokenize(passage, &mut tokens);
+            if settings.identity_classes {
+                crate::text::classes::apply(passage, &mut tokens);
+            }
             seen.clear();
             lex.annotate(&tokens, &mut annotations);
             for_each_feature(

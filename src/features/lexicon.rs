@@ -67,6 +67,9 @@ pub(super) const NEGATORS: &[&str] = &[
     "haven’t",
     "hadn’t",
     "ain’t",
+    // The Penn Treebank's split ("does n't", as SST writes it).
+    "n't",
+    "n’t",
 ];
 /// VADER's intensifiers: each adds 0.293 to a following lexicon word's
 /// magnitude (DAMPENERS take it away), less by 5% per word of distance.
@@ -256,6 +259,21 @@ impl Lexicon {
             return 0.0;
         }
         let mut sum = 0.0f32;
+        Self::valence_terms(tokens, lex, valenced, |_, v| sum += v);
+        sum / (sum * sum + ALPHA).sqrt()
+    }
+
+    /// Each lexicon word's term in [`Lexicon::compound`]'s sum, in token
+    /// order: `visit(token, adjusted valence)`. The compound score is
+    /// a function of their sum alone, so explanations attribute it to its
+    /// words in proportion to these terms.
+    #[inline(always)]
+    pub(crate) fn valence_terms(
+        tokens: &[Token],
+        lex: &[TokenLex],
+        valenced: &[u32],
+        mut visit: impl FnMut(usize, f32),
+    ) {
         let but = lex.iter().position(|l| l.role & BUT != 0);
         for i in valenced.iter().map(|&i| i as usize) {
             let (Some(t), Some(l)) = (tokens.get(i), lex.get(i)) else {
@@ -284,9 +302,8 @@ impl Lexicon {
                 Some(b) if i > b => v *= AFTER_BUT,
                 _ => {}
             }
-            sum += v;
+            visit(i, v);
         }
-        sum / (sum * sum + ALPHA).sqrt()
     }
 
     /// The markers of token `i`, as numbers into `markers`: polarity, and

@@ -21,12 +21,14 @@
 //!
 //! - `settings`: [`FeatureSettings`], their checks and the term frequency.
 //! - `define`: what a feature is, its hash, text and span.
+//! - `context`: the opt-in context features (negation scope, Title Case).
 //! - `index`: the hash index and the [`Lookup`] trait the scan uses.
 //! - `lexicon`: the sentiment lexicon, its word lists and compound score.
 //! - `fit`: fitting on a corpus, rebuilding from a stored [`Vocabulary`].
 //! - `scan`: a passage's features looked up, stage by stage.
 //! - `transform`: the reference vector and feature spans.
 
+mod context;
 mod define;
 mod fit;
 mod index;

@@ -197,6 +197,9 @@ impl<'a, L: Lookup> Scan<'a, L> {
     fn token_hits(&mut self, passage: &str) {
         let (fz, index) = (self.fz, self.index);
         tokenize(passage, &mut self.s.tokens);
+        if fz.vocab.settings.identity_classes {
+            crate::text::classes::apply(passage, &mut self.s.tokens);
+        }
         let Scratch {
             tokens,
             hits,
@@ -251,6 +254,9 @@ impl<'a, L: Lookup> Scan<'a, L> {
                 keys.push((CAPS_HASH, index.start(CAPS_HASH), u32::MAX));
             }
         }
+        super::context::for_each_context_feature(settings, passage, tokens, |h, _| {
+            keys.push((h, index.start(h), u32::MAX));
+        });
         hits.clear();
         unigrams.clear();
         unigrams.resize(tokens.len(), u32::MAX);
@@ -551,6 +557,7 @@ mod tests {
             let mut reference = Vec::new();
             let score = f.lexicon.markers[4].0;
             for_each_word_feature(&f.vocab.settings, &ws.tokens, |h, _| reference.extend(f.index.get(h)));
+            super::super::context::for_each_context_feature(&f.vocab.settings, &passage, &ws.tokens, |h, _| reference.extend(f.index.get(h)));
             for_each_lexicon_feature(&f.lexicon, &expected, 0..expected.len(), |h, _| {
                 if h != score {
                     reference.extend(f.index.get(h));

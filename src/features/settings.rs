@@ -25,6 +25,16 @@ pub struct FeatureSettings {
     pub char_weight: f32,
     /// Scale of the lexicon's compound-score feature (with a lexicon).
     pub lexicon_weight: f32,
+    /// `NOT_word` features for words in a negation's scope (see
+    /// `features::context`).
+    pub negation_scope: bool,
+    /// A `<title>` marker for each capitalised function word after the
+    /// first (headline Title Case; see `features::context`).
+    pub title_marker: bool,
+    /// Identity and named-entity words (nationalities, countries, cities,
+    /// religions, orientations, names) become their class token
+    /// (`<religion>`, …; see `text::classes`).
+    pub identity_classes: bool,
 }
 
 impl Default for FeatureSettings {
@@ -38,6 +48,9 @@ impl Default for FeatureSettings {
             sublinear_tf: true,
             char_weight: 1.0,
             lexicon_weight: 1.0,
+            negation_scope: false,
+            title_marker: false,
+            identity_classes: false,
         }
     }
 }

@@ -144,6 +144,94 @@ impl Featurizer {
         }
         out
     }
+
+    /// The passage tokens behind each feature of the passage that the last
+    /// [`Featurizer::transform`] of `passage` left in `ws`: `(feature,
+    /// token, share)` triples whose shares sum to 1 per feature, into `out`
+    /// (sorted by feature, then token). What explanations use to fold
+    /// features into the passage's words:
+    ///
+    /// - a word n-gram: its tokens, equally (each occurrence equally);
+    /// - a character n-gram, `<caps>`, `NOT_word`, `<title>`, a `<lex±>`
+    ///   marker: the word it came from, each occurrence equally;
+    /// - the compound score ([`LEXICON_SCORE`]): each lexicon word in
+    ///   proportion to its term in the score's sum (negation, boosters and
+    ///   "but" included; see [`Lexicon::valence_terms`]), so a negated
+    ///   word's share has the opposite sign.
+    pub fn token_shares(&self, passage: &str, ws: &mut Scratch, out: &mut Vec<(u32, u32, f32)>) {
+        out.clear();
+        let Scratch {
+            tokens,
+            grams,
+            lex,
+            valenced,
+            ..
+        } = ws;
+        let mut terms = vec![0f32; tokens.len()];
+        if !self.lexicon.is_empty() {
+            Lexicon::valence_terms(tokens, lex, valenced, |i, v| {
+                if let Some(t) = terms.get_mut(i) {
+                    *t = v;
+                }
+            });
+        }
+        for_each_feature(
+            &self.vocab.settings,
+            &self.lexicon,
+            lex,
+            true,
+            passage,
+            tokens,
+            grams,
+            |h, occ| {
+                let index = match occ {
+                    Occurrence::Chars { .. } => &self.char_index,
+                    _ => &self.index,
+                };
+                let Some(j) = index.get(h) else {
+                    return;
+                };
+                match occ {
+                    Occurrence::Words { first, n } => {
+                        for t in first..first + n {
+                            out.push((j, t as u32, 1.0 / n as f32));
+                        }
+                    }
+                    Occurrence::Lexicon { token, marker } if marker == LEXICON_SCORE => {
+                        out.push((j, token as u32, terms.get(token).copied().unwrap_or(0.0)));
+                    }
+                    Occurrence::Caps { token }
+                    | Occurrence::Lexicon { token, .. }
+                    | Occurrence::Negated { token }
+                    | Occurrence::Title { token }
+                    | Occurrence::Chars { token, .. } => out.push((j, token as u32, 1.0)),
+                }
+            },
+        );
+        out.sort_unstable_by_key(|&(j, t, _)| (j, t));
+        // One entry per (feature, token), then shares normalised per feature.
+        out.dedup_by(|next, kept| {
+            let same = next.0 == kept.0 && next.1 == kept.1;
+            if same {
+                kept.2 += next.2;
+            }
+            same
+        });
+        for run in out.chunk_by_mut(|a, b| a.0 == b.0) {
+            let total: f32 = run.iter().map(|e| e.2).sum();
+            for e in run {
+                e.2 = if total != 0.0 { e.2 / total } else { 0.0 };
+            }
+        }
+    }
+
+    /// The tokens the last [`Featurizer::transform`] left in `ws`, as
+    /// (kind, byte span) pairs.
+    pub(crate) fn token_spans(
+        ws: &Scratch,
+    ) -> impl Iterator<Item = (crate::text::TokenKind, (u32, u32))> + '_ {
+        ws.tokens.iter().map(|t| (t.kind, (t.start, t.end)))
+    }
 }
 
 #[cfg(test)]

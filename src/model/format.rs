@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic  "SLANTMDL"
-//!      8     4  format version, u32 little-endian (currently 3)
+//!      8     4  format version, u32 little-endian (currently 4)
 //!     12     4  reserved, zero
 //!     16     8  payload length in bytes, u64 little-endian
 //!     24    32  SHA-256 of the payload
@@ -18,6 +18,14 @@
 //! sets, thresholds, finite weights, a consistent vocabulary). Each failure
 //! is a [`ModelError`] that names the file. The model id is the first 16 hex
 //! digits of the payload checksum, so equal content means equal id.
+//!
+//! # Versions
+//! - 3: heads without a scope; feature settings without the context and
+//!   identity-class switches.
+//! - 4: each head has a [`Scope`] (passage or headline), and the feature
+//!   settings gain `negation_scope`, `title_marker` and `identity_classes`.
+//!   postcard is positional, so a version 3 payload would not decode (or
+//!   would decode wrongly): version 3 files are refused by their version.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +38,7 @@ use crate::data::hex;
 use crate::features::{FeatureError, Vocabulary};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
@@ -51,10 +59,41 @@ pub struct Fingerprint {
     pub rows: u64,
 }
 
+/// What a head is meant to read: any passage, or a headline (a title or
+/// a social post) only. An article's body is never scored by a
+/// headline-scope head: its title is. Written `"passage"` or `"headline"`
+/// in configs, JSON and the model file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Any passage: a sentence, a paragraph, a title.
+    #[default]
+    Passage,
+    /// Headlines and social posts only (e.g. clickbait).
+    Headline,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passage => "passage",
+            Self::Headline => "headline",
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One head as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeadData {
     pub name: String,
+    /// What the head is meant to read (see [`Scope`]).
+    pub scope: Scope,
     /// Label names. For two-class heads the second label is the positive
     /// one: the one whose probability the threshold applies to.
     pub labels: Vec<String>,
@@ -76,8 +115,13 @@ pub struct HeadData {
 /// ("balanced"): stored, as every hyperparameter, as a number, 1 or 0.
 pub const CLASS_WEIGHT_BALANCED: &str = "class_weight_balanced";
 
+/// The hyperparameter that says whether classes were balanced within
+/// each training file (`class_weight = "balanced_per_source"`; then
+/// [`CLASS_WEIGHT_BALANCED`] is 1 too).
+pub const CLASS_WEIGHT_PER_SOURCE: &str = "class_weight_per_source";
+
 /// Hyperparameters whose stored number means true (1) or false (0).
-const FLAGS: &[&str] = &[CLASS_WEIGHT_BALANCED];
+const FLAGS: &[&str] = &[CLASS_WEIGHT_BALANCED, CLASS_WEIGHT_PER_SOURCE];
 
 /// A hyperparameter as it reads: a number, or a flag stored as 1 or 0.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -399,19 +443,34 @@ mod tests {
         let (back, id) = ModelData::from_bytes(&bytes, Path::new("m")).unwrap();
         assert_eq!(back, data);
         assert_eq!(back.to_bytes().unwrap(), bytes);
+        // The scope is stored, and reads as a string in JSON.
+        let mut headline = tiny();
+        headline.heads[1].scope = Scope::Headline;
+        let (back, _) =
+            ModelData::from_bytes(&headline.to_bytes().unwrap(), Path::new("m")).unwrap();
+        assert_eq!(back.heads[1].scope, Scope::Headline);
+        assert_eq!(
+            serde_json::to_string(&Scope::Headline).unwrap(),
+            "\"headline\""
+        );
         assert_eq!(id.len(), 16);
         let model = Model::from_data(back, id, Path::new("m")).unwrap();
         let mut ws = Workspace::default();
-        let s = model.score("Good news, SHOCKING news!!", &[], 2, &mut ws);
+        let s = model.score(
+            "Good news, SHOCKING news!!",
+            &[],
+            crate::model::Explain::Features(2),
+            &mut ws,
+        );
         assert_eq!(s.len(), 2);
         assert_eq!(model.heads()[s[0].head].labels[s[0].label], "positive");
         assert!((s[0].probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert_eq!(s[1].label, 1);
         let top = &s[1].contributions[0];
-        assert_eq!(model.featurizer().term(top.feature), "<caps>");
+        assert_eq!(model.featurizer().term(top.feature.unwrap()), "<caps>");
         assert_eq!(top.spans, [(11, 19)]);
         // Head selection keeps the requested order.
-        let s = model.score("bad", &[1, 0], 0, &mut ws);
+        let s = model.score("bad", &[1, 0], crate::model::Explain::None, &mut ws);
         assert_eq!((s[0].head, s[1].head), (1, 0));
         assert!(s[0].contributions.is_empty());
     }
@@ -433,6 +492,14 @@ mod tests {
         let mut b = bytes.clone();
         b[0] = b'X';
         assert!(matches!(err(&b), ModelError::BadMagic { .. }));
+        // A version 3 file (heads without a scope, fewer feature settings)
+        // is refused by its version, with the message that says so.
+        let mut b = bytes.clone();
+        b[8] = 3;
+        let e = err(&b);
+        assert!(matches!(e, ModelError::UnsupportedVersion { found: 3, .. }));
+        assert!(e.to_string().contains("format version 3"), "{e}");
+        assert!(e.to_string().contains("reads version 4"), "{e}");
         let mut b = bytes.clone();
         b[8] = 9;
         assert!(matches!(

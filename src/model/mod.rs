@@ -22,11 +22,11 @@ mod open;
 mod scorer;
 mod table;
 
-pub use explain::{Contribution, HeadScore};
+pub use explain::{Contribution, Explain, HeadScore};
 pub use format::{
     check_heads, Fingerprint, HeadData, HeadsError, Hyperparameter, InvalidModel, ModelData,
-    ModelError, CLASS_WEIGHT_BALANCED, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS,
-    MAX_MODEL_BYTES, MAX_OUTPUTS,
+    ModelError, Scope, CLASS_WEIGHT_BALANCED, CLASS_WEIGHT_PER_SOURCE, FORMAT_VERSION, HEADER_LEN,
+    MAGIC, MAX_COLUMNS, MAX_MODEL_BYTES, MAX_OUTPUTS,
 };
 pub use scorer::{argmax, decide, Head, Model, Workspace};
 
@@ -58,6 +58,7 @@ pub(crate) fn tiny() -> ModelData {
         heads: vec![
             HeadData {
                 name: "sentiment".into(),
+                scope: Scope::Passage,
                 labels: vec!["negative".into(), "neutral".into(), "positive".into()],
                 threshold: None,
                 weights: sent,
@@ -68,6 +69,7 @@ pub(crate) fn tiny() -> ModelData {
             },
             HeadData {
                 name: "sensational".into(),
+                scope: Scope::Passage,
                 labels: vec!["not_sensational".into(), "sensational".into()],
                 threshold: Some(0.4),
                 weights: sens,

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use super::format::{HeadData, InvalidModel, ModelData, ModelError, MAX_COLUMNS, MAX_OUTPUTS};
+use super::format::{
+    HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS, MAX_OUTPUTS,
+};
 use super::link::link;
 use super::table::{Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
@@ -66,6 +68,9 @@ fn sum_words<const W: usize>(
 #[derive(Debug, Clone)]
 pub struct Head {
     pub name: String,
+    /// What the head is meant to read (headline-scope heads score an
+    /// article's title only).
+    pub scope: Scope,
     pub labels: Vec<String>,
     pub threshold: Option<f64>,
     /// First column of this head in the interleaved weight rows.
@@ -350,6 +355,7 @@ impl Model {
             h.weights = Vec::new();
             heads.push(Head {
                 name: h.name.clone(),
+                scope: h.scope,
                 labels: h.labels.clone(),
                 threshold: h.threshold,
                 column,
@@ -552,6 +558,8 @@ mod tests {
             "Über café naïve résumé",
             "GOOD news, not bad: the rally is very good",
             "ΟΔΟΣ οδος 東京 3.5 rates fall?? but awful",
+            "It does n't rally With The French in Paris, John",
+            "Muslim news Of The rally: not good With rates",
         ];
         let words: Vec<(String, f32)> =
             [("good", 1.9), ("bad", -2.5), ("awful", -2.0), ("café", 0.7)]
@@ -628,6 +636,9 @@ mod tests {
             max_features in proptest::sample::select(vec![0usize, 5, 40]),
             weight in proptest::sample::select(vec![1.0f32, 0.3, 2.5]),
             lexicon in proptest::bool::ANY,
+            negation_scope in proptest::bool::ANY,
+            title_marker in proptest::bool::ANY,
+            identity_classes in proptest::bool::ANY,
         ) -> (FeatureSettings, bool) {
             let settings = FeatureSettings {
                 word_ngrams,
@@ -638,6 +649,9 @@ mod tests {
                 max_features,
                 char_weight: weight,
                 lexicon_weight: weight,
+                negation_scope,
+                title_marker,
+                identity_classes,
             };
             (settings, lexicon)
         }
@@ -654,7 +668,7 @@ mod tests {
         #[test]
         fn fast_scores_equal_the_reference_under_any_settings(
             (settings, lexicon) in any_settings(),
-            passage in "(good|GOOD|bad|not|very|but|awful|café|CAFÉ|news|rally|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|[a-z]{1,6}| |, ){0,12}",
+            passage in "(good|GOOD|bad|not|n't|never|very|but|awful|café|CAFÉ|news|rally|With|The|Of|French|french|Muslim|Paris|paris|John|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|[a-z]{1,6}| |, |\\. ){0,14}",
             extra_heads in proptest::sample::select(vec![0usize, 4, 12]),
         ) {
             if let Some(m) = model_with(settings.clone(), lexicon, extra_heads) {

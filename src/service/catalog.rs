@@ -354,7 +354,7 @@ fn load_checked(path: &Path, name: String, version: u64) -> Result<Loaded, Model
         let scores = model.score(
             "Trial run: the NEW model scores this passage!! Does it?",
             &[],
-            3,
+            crate::model::Explain::Words(3),
             &mut ws,
         );
         scores.len() == model.heads().len()

@@ -28,6 +28,8 @@ pub struct Checked {
     pub heads: Vec<usize>,
     /// Contributions per head.
     pub explain: usize,
+    /// Contributions are raw features, not the passage's words.
+    pub raw_features: bool,
     /// The request's decision threshold per model head (`None`: the
     /// model's own); only two-class heads have one. Empty when the request
     /// sets none.
@@ -75,6 +77,7 @@ pub fn check_score(model: &Model, limits: &Limits, req: &ScoreRequest) -> Result
     Ok(Checked {
         heads,
         explain,
+        raw_features: req.raw_features,
         thresholds,
     })
 }
@@ -108,6 +111,7 @@ pub fn check_article(
     Ok(Checked {
         heads,
         explain,
+        raw_features: req.raw_features,
         thresholds,
     })
 }
@@ -378,6 +382,7 @@ mod tests {
             let k = if labels.len() == 2 { 1 } else { labels.len() };
             crate::model::HeadData {
                 name: name.into(),
+                scope: crate::model::Scope::Passage,
                 labels: labels.iter().map(|s| s.to_string()).collect(),
                 threshold,
                 weights: vec![0.0; n * k],
@@ -435,6 +440,7 @@ mod tests {
             Checked {
                 heads: vec![1],
                 explain: 8,
+                raw_features: false,
                 thresholds: vec![],
             }
         );

@@ -39,7 +39,7 @@ use super::request::{
 };
 use super::state::{rfc3339, Shared};
 use crate::model::Workspace;
-use crate::model::{Head, HeadScore};
+use crate::model::{Explain, Head, HeadScore};
 use crate::proto::{self, scorer_server::Scorer};
 use crate::text::split::split_article;
 
@@ -133,6 +133,8 @@ struct Job {
     /// Head indices, in the order the caller asked for.
     heads: Arc<[usize]>,
     explain: usize,
+    /// Contributions are raw features, not the passage's words.
+    raw_features: bool,
     /// Spans listed per contribution (the first ones).
     max_spans: usize,
     /// The request's decision thresholds, by model head (`None`: the
@@ -166,12 +168,26 @@ impl Job {
                 .collect();
             return proto::PassageScore { heads };
         }
-        let scores = model.score(passage, &self.heads, self.explain, ws);
+        let explain = if self.raw_features {
+            Explain::Features(self.explain)
+        } else {
+            Explain::Words(self.explain)
+        };
+        let scores = model.score(passage, &self.heads, explain, ws);
         proto::PassageScore {
             heads: scores
                 .into_iter()
-                .filter_map(|s| self.head_score(s))
+                .filter_map(|s| self.head_score(passage, s))
                 .collect(),
+        }
+    }
+
+    /// This job for an article's body: without the heads whose scope is
+    /// headlines (they read the title only).
+    fn for_body(&self) -> Self {
+        Self {
+            heads: proto::body_heads(&self.loaded.model, &self.heads).into(),
+            ..self.clone()
         }
     }
 
@@ -184,31 +200,40 @@ impl Job {
         }
     }
 
-    fn head_score(&self, s: HeadScore) -> Option<proto::HeadScore> {
+    fn head_score(&self, passage: &str, s: HeadScore) -> Option<proto::HeadScore> {
         let model = &self.loaded.model;
         let head = model.heads().get(s.head)?;
         let (label, threshold) = self.decide(s.head, head, s.label, &s.probabilities);
-        // A two-class head's contributions are signed towards the decided
-        // label (the positive label's weight, negated for the other), so
-        // a request threshold that flips the label flips their signs; the
-        // order (by size) stays.
-        let flip = if label == s.label { 1.0 } else { -1.0 };
+        // Raw features of a two-class head are signed towards the decided
+        // label (the positive label's weight, negated for the other), so a
+        // request threshold that flips the label flips their signs and
+        // the label they explain; the order (by size) stays. Words are
+        // signed towards the positive label whatever is decided.
+        let (flip, explained) = if self.raw_features && label != s.label {
+            (-1.0, label)
+        } else {
+            (1.0, s.explained)
+        };
         let contributions = s
             .contributions
             .iter()
             .map(|c| proto::Contribution {
                 weight: flip * c.weight,
-                ..proto::contribution(model, c, self.max_spans)
+                ..proto::contribution(model, passage, c, self.max_spans)
             })
             .collect();
-        proto::head_score(
+        let score = proto::head_score(
             model,
             s.head,
             label,
             threshold,
             &s.probabilities,
             contributions,
-        )
+        )?;
+        Some(proto::HeadScore {
+            explained_label: head.labels.get(explained).cloned().unwrap_or_default(),
+            ..score
+        })
     }
 }
 
@@ -415,6 +440,7 @@ impl Job {
             loaded,
             heads: checked.heads.into(),
             explain: checked.explain,
+            raw_features: checked.raw_features,
             max_spans: limits.max_spans,
             thresholds: checked.thresholds.into(),
         }
@@ -439,36 +465,6 @@ fn trimmed(s: &str) -> Option<Range<usize>> {
 
 fn offset(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
-}
-
-/// Per-head summary: length-weighted mean probabilities and the decision
-/// on them (see the proto).
-fn summarize(job: &Job, passages: &[proto::ScoredPassage]) -> Vec<proto::HeadScore> {
-    let model = &job.loaded.model;
-    job.heads
-        .iter()
-        .enumerate()
-        .filter_map(|(k, &h)| {
-            let head = model.heads().get(h)?;
-            let mut mean = vec![0.0f64; head.labels.len()];
-            let mut total = 0.0f64;
-            for p in passages {
-                let Some(scored) = p.score.as_ref().and_then(|s| s.heads.get(k)) else {
-                    continue;
-                };
-                let w = f64::from(p.end.saturating_sub(p.start));
-                for (m, lp) in mean.iter_mut().zip(&scored.probabilities) {
-                    *m += w * lp.probability;
-                }
-                total += w;
-            }
-            if total > 0.0 {
-                mean.iter_mut().for_each(|m| *m /= total);
-            }
-            let (label, threshold) = job.decide(h, head, head.decide(&mean), &mean);
-            proto::head_score(model, h, label, threshold, &mean, Vec::new())
-        })
-        .collect()
 }
 
 /// The Scorer service.
@@ -646,7 +642,7 @@ impl Scorer for ScorerService {
             });
         }
         let texts = Arc::new(Texts::Slices { text, ranges });
-        let scores = score_texts(&self.shared, &job, texts.clone(), deadline).await?;
+        let scores = score_texts(&self.shared, &job.for_body(), texts.clone(), deadline).await?;
         if let Texts::Slices { ranges, .. } = &*texts {
             passages.extend(
                 ranges
@@ -660,7 +656,12 @@ impl Scorer for ScorerService {
                     }),
             );
         }
-        let summary = summarize(&job, &passages);
+        let summary = proto::article_summary(
+            &job.loaded.model,
+            &job.heads,
+            &passages,
+            |h, head, probs| job.decide(h, head, head.decide(probs), probs),
+        );
         let facts = |r: &proto::ArticleResponse| CallFacts {
             model: r.model.clone(),
             version: r.model_version.clone(),
@@ -723,6 +724,7 @@ fn model_info(loaded: &Loaded) -> proto::ModelInfo {
                     String::new()
                 },
                 threshold: h.threshold.unwrap_or(0.0),
+                scope: h.scope.as_str().to_string(),
                 dev_metrics: stored
                     .map(|d| d.dev_metrics.iter().map(|(k, v)| (k.clone(), *v)).collect())
                     .unwrap_or_default(),

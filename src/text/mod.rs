@@ -9,6 +9,7 @@
 //! and a 64-bit hash of its normalised text, so n-grams are hashed without
 //! building strings on the scoring path.
 
+pub mod classes;
 pub mod split;
 
 use unicode_segmentation::UnicodeSegmentation;
@@ -22,6 +23,9 @@ pub enum TokenKind {
     Number,
     /// A run of `!` and `?`: normalised to `!`, `!!`, `?`, `??` or `?!`.
     Punct,
+    /// A word replaced by its identity or named-entity class
+    /// (`<nationality>`, `<name>`, …; see [`classes`]).
+    Class,
 }
 
 /// One token of a passage.
@@ -48,6 +52,7 @@ impl Token {
                 punct_text(&passage[self.start as usize..self.end as usize]).to_string()
             }
             TokenKind::Word => passage[self.start as usize..self.end as usize].to_lowercase(),
+            TokenKind::Class => classes::name(self.hash).unwrap_or("<class>").to_string(),
         }
     }
 }

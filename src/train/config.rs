@@ -12,15 +12,17 @@
 //! name = "sentiment"
 //! labels = ["negative", "neutral", "positive"]
 //! c_grid = [1, 2, 4, 8]                  # C chosen on dev
-//! class_weight = "balanced"              # or "none"
+//! class_weight = "balanced"              # or "none", "balanced_per_source"
 //! balance_sources = true                 # every train file weighs the same
+//! scope = "passage"                      # or "headline": titles only
 //! [[heads.train]]
 //! path = "sentiment_sst3/train.jsonl"    # relative to data_root
 //! [[heads.dev]]
 //! path = "sentiment_sst3/dev.jsonl"
 //! ```
 //! Each data entry is a [`DataSpec`]: `format` (else by extension), `text`
-//! and `label` columns, `label_map` and a sample `weight`. For two-class
+//! and `label` columns, `label_map`, `skip_labels` (rows left out by their
+//! label as written) and a sample `weight`. For two-class
 //! heads the second label is the positive one; its decision threshold is
 //! tuned on dev.
 
@@ -30,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
 use crate::features::FeatureParams;
-use crate::model::{check_heads, HeadsError};
+use crate::model::{check_heads, HeadsError, Scope};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +57,12 @@ pub enum ClassWeight {
     None,
     /// Classes weighted inversely to their frequency: n / (k · n_class).
     Balanced,
+    /// `balanced` within each training file: every file's classes weigh
+    /// the same in it, so no source's class mix leaks into the head's
+    /// prior through words that only mark the source (a file of ordinary
+    /// news, all one class, does not shift the others).
+    #[serde(rename = "balanced_per_source")]
+    BalancedPerSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +88,10 @@ pub struct HeadConfig {
     /// Two-class heads: tune the decision threshold on dev (else 0.5).
     #[serde(default = "default_true")]
     pub tune_threshold: bool,
+    /// What the head is meant to read: `"passage"` (the default) or
+    /// `"headline"` (titles and social posts; an article's title only).
+    #[serde(default)]
+    pub scope: Scope,
 }
 
 fn default_c_grid() -> Vec<f64> {
@@ -221,6 +233,7 @@ word_ngrams = [1, 3]
 [[heads]]
 name = "s"
 labels = ["a", "b"]
+scope = "headline"
 train = [{ path = "t.jsonl", weight = 2.0 }]
 dev = [{ path = "d.csv", text = "body" }]
 "#,
@@ -234,6 +247,7 @@ dev = [{ path = "d.csv", text = "body" }]
         );
         assert_eq!(c.heads[0].dev[0].text, "body");
         assert_eq!(c.heads[0].c_grid, default_c_grid());
+        assert_eq!(c.heads[0].scope, Scope::Headline);
         let (c, _) = TrainConfig::load(&p, Some(Path::new("/x"))).unwrap();
         assert_eq!(c.resolve(&c.heads[0].dev[0]).path, Path::new("/x/d.csv"));
     }

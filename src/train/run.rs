@@ -87,6 +87,9 @@ struct HeadInputs {
     train_weight: Vec<f32>,
     /// Rows of each training file, in order.
     train_sources: Vec<usize>,
+    /// Each training file's path and text column, in order: what the
+    /// vocabulary counts once however many heads read the file.
+    train_files: Vec<(PathBuf, String)>,
     dev: Vec<(String, Vec<Example>)>,
     prints: Vec<Fingerprint>,
 }
@@ -107,6 +110,7 @@ pub fn train(
             train: Vec::new(),
             train_weight: Vec::new(),
             train_sources: Vec::new(),
+            train_files: Vec::new(),
             dev: Vec::new(),
             prints: Vec::new(),
         };
@@ -132,6 +136,8 @@ pub fn train(
                     d.train_weight
                         .extend(std::iter::repeat_n(spec.weight, rows));
                     d.train_sources.push(rows);
+                    d.train_files
+                        .push((resolved.path.clone(), spec.text.clone()));
                     d.train.extend(read.examples);
                 } else {
                     d.dev.push((spec.path.display().to_string(), read.examples));
@@ -140,12 +146,13 @@ pub fn train(
         }
         heads.push(d);
     }
-    // 2. One featurizer for all heads, fitted on every training text.
-    let total: usize = heads.iter().map(|d| d.train.len()).sum();
-    progress.start("vocabulary", total as u64);
-    let corpus = heads
-        .iter()
-        .flat_map(|d| d.train.iter().map(|e| e.text.as_str()));
+    // 2. One featurizer for all heads, fitted on every training text: each
+    // file once, however many heads read it (a file read by several heads,
+    // with other labels or weights, would otherwise count its terms'
+    // documents twice and shift every idf).
+    let corpus = vocabulary_corpus(&heads);
+    progress.start("vocabulary", corpus.len() as u64);
+    let corpus = corpus.into_iter();
     let lexicon = match &config.lexicon {
         Some(path) => read_lexicon(path)?.0,
         None => Vec::new(),
@@ -174,6 +181,29 @@ pub fn train(
     })
 }
 
+/// The texts the vocabulary is fitted on: every head's training rows,
+/// each file (path and text column) once, in config order.
+fn vocabulary_corpus(heads: &[HeadInputs]) -> Vec<&str> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut corpus = Vec::new();
+    for d in heads {
+        let mut start = 0;
+        for (file, &rows) in d.train_files.iter().zip(&d.train_sources) {
+            if seen.insert(file) {
+                corpus.extend(
+                    d.train
+                        .get(start..start + rows)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|e| e.text.as_str()),
+                );
+            }
+            start += rows;
+        }
+    }
+    corpus
+}
+
 /// Featurizes passages into a sparse matrix, on every core (rayon; rows
 /// are independent and collected in order, so the result does not depend
 /// on the thread count).
@@ -187,11 +217,30 @@ fn matrix(featurizer: &Featurizer, examples: &[Example]) -> SparseRecords {
     SparseRecords::from_rows(featurizer.len(), rows.iter().map(Vec::as_slice))
 }
 
+/// Each training row's class weight: [`class_weights`] over the whole
+/// head, or over each file alone with `balanced_per_source`.
+fn row_class_weights(h: &HeadConfig, y: &[usize], sources: &[usize]) -> Vec<f32> {
+    if h.class_weight != ClassWeight::BalancedPerSource {
+        let cw = class_weights(h, y);
+        return y.iter().map(|&c| cw[c]).collect();
+    }
+    let mut out = Vec::with_capacity(y.len());
+    let mut start = 0;
+    for &rows in sources {
+        let part = y.get(start..start + rows).unwrap_or_default();
+        let cw = class_weights(h, part);
+        out.extend(part.iter().map(|&c| cw[c]));
+        start += rows;
+    }
+    out
+}
+
+/// Class weights over the rows `y`: 1 each, or n / (k · n_class).
 fn class_weights(h: &HeadConfig, y: &[usize]) -> Vec<f32> {
     let k = h.labels.len();
     match h.class_weight {
         ClassWeight::None => vec![1.0; k],
-        ClassWeight::Balanced => {
+        ClassWeight::Balanced | ClassWeight::BalancedPerSource => {
             let mut counts = vec![0usize; k];
             y.iter().for_each(|&c| counts[c] += 1);
             counts
@@ -259,11 +308,11 @@ fn train_head(
     let x = matrix(featurizer, &d.train);
     let featurize_seconds = featurize_start.elapsed().as_secs_f64();
     let y: Vec<usize> = d.train.iter().map(|e| e.label).collect();
-    let cw = class_weights(h, &y);
-    let mut weights: Array1<f32> = y
+    let cw = row_class_weights(h, &y, &d.train_sources);
+    let mut weights: Array1<f32> = cw
         .iter()
         .zip(&d.train_weight)
-        .map(|(&c, &w)| w * cw[c])
+        .map(|(&c, &w)| w * c)
         .collect();
     if h.balance_sources && !d.train_sources.is_empty() {
         let mean = y.len() as f32 / d.train_sources.len() as f32;
@@ -363,10 +412,14 @@ fn train_head(
     hyperparameters.insert("C".to_string(), c);
     hyperparameters.insert(
         crate::model::CLASS_WEIGHT_BALANCED.to_string(),
-        f64::from(u8::from(h.class_weight == ClassWeight::Balanced)),
+        f64::from(u8::from(h.class_weight != ClassWeight::None)),
     );
+    if h.class_weight == ClassWeight::BalancedPerSource {
+        hyperparameters.insert(crate::model::CLASS_WEIGHT_PER_SOURCE.to_string(), 1.0);
+    }
     let head = HeadData {
         name: h.name.clone(),
+        scope: h.scope,
         labels: h.labels.clone(),
         threshold,
         weights: model.weights.iter().map(|&w| w as f32).collect(),
@@ -406,4 +459,63 @@ fn tune_threshold(
         }
     }
     Ok(best.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(class_weight: &str) -> HeadConfig {
+        toml::from_str(&format!(
+            "name = \"h\"\nlabels = [\"a\", \"b\"]\nclass_weight = \"{class_weight}\"\n\
+             train = [{{ path = \"t\" }}]\ndev = [{{ path = \"d\" }}]\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn balanced_per_source_balances_each_file_alone() {
+        // File 1: three of class 0, one of class 1. File 2: two of class 0.
+        let y = [0, 0, 0, 1, 0, 0];
+        let sources = [4, 2];
+        let whole = row_class_weights(&head("balanced"), &y, &sources);
+        // Over the head: 6 rows, 5 of class 0, 1 of class 1.
+        assert!((whole[0] - 6.0 / 10.0).abs() < 1e-6 && (whole[3] - 3.0).abs() < 1e-6);
+        let per = row_class_weights(&head("balanced_per_source"), &y, &sources);
+        let expected = [4.0 / 6.0, 4.0 / 6.0, 4.0 / 6.0, 2.0, 0.0, 0.0];
+        // A one-class file: its class weighs n / (k · n) = 1 / 2.
+        let expected = [&expected[..4], &[0.5, 0.5]].concat();
+        for (a, b) in per.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-6, "{per:?}");
+        }
+        assert_eq!(row_class_weights(&head("none"), &y, &sources), [1.0; 6]);
+    }
+
+    #[test]
+    fn the_vocabulary_reads_each_file_once() {
+        let example = |text: &str| Example {
+            text: text.into(),
+            label: 0,
+            tags: vec![],
+        };
+        let inputs = |files: &[(&str, &[&str])]| HeadInputs {
+            train: files
+                .iter()
+                .flat_map(|(_, rows)| rows.iter().map(|t| example(t)))
+                .collect(),
+            train_weight: vec![],
+            train_sources: files.iter().map(|(_, rows)| rows.len()).collect(),
+            train_files: files
+                .iter()
+                .map(|(p, _)| (PathBuf::from(p), "text".to_string()))
+                .collect(),
+            dev: vec![],
+            prints: vec![],
+        };
+        let heads = [
+            inputs(&[("a", &["a1", "a2"]), ("b", &["b1"])]),
+            inputs(&[("b", &["b1"]), ("c", &["c1"])]),
+        ];
+        assert_eq!(vocabulary_corpus(&heads), ["a1", "a2", "b1", "c1"]);
+    }
 }

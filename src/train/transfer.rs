@@ -163,6 +163,7 @@ pub fn leave_one_source_out(
                 label: resolved.label.clone(),
                 label_map: resolved.label_map.clone(),
                 skip_invalid: options.skip_invalid,
+                skip_labels: resolved.skip_labels.clone(),
             };
             let out = evaluate_set(&model, &set, &[], options.skip_invalid)?;
             let inside = evaluate_set(&with, &set, &[], options.skip_invalid)?;

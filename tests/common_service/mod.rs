@@ -42,6 +42,7 @@ fn build(version: &str, sentiment_bias: [f32; 3], caps_weight: f32) -> ModelData
         heads: vec![
             HeadData {
                 name: "sentiment".into(),
+                scope: slant::model::Scope::Passage,
                 labels: vec!["negative".into(), "neutral".into(), "positive".into()],
                 threshold: None,
                 weights: sent,
@@ -52,6 +53,7 @@ fn build(version: &str, sentiment_bias: [f32; 3], caps_weight: f32) -> ModelData
             },
             HeadData {
                 name: "sensational".into(),
+                scope: slant::model::Scope::Passage,
                 labels: vec!["not_sensational".into(), "sensational".into()],
                 threshold: Some(0.4),
                 weights: sens,

@@ -1,0 +1,255 @@
+//! Context features (each opt-in in [`FeatureSettings`]): what a bag of
+//! n-grams cannot see on its own, as extra word-block features.
+//!
+//! - `negation_scope`: every word after a negator (the lexicon's: "not",
+//!   "never", "n't", "didn't", …) up to the clause's end (`.`, `,`, `;`, `:`, `!`,
+//!   `?`, or a contrast word such as "but") and at most
+//!   [`SCOPE_WORDS`] words also emits `NOT_word`, so "not good" and
+//!   "good" can weigh differently however far apart "not" and "good" are.
+//! - `title_marker`: a `<title>` marker for each capitalised function word
+//!   after the first ("Photo Shoot **With** Their Baby"): headline Title
+//!   Case, a publisher's style, kept apart from the words themselves.
+//!
+//! Both are made from the tokens and the bytes between them, so fitting,
+//! explaining and the scorer's fast path share one definition:
+//! [`for_each_context_feature`], which the scan (`features::scan`, stage 1)
+//! also calls to make their keys.
+
+use super::define::{combine, Occurrence};
+use super::lexicon::NEGATORS;
+use super::FeatureSettings;
+use crate::text::{hash_str, Token, TokenKind};
+
+/// Most words a negation's scope covers.
+pub(super) const SCOPE_WORDS: usize = 8;
+/// What a negated word's term starts with (`NOT_good`).
+pub(super) const NEGATED_PREFIX: &str = "NOT_";
+const NEGATED_SEED: u64 = hash_str(NEGATED_PREFIX);
+/// The title-case marker's term.
+pub(super) const TITLE: &str = "<title>";
+const TITLE_HASH: u64 = hash_str(TITLE);
+
+/// Words that end a negation's scope (and are not negated themselves).
+const CONTRAST: &[&str] = &[
+    "but", "however", "although", "though", "yet", "whereas", "while", "except",
+];
+/// Function words whose capitalised form mid-passage marks Title Case.
+const FUNCTION_WORDS: &[&str] = &[
+    "of", "to", "in", "and", "the", "a", "an", "for", "on", "with", "at", "by", "from", "is",
+    "are", "as",
+];
+
+/// The hashes of `words` (lower-case tokens) at compile time.
+const fn hashes<const N: usize>(words: &[&str]) -> [u64; N] {
+    let mut out = [0u64; N];
+    let mut k = 0;
+    while k < N {
+        out[k] = hash_str(words[k]);
+        k += 1;
+    }
+    out
+}
+
+/// The lexicon's negators ("n't" among them, as the Penn Treebank splits
+/// "does n't").
+const NEGATOR_HASHES: [u64; NEGATORS.len()] = hashes(NEGATORS);
+const CONTRAST_HASHES: [u64; CONTRAST.len()] = hashes(CONTRAST);
+const FUNCTION_HASHES: [u64; FUNCTION_WORDS.len()] = hashes(FUNCTION_WORDS);
+
+/// A 4096-bit filter over a set of hashes: the bit numbered by each hash's
+/// top 12 bits. Some 70 negators would fill a 64-bit filter, and every
+/// token would then be compared with each of them; in 4096 bits, nearly
+/// every token is turned away by one test.
+type Filter = [u64; 64];
+
+const fn filter(hashes: &[u64]) -> Filter {
+    let mut m = [0u64; 64];
+    let mut k = 0;
+    while k < hashes.len() {
+        let b = hashes[k] >> 52;
+        m[(b >> 6) as usize] |= 1 << (b & 63);
+        k += 1;
+    }
+    m
+}
+const NEGATOR_FILTER: Filter = filter(&NEGATOR_HASHES);
+const CONTRAST_FILTER: Filter = filter(&CONTRAST_HASHES);
+const FUNCTION_FILTER: Filter = filter(&FUNCTION_HASHES);
+
+#[inline(always)]
+fn is_in(h: u64, filter: &Filter, set: &[u64]) -> bool {
+    let b = h >> 52;
+    filter[(b >> 6) as usize] & (1 << (b & 63)) != 0 && set.contains(&h)
+}
+
+/// Whether a clause ends between two tokens: `.`, `,`, `;` or `:` in the
+/// bytes between them.
+#[inline]
+fn clause_break(passage: &[u8], from: u32, to: u32) -> bool {
+    passage
+        .get(from as usize..to as usize)
+        .is_some_and(|gap| gap.iter().any(|b| matches!(b, b'.' | b',' | b';' | b':')))
+}
+
+/// Whether a sentence (or a quotation) may start between two tokens.
+#[inline]
+fn sentence_break(passage: &[u8], from: u32, to: u32) -> bool {
+    passage.get(from as usize..to as usize).is_some_and(|gap| {
+        gap.iter().any(|b| {
+            matches!(
+                b,
+                b'.' | b'!' | b'?' | b':' | b';' | b'"' | b'(' | b'[' | 0xe2
+            )
+        })
+    })
+}
+
+/// The term of a negated word's feature: [`NEGATED_PREFIX`] + the word.
+#[inline]
+pub(super) fn negated_hash(token: u64) -> u64 {
+    combine(NEGATED_SEED, token)
+}
+
+/// Visits every context feature of a tokenized passage, in token order:
+/// `visit(hash, occurrence)`. Nothing when both settings are off.
+#[inline]
+pub(super) fn for_each_context_feature(
+    settings: &FeatureSettings,
+    passage: &str,
+    tokens: &[Token],
+    mut visit: impl FnMut(u64, Occurrence),
+) {
+    if !(settings.negation_scope || settings.title_marker) {
+        return;
+    }
+    let bytes = passage.as_bytes();
+    // Words left in the current negation's scope (0: none open).
+    let mut scope = 0usize;
+    let mut previous_end = 0u32;
+    for (i, t) in tokens.iter().enumerate() {
+        if settings.negation_scope {
+            if scope > 0
+                && (t.kind == TokenKind::Punct || clause_break(bytes, previous_end, t.start))
+            {
+                scope = 0;
+            }
+            if t.kind == TokenKind::Word {
+                if is_in(t.hash, &NEGATOR_FILTER, &NEGATOR_HASHES) {
+                    scope = SCOPE_WORDS;
+                } else if scope > 0 {
+                    // A contrast word closes the scope, and is not negated.
+                    if is_in(t.hash, &CONTRAST_FILTER, &CONTRAST_HASHES) {
+                        scope = 0;
+                    } else {
+                        visit(negated_hash(t.hash), Occurrence::Negated { token: i });
+                        scope -= 1;
+                    }
+                }
+            }
+        }
+        // The cheap tests first: most tokens are not capitalised.
+        if settings.title_marker
+            && t.kind == TokenKind::Word
+            && bytes
+                .get(t.start as usize)
+                .is_some_and(u8::is_ascii_uppercase)
+            && !t.caps
+            && i > 0
+            && is_in(t.hash, &FUNCTION_FILTER, &FUNCTION_HASHES)
+            && tokens[i - 1].kind != TokenKind::Punct
+            && !sentence_break(bytes, previous_end, t.start)
+        {
+            visit(TITLE_HASH, Occurrence::Title { token: i });
+        }
+        previous_end = t.end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::tokenize;
+
+    fn features(settings: &FeatureSettings, passage: &str) -> Vec<String> {
+        let mut tokens = Vec::new();
+        tokenize(passage, &mut tokens);
+        let mut out = Vec::new();
+        for_each_context_feature(settings, passage, &tokens, |h, occ| match occ {
+            Occurrence::Negated { token } => {
+                let t = tokens[token];
+                let word = t.normalized(passage);
+                assert_eq!(h, negated_hash(hash_str(&word)));
+                out.push(format!("{NEGATED_PREFIX}{word}"));
+            }
+            Occurrence::Title { .. } => {
+                assert_eq!(h, TITLE_HASH);
+                out.push(TITLE.to_string());
+            }
+            _ => unreachable!(),
+        });
+        out
+    }
+
+    fn on() -> FeatureSettings {
+        FeatureSettings {
+            negation_scope: true,
+            title_marker: true,
+            ..FeatureSettings::default()
+        }
+    }
+
+    #[test]
+    fn negation_scope_runs_to_the_clause_end() {
+        let s = on();
+        assert_eq!(
+            features(&s, "not bad at all"),
+            ["NOT_bad", "NOT_at", "NOT_all"]
+        );
+        assert_eq!(
+            features(&s, "it does n't work , but the cast is good"),
+            ["NOT_work"]
+        );
+        assert_eq!(
+            features(&s, "I didn't like it. The ending was great"),
+            ["NOT_like", "NOT_it"]
+        );
+        assert_eq!(features(&s, "never again!! fine"), ["NOT_again"]);
+        assert_eq!(
+            features(&s, "not one two three four five six seven eight nine"),
+            [
+                "NOT_one",
+                "NOT_two",
+                "NOT_three",
+                "NOT_four",
+                "NOT_five",
+                "NOT_six",
+                "NOT_seven",
+                "NOT_eight"
+            ]
+        );
+        // a second negator reopens the scope
+        assert_eq!(
+            features(&s, "no doubt, not sure"),
+            ["NOT_doubt", "NOT_sure"]
+        );
+        assert!(features(&s, "a good film").is_empty());
+    }
+
+    #[test]
+    fn title_case_function_words_are_marked() {
+        let s = on();
+        assert_eq!(
+            features(&s, "A Couple Did A Stunning Photo Shoot With Their Baby"),
+            [TITLE, TITLE]
+        );
+        // first word, ALL CAPS and lower case do not count
+        assert!(features(&s, "The markets rose in the morning").is_empty());
+        assert!(features(&s, "WAR IN THE EAST").is_empty());
+        assert!(features(&s, "It fell. The rest: A loss").is_empty());
+    }
+
+    #[test]
+    fn off_by_default() {
+        assert!(features(&FeatureSettings::default(), "not The bad").is_empty());
+    }
+}
