@@ -246,6 +246,17 @@ impl ModelData {
 
     /// Decodes and checks file bytes; `path` names the file in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Self, String), ModelError> {
+        let (payload, id) = Self::checked_payload(bytes, path)?;
+        Self::decode(payload, id, path)
+    }
+
+    /// The payload of file bytes whose header, declared size and checksum
+    /// hold, and the model id (the checksum's first 8 bytes, hex): what a
+    /// reload needs to tell unchanged content without decoding it.
+    pub fn checked_payload<'a>(
+        bytes: &'a [u8],
+        path: &Path,
+    ) -> Result<(&'a [u8], String), ModelError> {
         let p = || path.to_path_buf();
         let len = bytes.len() as u64;
         if len > MAX_MODEL_BYTES {
@@ -295,11 +306,21 @@ impl ModelData {
         if digest.as_slice() != &header[24..56] {
             return Err(ModelError::Checksum { path: p() });
         }
+        Ok((payload, hex(&digest[..8])))
+    }
+
+    /// Decodes a checked payload (see [`ModelData::checked_payload`]).
+    pub(super) fn decode(
+        payload: &[u8],
+        id: String,
+        path: &Path,
+    ) -> Result<(Self, String), ModelError> {
+        let p = || path.to_path_buf();
         let data: ModelData = postcard::from_bytes(payload)
             .map_err(|source| ModelError::Decode { path: p(), source })?;
         data.validate()
             .map_err(|source| ModelError::Content { path: p(), source })?;
-        Ok((data, hex(&digest[..8])))
+        Ok((data, id))
     }
 
     /// Reads and checks a model file.

@@ -327,6 +327,22 @@ impl Model {
         Self::from_data(data, id, path)
     }
 
+    /// Loads and checks a model file unless its id is `unless`: `None`
+    /// then, after reading and checksumming the file but before decoding
+    /// and compiling it, so that reloading unchanged content holds no
+    /// second model in memory.
+    pub fn load_unless(path: &Path, unless: Option<&str>) -> Result<Option<Self>, ModelError> {
+        let bytes = super::open::read_model_file(path)?;
+        let (payload, id) = ModelData::checked_payload(&bytes, path)?;
+        if unless == Some(id.as_str()) {
+            return Ok(None);
+        }
+        let (data, id) = ModelData::decode(payload, id, path)?;
+        // The file's bytes go before the tables are built.
+        drop(bytes);
+        Self::from_data(data, id, path).map(Some)
+    }
+
     /// Compiles checked model data; `path` names it in errors.
     pub fn from_data(mut data: ModelData, id: String, path: &Path) -> Result<Self, ModelError> {
         let invalid = |source: InvalidModel| ModelError::Content {

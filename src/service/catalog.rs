@@ -181,11 +181,17 @@ async fn reload_file(
     let newest = previous.first();
     let version = newest.map_or(1, |l| l.version + 1);
     let mut out = Reloaded::default();
-    let loaded = load_off_thread(path.to_path_buf(), DEFAULT_MODEL, version, timeout).await?;
-    let versions = match newest {
-        // The same content again: nothing changes.
-        Some(n) if n.model.id() == loaded.model.id() => previous,
-        _ => {
+    let unless = newest.map(|n| n.model.id().to_string());
+    let loaded = blocking_with_timeout(path.to_path_buf(), timeout, {
+        let path = path.to_path_buf();
+        move || load_checked_unless(&path, DEFAULT_MODEL.to_string(), version, unless.as_deref())
+    })
+    .await?;
+    let versions = match loaded {
+        // The same content again (same id, seen from the checksum before
+        // decoding): nothing changes, and nothing was compiled.
+        None => previous,
+        Some(loaded) => {
             out.loaded.push((
                 DEFAULT_MODEL.to_string(),
                 version,
@@ -346,9 +352,25 @@ async fn blocking_with_timeout<T: Send + 'static>(
 /// [`Model::load`] plus a trial run: every head scores a passage with
 /// explanations, and must give finite probabilities that sum to 1.
 fn load_checked(path: &Path, name: String, version: u64) -> Result<Loaded, ModelError> {
+    load_checked_unless(path, name, version, None)?.ok_or_else(|| ModelError::Invalid {
+        path: path.to_path_buf(),
+        reason: "the model was not loaded".into(),
+    })
+}
+
+/// [`load_checked`], or `None` when the file's model id is `unless` (see
+/// [`Model::load_unless`]).
+fn load_checked_unless(
+    path: &Path,
+    name: String,
+    version: u64,
+    unless: Option<&str>,
+) -> Result<Option<Loaded>, ModelError> {
     let started = Instant::now();
     let stamp = std::fs::metadata(path).ok().map(|m| file_stamp(&m));
-    let model = Model::load(path)?;
+    let Some(model) = Model::load_unless(path, unless)? else {
+        return Ok(None);
+    };
     let trial = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let mut ws = Workspace::default();
         let scores = model.score(
@@ -372,14 +394,14 @@ fn load_checked(path: &Path, name: String, version: u64) -> Result<Loaded, Model
         });
     }
     tracing::debug!(path = %path.display(), model_id = model.id(), elapsed = ?started.elapsed(), "model file loaded and checked");
-    Ok(Loaded {
+    Ok(Some(Loaded {
         model,
         name,
         version,
         path: path.to_path_buf(),
         loaded_at: SystemTime::now(),
         stamp,
-    })
+    }))
 }
 
 /// What identifies a version of a file: length, modification time, inode.
