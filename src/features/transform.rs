@@ -8,6 +8,15 @@ use super::*;
 use crate::text::TokenKind;
 
 impl Featurizer {
+    /// The feature an occurrence's hash `h` names, if known: character
+    /// n-grams have an index of their own.
+    fn feature_of(&self, h: u64, occ: &Occurrence) -> Option<u32> {
+        match occ {
+            Occurrence::Chars { .. } => self.char_index.get(h),
+            _ => self.index.get(h),
+        }
+    }
+
     /// One word's character n-gram vector: each known n-gram of `_word_`,
     /// count × idf, by feature. Returns its squared norm and the vector.
     pub(crate) fn word_chars<'s>(
@@ -127,11 +136,7 @@ impl Featurizer {
             tokens,
             grams,
             |h, occ| {
-                let index = match occ {
-                    Occurrence::Chars { .. } => &self.char_index,
-                    _ => &self.index,
-                };
-                if let Some(i) = index.get(h) {
+                if let Some(i) = self.feature_of(h, &occ) {
                     if let Some(slot) = wanted.iter().position(|&w| w == i) {
                         out[slot].push(occurrence_span(tokens, occ));
                     }
@@ -184,11 +189,7 @@ impl Featurizer {
             tokens,
             grams,
             |h, occ| {
-                let index = match occ {
-                    Occurrence::Chars { .. } => &self.char_index,
-                    _ => &self.index,
-                };
-                let Some(j) = index.get(h) else {
+                let Some(j) = self.feature_of(h, &occ) else {
                     return;
                 };
                 match occ {
