@@ -13,12 +13,15 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options, read when it starts: a background thread gives
+/// jemalloc's options, read when it starts: one background thread gives
 /// freed pages back to the system within a second (a model reload frees
 /// the old model's tables), so a serving process stays near glibc's size.
+/// (The service's own glibc tuning, `tune_allocator` and the trim after a
+/// reload, is for programs that use the library on the system allocator.)
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
-pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+pub static malloc_conf: &[u8] =
+    b"background_thread:true,max_background_threads:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn main() -> ExitCode {
     let cli = slant::cli::Cli::parse();

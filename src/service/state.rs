@@ -207,7 +207,9 @@ impl Shared {
 }
 
 /// Hands memory freed by an unloaded model back to the system (glibc keeps
-/// freed heap pages otherwise; see also `tune_allocator`).
+/// freed heap pages otherwise; see also `tune_allocator`). A no-op for
+/// memory from another global allocator (the `slant` binary's jemalloc
+/// purges on its own).
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
