@@ -509,6 +509,30 @@ async fn a_headline_head_reads_the_title_only_and_the_summary_says_so() {
     );
     assert!(none.probabilities.is_empty() && none.label.is_empty());
 
+    // Only the headline head asked for, with or without explanations: the
+    // body's passages are scored by no head at all.
+    for explain in [0, 3] {
+        let resp = client
+            .score_article(ArticleRequest {
+                text: text.into(),
+                title: "Good news for the team".into(),
+                heads: vec!["sensational".into()],
+                explain,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            heads(&resp.passages[0]),
+            ["sensational"],
+            "explain {explain}"
+        );
+        for p in &resp.passages[1..] {
+            assert!(heads(p).is_empty(), "explain {explain}: {p:?}");
+        }
+    }
+
     // Score applies every head to every passage: scope is an article's.
     let resp = client
         .score(score_req(&["SHOCKING news!!"]))

@@ -130,7 +130,9 @@ impl Texts {
 #[derive(Debug, Clone)]
 struct Job {
     loaded: Arc<Loaded>,
-    /// Head indices, in the order the caller asked for.
+    /// Head indices, in the order the caller asked for. Explicit: empty
+    /// means no head (an article's body when only headline heads were
+    /// asked for), never "every head" as it does to `Model::score`.
     heads: Arc<[usize]>,
     explain: usize,
     /// Contributions are raw features, not the passage's words.
@@ -149,6 +151,9 @@ impl Job {
 
     fn score(&self, passage: &str, ws: &mut Workspace) -> proto::PassageScore {
         let model = &self.loaded.model;
+        if self.heads.is_empty() {
+            return proto::PassageScore::default();
+        }
         if self.explain == 0 {
             // The common case: read the workspace directly, no intermediate
             // per-head vectors.
