@@ -540,6 +540,37 @@ impl Iterator for Passages {
     }
 }
 
+/// A file, or standard input for `-`, buffered.
+fn open_input(path: &Path) -> Result<Box<dyn BufRead>, DataError> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let f = File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Box::new(BufReader::new(f)))
+}
+
+/// The whole of a file (or `-` for standard input) as one text: an
+/// article to split and score. Invalid UTF-8 is refused with its line.
+pub fn read_text(path: &Path) -> Result<String, DataError> {
+    let mut bytes = Vec::new();
+    open_input(path)?
+        .read_to_end(&mut bytes)
+        .map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        DataError::NotUtf8 {
+            path: path.to_path_buf(),
+            line: 1 + valid.iter().filter(|&&b| b == b'\n').count() as u64,
+        }
+    })
+}
+
 /// Opens a file (or `-` for standard input) of passages to score, in
 /// `format` (else by extension; else, and for standard input, JSONL or
 /// plain text by the first line), with the text in `text_field` (JSONL,
@@ -549,15 +580,7 @@ pub fn open_passages(
     format: Option<PassageFormat>,
     text_field: &str,
 ) -> Result<Passages, DataError> {
-    let reader: Box<dyn BufRead> = if path == Path::new("-") {
-        Box::new(BufReader::new(std::io::stdin()))
-    } else {
-        let f = File::open(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Box::new(BufReader::new(f))
-    };
+    let reader = open_input(path)?;
     let lines = |reader, jsonl| {
         Ok(Passages::Lines(
             PassageReader::new(reader, path).with_format(jsonl, text_field),
@@ -647,6 +670,21 @@ mod tests {
         let mut f = tempfile::Builder::new().suffix(ext).tempfile().unwrap();
         f.write_all(content).unwrap();
         f
+    }
+
+    #[test]
+    fn reads_a_whole_text_and_names_the_line_of_bad_utf8() {
+        let f = file(".txt", "Une été.\nSecond line.\n".as_bytes());
+        assert_eq!(read_text(f.path()).unwrap(), "Une été.\nSecond line.\n");
+        let f = file(".txt", b"ok\nstill ok\nbad \xff here\n");
+        match read_text(f.path()) {
+            Err(DataError::NotUtf8 { line, .. }) => assert_eq!(line, 3),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            read_text(Path::new("/nonexistent/article.txt")),
+            Err(DataError::Io { .. })
+        ));
     }
 
     #[test]

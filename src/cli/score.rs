@@ -4,13 +4,13 @@
 //! `--article`, the whole input is one article, answered as
 //! `ScoreArticle` answers it (`slant.v1.ArticleResponse`).
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::{data_error, load};
-use crate::data::{open_passages, DataError, PassageFormat};
+use crate::data::{open_passages, read_text, DataError, PassageFormat};
 use crate::model::Model;
 use crate::model::{Explain, Workspace};
 use crate::proto;
@@ -200,24 +200,6 @@ fn article(
     serde_json::to_writer(&mut out, &response)?;
     out.write_all(b"\n")?;
     Ok(())
-}
-
-/// The whole of a file, or of standard input for `-`, as UTF-8.
-fn read_text(input: &Path) -> Result<String> {
-    let mut bytes = Vec::new();
-    if input == Path::new("-") {
-        std::io::stdin().lock().read_to_end(&mut bytes)
-    } else {
-        std::fs::File::open(input).and_then(|mut f| f.read_to_end(&mut bytes))
-    }
-    .with_context(|| format!("reading {}", shown(input)))?;
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not UTF-8 (invalid bytes at byte {})",
-            shown(input),
-            e.utf8_error().valid_up_to()
-        )
-    })
 }
 
 fn shown(input: &Path) -> String {

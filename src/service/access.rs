@@ -192,6 +192,7 @@ fn write_lines(
     }
 }
 
+/// RFC 3339 UTC with milliseconds.
 pub(crate) fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let secs = super::state::rfc3339(UNIX_EPOCH + Duration::from_secs(d.as_secs()));
