@@ -349,13 +349,11 @@ async fn blocking_with_timeout<T: Send + 'static>(
     }
 }
 
-/// [`Model::load`] plus a trial run: every head scores a passage with
-/// explanations, and must give finite probabilities that sum to 1.
+/// [`Model::load`] plus a trial run (see [`tried`]).
 fn load_checked(path: &Path, name: String, version: u64) -> Result<Loaded, ModelError> {
-    load_checked_unless(path, name, version, None)?.ok_or_else(|| ModelError::Invalid {
-        path: path.to_path_buf(),
-        reason: "the model was not loaded".into(),
-    })
+    let started = Instant::now();
+    let stamp = std::fs::metadata(path).ok().map(|m| file_stamp(&m));
+    tried(Model::load(path)?, path, name, version, stamp, started)
 }
 
 /// [`load_checked`], or `None` when the file's model id is `unless` (see
@@ -368,9 +366,22 @@ fn load_checked_unless(
 ) -> Result<Option<Loaded>, ModelError> {
     let started = Instant::now();
     let stamp = std::fs::metadata(path).ok().map(|m| file_stamp(&m));
-    let Some(model) = Model::load_unless(path, unless)? else {
-        return Ok(None);
-    };
+    match Model::load_unless(path, unless)? {
+        Some(model) => tried(model, path, name, version, stamp, started).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A loaded model after a trial run: every head scores a passage with
+/// explanations, and must give finite probabilities that sum to 1.
+fn tried(
+    model: Model,
+    path: &Path,
+    name: String,
+    version: u64,
+    stamp: Option<FileStamp>,
+    started: Instant,
+) -> Result<Loaded, ModelError> {
     let trial = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let mut ws = Workspace::default();
         let scores = model.score(
@@ -394,14 +405,14 @@ fn load_checked_unless(
         });
     }
     tracing::debug!(path = %path.display(), model_id = model.id(), elapsed = ?started.elapsed(), "model file loaded and checked");
-    Ok(Some(Loaded {
+    Ok(Loaded {
         model,
         name,
         version,
         path: path.to_path_buf(),
         loaded_at: SystemTime::now(),
         stamp,
-    }))
+    })
 }
 
 /// What identifies a version of a file: length, modification time, inode.
