@@ -16,8 +16,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// jemalloc's options, read when it starts: one background thread gives
 /// freed pages back to the system within a second (a model reload frees
 /// the old model's tables), so a serving process stays near glibc's size.
-/// (The service's own glibc tuning, `tune_allocator` and the trim after a
-/// reload, is for programs that use the library on the system allocator.)
+/// (The library's glibc tuning, `slant::service::tune_allocator` and the
+/// trim after a reload, is for programs that use it on the system
+/// allocator.)
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
 pub static malloc_conf: &[u8] =

@@ -14,8 +14,8 @@ use anyhow::{Context as _, Result};
 
 use crate::client::{BenchProtocol, BenchRpc, LoadSpec};
 use crate::service::{
-    tune_allocator, AccessLog, CallerPolicy, ConnectionLimits, Limits, ModelSource, ReloadHandle,
-    Server, ServerConfig, TlsFiles,
+    AccessLog, CallerPolicy, ConnectionLimits, Limits, ModelSource, ReloadHandle, Server,
+    ServerConfig, TlsFiles,
 };
 
 /// Log output format.
@@ -354,7 +354,6 @@ fn is_loopback(addr: &str) -> bool {
 /// SIGHUP reloads the model.
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let signals = Signals::install()?;
-    tune_allocator();
     let config = args.server_config();
     raise_open_file_limit(config.connections.max_connections);
     if config.tls.is_none() && !is_loopback(&args.addr) {

@@ -224,7 +224,9 @@ fn release_freed_memory() {
 /// from the heap and the old ones' pages stayed resident: measured here,
 /// resident memory went 68 → 110 → 130 → 146 → 155 → 167 MB over five
 /// SIGHUP reloads; with a fixed 256 KiB threshold it stays at 70–72 MB.
-/// Called once by `slant serve` before the model loads.
+/// For programs that serve with this library on glibc's allocator, once
+/// before the first model loads; the `slant` binary allocates with
+/// jemalloc, which needs none of this.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter.
