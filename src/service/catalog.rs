@@ -65,6 +65,21 @@ pub(crate) struct Loaded {
     stamp: Option<FileStamp>,
 }
 
+#[cfg(test)]
+impl Loaded {
+    /// A version of `model` as if loaded from file "t".
+    pub(crate) fn for_test(model: Model, name: &str, version: u64) -> Self {
+        Self {
+            model,
+            name: name.into(),
+            version,
+            path: PathBuf::from("t"),
+            loaded_at: SystemTime::UNIX_EPOCH,
+            stamp: None,
+        }
+    }
+}
+
 /// Every loaded model: name → versions, newest first.
 #[derive(Debug, Default)]
 pub(crate) struct Catalog {

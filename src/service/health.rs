@@ -15,7 +15,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-use crate::proto::scorer_server::SERVICE_NAME;
+use super::reply::server::scorer_server::SERVICE_NAME;
 
 /// The health service, answering from `status`.
 pub(crate) fn health_service(

@@ -39,10 +39,11 @@ use tower::{Service, ServiceExt as _};
 use super::error::ServiceError;
 use super::metrics::code_name;
 use super::observe::{starved_status, Starved, TrailerStatus};
+use super::reply::server::scorer_server::Scorer as _;
 use super::request::Limit;
 use super::scorer::ScorerService;
 use super::state::Shared;
-use crate::proto::{self, scorer_server::Scorer as _};
+use crate::proto;
 
 /// How a request came, from its content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -613,7 +614,12 @@ fn grpc_request<T>(parts: http::request::Parts, message: T) -> tonic::Request<T>
 
 async fn score(State(api): State<Api>, req: Request<Body>) -> Response<Body> {
     match read_json::<proto::ScoreRequest>(&api.shared, req, "ScoreRequest").await {
-        Ok((parts, message)) => reply(api.scorer.score(grpc_request(parts, message)).await),
+        Ok((parts, message)) => reply(
+            api.scorer
+                .score(grpc_request(parts, message))
+                .await
+                .map(|r| r.map(proto::ScoreResponse::from)),
+        ),
         Err(refused) => refused,
     }
 }

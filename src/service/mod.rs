@@ -11,8 +11,10 @@
 //!   per-connection limits and timeouts.
 //! - [`request`]: the checks every request passes before scoring (public
 //!   for the request fuzz target).
-//! - `scorer`: the Scorer handlers: scoring, chunks and deadlines, wire
-//!   types.
+//! - `scorer`: the Scorer handlers: scoring, chunks and deadlines.
+//! - `reply`: what the handlers compute (`Scores`) and
+//!   Score's answer, encoded straight from the model's names; the
+//!   generated server.
 //! - `budget`: the server-wide cap on responses not yet sent.
 //! - `catalog`: the models by name and version, and loading them from a
 //!   file or a directory with a version policy.
@@ -41,6 +43,7 @@ mod http;
 mod metrics;
 mod observe;
 mod openapi;
+mod reply;
 pub mod request;
 mod scorer;
 mod server;

@@ -1,6 +1,7 @@
 //! The `slant.v1.Scorer` handlers: request checks against the limits,
 //! scoring (inline for small requests, in chunks on a bounded set of
-//! blocking threads for big ones) and conversion to the wire types.
+//! blocking threads for big ones) into [`Scores`], answered as a
+//! [`ScoreReply`] (Score) or converted to the wire types (ScoreArticle).
 //!
 //! Each worker thread keeps one [`Workspace`] in a thread-local, so the
 //! hot path takes no lock and allocates only the response. A call scores
@@ -33,6 +34,8 @@ use super::callers::Caller;
 use super::catalog::Loaded;
 use super::metrics::Method;
 use super::observe::{starved_status, Deadline, Starved};
+use super::reply::server::scorer_server::Scorer;
+use super::reply::{ScoreReply, Scores};
 use super::request::{
     caller_status, check_article, check_contributions, check_score, parse_grpc_timeout, Checked,
     Limit,
@@ -40,7 +43,7 @@ use super::request::{
 use super::state::{rfc3339, Shared};
 use crate::model::Workspace;
 use crate::model::{Explain, Head, HeadScore};
-use crate::proto::{self, scorer_server::Scorer};
+use crate::proto;
 use crate::text::split::split_article;
 
 /// Requests of at most this much [`work`] are scored on the async worker
@@ -149,42 +152,52 @@ impl Job {
         work(bytes, self.heads.len(), self.explain)
     }
 
-    fn score(&self, passage: &str, ws: &mut Workspace) -> proto::PassageScore {
+    /// Scores `passage` into `out`, as one passage.
+    fn score(&self, passage: &str, ws: &mut Workspace, out: &mut Scores) {
         let model = &self.loaded.model;
         if self.heads.is_empty() {
-            return proto::PassageScore::default();
-        }
-        if self.explain == 0 {
+            // An article's body when only headline heads were asked for.
+        } else if self.explain == 0 {
             // The common case: read the workspace directly, no intermediate
             // per-head vectors.
             model.classify(passage, ws);
-            let heads = self
-                .heads
-                .iter()
-                .filter_map(|&h| {
-                    let head = model.heads().get(h)?;
-                    let probs = ws
-                        .probabilities
-                        .get(head.offset..head.offset + head.labels.len())?;
-                    let label = *ws.labels.get(h)?;
-                    let (label, threshold) = self.decide(h, head, label, probs);
-                    proto::head_score(model, h, label, threshold, probs, Vec::new())
-                })
-                .collect();
-            return proto::PassageScore { heads };
-        }
-        let explain = if self.raw_features {
-            Explain::Features(self.explain)
+            for &h in self.heads.iter() {
+                let Some(head) = model.heads().get(h) else {
+                    continue;
+                };
+                let (Some(probs), Some(&label)) = (
+                    ws.probabilities
+                        .get(head.offset..head.offset + head.labels.len()),
+                    ws.labels.get(h),
+                ) else {
+                    continue;
+                };
+                let (label, threshold) = self.decide(h, head, label, probs);
+                out.push(h, label, threshold, probs, None, Vec::new());
+            }
         } else {
-            Explain::Words(self.explain)
-        };
-        let scores = model.score(passage, &self.heads, explain, ws);
-        proto::PassageScore {
-            heads: scores
-                .into_iter()
-                .filter_map(|s| self.head_score(passage, s))
-                .collect(),
+            let explain = if self.raw_features {
+                Explain::Features(self.explain)
+            } else {
+                Explain::Words(self.explain)
+            };
+            for s in model.score(passage, &self.heads, explain, ws) {
+                self.push_explained(passage, s, out);
+            }
         }
+        out.end_passage();
+    }
+
+    /// Room for `passages` of this job's answers.
+    fn scores(&self, passages: usize) -> Scores {
+        let model = &self.loaded.model;
+        let labels = self
+            .heads
+            .iter()
+            .filter_map(|&h| model.heads().get(h))
+            .map(|head| head.labels.len())
+            .sum();
+        Scores::with_capacity(passages, self.heads.len(), labels)
     }
 
     /// This job for an article's body: without the heads whose scope is
@@ -205,9 +218,11 @@ impl Job {
         }
     }
 
-    fn head_score(&self, passage: &str, s: HeadScore) -> Option<proto::HeadScore> {
+    fn push_explained(&self, passage: &str, s: HeadScore, out: &mut Scores) {
         let model = &self.loaded.model;
-        let head = model.heads().get(s.head)?;
+        let Some(head) = model.heads().get(s.head) else {
+            return;
+        };
         let (label, threshold) = self.decide(s.head, head, s.label, &s.probabilities);
         // Raw features of a two-class head are signed towards the decided
         // label (the positive label's weight, negated for the other), so a
@@ -227,18 +242,14 @@ impl Job {
                 ..proto::contribution(model, passage, c, self.max_spans)
             })
             .collect();
-        let score = proto::head_score(
-            model,
+        out.push(
             s.head,
             label,
             threshold,
             &s.probabilities,
+            Some(explained),
             contributions,
-        )?;
-        Some(proto::HeadScore {
-            explained_label: head.labels.get(explained).cloned().unwrap_or_default(),
-            ..score
-        })
+        );
     }
 }
 
@@ -249,18 +260,18 @@ async fn score_texts(
     job: &Job,
     texts: Arc<Texts>,
     deadline: Option<Instant>,
-) -> Result<Vec<proto::PassageScore>, Status> {
+) -> Result<Scores, Status> {
     let n = texts.len();
     let total = (0..n).fold(0usize, |sum, i| {
         sum.saturating_add(job.work(texts.get(i).len()))
     });
     if total <= INLINE_WORK {
-        let out: Vec<_> =
-            with_workspace(|ws| (0..n).map(|i| job.score(texts.get(i), ws)).collect());
+        let mut out = job.scores(n);
+        with_workspace(|ws| (0..n).for_each(|i| job.score(texts.get(i), ws, &mut out)));
         shared.metrics.passages_scored(n);
         return Ok(out);
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = job.scores(n);
     let expired = |i: usize| {
         Status::deadline_exceeded(format!(
             "the deadline passed after {i} of {n} passages were scored"
@@ -295,11 +306,9 @@ async fn score_texts(
         let started = Instant::now();
         let chunk = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            with_workspace(|ws| {
-                (i..j)
-                    .map(|k| job.score(texts.get(k), ws))
-                    .collect::<Vec<_>>()
-            })
+            let mut chunk = job.scores(j - i);
+            with_workspace(|ws| (i..j).for_each(|k| job.score(texts.get(k), ws, &mut chunk)));
+            chunk
         });
         // At the deadline the call answers at once; a chunk under way
         // finishes on its own (a millisecond or two) and is dropped.
@@ -314,7 +323,7 @@ async fn score_texts(
         chunk_work = ((units as f64 * CHUNK_TIME.as_secs_f64() / took) as usize)
             .clamp(CHUNK_WORK / 64, CHUNK_WORK * 16);
         shared.metrics.passages_scored(j - i);
-        out.extend(chunk);
+        out.append(chunk);
         i = j;
     }
     Ok(out)
@@ -385,12 +394,12 @@ fn connection_budget<T>(request: &Request<T>) -> Option<Arc<Budget>> {
 /// stream ends).
 #[derive(Debug)]
 pub(crate) struct HeldStream {
-    rx: ReceiverStream<(Result<proto::ScoreResponse, Status>, Option<Held>)>,
+    rx: ReceiverStream<(Result<ScoreReply, Status>, Option<Held>)>,
     sending: Option<Held>,
 }
 
 impl tokio_stream::Stream for HeldStream {
-    type Item = Result<proto::ScoreResponse, Status>;
+    type Item = Result<ScoreReply, Status>;
 
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
@@ -424,17 +433,14 @@ async fn score_request(
     loaded: Arc<Loaded>,
     req: proto::ScoreRequest,
     deadline: Option<Instant>,
-) -> Result<proto::ScoreResponse, Status> {
+) -> Result<ScoreReply, Status> {
     let limits = &shared.limits;
     let checked = check_score(&loaded.model, limits, &req)?;
-    let (model_id, model, model_version) = names(&loaded);
     let job = Job::new(loaded, checked, limits);
-    let results = score_texts(shared, &job, Arc::new(Texts::List(req.passages)), deadline).await?;
-    Ok(proto::ScoreResponse {
-        results,
-        model_id,
-        model,
-        model_version,
+    let scores = score_texts(shared, &job, Arc::new(Texts::List(req.passages)), deadline).await?;
+    Ok(ScoreReply {
+        loaded: job.loaded,
+        scores,
         request_id: req.request_id,
     })
 }
@@ -483,16 +489,16 @@ impl Scorer for ScorerService {
     async fn score(
         &self,
         request: Request<proto::ScoreRequest>,
-    ) -> Result<Response<proto::ScoreResponse>, Status> {
+    ) -> Result<Response<ScoreReply>, Status> {
         let deadline = deadline_of(&request);
         let connection = connection_budget(&request);
         let req = request.into_inner();
         let loaded = self.shared.resolve(&req.model, &req.model_version)?;
         let response = score_request(&self.shared, loaded, req, deadline).await?;
         answer(&self.shared, connection.as_ref(), response, |r| CallFacts {
-            model: r.model.clone(),
-            version: r.model_version.clone(),
-            passages: r.results.len(),
+            model: r.loaded.name.clone(),
+            version: r.loaded.version.to_string(),
+            passages: r.scores.len(),
         })
     }
 
@@ -637,8 +643,11 @@ impl Scorer for ScorerService {
         let mut passages = Vec::with_capacity(ranges.len() + 1);
         if let Some(r) = title {
             let one = Arc::new(Texts::List(vec![req.title[r.clone()].to_string()]));
-            let mut scored = score_texts(&self.shared, &job, one, deadline).await?;
-            let score = scored.pop().unwrap_or_default();
+            let scored = score_texts(&self.shared, &job, one, deadline).await?;
+            let score = scored
+                .into_passages(&job.loaded.model)
+                .pop()
+                .unwrap_or_default();
             passages.push(proto::ScoredPassage {
                 start: offset(r.start),
                 end: offset(r.end),
@@ -652,7 +661,7 @@ impl Scorer for ScorerService {
             passages.extend(
                 ranges
                     .iter()
-                    .zip(scores)
+                    .zip(scores.into_passages(&job.loaded.model))
                     .map(|(r, score)| proto::ScoredPassage {
                         start: offset(r.start),
                         end: offset(r.end),

@@ -22,10 +22,10 @@ use super::health::health_service;
 use super::http;
 use super::metrics::metrics_router;
 use super::observe::GateLayer;
+use super::reply::server::scorer_server::ScorerServer;
 use super::scorer::ScorerService;
 use super::state::{watch_source, ReloadHandle, Shared};
 use super::transport::{self, tls_acceptor, ConnectionStats, Transport};
-use crate::proto::scorer_server::ScorerServer;
 
 /// Connections the separate metrics listener takes at once.
 const METRICS_CONNECTIONS: usize = 64;
