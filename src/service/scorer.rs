@@ -438,11 +438,7 @@ async fn score_request(
     let checked = check_score(&loaded.model, limits, &req)?;
     let job = Job::new(loaded, checked, limits);
     let scores = score_texts(shared, &job, Arc::new(Texts::List(req.passages)), deadline).await?;
-    Ok(ScoreReply {
-        loaded: job.loaded,
-        scores,
-        request_id: req.request_id,
-    })
+    Ok(ScoreReply::new(job.loaded, scores, req.request_id))
 }
 
 impl Job {
@@ -496,9 +492,9 @@ impl Scorer for ScorerService {
         let loaded = self.shared.resolve(&req.model, &req.model_version)?;
         let response = score_request(&self.shared, loaded, req, deadline).await?;
         answer(&self.shared, connection.as_ref(), response, |r| CallFacts {
-            model: r.loaded.name.clone(),
-            version: r.loaded.version.to_string(),
-            passages: r.scores.len(),
+            model: r.model_name().to_string(),
+            version: r.version().to_string(),
+            passages: r.passages(),
         })
     }
 
