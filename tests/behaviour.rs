@@ -19,7 +19,7 @@ fn model() -> Model {
 
 /// Every head's (label name, probabilities) for `passage`.
 fn scores(m: &Model, ws: &mut Workspace, passage: &str) -> Vec<(String, Vec<f64>)> {
-    m.score(passage, &[], Explain::None, ws)
+    m.score(passage, &m.every_head(), Explain::None, ws)
         .into_iter()
         .map(|s| (m.heads()[s.head].labels[s.label].clone(), s.probabilities))
         .collect()

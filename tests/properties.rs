@@ -126,7 +126,7 @@ fn load_and_score(bytes: &[u8]) -> bool {
         let mut ws = Workspace::default();
         let scores = model.score(
             "You won't BELIEVE this great news!!",
-            &[],
+            &model.every_head(),
             Explain::Words(3),
             &mut ws,
         );
@@ -222,11 +222,10 @@ proptest! {
         let mut ws = Workspace::default();
         let mode = if raw { Explain::Features(explain) } else { Explain::Words(explain) };
         let scores = model.score(&passage, &heads, mode, &mut ws);
-        prop_assert_eq!(scores.len(), if heads.is_empty() { 2 } else { heads.len() });
+        // One score per head asked for, in that order (none for none).
+        prop_assert_eq!(scores.len(), heads.len());
         for (i, s) in scores.iter().enumerate() {
-            if !heads.is_empty() {
-                prop_assert_eq!(s.head, heads[i]);
-            }
+            prop_assert_eq!(s.head, heads[i]);
             let head = &model.heads()[s.head];
             prop_assert_eq!(s.probabilities.len(), head.labels.len());
             let sum: f64 = s.probabilities.iter().sum();
@@ -289,8 +288,8 @@ fn fixture_model_file_round_trips_byte_for_byte() {
     let (mut a, mut b) = (Workspace::default(), Workspace::default());
     for p in ["You won't believe this!!", "Markets were calm today.", ""] {
         assert_eq!(
-            model.score(p, &[], Explain::Words(5), &mut a),
-            again.score(p, &[], Explain::Words(5), &mut b)
+            model.score(p, &model.every_head(), Explain::Words(5), &mut a),
+            again.score(p, &again.every_head(), Explain::Words(5), &mut b)
         );
     }
 }

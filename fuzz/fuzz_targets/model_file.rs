@@ -37,7 +37,12 @@ fn check(bytes: &[u8]) {
         return;
     };
     let mut ws = Workspace::default();
-    let scores = model.score(PASSAGE, &[], slant::model::Explain::Words(3), &mut ws);
+    let scores = model.score(
+        PASSAGE,
+        &model.every_head(),
+        slant::model::Explain::Words(3),
+        &mut ws,
+    );
     assert_eq!(scores.len(), model.heads().len());
     for s in &scores {
         let head = &model.heads()[s.head];

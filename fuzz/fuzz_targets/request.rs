@@ -158,16 +158,9 @@ fn score_and_check(
         slant::model::Explain::Features(explain)
     };
     let scores = model.score(passage, heads, mode, ws);
-    let expected = if heads.is_empty() {
-        model.heads().len()
-    } else {
-        heads.len()
-    };
-    assert_eq!(scores.len(), expected, "one score per requested head");
+    assert_eq!(scores.len(), heads.len(), "one score per requested head");
     for (i, s) in scores.iter().enumerate() {
-        if !heads.is_empty() {
-            assert_eq!(s.head, heads[i], "heads answer in the requested order");
-        }
+        assert_eq!(s.head, heads[i], "heads answer in the requested order");
         let head = &model.heads()[s.head];
         assert_eq!(s.probabilities.len(), head.labels.len());
         let sum: f64 = s.probabilities.iter().sum();

@@ -90,10 +90,10 @@ pub(super) fn run(a: ScoreArgs) -> Result<()> {
     } else {
         Explain::Words(a.explain)
     };
+    if heads.is_empty() {
+        heads = model.every_head();
+    }
     if a.article {
-        if heads.is_empty() {
-            heads = (0..model.heads().len()).collect();
-        }
         return article(&model, &heads, explain, &a.input, a.title.as_deref());
     }
     let flags = [("--text-field", a.text_field.as_str())];
@@ -170,18 +170,12 @@ fn article(
     let body = proto::body_heads(model, heads);
     for r in ranges {
         let passage = text.get(r.clone()).unwrap_or("");
-        // No head reads the body (only headline heads were asked): an
-        // empty list would mean every head to `Model::score`.
-        let score = if body.is_empty() {
-            proto::PassageScore::default()
-        } else {
-            let scores = model.score(passage, &body, explain, &mut ws);
-            proto::passage_score(model, passage, &scores)
-        };
+        // No head at all when only headline heads were asked for.
+        let scores = model.score(passage, &body, explain, &mut ws);
         passages.push(proto::ScoredPassage {
             start: u32::try_from(r.start).unwrap_or(u32::MAX),
             end: u32::try_from(r.end).unwrap_or(u32::MAX),
-            score: Some(score),
+            score: Some(proto::passage_score(model, passage, &scores)),
             in_title: false,
         });
     }

@@ -109,8 +109,9 @@ impl Model {
         }
     }
 
-    /// Scores one passage with the heads in `heads` (indices; all when
-    /// empty), adding each head's contributions as `explain` asks.
+    /// Scores one passage with the heads in `heads` (indices, in that
+    /// order; none when empty, and then the passage is not read), adding
+    /// each head's contributions as `explain` asks.
     pub fn score(
         &self,
         passage: &str,
@@ -118,6 +119,9 @@ impl Model {
         explain: Explain,
         ws: &mut Workspace,
     ) -> Vec<HeadScore> {
+        if heads.is_empty() {
+            return Vec::new();
+        }
         self.classify(passage, ws);
         let mut shares = Vec::new();
         match explain {
@@ -131,14 +135,8 @@ impl Model {
                     .token_shares(passage, &mut ws.scan, &mut shares);
             }
         }
-        let n = if heads.is_empty() {
-            self.heads.len()
-        } else {
-            heads.len()
-        };
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let h = if heads.is_empty() { i } else { heads[i] };
+        let mut out = Vec::with_capacity(heads.len());
+        for &h in heads {
             let Some(head) = self.heads.get(h) else {
                 continue;
             };
@@ -363,7 +361,12 @@ mod tests {
         let m = model();
         let mut ws = Workspace::default();
         let passage = "not bad, but awful!! The senator LIED";
-        for s in m.score(passage, &[], Explain::Words(usize::MAX), &mut ws) {
+        for s in m.score(
+            passage,
+            &m.every_head(),
+            Explain::Words(usize::MAX),
+            &mut ws,
+        ) {
             let head = &m.heads()[s.head];
             // Two-class heads explain their positive label, whatever they
             // decided; others the decided label.

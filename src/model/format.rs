@@ -479,7 +479,7 @@ mod tests {
         let mut ws = Workspace::default();
         let s = model.score(
             "Good news, SHOCKING news!!",
-            &[],
+            &model.every_head(),
             crate::model::Explain::Features(2),
             &mut ws,
         );

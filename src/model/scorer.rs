@@ -413,6 +413,12 @@ impl Model {
     pub fn heads(&self) -> &[Head] {
         &self.heads
     }
+
+    /// Every head's index, in the model's order: what [`Model::score`]
+    /// takes to score with all of them.
+    pub fn every_head(&self) -> Vec<usize> {
+        (0..self.heads.len()).collect()
+    }
     /// Stored metadata, without the vocabulary (see [`Model::featurizer`])
     /// and the head weights (compiled into the scorer).
     pub fn data(&self) -> &ModelData {

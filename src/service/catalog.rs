@@ -401,7 +401,7 @@ fn tried(
         let mut ws = Workspace::default();
         let scores = model.score(
             "Trial run: the NEW model scores this passage!! Does it?",
-            &[],
+            &model.every_head(),
             crate::model::Explain::Words(3),
             &mut ws,
         );

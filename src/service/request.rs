@@ -120,7 +120,7 @@ pub fn check_article(
 /// unknown or repeated name is INVALID_ARGUMENT: each head is scored once.
 fn resolve_heads(model: &Model, names: &[String]) -> Result<Vec<usize>, Status> {
     if names.is_empty() {
-        return Ok((0..model.heads().len()).collect());
+        return Ok(model.every_head());
     }
     let mut seen = vec![false; model.heads().len()];
     let mut heads = Vec::with_capacity(names.len().min(seen.len()));

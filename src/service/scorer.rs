@@ -133,9 +133,8 @@ impl Texts {
 #[derive(Debug, Clone)]
 struct Job {
     loaded: Arc<Loaded>,
-    /// Head indices, in the order the caller asked for. Explicit: empty
-    /// means no head (an article's body when only headline heads were
-    /// asked for), never "every head" as it does to `Model::score`.
+    /// Head indices, in the order the caller asked for (empty: none, as
+    /// for an article's body when only headline heads were asked for).
     heads: Arc<[usize]>,
     explain: usize,
     /// Contributions are raw features, not the passage's words.
@@ -156,7 +155,7 @@ impl Job {
     fn score(&self, passage: &str, ws: &mut Workspace, out: &mut Scores) {
         let model = &self.loaded.model;
         if self.heads.is_empty() {
-            // An article's body when only headline heads were asked for.
+            // Nothing to compute: not even the passage's features.
         } else if self.explain == 0 {
             // The common case: read the workspace directly, no intermediate
             // per-head vectors.
