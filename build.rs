@@ -3,8 +3,9 @@
 //! mapping. The messages and the client go to `OUT_DIR`; the server goes
 //! to `OUT_DIR/server`, generated apart so that Score answers with
 //! `service::reply::ScoreReply`, which encodes the same `ScoreResponse`
-//! bytes straight from the model's names (see that module). protoc comes from `$PROTOC` when set, else from the
-//! `protoc-bin-vendored` crate, so a fresh clone builds with cargo alone.
+//! bytes straight from the model's names (see that module). protoc comes
+//! from `$PROTOC` when set, else from the `protoc-bin-vendored` crate, so a
+//! fresh clone builds with cargo alone.
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -40,20 +40,20 @@ pub mod server {
 
 /// One head's answer for one passage.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HeadAnswer {
+struct HeadAnswer {
     /// The model's head index.
-    pub head: usize,
+    head: usize,
     /// The decided label's index.
-    pub label: usize,
+    label: usize,
     /// The threshold that decided it (0 for argmax).
-    pub threshold: f64,
+    threshold: f64,
     /// Where its probabilities are in [`Scores`]' flat vector: one per
     /// label, in the head's label order.
     probabilities: (usize, usize),
     /// The label the contributions are signed towards (with
     /// explanations).
-    pub explained: Option<usize>,
-    pub contributions: Vec<proto::Contribution>,
+    explained: Option<usize>,
+    contributions: Vec<proto::Contribution>,
     /// Its `HeadScore` body's size, once a [`ScoreReply`] has sized it.
     size: usize,
 }
@@ -198,7 +198,7 @@ impl ScoreReply {
             request_id,
             size: 0,
         };
-        reply.size();
+        reply.measure();
         reply
     }
 
@@ -222,7 +222,7 @@ impl ScoreReply {
     }
 
     /// Sizes every answer, then the whole.
-    fn size(&mut self) {
+    fn measure(&mut self) {
         let model = &self.loaded.model;
         let Scores {
             heads,
@@ -239,36 +239,33 @@ impl ScoreReply {
             + string_len(MODEL_ID, model.id())
             + string_len(REQUEST_ID, &self.request_id)
             + string_len(MODEL, &self.loaded.name)
-            + string_len(MODEL_VERSION, decimal(self.loaded.version, &mut [0; 20]));
+            + string_len(
+                MODEL_VERSION,
+                itoa::Buffer::new().format(self.loaded.version),
+            );
     }
-}
-
-/// `n` in decimal, as `to_string` writes it, without allocating.
-fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&digits[at..]).unwrap_or("")
 }
 
 impl From<ScoreReply> for proto::ScoreResponse {
     fn from(r: ScoreReply) -> Self {
-        let loaded = r.loaded;
-        let model_version = loaded.version.to_string();
+        let (model_id, model, model_version) = names(&r.loaded);
         Self {
-            results: r.scores.into_passages(&loaded.model),
-            model_id: loaded.model.id().to_string(),
-            model: loaded.name.clone(),
+            results: r.scores.into_passages(&r.loaded.model),
+            model_id,
+            model,
             model_version,
             request_id: r.request_id,
         }
     }
+}
+
+/// A loaded version's id, name and version, as responses carry them.
+pub(crate) fn names(loaded: &Loaded) -> (String, String, String) {
+    (
+        loaded.model.id().to_string(),
+        loaded.name.clone(),
+        loaded.version.to_string(),
+    )
 }
 
 // Field numbers of the messages encoded here (see the proto).
@@ -353,7 +350,7 @@ fn labelled<'a>(
 }
 
 /// The names of answer `a`: its head and decided label.
-fn names<'a>(model: &'a Model, a: &HeadAnswer) -> (&'a str, &'a str) {
+fn answer_names<'a>(model: &'a Model, a: &HeadAnswer) -> (&'a str, &'a str) {
     let head = model.heads().get(a.head);
     (
         head.map_or("", |h| h.name.as_str()),
@@ -364,7 +361,7 @@ fn names<'a>(model: &'a Model, a: &HeadAnswer) -> (&'a str, &'a str) {
 
 /// Answer `a`'s `HeadScore` body size.
 fn head_len(model: &Model, probabilities: &[f64], a: &HeadAnswer) -> usize {
-    let (head, label) = names(model, a);
+    let (head, label) = answer_names(model, a);
     let labelled: usize = labelled(model, probabilities, a)
         .map(|(l, p)| message_len(PROBABILITIES, label_probability_len(l, p)))
         .sum();
@@ -401,7 +398,7 @@ impl ScoreReply {
 
     fn put_head(&self, a: &HeadAnswer, buf: &mut impl BufMut) {
         let model = self.model();
-        let (head, label) = names(model, a);
+        let (head, label) = answer_names(model, a);
         put_string(HEAD, head, buf);
         put_string(LABEL, label, buf);
         for (l, p) in labelled(model, &self.scores.probabilities, a) {
@@ -431,7 +428,7 @@ impl Message for ScoreReply {
         put_string(MODEL, &self.loaded.name, buf);
         put_string(
             MODEL_VERSION,
-            decimal(self.loaded.version, &mut [0; 20]),
+            itoa::Buffer::new().format(self.loaded.version),
             buf,
         );
     }
@@ -453,7 +450,7 @@ impl Message for ScoreReply {
     fn clear(&mut self) {
         self.scores = Scores::default();
         self.request_id.clear();
-        self.size();
+        self.measure();
     }
 }
 
@@ -546,13 +543,6 @@ mod tests {
             joined.append(scores(&passages[cut..]));
             prop_assert_eq!(joined.len(), passages.len());
             prop_assert_eq!(joined, scores(&passages));
-        }
-    }
-
-    #[test]
-    fn decimal_writes_what_to_string_does() {
-        for n in [0u64, 7, 10, 99, 100, 12345, u64::MAX] {
-            assert_eq!(decimal(n, &mut [0; 20]), n.to_string());
         }
     }
 

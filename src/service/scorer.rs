@@ -35,7 +35,7 @@ use super::catalog::Loaded;
 use super::metrics::Method;
 use super::observe::{starved_status, Deadline, Starved};
 use super::reply::server::scorer_server::Scorer;
-use super::reply::{ScoreReply, Scores};
+use super::reply::{names, ScoreReply, Scores};
 use super::request::{
     caller_status, check_article, check_contributions, check_score, parse_grpc_timeout, Checked,
     Limit,
@@ -451,15 +451,6 @@ impl Job {
             thresholds: checked.thresholds.into(),
         }
     }
-}
-
-/// A loaded version's id, name and version, as responses carry them.
-fn names(loaded: &Loaded) -> (String, String, String) {
-    (
-        loaded.model.id().to_string(),
-        loaded.name.clone(),
-        loaded.version.to_string(),
-    )
 }
 
 /// The trimmed byte range of `s`, if it has any non-whitespace.
