@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
                 piece.chars().all(|c| c == '!' || c == '?'),
                 "emphasis token {piece:?} in {text:?}"
             ),
-            TokenKind::Number | TokenKind::Word => assert!(
+            TokenKind::Number | TokenKind::Word | TokenKind::Class => assert!(
                 piece.chars().any(char::is_alphanumeric),
                 "word token {piece:?} without a letter or digit in {text:?}"
             ),
