@@ -84,28 +84,24 @@ fn hidden(word: &str) -> bool {
 }
 
 impl Model {
-    /// Weights of feature `j` for `head`.
-    fn weights(&self, j: u32, head: &Head) -> &[f32] {
-        self.row(j)
-            .and_then(|row| row.get(head.column..head.column + head.outputs))
-            .unwrap_or(&[])
-    }
-
     /// Feature `j`'s weight toward `label` relative to the other labels:
     /// w_j (negated for label 0) for two classes, w_jl − mean_c w_jc
     /// otherwise.
     fn toward(&self, j: u32, head: &Head, label: usize) -> f64 {
-        let row = self.weights(j, head);
+        let w = |k: usize| f64::from(self.weight(j, head.column + k));
         if head.outputs == 1 {
-            let w = f64::from(row.first().copied().unwrap_or(0.0));
             if label == 1 {
-                w
+                w(0)
             } else {
-                -w
+                -w(0)
             }
         } else {
-            let mean = row.iter().map(|&w| f64::from(w)).sum::<f64>() / row.len().max(1) as f64;
-            row.get(label).map_or(0.0, |&w| f64::from(w)) - mean
+            let mean = (0..head.outputs).map(w).sum::<f64>() / head.outputs.max(1) as f64;
+            if label < head.outputs {
+                w(label) - mean
+            } else {
+                -mean
+            }
         }
     }
 
