@@ -8,7 +8,7 @@ use super::format::{
     HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS, MAX_OUTPUTS,
 };
 use super::link::link;
-use super::table::{Lane, Row, Table, STEP};
+use super::table::{Lane, Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 
 /// Row widths. Up to 6 columns, `f32` rows of 8 lanes: with the key, or
@@ -229,7 +229,7 @@ fn scales_for(max: &[f32]) -> Vec<f32> {
     max.iter()
         .map(|&m| {
             if m > 0.0 {
-                m / f32::from(i16::MAX) / STEP
+                m / f32::from(i16::MAX)
             } else {
                 1.0
             }

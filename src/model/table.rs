@@ -173,24 +173,18 @@ impl Lane for f32 {
     }
 }
 
-/// An `i16` lane's value is the integer × 2¹⁶: the lane moved to the high
-/// half of a 32-bit integer, which costs one instruction fewer per vector
-/// on the x86-64 baseline than sign-extending it (measured: ~5% of a
-/// 9-column model's speed). Scales absorb the 2¹⁶.
 impl Lane for i16 {
     const PER_WORD: usize = 2;
     const SCALED: bool = true;
     const ZERO: Self = 0;
     #[inline(always)]
     fn value(self) -> f32 {
-        ((u32::from(self as u16) << 16) as i32) as f32
+        f32::from(self)
     }
     fn store(x: f32) -> Self {
         // Scales map each column's largest magnitude to `i16::MAX`; the
         // clamp only guards rounding at that end.
-        (x * STEP.recip())
-            .round()
-            .clamp(-f32::from(i16::MAX), f32::from(i16::MAX)) as i16
+        x.round().clamp(-f32::from(i16::MAX), f32::from(i16::MAX)) as i16
     }
     #[inline(always)]
     fn bits(self) -> u32 {
@@ -200,9 +194,6 @@ impl Lane for i16 {
         bits as u16 as i16
     }
 }
-
-/// What one step of an `i16` lane is worth (see its `value`).
-pub(super) const STEP: f32 = 65536.0;
 
 /// One feature's row, `W` lanes of `T` in two blocks (`W` a multiple of
 /// 8, at least the number of score columns plus two 32-bit values' worth
@@ -461,13 +452,13 @@ mod tests {
             }
         }
         check::<f32, 8>(-1.5);
-        check::<i16, 16>(i16::store(-1234.0 * STEP));
+        check::<i16, 16>(-1234);
         assert_eq!(Row::<f32, 8>::COLUMNS, 6);
         assert_eq!(Row::<i16, 16>::COLUMNS, 12);
-        // An i16 lane's value is its integer × STEP, both signs.
-        assert_eq!(i16::store(-1234.0 * STEP).value(), -1234.0 * STEP);
-        assert_eq!(i16::store(32767.0 * STEP).value(), 32767.0 * STEP);
-        assert_eq!(i16::store(1e12).value(), 32767.0 * STEP);
+        // An i16 lane stores a value rounded, within ±i16::MAX.
+        assert_eq!(i16::store(-1234.4).value(), -1234.0);
+        assert_eq!(i16::store(32767.4).value(), 32767.0);
+        assert_eq!(i16::store(-1e12).value(), -32767.0);
     }
 
     #[test]
