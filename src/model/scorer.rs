@@ -321,36 +321,29 @@ impl<T: Lane, const W: usize> Pair<T, W> {
         (column < Row::<T, W>::COLUMNS).then(|| w * scale(scales, column))
     }
 
-    /// For `i16` rows, the scales of every head's weights (`heads`: each
-    /// head's first column, outputs per feature and weights), by table.
-    fn fit_scales<'h>(
-        &mut self,
-        at: &[u32],
-        columns: usize,
-        heads: impl Iterator<Item = (usize, usize, &'h [f32])>,
-    ) {
-        if !T::SCALED {
-            return;
-        }
-        let (mut words, mut grams) = (vec![0f32; columns], vec![0f32; columns]);
-        for (column, outputs, weights) in heads {
+    /// Puts head weights (`outputs` per feature) in at `column`, divided
+    /// by their scales (for `f32` rows, as they are). A head's columns are
+    /// its own, so its weights alone set their scales.
+    fn set_weights(&mut self, at: &[u32], column: usize, outputs: usize, weights: &[f32]) {
+        if T::SCALED {
+            let end = column + outputs;
+            let (mut words, mut grams) = (vec![0f32; end], vec![0f32; end]);
             for (j, w) in weights.chunks_exact(outputs).enumerate() {
-                let Some((chars, _)) = Self::locate(at, j as u32) else {
-                    continue;
-                };
-                let max = if chars { &mut grams } else { &mut words };
-                for (m, x) in max[column..column + outputs].iter_mut().zip(w) {
-                    *m = m.max(x.abs());
+                if let Some((chars, _)) = Self::locate(at, j as u32) {
+                    let max = if chars { &mut grams } else { &mut words };
+                    for (m, x) in max[column..].iter_mut().zip(w) {
+                        *m = m.max(x.abs());
+                    }
                 }
             }
+            for (scales, max) in [
+                (&mut self.scales.words, words),
+                (&mut self.scales.grams, grams),
+            ] {
+                scales.resize(end, 1.0);
+                scales[column..].copy_from_slice(&scales_for(&max[column..]));
+            }
         }
-        self.scales.words = scales_for(&words);
-        self.scales.grams = scales_for(&grams);
-    }
-
-    /// Puts head weights (`outputs` per feature) in at `column`, divided
-    /// by their scales (for `f32` rows, as they are).
-    fn set_weights(&mut self, at: &[u32], column: usize, outputs: usize, weights: &[f32]) {
         for (j, w) in weights.chunks_exact(outputs).enumerate() {
             let Some((chars, p)) = Self::locate(at, j as u32) else {
                 continue;
@@ -498,13 +491,6 @@ impl Model {
             _ => Pair::new(&featurizer, &mut at).map(Tables::Widest),
         }
         .map_err(invalid)?;
-        let mut first = 0;
-        let heads_weights = data.heads.iter().map(|h| {
-            let column = first;
-            first += h.outputs();
-            (column, h.outputs(), h.weights.as_slice())
-        });
-        with_tables!(&mut tables, t => t.fit_scales(&at, columns, heads_weights));
         let mut intercepts = Vec::with_capacity(columns);
         let mut heads = Vec::with_capacity(data.heads.len());
         let (mut column, mut offset) = (0, 0);
@@ -639,13 +625,7 @@ impl Model {
                 .iter_mut()
                 .zip(&row.weights[..c])
                 .enumerate()
-                .for_each(|(l, (s, w))| {
-                    *s += if T::SCALED {
-                        v * (w.value() * scale(sc, l))
-                    } else {
-                        v * w.value()
-                    }
-                });
+                .for_each(|(l, (s, w))| *s += v * (w.value() * scale(sc, l)));
         }
         if norm > 0.0 {
             let inv = norm.sqrt().recip();
@@ -654,13 +634,7 @@ impl Model {
                 .iter_mut()
                 .zip(word.iter())
                 .enumerate()
-                .for_each(|(l, (s, a))| {
-                    *s += if T::SCALED {
-                        a * (inv * scale(sc, l))
-                    } else {
-                        a * inv
-                    }
-                });
+                .for_each(|(l, (s, a))| *s += a * (inv * scale(sc, l)));
         }
         if self.with_chars {
             let oov = words.chars();
@@ -697,11 +671,7 @@ impl Model {
                     .zip(chars.iter().zip(&own))
                     .enumerate()
                     .for_each(|(l, (s, (a, b)))| {
-                        *s += if T::SCALED {
-                            (a * scale(sc, l) + b * scale(sg, l)) * factor
-                        } else {
-                            a * factor
-                        }
+                        *s += (a * scale(sc, l) + b * scale(sg, l)) * factor
                     });
             }
         }

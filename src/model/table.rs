@@ -141,7 +141,7 @@ impl PerfectHash {
 /// columns fit a cache line.
 pub(super) trait Lane: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// Lanes one 32-bit value takes (the key takes two such values).
-    const PER_WORD: usize;
+    const PER_WORD: usize = 4 / std::mem::size_of::<Self>();
     /// Whether weights are stored divided by a scale (and rounded).
     const SCALED: bool;
     const ZERO: Self;
@@ -154,7 +154,6 @@ pub(super) trait Lane: Copy + Send + Sync + std::fmt::Debug + 'static {
 }
 
 impl Lane for f32 {
-    const PER_WORD: usize = 1;
     const SCALED: bool = false;
     const ZERO: Self = 0.0;
     #[inline(always)]
@@ -174,7 +173,6 @@ impl Lane for f32 {
 }
 
 impl Lane for i16 {
-    const PER_WORD: usize = 2;
     const SCALED: bool = true;
     const ZERO: Self = 0;
     #[inline(always)]
