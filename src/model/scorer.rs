@@ -737,6 +737,16 @@ mod tests {
 
     /// settings leave no vocabulary.
     fn model_with(settings: FeatureSettings, lexicon: bool, extra_heads: usize) -> Option<Model> {
+        let data = data_with(settings, lexicon, extra_heads)?;
+        Some(Model::from_data(data, "t".into(), Path::new("t")).unwrap())
+    }
+
+    /// The model data [`model_with`] compiles.
+    fn data_with(
+        settings: FeatureSettings,
+        lexicon: bool,
+        extra_heads: usize,
+    ) -> Option<ModelData> {
         let settings = FeatureParams(settings).check().unwrap();
         let corpus = [
             "Shocking news: the senator lied!!",
@@ -767,7 +777,7 @@ mod tests {
             head.weights = (0..n * 3).map(|_| rnd()).collect();
             data.heads.push(head);
         }
-        Some(Model::from_data(data, "t".into(), Path::new("t")).unwrap())
+        Some(data)
     }
 
     /// [`model_with`] character 2–4-grams, every word a feature, no lexicon.
@@ -886,6 +896,48 @@ mod tests {
             [0, 1, 2, 3, 4].map(kind),
             ["narrow", "packed", "packed", "wide", "widest"]
         );
+    }
+
+    /// `i16` rows keep every weight within half a step of its column's
+    /// scale, whatever the column's magnitude: what the scorer reads is the
+    /// trained model, not only self-consistent.
+    #[test]
+    fn i16_rows_keep_each_weight_to_its_column_scale() {
+        let settings = FeatureSettings {
+            char_ngrams: [2, 4],
+            min_df: 1,
+            ..Default::default()
+        };
+        let mut data = data_with(settings, true, 2).unwrap();
+        // Columns of very different sizes: 4 + 3 + 3 = 10, in i16 rows.
+        for (head, factor) in data.heads.iter_mut().zip([1.0f32, 0.01, 40.0, 1e-4]) {
+            head.weights.iter_mut().for_each(|w| *w *= factor);
+        }
+        let heads = data.heads.clone();
+        let m = Model::from_data(data, "t".into(), Path::new("t")).unwrap();
+        assert!(matches!(m.tables, Tables::Packed(_)));
+        let mut column = 0;
+        for head in &heads {
+            let k = head.outputs();
+            for c in 0..k {
+                let original = |j: usize| head.weights[j * k + c];
+                let n = head.weights.len() / k;
+                let largest = (0..n).map(|j| original(j).abs()).fold(0f32, f32::max);
+                // Half a step, and f32's rounding of the quotient (under
+                // 1/256 of a step below 2^15).
+                let bound = largest / f32::from(i16::MAX) * 0.51;
+                for j in 0..n {
+                    let read = m.weight(j as u32, column + c);
+                    assert!(
+                        (read - original(j)).abs() <= bound,
+                        "{}: feature {j} column {c}: {read} for {}",
+                        head.name,
+                        original(j)
+                    );
+                }
+            }
+            column += k;
+        }
     }
 
     #[test]
