@@ -326,12 +326,11 @@ impl<T: Lane, const W: usize> Pair<T, W> {
     /// its own, so its weights alone set their scales.
     fn set_weights(&mut self, at: &[u32], column: usize, outputs: usize, weights: &[f32]) {
         if T::SCALED {
-            let end = column + outputs;
-            let (mut words, mut grams) = (vec![0f32; end], vec![0f32; end]);
+            let (mut words, mut grams) = (vec![0f32; outputs], vec![0f32; outputs]);
             for (j, w) in weights.chunks_exact(outputs).enumerate() {
                 if let Some((chars, _)) = Self::locate(at, j as u32) {
                     let max = if chars { &mut grams } else { &mut words };
-                    for (m, x) in max[column..].iter_mut().zip(w) {
+                    for (m, x) in max.iter_mut().zip(w) {
                         *m = m.max(x.abs());
                     }
                 }
@@ -340,8 +339,8 @@ impl<T: Lane, const W: usize> Pair<T, W> {
                 (&mut self.scales.words, words),
                 (&mut self.scales.grams, grams),
             ] {
-                scales.resize(end, 1.0);
-                scales[column..].copy_from_slice(&scales_for(&max[column..]));
+                scales.resize(column, 1.0);
+                scales.extend(scales_for(&max));
             }
         }
         for (j, w) in weights.chunks_exact(outputs).enumerate() {
