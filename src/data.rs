@@ -60,6 +60,12 @@ pub struct DataSpec {
     /// news, its `biased` ones skipped).
     #[serde(default)]
     pub skip_labels: Vec<String>,
+    /// In a mixture head (see `train::MixtureConfig`), the domain this
+    /// file belongs to: files of one domain train one expert, and the
+    /// domains are what the gate tells apart. Defaults to the file's
+    /// folder name (its file stem when it has none).
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 fn default_text() -> String {
@@ -83,7 +89,29 @@ impl DataSpec {
             weight: default_weight(),
             slices: Vec::new(),
             skip_labels: Vec::new(),
+            domain: None,
         }
+    }
+
+    /// The domain of a mixture head's file: `domain`, else the folder the
+    /// file is in, else its file stem.
+    pub fn domain(&self) -> String {
+        if let Some(d) = &self.domain {
+            return d.clone();
+        }
+        let folder = self
+            .path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|f| f.to_string_lossy().into_owned());
+        folder
+            .filter(|f| !f.is_empty())
+            .or_else(|| {
+                self.path
+                    .file_stem()
+                    .map(|f| f.to_string_lossy().into_owned())
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -116,6 +116,114 @@ fn train_is_deterministic_and_info_describes_the_model() {
     assert!(text.contains("scope: headline"), "{text}");
 }
 
+/// A mixture head from the command line: trained from a config (two
+/// domains with experts, one of a single label that only trains the gate),
+/// the same bytes twice, described by `info`, and scored, explained and
+/// evaluated as any head.
+#[test]
+fn a_mixture_head_trains_scores_and_explains() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures");
+    let config = dir.path().join("mixture.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"data_root = {fixtures:?}
+[features]
+word_ngrams = [1, 2]
+char_ngrams = [3, 4]
+min_df = 1
+
+[[heads]]
+name = "sentiment"
+labels = ["negative", "neutral", "positive"]
+c_grid = [1, 4]
+mixture = {{ joint_weight = 0.3 }}
+train = [
+  {{ path = "sentiment_train.jsonl", domain = "news" }},
+  {{ path = "sentiment_binary.jsonl", domain = "reviews" }},
+  # headlines, every one neutral: where the gate should answer "neutral"
+  {{ path = "clickbait_train.csv", text = "headline", label = "kind", label_map = {{ clickbait = "neutral", not_clickbait = "neutral" }}, domain = "headlines" }},
+]
+dev = [{{ path = "sentiment_dev.jsonl", domain = "news" }}]
+"#
+        ),
+    )
+    .unwrap();
+    let train = |out: &Path| {
+        ok(&slant(&[
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+    };
+    let (a, b) = (dir.path().join("a.slant"), dir.path().join("b.slant"));
+    let text = train(&a);
+    assert!(
+        text.contains("sentiment") && text.contains("macro-F1"),
+        "{text}"
+    );
+    train(&b);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let info = ok(&slant(&["info", "--model", a.to_str().unwrap()]));
+    assert!(
+        info.contains("mixture: joint weight 0.3; gate over news, reviews, headlines (constant ["),
+        "{info}"
+    );
+    assert!(
+        info.contains("expert news C = ") && info.contains("gate C = 2"),
+        "{info}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&slant(&[
+        "info",
+        "--json",
+        "--model",
+        a.to_str().unwrap(),
+    ])))
+    .unwrap();
+    let experts = &json["heads"][0]["mixture"]["experts"];
+    assert_eq!(experts[2]["kind"], "constant", "{json}");
+    // The constant expert: "neutral" for all 50 headlines, add-one smoothed.
+    let p = experts[2]["probabilities"].as_array().unwrap();
+    assert!((p[1].as_f64().unwrap() - 51.0 / 53.0).abs() < 1e-9, "{p:?}");
+    let out = ok(&slant_stdin(
+        &["score", "--model", a.to_str().unwrap(), "--explain", "2"],
+        "The park was wonderful and everyone loved it.\n",
+    ));
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let head = &v["results"][0]["heads"][0];
+    assert_eq!(head["label"], "positive", "{v}");
+    let total: f64 = head["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["probability"].as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-9, "{v}");
+    let words: Vec<&str> = head["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["feature"].as_str().unwrap())
+        .collect();
+    assert!(
+        words.contains(&"wonderful") || words.contains(&"loved"),
+        "{words:?}"
+    );
+    let eval = ok(&slant(&[
+        "eval",
+        "--model",
+        a.to_str().unwrap(),
+        "--data",
+        fixtures.join("sentiment_dev.jsonl").to_str().unwrap(),
+        "--head",
+        "sentiment",
+    ]));
+    assert!(eval.contains("sentiment_dev.jsonl"), "{eval}");
+}
+
 #[test]
 fn eval_reports_every_metric_and_restricts_labels() {
     let dir = tempfile::tempdir().unwrap();

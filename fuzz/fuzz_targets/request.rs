@@ -83,6 +83,7 @@ fn model() -> &'static Model {
                     hyperparameters: BTreeMap::new(),
                     dev_metrics: BTreeMap::new(),
                     data: vec![],
+                    mixture: None,
                 }
             };
         let data = ModelData {

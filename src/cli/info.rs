@@ -7,6 +7,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::load;
+use crate::model::Expert;
 
 #[derive(clap::Args, Debug)]
 pub struct InfoArgs {
@@ -32,6 +33,13 @@ pub(super) fn run(a: InfoArgs) -> Result<()> {
                 "threshold": h.threshold,
                 "hyperparameters": h.hyperparameters(),
                 "dev_metrics": h.dev_metrics,
+                "mixture": h.mixture.as_ref().map(|m| json!({
+                    "joint_weight": m.joint_weight,
+                    "experts": m.sources.iter().zip(&m.experts).map(|(s, e)| match e {
+                        Expert::Linear(_) => json!({"domain": s, "kind": "linear"}),
+                        Expert::Constant(p) => json!({"domain": s, "kind": "constant", "probabilities": p}),
+                    }).collect::<Vec<_>>(),
+                })),
                 "data": h.data.iter().map(|f| json!({"role": f.role, "path": f.path, "sha256": f.sha256, "rows": f.rows})).collect::<Vec<_>>(),
             })
         })
@@ -68,6 +76,23 @@ pub(super) fn run(a: InfoArgs) -> Result<()> {
         match h.threshold {
             Some(t) => writeln!(out, "  decision: {} when P >= {t}", h.labels[1])?,
             None => writeln!(out, "  decision: argmax")?,
+        }
+        if let Some(m) = &h.mixture {
+            let experts: Vec<String> = m
+                .sources
+                .iter()
+                .zip(&m.experts)
+                .map(|(s, e)| match e {
+                    Expert::Linear(_) => s.clone(),
+                    Expert::Constant(p) => format!("{s} (constant {p:.4?})"),
+                })
+                .collect();
+            writeln!(
+                out,
+                "  mixture: joint weight {}; gate over {}",
+                m.joint_weight,
+                experts.join(", ")
+            )?;
         }
         writeln!(
             out,

@@ -84,11 +84,21 @@ fn hidden(word: &str) -> bool {
 }
 
 impl Model {
-    /// Feature `j`'s weight toward `label` relative to the other labels:
-    /// w_j (negated for label 0) for two classes, w_jl − mean_c w_jc
-    /// otherwise.
-    fn toward(&self, j: u32, head: &Head, label: usize) -> f64 {
-        let w = |k: usize| f64::from(self.weight(j, head.column + k));
+    /// Feature `j`'s weight toward `label` relative to the other labels,
+    /// summed over the head's `parts` (see [`Head::parts`]) times their
+    /// shares.
+    fn toward(&self, j: u32, head: &Head, parts: &[(usize, f64)], label: usize) -> f64 {
+        parts
+            .iter()
+            .map(|&(column, share)| share * self.toward_in(j, head, column, label))
+            .sum()
+    }
+
+    /// Feature `j`'s weight toward `label` relative to the other labels in
+    /// the model whose columns start at `column`: w_j (negated for label
+    /// 0) for two classes, w_jl − mean_c w_jc otherwise.
+    fn toward_in(&self, j: u32, head: &Head, column: usize, label: usize) -> f64 {
+        let w = |k: usize| f64::from(self.weight(j, column + k));
         if head.outputs == 1 {
             if label == 1 {
                 w(0)
@@ -172,6 +182,7 @@ impl Model {
     ) -> Vec<f64> {
         let tokens = crate::features::Featurizer::token_spans(&ws.scan).count();
         let mut by_token = vec![0f64; tokens];
+        let parts = head.parts(&ws.scores);
         let vector = ws.scan.vector();
         let mut v = 0;
         for &(j, t, share) in shares {
@@ -185,7 +196,7 @@ impl Model {
                 continue;
             }
             if let Some(acc) = by_token.get_mut(t as usize) {
-                *acc += f64::from(x) * self.toward(j, head, label) * f64::from(share);
+                *acc += f64::from(x) * self.toward(j, head, &parts, label) * f64::from(share);
             }
         }
         by_token
@@ -254,11 +265,12 @@ impl Model {
         k: usize,
         ws: &mut Workspace,
     ) -> Vec<Contribution> {
+        let parts = head.parts(&ws.scores);
         let mut contrib: Vec<(u32, f64)> = ws
             .scan
             .vector()
             .iter()
-            .map(|&(j, v)| (j, f64::from(v) * self.toward(j, head, label)))
+            .map(|&(j, v)| (j, f64::from(v) * self.toward(j, head, &parts, label)))
             .filter(|&(_, w)| w != 0.0)
             .collect();
         contrib.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
@@ -285,7 +297,8 @@ mod tests {
     use std::path::Path;
 
     /// The tiny model refitted with character n-grams, the lexicon and the
-    /// context features on, and pseudo-random weights.
+    /// context features on, and pseudo-random weights; its second head a
+    /// mixture.
     fn model() -> Model {
         let settings = FeatureParams(FeatureSettings {
             char_ngrams: [2, 4],
@@ -314,6 +327,9 @@ mod tests {
         let mut rnd = move || (unit() * 2.0 - 1.0) as f32;
         data.heads[0].weights = (0..n * 3).map(|_| rnd()).collect();
         data.heads[1].weights = (0..n).map(|_| rnd()).collect();
+        // The second head a mixture: its explanations fold its joint model
+        // and linear experts by their shares of the blend.
+        super::super::make_mixture(&mut data, 1, 0x51ab);
         Model::from_data(data, "t".into(), Path::new("t")).unwrap()
     }
 

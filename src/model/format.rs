@@ -26,6 +26,8 @@
 //!   settings gain `negation_scope`, `title_marker` and `identity_classes`.
 //!   postcard is positional, so a version 3 payload would not decode (or
 //!   would decode wrongly): version 3 files are refused by their version.
+//! - 5: a head may be a [`Mixture`] of per-source experts under a gate.
+//!   Version 4 files are refused by their version, for the same reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +40,7 @@ use crate::data::hex;
 use crate::features::{FeatureError, Vocabulary};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
@@ -109,6 +111,62 @@ pub struct HeadData {
     /// Metrics on the dev data, "<file> <metric>" -> value.
     pub dev_metrics: BTreeMap<String, f64>,
     pub data: Vec<Fingerprint>,
+    /// A mixture of per-source experts; `None` for a plain head (whose
+    /// `weights` alone score it). In a mixture, `weights` and `intercept`
+    /// are its joint model's.
+    pub mixture: Option<Mixture>,
+}
+
+/// A head that blends its joint model (trained on every source, in
+/// [`HeadData::weights`]) with one expert per source, weighted by a gate
+/// that reads which source a passage is like:
+/// `p(y|x) = λ·p_joint(y|x) + (1 − λ)·Σ_s g_s(x)·p_s(y|x)`.
+///
+/// One linear model over sources whose word senses conflict (movie reviews
+/// and financial tweets) has to average them; each expert keeps its own,
+/// and on a passage unlike every source the gate spreads its weight, so
+/// the blend behaves as an ensemble.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mixture {
+    /// λ, the joint model's share, in [0, 1].
+    pub joint_weight: f64,
+    /// The sources, in the gate's label order (at least two).
+    pub sources: Vec<String>,
+    /// The gate: a linear model whose labels are the sources.
+    pub gate: Linear,
+    /// One per source, in the same order.
+    pub experts: Vec<Expert>,
+}
+
+/// A linear model's weights (n_features × outputs, feature-major) and
+/// intercepts (outputs), with outputs as [`link::outputs`] gives them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Linear {
+    pub weights: Vec<f32>,
+    pub intercept: Vec<f32>,
+}
+
+/// What a mixture answers for passages its gate gives to a source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Expert {
+    /// A linear model over the head's labels, trained on the source alone.
+    Linear(Linear),
+    /// Fixed probabilities, one per label: a source whose rows all have
+    /// one label (e.g. ordinary reporting, all `real` for the
+    /// misinformation head) teaches the gate where that answer applies.
+    Constant(Vec<f64>),
+}
+
+impl Mixture {
+    /// Score columns of the gate and the linear experts together.
+    pub fn columns(&self, labels: usize) -> usize {
+        let experts = self
+            .experts
+            .iter()
+            .filter(|e| matches!(e, Expert::Linear(_)))
+            .count();
+        link::outputs(self.sources.len()) + experts * link::outputs(labels)
+    }
 }
 
 /// The hyperparameter that says whether classes were weighted
@@ -141,8 +199,19 @@ impl std::fmt::Display for Hyperparameter {
 }
 
 impl HeadData {
+    /// Score columns of the head's own (joint) model.
     pub fn outputs(&self) -> usize {
         link::outputs(self.labels.len())
+    }
+
+    /// Score columns of the whole head: its own model's, and a mixture's
+    /// gate and experts.
+    pub fn columns(&self) -> usize {
+        self.outputs()
+            + self
+                .mixture
+                .as_ref()
+                .map_or(0, |m| m.columns(self.labels.len()))
     }
 
     /// The hyperparameters as they read (flags as true/false), by name.
@@ -335,24 +404,10 @@ impl ModelData {
         check_heads(
             self.heads
                 .iter()
-                .map(|h| (h.name.as_str(), h.labels.as_slice())),
+                .map(|h| (h.name.as_str(), h.labels.as_slice(), h.columns())),
         )?;
         for h in &self.heads {
-            let k = h.outputs();
-            if h.weights.len() as u64 != n as u64 * k as u64 || h.intercept.len() != k {
-                return Err(InvalidModel::Shape {
-                    head: h.name.clone(),
-                    weights: h.weights.len(),
-                    intercepts: h.intercept.len(),
-                    features: n,
-                    outputs: k,
-                });
-            }
-            if h.weights.iter().chain(&h.intercept).any(|w| !w.is_finite()) {
-                return Err(InvalidModel::NonFinite {
-                    head: h.name.clone(),
-                });
-            }
+            check_linear(&h.name, "", &h.weights, &h.intercept, n, h.outputs())?;
             match (h.labels.len(), h.threshold) {
                 (2, Some(t)) if t > 0.0 && t < 1.0 => {}
                 (2, threshold) => {
@@ -368,6 +423,100 @@ impl ModelData {
                     })
                 }
             }
+            if let Some(m) = &h.mixture {
+                m.validate(&h.name, h.labels.len(), n)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a linear model's shape (`n` features × `outputs`) and that its
+/// numbers are finite; `part` names it within head `head` ("" for the
+/// head's own).
+fn check_linear(
+    head: &str,
+    part: &str,
+    weights: &[f32],
+    intercept: &[f32],
+    n: usize,
+    outputs: usize,
+) -> Result<(), InvalidModel> {
+    let head = || format!("{head}{part}");
+    if weights.len() as u64 != n as u64 * outputs as u64 || intercept.len() != outputs {
+        return Err(InvalidModel::Shape {
+            head: head(),
+            weights: weights.len(),
+            intercepts: intercept.len(),
+            features: n,
+            outputs,
+        });
+    }
+    if weights.iter().chain(intercept).any(|w| !w.is_finite()) {
+        return Err(InvalidModel::NonFinite { head: head() });
+    }
+    Ok(())
+}
+
+impl Mixture {
+    /// The mixture of head `head` (with `labels` labels, over `n`
+    /// features): a joint weight in [0, 1], 2 to [`MAX_OUTPUTS`] distinct
+    /// named sources, a gate over them, and one expert per source, linear
+    /// over the labels or probabilities that sum to 1.
+    fn validate(&self, head: &str, labels: usize, n: usize) -> Result<(), InvalidModel> {
+        let bad = |reason: String| InvalidModel::Mixture {
+            head: head.to_string(),
+            reason,
+        };
+        if !(0.0..=1.0).contains(&self.joint_weight) {
+            return Err(bad(format!(
+                "joint weight {} is not in [0, 1]",
+                self.joint_weight
+            )));
+        }
+        let distinct: std::collections::BTreeSet<&String> = self.sources.iter().collect();
+        if self.sources.len() < 2
+            || self.sources.len() > MAX_OUTPUTS
+            || distinct.len() != self.sources.len()
+            || self.sources.iter().any(String::is_empty)
+        {
+            return Err(bad(format!(
+                "sources {:?} must be 2 to {MAX_OUTPUTS} distinct, non-empty names",
+                self.sources
+            )));
+        }
+        if self.experts.len() != self.sources.len() {
+            return Err(bad(format!(
+                "{} experts for {} sources",
+                self.experts.len(),
+                self.sources.len()
+            )));
+        }
+        let gate = &self.gate;
+        let outputs = link::outputs(self.sources.len());
+        check_linear(head, " (gate)", &gate.weights, &gate.intercept, n, outputs)?;
+        for (source, expert) in self.sources.iter().zip(&self.experts) {
+            match expert {
+                Expert::Linear(e) => check_linear(
+                    head,
+                    &format!(" (expert {source})"),
+                    &e.weights,
+                    &e.intercept,
+                    n,
+                    link::outputs(labels),
+                )?,
+                Expert::Constant(p) => {
+                    let sum: f64 = p.iter().sum();
+                    if p.len() != labels
+                        || p.iter().any(|x| !(0.0..=1.0).contains(x))
+                        || (sum - 1.0).abs() > 1e-6
+                    {
+                        return Err(bad(format!(
+                            "expert {source:?}: {p:?} are not {labels} probabilities summing to 1"
+                        )));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -379,7 +528,7 @@ impl ModelData {
 pub enum HeadsError {
     #[error("no heads")]
     NoHeads,
-    #[error("the heads need {columns} score columns (two-class heads one, others one per label); at most {MAX_COLUMNS} are supported")]
+    #[error("the heads need {columns} score columns (two-class models one, others one per label; a mixture's gate and experts count too); at most {MAX_COLUMNS} are supported")]
     TooManyColumns { columns: usize },
     #[error("head name {0:?} is empty or repeated")]
     Name(String),
@@ -389,21 +538,21 @@ pub enum HeadsError {
     Labels { head: String, labels: Vec<String> },
 }
 
-/// Checks heads given as (name, labels): at least one, names non-empty and
-/// distinct, 2 to [`MAX_OUTPUTS`] distinct non-empty labels each, and at
-/// most [`MAX_COLUMNS`] score columns in all.
+/// Checks heads given as (name, labels, score columns): at least one,
+/// names non-empty and distinct, 2 to [`MAX_OUTPUTS`] distinct non-empty
+/// labels each, and at most [`MAX_COLUMNS`] score columns in all.
 pub fn check_heads<'a>(
-    heads: impl Iterator<Item = (&'a str, &'a [String])> + Clone,
+    heads: impl Iterator<Item = (&'a str, &'a [String], usize)> + Clone,
 ) -> Result<(), HeadsError> {
     if heads.clone().next().is_none() {
         return Err(HeadsError::NoHeads);
     }
-    let columns: usize = heads.clone().map(|(_, l)| link::outputs(l.len())).sum();
+    let columns: usize = heads.clone().map(|(_, _, c)| c).sum();
     if columns > MAX_COLUMNS {
         return Err(HeadsError::TooManyColumns { columns });
     }
     let mut names = std::collections::BTreeSet::new();
-    for (name, labels) in heads {
+    for (name, labels, _) in heads {
         if name.is_empty() || !names.insert(name) {
             return Err(HeadsError::Name(name.to_string()));
         }
@@ -444,6 +593,8 @@ pub enum InvalidModel {
     },
     #[error("head {head:?}: a multi-class head has no threshold")]
     MultiClassThreshold { head: String },
+    #[error("head {head:?}: mixture: {reason}")]
+    Mixture { head: String, reason: String },
     #[error("vocabulary: {0}")]
     Vocabulary(#[from] FeatureError),
     #[error("no perfect hash found for {keys} features")]
@@ -513,14 +664,14 @@ mod tests {
         let mut b = bytes.clone();
         b[0] = b'X';
         assert!(matches!(err(&b), ModelError::BadMagic { .. }));
-        // A version 3 file (heads without a scope, fewer feature settings)
-        // is refused by its version, with the message that says so.
+        // A version 4 file (heads without a mixture) is refused by its
+        // version, with the message that says so.
         let mut b = bytes.clone();
-        b[8] = 3;
+        b[8] = 4;
         let e = err(&b);
-        assert!(matches!(e, ModelError::UnsupportedVersion { found: 3, .. }));
-        assert!(e.to_string().contains("format version 3"), "{e}");
-        assert!(e.to_string().contains("reads version 4"), "{e}");
+        assert!(matches!(e, ModelError::UnsupportedVersion { found: 4, .. }));
+        assert!(e.to_string().contains("format version 4"), "{e}");
+        assert!(e.to_string().contains("reads version 5"), "{e}");
         let mut b = bytes.clone();
         b[8] = 9;
         assert!(matches!(
@@ -552,6 +703,56 @@ mod tests {
             err(&d.to_bytes().unwrap()),
             ModelError::Content { .. }
         ));
+    }
+
+    #[test]
+    fn mixtures_round_trip_and_inconsistent_ones_are_refused() {
+        let mut data = tiny();
+        super::super::make_mixture(&mut data, 0, 1);
+        super::super::make_mixture(&mut data, 1, 2);
+        let bytes = data.to_bytes().unwrap();
+        let (back, _) = ModelData::from_bytes(&bytes, Path::new("m")).unwrap();
+        assert_eq!(back, data);
+        // 3 + 3 + 2 × 3 and 1 + 3 + 2 × 1 score columns.
+        assert_eq!(
+            back.heads.iter().map(HeadData::columns).collect::<Vec<_>>(),
+            [12, 6]
+        );
+        let refused = |change: &dyn Fn(&mut Mixture), says: &str| {
+            let mut d = data.clone();
+            if let Some(m) = d.heads[1].mixture.as_mut() {
+                change(m);
+            }
+            let e = ModelData::from_bytes(&d.to_bytes().unwrap(), Path::new("m")).unwrap_err();
+            assert!(matches!(e, ModelError::Content { .. }), "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+        };
+        refused(&|m| m.joint_weight = 1.5, "joint weight 1.5");
+        refused(&|m| m.sources[2] = "a".into(), "distinct");
+        refused(
+            &|m| {
+                m.experts.pop();
+            },
+            "2 experts for 3 sources",
+        );
+        refused(
+            &|m| {
+                m.gate.weights.pop();
+            },
+            "sensational (gate)",
+        );
+        refused(
+            &|m| m.experts[1] = Expert::Constant(vec![0.5, 0.6]),
+            "summing to 1",
+        );
+        refused(
+            &|m| {
+                if let Expert::Linear(l) = &mut m.experts[0] {
+                    l.intercept[0] = f32::NAN;
+                }
+            },
+            "sensational (expert a)",
+        );
     }
 
     #[test]

@@ -24,9 +24,9 @@ mod table;
 
 pub use explain::{Contribution, Explain, HeadScore};
 pub use format::{
-    check_heads, Fingerprint, HeadData, HeadsError, Hyperparameter, InvalidModel, ModelData,
-    ModelError, Scope, CLASS_WEIGHT_BALANCED, CLASS_WEIGHT_PER_SOURCE, FORMAT_VERSION, HEADER_LEN,
-    MAGIC, MAX_COLUMNS, MAX_MODEL_BYTES, MAX_OUTPUTS,
+    check_heads, Expert, Fingerprint, HeadData, HeadsError, Hyperparameter, InvalidModel, Linear,
+    Mixture, ModelData, ModelError, Scope, CLASS_WEIGHT_BALANCED, CLASS_WEIGHT_PER_SOURCE,
+    FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS, MAX_MODEL_BYTES, MAX_OUTPUTS,
 };
 pub use scorer::{argmax, decide, Head, Model, Workspace};
 
@@ -66,6 +66,7 @@ pub(crate) fn tiny() -> ModelData {
                 hyperparameters: BTreeMap::new(),
                 dev_metrics: BTreeMap::new(),
                 data: vec![],
+                mixture: None,
             },
             HeadData {
                 name: "sensational".into(),
@@ -77,7 +78,47 @@ pub(crate) fn tiny() -> ModelData {
                 hyperparameters: BTreeMap::new(),
                 dev_metrics: BTreeMap::new(),
                 data: vec![],
+                mixture: None,
             },
         ],
     }
+}
+
+/// Makes head `head` of `data` a mixture of three sources (a linear
+/// expert, a constant one, another linear one) with pseudo-random weights
+/// from `seed`, for tests.
+#[cfg(test)]
+pub(crate) fn make_mixture(data: &mut ModelData, head: usize, seed: u64) {
+    let n = data.vocabulary.terms.len();
+    let mut unit = crate::testing::uniform(seed);
+    let mut rnd = move || (unit() * 2.0 - 1.0) as f32;
+    let h = &mut data.heads[head];
+    let k = h.outputs();
+    let labels = h.labels.len();
+    let mut linear = |outputs: usize| Linear {
+        weights: (0..n * outputs).map(|_| rnd()).collect(),
+        intercept: (0..outputs).map(|_| rnd()).collect(),
+    };
+    let gate = linear(3);
+    let first = linear(k);
+    let second = linear(k);
+    let constant: Vec<f64> = (0..labels)
+        .map(|l| {
+            if l == 0 {
+                0.9
+            } else {
+                0.1 / (labels - 1) as f64
+            }
+        })
+        .collect();
+    h.mixture = Some(Mixture {
+        joint_weight: 0.3,
+        sources: vec!["a".into(), "b".into(), "c".into()],
+        gate,
+        experts: vec![
+            Expert::Linear(first),
+            Expert::Constant(constant),
+            Expert::Linear(second),
+        ],
+    });
 }

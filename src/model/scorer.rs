@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use super::format::{
-    HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS, MAX_OUTPUTS,
+    Expert, HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS, MAX_OUTPUTS,
 };
-use super::link::link;
+use super::link::{blend, link, outputs};
 use super::table::{Lane, Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 
@@ -105,9 +105,66 @@ pub struct Head {
     pub(super) outputs: usize,
     /// Where this head's probabilities start in `Workspace::probabilities`.
     pub offset: usize,
+    /// A mixture's gate and experts (see [`super::Mixture`]).
+    pub(super) mixture: Option<Blend>,
+}
+
+/// A mixture as the scorer sees it: where its gate's and experts' scores
+/// are.
+#[derive(Debug, Clone)]
+pub(super) struct Blend {
+    joint_weight: f64,
+    /// The gate's first column; its labels are the sources.
+    gate: usize,
+    sources: usize,
+    experts: Vec<Answer>,
+}
+
+/// What a mixture's expert answers.
+#[derive(Debug, Clone)]
+enum Answer {
+    /// The probabilities of a linear model whose scores start at this column.
+    Column(usize),
+    Constant(Vec<f64>),
+}
+
+impl Blend {
+    /// The gate's probabilities over the sources, into `g`, from the
+    /// passage's raw scores.
+    fn gate(&self, scores: &[f32], g: &mut [f64; MAX_OUTPUTS]) {
+        let n = outputs(self.sources);
+        let mut z = [0f64; MAX_OUTPUTS];
+        for (zk, &s) in z
+            .iter_mut()
+            .zip(scores.get(self.gate..self.gate + n).unwrap_or_default())
+        {
+            *zk = f64::from(s);
+        }
+        link(&z[..n], &mut g[..self.sources]);
+    }
 }
 
 impl Head {
+    /// The linear models whose contributions an explanation folds
+    /// together, as (first column, share): the head's own alone for a
+    /// plain head; for a mixture, its joint model's λ and each linear
+    /// expert's (1 − λ)·gate weight on the passage whose raw scores are
+    /// `scores`.
+    pub(super) fn parts(&self, scores: &[f32]) -> Vec<(usize, f64)> {
+        let Some(b) = &self.mixture else {
+            return vec![(self.column, 1.0)];
+        };
+        let mut g = [0f64; MAX_OUTPUTS];
+        b.gate(scores, &mut g);
+        let mut parts = vec![(self.column, b.joint_weight)];
+        for (answer, &gs) in b.experts.iter().zip(&g) {
+            if let Answer::Column(c) = answer {
+                parts.push((*c, (1.0 - b.joint_weight) * gs));
+            }
+        }
+        parts
+    }
+
     /// The decision: threshold on `labels[1]` for two classes, else argmax.
     pub fn decide(&self, probs: &[f64]) -> usize {
         decide(self.threshold, probs)
@@ -146,8 +203,8 @@ pub fn argmax(v: &[f64]) -> usize {
 pub struct Workspace {
     /// The featurizer's buffers (the scan, and the vector explanations use).
     pub(super) scan: Scratch,
-    /// Raw head scores.
-    scores: Vec<f32>,
+    /// Raw scores, every column.
+    pub(super) scores: Vec<f32>,
     /// Every head's probabilities, after [`Model::classify`]: head `h`'s
     /// at [`Head::offset`], one per label.
     pub probabilities: Vec<f64>,
@@ -474,7 +531,7 @@ impl Model {
         let vocab = std::mem::take(&mut data.vocabulary);
         let featurizer =
             Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| invalid(e.into()))?;
-        let columns: usize = data.heads.iter().map(HeadData::outputs).sum();
+        let columns: usize = data.heads.iter().map(HeadData::columns).sum();
         let with_chars = featurizer.settings().char_range().is_some();
         let mut at = vec![0u32; featurizer.len()];
         let mut tables = match columns {
@@ -495,19 +552,46 @@ impl Model {
         let (mut column, mut offset) = (0, 0);
         for h in &mut data.heads {
             let k = h.outputs();
-            with_tables!(&mut tables, t => t.set_weights(&at, column, k, &h.weights));
-            intercepts.extend_from_slice(&h.intercept);
-            h.weights = Vec::new();
+            let first = column;
+            // The head's own (joint) model, then a mixture's gate and its
+            // linear experts, each in the next columns. Their weights
+            // live in the tables from then on.
+            let mut put = |weights: &mut Vec<f32>, intercept: &[f32], outputs: usize| {
+                with_tables!(&mut tables, t => t.set_weights(&at, column, outputs, weights));
+                intercepts.extend_from_slice(intercept);
+                *weights = Vec::new();
+                column += outputs;
+                column - outputs
+            };
+            put(&mut h.weights, &h.intercept, k);
+            let mixture = h.mixture.as_mut().map(|m| {
+                let sources = m.sources.len();
+                let gate = put(&mut m.gate.weights, &m.gate.intercept, outputs(sources));
+                let experts = m
+                    .experts
+                    .iter_mut()
+                    .map(|e| match e {
+                        Expert::Linear(l) => Answer::Column(put(&mut l.weights, &l.intercept, k)),
+                        Expert::Constant(p) => Answer::Constant(p.clone()),
+                    })
+                    .collect();
+                Blend {
+                    joint_weight: m.joint_weight,
+                    gate,
+                    sources,
+                    experts,
+                }
+            });
             heads.push(Head {
                 name: h.name.clone(),
                 scope: h.scope,
                 labels: h.labels.clone(),
                 threshold: h.threshold,
-                column,
+                column: first,
                 outputs: k,
                 offset,
+                mixture,
             });
-            column += k;
             offset += h.labels.len();
         }
         if with_chars {
@@ -722,6 +806,29 @@ impl Model {
             probabilities.resize(start + head.labels.len(), 0.0);
             let p = &mut probabilities[start..];
             link(z, p);
+            if let Some(b) = &head.mixture {
+                let mut g = [0f64; MAX_OUTPUTS];
+                b.gate(scores, &mut g);
+                let n = head.labels.len();
+                let mut answers = [[0f64; MAX_OUTPUTS]; MAX_OUTPUTS];
+                for (a, answer) in answers.iter_mut().zip(&b.experts) {
+                    match answer {
+                        Answer::Column(c) => {
+                            let mut z = [0f64; MAX_OUTPUTS];
+                            let cols = scores.get(*c..c + head.outputs).unwrap_or_default();
+                            for (zk, &s) in z.iter_mut().zip(cols) {
+                                *zk = f64::from(s);
+                            }
+                            link(&z[..head.outputs], &mut a[..n]);
+                        }
+                        Answer::Constant(q) => {
+                            a.iter_mut().zip(q).for_each(|(x, &y)| *x = y);
+                        }
+                    }
+                }
+                let answers = answers.iter().take(b.sources).map(|a| &a[..n]);
+                blend(b.joint_weight, p, &g[..b.sources], answers);
+            }
             labels.push(head.decide(p));
         }
     }
@@ -876,6 +983,76 @@ mod tests {
         ) {
             if let Some(m) = model_with(settings.clone(), lexicon, extra_heads) {
                 fast_matches_reference(&m, &passage, &(&passage, &settings))?;
+            }
+        }
+    }
+
+    /// A mixture's probabilities are its joint model's and its experts'
+    /// (linear or constant) blended by its gate, each from its own columns
+    /// of the raw scores.
+    #[test]
+    fn a_mixture_blends_its_experts_by_the_gate() {
+        let settings = FeatureSettings {
+            char_ngrams: [2, 4],
+            min_df: 1,
+            ..Default::default()
+        };
+        let mut data = data_with(settings, true, 0).unwrap();
+        super::super::make_mixture(&mut data, 0, 7);
+        super::super::make_mixture(&mut data, 1, 11);
+        let m = Model::from_data(data, "t".into(), Path::new("t")).unwrap();
+        // 3 + 3 (gate) + 2 × 3, and 1 + 3 + 2 × 1.
+        assert_eq!(m.columns, 18);
+        let mut ws = Workspace::default();
+        let mut scratch = Scratch::default();
+        for passage in [
+            "Shocking news: the senator lied!!",
+            "Markets rally as rates fall",
+            "zebra",
+        ] {
+            m.classify(passage, &mut ws);
+            let raw = reference_scores(&m, passage, &mut scratch);
+            let z = |c: usize, n: usize| {
+                raw[c..c + n]
+                    .iter()
+                    .map(|&s| f64::from(s))
+                    .collect::<Vec<_>>()
+            };
+            for (i, head) in m.heads.iter().enumerate() {
+                let labels = head.labels.len();
+                let k = head.outputs;
+                let mut expected = vec![0.0; labels];
+                link(&z(head.column, k), &mut expected);
+                let mut gate = vec![0.0; 3];
+                // The gate's columns follow the joint model's; then the
+                // two linear experts'.
+                link(&z(head.column + k, 3), &mut gate);
+                let (mut first, mut second) = (vec![0.0; labels], vec![0.0; labels]);
+                link(&z(head.column + k + 3, k), &mut first);
+                link(&z(head.column + 2 * k + 3, k), &mut second);
+                let constant: Vec<f64> = (0..labels)
+                    .map(|l| {
+                        if l == 0 {
+                            0.9
+                        } else {
+                            0.1 / (labels - 1) as f64
+                        }
+                    })
+                    .collect();
+                for (l, e) in expected.iter_mut().enumerate() {
+                    *e = 0.3 * *e
+                        + 0.7 * (gate[0] * first[l] + gate[1] * constant[l] + gate[2] * second[l]);
+                }
+                let (p, label) = ws.head(&m, i).unwrap();
+                for (a, b) in p.iter().zip(&expected) {
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "{passage:?} {}: {p:?} vs {expected:?}",
+                        head.name
+                    );
+                }
+                assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+                assert_eq!(label, head.decide(p));
             }
         }
     }

@@ -390,6 +390,7 @@ mod tests {
                 hyperparameters: Default::default(),
                 dev_metrics: Default::default(),
                 data: vec![],
+                mixture: None,
             }
         };
         let data = crate::model::ModelData {

@@ -92,6 +92,58 @@ pub struct HeadConfig {
     /// `"headline"` (titles and social posts; an article's title only).
     #[serde(default)]
     pub scope: Scope,
+    /// Makes the head a mixture of per-domain experts under a gate (see
+    /// [`MixtureConfig`]); absent, one model over all its files.
+    #[serde(default)]
+    pub mixture: Option<MixtureConfig>,
+}
+
+/// A mixture head: its joint model (trained on every domain, as a plain
+/// head is), one expert per domain (the training files of that domain,
+/// `DataSpec::domain`; C chosen from `c_grid` on that domain's dev files,
+/// or on all the head's when it has none) and a gate that tells the
+/// domains apart (every training row labelled with its domain, each
+/// domain weighing the same). A domain whose rows all have one label
+/// (ordinary reporting as `real`) trains the gate only: its expert answers
+/// that label's frequency, add-one smoothed. The decision threshold of a
+/// two-class mixture is tuned on dev, on the blend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixtureConfig {
+    /// λ, the joint model's share of the blend, in [0, 1].
+    pub joint_weight: f64,
+    /// The gate's C (a single value: the gate is not chosen on dev).
+    #[serde(default = "default_gate_c")]
+    pub gate_c: f64,
+}
+
+fn default_gate_c() -> f64 {
+    2.0
+}
+
+impl HeadConfig {
+    /// The domains of the training files, in order of first appearance
+    /// (empty for a plain head).
+    pub fn domains(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if self.mixture.is_some() {
+            for d in self.train.iter().map(DataSpec::domain) {
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+
+    /// Score columns the head needs at most (every domain with an expert).
+    pub fn columns(&self) -> usize {
+        let k = crate::model::link::outputs(self.labels.len());
+        match self.domains().len() {
+            0 => k,
+            d => k + crate::model::link::outputs(d) + d * k,
+        }
+    }
 }
 
 fn default_c_grid() -> Vec<f64> {
@@ -140,6 +192,13 @@ pub enum InvalidConfig {
     CGrid { head: String },
     #[error("head {head:?}: weight of {} must be positive", file.display())]
     Weight { head: String, file: PathBuf },
+    #[error("head {head:?}: a mixture needs joint_weight in [0, 1] (got {joint_weight}), a positive gate_c (got {gate_c}) and 2 to {} named domains among its training files (got {domains:?})", crate::model::MAX_OUTPUTS)]
+    Mixture {
+        head: String,
+        joint_weight: f64,
+        gate_c: f64,
+        domains: Vec<String>,
+    },
 }
 
 impl TrainConfig {
@@ -188,7 +247,7 @@ impl TrainConfig {
         check_heads(
             self.heads
                 .iter()
-                .map(|h| (h.name.as_str(), h.labels.as_slice())),
+                .map(|h| (h.name.as_str(), h.labels.as_slice(), h.columns())),
         )?;
         for h in &self.heads {
             let head = || h.name.clone();
@@ -197,6 +256,24 @@ impl TrainConfig {
             }
             if h.c_grid.is_empty() || h.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
                 return Err(InvalidConfig::CGrid { head: head() });
+            }
+            if let Some(m) = &h.mixture {
+                let domains = h.domains();
+                let numbers_ok = (0.0..=1.0).contains(&m.joint_weight)
+                    && m.gate_c.is_finite()
+                    && m.gate_c > 0.0;
+                if !numbers_ok
+                    || domains.len() < 2
+                    || domains.len() > crate::model::MAX_OUTPUTS
+                    || domains.iter().any(String::is_empty)
+                {
+                    return Err(InvalidConfig::Mixture {
+                        head: head(),
+                        joint_weight: m.joint_weight,
+                        gate_c: m.gate_c,
+                        domains,
+                    });
+                }
             }
             if let Some(s) = h
                 .train
@@ -250,6 +327,44 @@ dev = [{ path = "d.csv", text = "body" }]
         assert_eq!(c.heads[0].scope, Scope::Headline);
         let (c, _) = TrainConfig::load(&p, Some(Path::new("/x"))).unwrap();
         assert_eq!(c.resolve(&c.heads[0].dev[0]).path, Path::new("/x/d.csv"));
+    }
+
+    #[test]
+    fn mixtures_name_their_domains_and_are_checked() {
+        let head = |mixture: &str, train: &str| -> Result<TrainConfig, InvalidConfig> {
+            let c: TrainConfig = toml::from_str(&format!(
+                "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\", \"c\"]\n{mixture}\n\
+                 train = [{train}]\ndev = [{{ path = \"x/dev.jsonl\" }}]\n"
+            ))
+            .unwrap();
+            c.validate().map(|()| c)
+        };
+        let two = r#"{ path = "x/train.jsonl" }, { path = "y/train.jsonl" }, { path = "z.jsonl", domain = "x" }"#;
+        let c = head("mixture = { joint_weight = 0.3 }", two).unwrap();
+        // Folders name domains unless a file says otherwise; each once.
+        assert_eq!(c.heads[0].domains(), ["x", "y"]);
+        assert_eq!(c.heads[0].mixture.as_ref().unwrap().gate_c, 2.0);
+        // 3 (joint) + 1 (a two-domain gate) + 2 × 3 (experts).
+        assert_eq!(c.heads[0].columns(), 10);
+        // A plain head has no domains, and its own columns.
+        let plain = head("", two).unwrap();
+        assert!(plain.heads[0].domains().is_empty());
+        assert_eq!(plain.heads[0].columns(), 3);
+        let refused = |mixture: &str, train: &str| {
+            let e = head(mixture, train).unwrap_err();
+            assert!(matches!(e, InvalidConfig::Mixture { .. }), "{e}");
+            e.to_string()
+        };
+        let e = refused(
+            "mixture = { joint_weight = 0.3 }",
+            r#"{ path = "x/a.jsonl" }, { path = "x/b.jsonl" }"#,
+        );
+        assert!(
+            e.contains("2 to 16 named domains") && e.contains(r#"["x"]"#),
+            "{e}"
+        );
+        refused("mixture = { joint_weight = 1.2 }", two);
+        refused("mixture = { joint_weight = 0.3, gate_c = 0 }", two);
     }
 
     #[test]

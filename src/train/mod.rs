@@ -15,7 +15,7 @@ mod records;
 mod run;
 mod transfer;
 
-pub use config::{ClassWeight, ConfigError, HeadConfig, InvalidConfig, TrainConfig};
+pub use config::{ClassWeight, ConfigError, HeadConfig, InvalidConfig, MixtureConfig, TrainConfig};
 pub use lbfgs::Termination;
 pub use logistic::{LinearModel, LogisticParams, LogisticValidParams, SolverError};
 pub use records::{Csr, SparseRecords};

@@ -84,6 +84,22 @@ impl SparseRecords {
         (Self { matrix }, used)
     }
 
+    /// The rows in `ranges`, in order, as a matrix of their own.
+    pub(super) fn rows(&self, ranges: &[std::ops::Range<usize>]) -> SparseRecords {
+        let mut indptr = vec![0usize];
+        let (mut indices, mut data) = (Vec::new(), Vec::new());
+        for i in ranges.iter().flat_map(Clone::clone) {
+            let (idx, val) = self.row(i);
+            indices.extend_from_slice(idx);
+            data.extend_from_slice(val);
+            indptr.push(indices.len());
+        }
+        let n_rows = indptr.len() - 1;
+        Self {
+            matrix: Csr::new((n_rows, self.nfeatures()), indptr, indices, data),
+        }
+    }
+
     pub fn matrix(&self) -> &Csr {
         &self.matrix
     }

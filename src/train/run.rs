@@ -222,16 +222,21 @@ fn matrix(featurizer: &Featurizer, examples: &[Example]) -> SparseRecords {
 
 /// Each training row's class weight: [`class_weights`] over the whole
 /// head, or over each file alone with `balanced_per_source`.
-fn row_class_weights(h: &HeadConfig, y: &[usize], sources: &[usize]) -> Vec<f32> {
-    if h.class_weight != ClassWeight::BalancedPerSource {
-        let cw = class_weights(h, y);
+fn row_class_weights(
+    class_weight: ClassWeight,
+    k: usize,
+    y: &[usize],
+    sources: &[usize],
+) -> Vec<f32> {
+    if class_weight != ClassWeight::BalancedPerSource {
+        let cw = class_weights(class_weight, k, y);
         return y.iter().map(|&c| cw[c]).collect();
     }
     let mut out = Vec::with_capacity(y.len());
     let mut start = 0;
     for &rows in sources {
         let part = y.get(start..start + rows).unwrap_or_default();
-        let cw = class_weights(h, part);
+        let cw = class_weights(class_weight, k, part);
         out.extend(part.iter().map(|&c| cw[c]));
         start += rows;
     }
@@ -239,9 +244,8 @@ fn row_class_weights(h: &HeadConfig, y: &[usize], sources: &[usize]) -> Vec<f32>
 }
 
 /// Class weights over the rows `y`: 1 each, or n / (k · n_class).
-fn class_weights(h: &HeadConfig, y: &[usize]) -> Vec<f32> {
-    let k = h.labels.len();
-    match h.class_weight {
+fn class_weights(class_weight: ClassWeight, k: usize, y: &[usize]) -> Vec<f32> {
+    match class_weight {
         ClassWeight::None => vec![1.0; k],
         ClassWeight::Balanced | ClassWeight::BalancedPerSource => {
             let mut counts = vec![0usize; k];
@@ -269,7 +273,7 @@ struct DevSet {
 /// Mean macro-F1 over dev sets at a threshold.
 fn dev_score(
     labels: &[String],
-    sets: &[DevSet],
+    sets: &[&DevSet],
     probs: &[Array2<f64>],
     threshold: Option<f64>,
 ) -> Result<f64, MetricsError> {
@@ -292,43 +296,182 @@ fn dev_report(
     Ok(crate::eval::report(labels, &set.y, probs.view(), decide)?.1)
 }
 
+/// How one linear model is fitted: a plain head's settings, or those of
+/// a mixture's part.
+struct Fit<'a> {
+    labels: &'a [String],
+    c_grid: Vec<f64>,
+    class_weight: ClassWeight,
+    balance_sources: bool,
+    max_iterations: u64,
+    tolerance: f64,
+    tune_threshold: bool,
+}
+
+impl<'a> Fit<'a> {
+    fn of(h: &'a HeadConfig) -> Self {
+        let mut c_grid = h.c_grid.clone();
+        c_grid.sort_by(f64::total_cmp);
+        c_grid.dedup();
+        Self {
+            labels: &h.labels,
+            c_grid,
+            class_weight: h.class_weight,
+            balance_sources: h.balance_sources,
+            max_iterations: h.max_iterations,
+            tolerance: h.tolerance,
+            tune_threshold: h.tune_threshold,
+        }
+    }
+}
+
+/// Training rows: the matrix, labels, each file's row count in order, and
+/// each row's weight as the files give it.
+struct Rows {
+    x: SparseRecords,
+    y: Vec<usize>,
+    files: Vec<usize>,
+    weight: Vec<f32>,
+}
+
+/// The model chosen along a C grid.
+struct Fitted {
+    model: LinearModel,
+    c: f64,
+    threshold: Option<f64>,
+    /// Seconds of the grid's first (cold) fit.
+    cold_seconds: f64,
+    unconverged: Vec<(f64, u64, Termination)>,
+}
+
+/// Fits `fit` on `rows` along its C grid (warm-started, smallest C
+/// first) and keeps the C (and, for two classes, threshold) with the best
+/// mean dev macro-F1; with no dev sets, the first C.
+fn fit_grid(
+    fit: &Fit,
+    rows: Rows,
+    dev: &[&DevSet],
+    progress: &mut dyn Progress,
+) -> Result<Fitted, FitError> {
+    let k = fit.labels.len();
+    let cw = row_class_weights(fit.class_weight, k, &rows.y, &rows.files);
+    let mut weights: Array1<f32> = cw.iter().zip(&rows.weight).map(|(&c, &w)| w * c).collect();
+    if fit.balance_sources && !rows.files.is_empty() {
+        let mean = rows.y.len() as f32 / rows.files.len() as f32;
+        let mut start = 0;
+        for &n in &rows.files {
+            let scale = if n == 0 { 0.0 } else { mean / n as f32 };
+            weights
+                .slice_mut(ndarray::s![start..start + n])
+                .mapv_inplace(|w| w * scale);
+            start += n;
+        }
+    }
+    let dataset = DatasetBase::new(rows.x, Array1::from(rows.y)).with_weights(weights);
+    let mut previous: Option<LinearModel> = None;
+    // (score, C, threshold, model)
+    let mut best: Option<(f64, f64, Option<f64>, LinearModel)> = None;
+    let mut unconverged = Vec::new();
+    let mut cold_seconds = None;
+    for &c in &fit.c_grid {
+        let t = Instant::now();
+        let params = LogisticParams::new(k)
+            .c(c)
+            .max_iterations(fit.max_iterations)
+            .gradient_tolerance(fit.tolerance)
+            .check()
+            .map_err(FitError::Solver)?;
+        let model = params
+            .fit_with(previous.as_ref(), &dataset)
+            .map_err(FitError::Solver)?;
+        cold_seconds.get_or_insert(t.elapsed().as_secs_f64());
+        if !model.termination.converged() {
+            unconverged.push((c, model.iterations, model.termination));
+        }
+        let probs: Vec<Array2<f64>> = dev.iter().map(|s| predict(&model, s)).collect();
+        let threshold = match (k, fit.tune_threshold && !dev.is_empty()) {
+            (2, true) => Some(tune_threshold(fit.labels, dev, &probs).map_err(FitError::Metrics)?),
+            (2, false) => Some(0.5),
+            _ => None,
+        };
+        let score = if dev.is_empty() {
+            0.0
+        } else {
+            dev_score(fit.labels, dev, &probs, threshold).map_err(FitError::Metrics)?
+        };
+        if best.as_ref().is_none_or(|b| score > b.0) {
+            best = Some((score, c, threshold, model.clone()));
+        }
+        previous = Some(model);
+        progress.advance(1);
+    }
+    let Some((_, c, threshold, model)) = best else {
+        return Err(FitError::Solver(SolverError::Empty));
+    };
+    Ok(Fitted {
+        model,
+        c,
+        threshold,
+        cold_seconds: cold_seconds.unwrap_or_default(),
+        unconverged,
+    })
+}
+
+/// A fit's failure, before the head's (and part's) name is put on it.
+enum FitError {
+    Solver(SolverError),
+    Metrics(MetricsError),
+}
+
+impl FitError {
+    fn named(self, head: String) -> TrainError {
+        match self {
+            Self::Solver(source) => TrainError::Solver { head, source },
+            Self::Metrics(source) => TrainError::Metrics { head, source },
+        }
+    }
+}
+
+fn predict(model: &LinearModel, set: &DevSet) -> Array2<f64> {
+    model.predict(&DatasetBase::new(set.x.clone(), ()))
+}
+
+/// Each dev file's metrics under `threshold`, into the model's dev
+/// metrics and the summary's (file, accuracy, macro-F1).
+#[allow(clippy::type_complexity)]
+fn dev_results(
+    labels: &[String],
+    dev: &[DevSet],
+    probs: &[Array2<f64>],
+    threshold: Option<f64>,
+) -> Result<(BTreeMap<String, f64>, Vec<(String, f64, f64)>), MetricsError> {
+    let mut dev_metrics = BTreeMap::new();
+    let mut dev_summary = Vec::new();
+    for (s, p) in dev.iter().zip(probs) {
+        let r = dev_report(labels, s, p, threshold)?;
+        dev_metrics.insert(format!("{} accuracy", s.name), r.accuracy);
+        dev_metrics.insert(format!("{} macro_f1", s.name), r.macro_f1);
+        dev_metrics.insert(format!("{} log_loss", s.name), r.log_loss);
+        dev_summary.push((s.name.clone(), r.accuracy, r.macro_f1));
+    }
+    Ok((dev_metrics, dev_summary))
+}
+
+fn f32s(a: impl IntoIterator<Item = f64>) -> Vec<f32> {
+    a.into_iter().map(|w| w as f32).collect()
+}
+
 fn train_head(
     h: &HeadConfig,
     d: HeadInputs,
     featurizer: &Featurizer,
     progress: &mut dyn Progress,
 ) -> Result<(HeadData, HeadSummary), TrainError> {
-    let solver = |source| TrainError::Solver {
-        head: h.name.clone(),
-        source,
-    };
-    let metrics = |source| TrainError::Metrics {
-        head: h.name.clone(),
-        source,
-    };
-    let k = h.labels.len();
+    let named = |e: FitError| e.named(h.name.clone());
     let featurize_start = Instant::now();
     let x = matrix(featurizer, &d.train);
     let featurize_seconds = featurize_start.elapsed().as_secs_f64();
     let y: Vec<usize> = d.train.iter().map(|e| e.label).collect();
-    let cw = row_class_weights(h, &y, &d.train_sources);
-    let mut weights: Array1<f32> = cw
-        .iter()
-        .zip(&d.train_weight)
-        .map(|(&c, &w)| w * c)
-        .collect();
-    if h.balance_sources && !d.train_sources.is_empty() {
-        let mean = y.len() as f32 / d.train_sources.len() as f32;
-        let mut start = 0;
-        for &rows in &d.train_sources {
-            let scale = if rows == 0 { 0.0 } else { mean / rows as f32 };
-            weights
-                .slice_mut(ndarray::s![start..start + rows])
-                .mapv_inplace(|w| w * scale);
-            start += rows;
-        }
-    }
-    let dataset = DatasetBase::new(x, Array1::from(y)).with_weights(weights);
     let dev: Vec<DevSet> = d
         .dev
         .iter()
@@ -338,96 +481,301 @@ fn train_head(
             y: ex.iter().map(|e| e.label).collect(),
         })
         .collect();
-    let mut grid = h.c_grid.clone();
-    grid.sort_by(f64::total_cmp);
-    grid.dedup();
-    progress.start(&format!("head {}", h.name), grid.len() as u64);
-    let grid_start = Instant::now();
-    let mut previous: Option<LinearModel> = None;
-    // (score, C, threshold, model)
-    let mut best: Option<(f64, f64, Option<f64>, LinearModel)> = None;
-    let mut unconverged = Vec::new();
-    // The first fit starts cold; its time is the head's `fit_seconds`.
-    let mut cold_seconds = None;
-    for &c in &grid {
-        let t = Instant::now();
-        let params = LogisticParams::new(k)
-            .c(c)
-            .max_iterations(h.max_iterations)
-            .gradient_tolerance(h.tolerance)
-            .check()
-            .map_err(solver)?;
-        let model = params
-            .fit_with(previous.as_ref(), &dataset)
-            .map_err(solver)?;
-        cold_seconds.get_or_insert(t.elapsed().as_secs_f64());
-        if !model.termination.converged() {
-            unconverged.push((c, model.iterations, model.termination));
-        }
-        let probs: Vec<Array2<f64>> = dev
-            .iter()
-            .map(|s| model.predict(&DatasetBase::new(s.x.clone(), ())))
-            .collect();
-        let threshold = if k == 2 {
-            if h.tune_threshold {
-                Some(tune_threshold(&h.labels, &dev, &probs).map_err(metrics)?)
-            } else {
-                Some(0.5)
-            }
-        } else {
-            None
-        };
-        let score = dev_score(&h.labels, &dev, &probs, threshold).map_err(metrics)?;
-        if best.as_ref().is_none_or(|b| score > b.0) {
-            best = Some((score, c, threshold, model.clone()));
-        }
-        previous = Some(model);
-        progress.advance(1);
+    let train_rows = y.len();
+    let fit = Fit::of(h);
+    let rows = Rows {
+        x,
+        y,
+        files: d.train_sources.clone(),
+        weight: d.train_weight.clone(),
+    };
+    if let Some(m) = &h.mixture {
+        return train_mixture(h, m, d, rows, dev, featurize_seconds, progress);
     }
+    progress.start(&format!("head {}", h.name), fit.c_grid.len() as u64);
+    let grid_start = Instant::now();
+    let every: Vec<&DevSet> = dev.iter().collect();
+    let fitted = fit_grid(&fit, rows, &every, progress).map_err(named)?;
     progress.finish();
     let grid_seconds = grid_start.elapsed().as_secs_f64();
-    let Some((_, c, threshold, model)) = best else {
-        return Err(solver(SolverError::Empty));
-    };
-    let fit_seconds = featurize_seconds + cold_seconds.unwrap_or_default();
-    let mut dev_metrics = BTreeMap::new();
-    let mut dev_summary = Vec::new();
-    for s in &dev {
-        let p: Array2<f64> = model.predict(&DatasetBase::new(s.x.clone(), ()));
-        let r = dev_report(&h.labels, s, &p, threshold).map_err(metrics)?;
-        dev_metrics.insert(format!("{} accuracy", s.name), r.accuracy);
-        dev_metrics.insert(format!("{} macro_f1", s.name), r.macro_f1);
-        dev_metrics.insert(format!("{} log_loss", s.name), r.log_loss);
-        dev_summary.push((s.name.clone(), r.accuracy, r.macro_f1));
-    }
-    let mut hyperparameters = BTreeMap::new();
-    hyperparameters.insert("C".to_string(), c);
-    hyperparameters.insert(
-        crate::model::CLASS_WEIGHT_BALANCED.to_string(),
-        f64::from(u8::from(h.class_weight != ClassWeight::None)),
-    );
-    if h.class_weight == ClassWeight::BalancedPerSource {
-        hyperparameters.insert(crate::model::CLASS_WEIGHT_PER_SOURCE.to_string(), 1.0);
-    }
+    let Fitted {
+        model,
+        c,
+        threshold,
+        cold_seconds,
+        unconverged,
+    } = fitted;
+    let probs: Vec<Array2<f64>> = dev.iter().map(|s| predict(&model, s)).collect();
+    let (dev_metrics, dev_summary) =
+        dev_results(&h.labels, &dev, &probs, threshold).map_err(|e| named(FitError::Metrics(e)))?;
     let head = HeadData {
         name: h.name.clone(),
         scope: h.scope,
         labels: h.labels.clone(),
         threshold,
-        weights: model.weights.iter().map(|&w| w as f32).collect(),
-        intercept: model.intercept.iter().map(|&w| w as f32).collect(),
-        hyperparameters,
+        weights: f32s(model.weights.iter().copied()),
+        intercept: f32s(model.intercept.iter().copied()),
+        hyperparameters: hyperparameters(h, c),
         dev_metrics,
         data: d.prints,
+        mixture: None,
     };
     let summary = HeadSummary {
         head: h.name.clone(),
         c,
         threshold,
-        train_rows: dataset.records.matrix().rows(),
-        fit_seconds,
+        train_rows,
+        fit_seconds: featurize_seconds + cold_seconds,
         grid_seconds,
         iterations: model.iterations,
+        unconverged,
+        dev: dev_summary,
+    };
+    Ok((head, summary))
+}
+
+/// The hyperparameters every head stores: C and how classes were weighed.
+fn hyperparameters(h: &HeadConfig, c: f64) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    out.insert("C".to_string(), c);
+    out.insert(
+        crate::model::CLASS_WEIGHT_BALANCED.to_string(),
+        f64::from(u8::from(h.class_weight != ClassWeight::None)),
+    );
+    if h.class_weight == ClassWeight::BalancedPerSource {
+        out.insert(crate::model::CLASS_WEIGHT_PER_SOURCE.to_string(), 1.0);
+    }
+    out
+}
+
+/// The items of `v` in `ranges`, in order.
+fn pick<T: Copy>(v: &[T], ranges: &[std::ops::Range<usize>]) -> Vec<T> {
+    ranges
+        .iter()
+        .flat_map(|r| v.get(r.clone()).unwrap_or_default().iter().copied())
+        .collect()
+}
+
+/// A mixture head (see [`crate::train::MixtureConfig`]): its joint model
+/// on the domains that have experts, one expert per such domain, the
+/// gate over every domain, then the threshold tuned on the blend.
+fn train_mixture(
+    h: &HeadConfig,
+    m: &crate::train::MixtureConfig,
+    d: HeadInputs,
+    all: Rows,
+    dev: Vec<DevSet>,
+    featurize_seconds: f64,
+    progress: &mut dyn Progress,
+) -> Result<(HeadData, HeadSummary), TrainError> {
+    let part = |what: &str| {
+        let name = format!("{} ({what})", h.name);
+        move |e: FitError| e.named(name)
+    };
+    let k = h.labels.len();
+    let train_rows = all.y.len();
+    let domains = h.domains();
+    let domain_of = |spec: &crate::data::DataSpec| {
+        let d = spec.domain();
+        domains.iter().position(|x| *x == d)
+    };
+    // Each training file's rows, and the files of each domain.
+    let mut ranges = Vec::with_capacity(all.files.len());
+    let mut start = 0;
+    for &n in &all.files {
+        ranges.push(start..start + n);
+        start += n;
+    }
+    let files_of: Vec<Vec<usize>> = (0..domains.len())
+        .map(|di| {
+            (0..h.train.len())
+                .filter(|&f| domain_of(&h.train[f]) == Some(di))
+                .collect()
+        })
+        .collect();
+    let subset = |files: &[usize]| {
+        let r: Vec<std::ops::Range<usize>> = files.iter().map(|&f| ranges[f].clone()).collect();
+        Rows {
+            x: all.x.rows(&r),
+            y: pick(&all.y, &r),
+            files: files.iter().map(|&f| all.files[f]).collect(),
+            weight: pick(&all.weight, &r),
+        }
+    };
+    // A domain of one label gets a constant expert: that label's
+    // frequency, add-one smoothed over the labels.
+    let constant: Vec<Option<Vec<f64>>> = files_of
+        .iter()
+        .map(|files| {
+            let mut counts = vec![0usize; k];
+            for &f in files {
+                all.y[ranges[f].clone()]
+                    .iter()
+                    .for_each(|&c| counts[c] += 1);
+            }
+            let n: usize = counts.iter().sum();
+            (counts.iter().filter(|&&c| c > 0).count() <= 1).then(|| {
+                counts
+                    .iter()
+                    .map(|&c| (c as f64 + 1.0) / (n as f64 + k as f64))
+                    .collect()
+            })
+        })
+        .collect();
+    let dev_domain: Vec<Option<usize>> = h.dev.iter().map(domain_of).collect();
+    let every: Vec<&DevSet> = dev.iter().collect();
+    let fit = Fit::of(h);
+    let linear: Vec<usize> = (0..domains.len())
+        .filter(|&di| constant[di].is_none())
+        .collect();
+    let fits = fit.c_grid.len() * (1 + linear.len()) + 1;
+    progress.start(&format!("head {} (mixture)", h.name), fits as u64);
+    let grid_start = Instant::now();
+    let mut cold = 0.0;
+    let mut unconverged = Vec::new();
+    let mut hyper = BTreeMap::new();
+    // The joint model, on the domains that have experts.
+    let joint_files: Vec<usize> = linear.iter().flat_map(|&di| files_of[di].clone()).collect();
+    let mut joint_files = joint_files;
+    joint_files.sort_unstable();
+    let joint = fit_grid(&fit, subset(&joint_files), &every, progress).map_err(part("joint"))?;
+    cold += joint.cold_seconds;
+    unconverged.extend(joint.unconverged.iter().copied());
+    // The experts, C chosen on their own domain's dev files.
+    let mut experts = Vec::with_capacity(domains.len());
+    for (di, name) in domains.iter().enumerate() {
+        if let Some(p) = &constant[di] {
+            experts.push((crate::model::Expert::Constant(p.clone()), None));
+            continue;
+        }
+        let own: Vec<&DevSet> = dev
+            .iter()
+            .zip(&dev_domain)
+            .filter(|(_, &dd)| dd == Some(di))
+            .map(|(s, _)| s)
+            .collect();
+        let sets = if own.is_empty() { &every } else { &own };
+        let e = fit_grid(&fit, subset(&files_of[di]), sets, progress)
+            .map_err(part(&format!("expert {name}")))?;
+        cold += e.cold_seconds;
+        unconverged.extend(e.unconverged.iter().copied());
+        hyper.insert(format!("expert {name} C"), e.c);
+        experts.push((
+            crate::model::Expert::Linear(crate::model::Linear {
+                weights: f32s(e.model.weights.iter().copied()),
+                intercept: f32s(e.model.intercept.iter().copied()),
+            }),
+            Some(e.model),
+        ));
+    }
+    // The gate: every row labelled with its domain; each domain weighs
+    // the same, and so does each file within it.
+    let gate_y: Vec<usize> = (0..h.train.len())
+        .flat_map(|f| std::iter::repeat_n(domain_of(&h.train[f]).unwrap_or(0), all.files[f]))
+        .collect();
+    let total = all.y.len() as f32 / domains.len() as f32;
+    let gate_weight: Vec<f32> = (0..h.train.len())
+        .flat_map(|f| {
+            let di = domain_of(&h.train[f]).unwrap_or(0);
+            let w = total / (files_of[di].len() as f32 * all.files[f].max(1) as f32);
+            std::iter::repeat_n(w, all.files[f])
+        })
+        .collect();
+    let gate_fit = Fit {
+        labels: &domains,
+        c_grid: vec![m.gate_c],
+        class_weight: ClassWeight::None,
+        balance_sources: false,
+        max_iterations: h.max_iterations,
+        tolerance: h.tolerance,
+        tune_threshold: false,
+    };
+    let gate_rows = Rows {
+        x: all.x,
+        y: gate_y,
+        files: vec![gate_weight.len()],
+        weight: gate_weight,
+    };
+    let gate = fit_grid(&gate_fit, gate_rows, &[], progress).map_err(part("gate"))?;
+    cold += gate.cold_seconds;
+    unconverged.extend(gate.unconverged.iter().copied());
+    progress.finish();
+    // The blend on dev, and its threshold.
+    let probs: Vec<Array2<f64>> = dev
+        .iter()
+        .map(|s| {
+            let mut p = predict(&joint.model, s);
+            let g = predict(&gate.model, s);
+            let e: Vec<Option<Array2<f64>>> = experts
+                .iter()
+                .map(|(_, model)| model.as_ref().map(|e| predict(e, s)))
+                .collect();
+            for (i, mut row) in p.rows_mut().into_iter().enumerate() {
+                let answers: Vec<Vec<f64>> = experts
+                    .iter()
+                    .zip(&e)
+                    .map(|((expert, _), probs)| match (expert, probs) {
+                        (_, Some(q)) => q.row(i).to_vec(),
+                        (crate::model::Expert::Constant(c), None) => c.clone(),
+                        (_, None) => vec![0.0; k],
+                    })
+                    .collect();
+                let gate_row = g.row(i).to_vec();
+                if let Some(out) = row.as_slice_mut() {
+                    crate::model::link::blend(
+                        m.joint_weight,
+                        out,
+                        &gate_row,
+                        answers.iter().map(Vec::as_slice),
+                    );
+                }
+            }
+            p
+        })
+        .collect();
+    let threshold = match (k, h.tune_threshold) {
+        (2, true) => Some(
+            tune_threshold(&h.labels, &every, &probs)
+                .map_err(|e| part("blend")(FitError::Metrics(e)))?,
+        ),
+        (2, false) => Some(0.5),
+        _ => None,
+    };
+    let grid_seconds = grid_start.elapsed().as_secs_f64();
+    let (dev_metrics, dev_summary) = dev_results(&h.labels, &dev, &probs, threshold)
+        .map_err(|e| part("blend")(FitError::Metrics(e)))?;
+    let mut hyperparameters = hyperparameters(h, joint.c);
+    hyperparameters.extend(hyper);
+    hyperparameters.insert("gate C".to_string(), m.gate_c);
+    hyperparameters.insert("joint_weight".to_string(), m.joint_weight);
+    let head = HeadData {
+        name: h.name.clone(),
+        scope: h.scope,
+        labels: h.labels.clone(),
+        threshold,
+        weights: f32s(joint.model.weights.iter().copied()),
+        intercept: f32s(joint.model.intercept.iter().copied()),
+        hyperparameters,
+        dev_metrics,
+        data: d.prints,
+        mixture: Some(crate::model::Mixture {
+            joint_weight: m.joint_weight,
+            sources: domains.clone(),
+            gate: crate::model::Linear {
+                weights: f32s(gate.model.weights.iter().copied()),
+                intercept: f32s(gate.model.intercept.iter().copied()),
+            },
+            experts: experts.into_iter().map(|(e, _)| e).collect(),
+        }),
+    };
+    let summary = HeadSummary {
+        head: h.name.clone(),
+        c: joint.c,
+        threshold,
+        train_rows,
+        fit_seconds: featurize_seconds + cold,
+        grid_seconds,
+        iterations: joint.model.iterations,
         unconverged,
         dev: dev_summary,
     };
@@ -438,7 +786,7 @@ fn train_head(
 /// best mean dev macro-F1; ties go to the one nearest 0.5.
 fn tune_threshold(
     labels: &[String],
-    dev: &[DevSet],
+    dev: &[&DevSet],
     probs: &[Array2<f64>],
 ) -> Result<f64, MetricsError> {
     let mut best = (f64::NEG_INFINITY, 0.5);
@@ -470,17 +818,20 @@ mod tests {
         // File 1: three of class 0, one of class 1. File 2: two of class 0.
         let y = [0, 0, 0, 1, 0, 0];
         let sources = [4, 2];
-        let whole = row_class_weights(&head("balanced"), &y, &sources);
+        let whole = row_class_weights(head("balanced").class_weight, 2, &y, &sources);
         // Over the head: 6 rows, 5 of class 0, 1 of class 1.
         assert!((whole[0] - 6.0 / 10.0).abs() < 1e-6 && (whole[3] - 3.0).abs() < 1e-6);
-        let per = row_class_weights(&head("balanced_per_source"), &y, &sources);
+        let per = row_class_weights(head("balanced_per_source").class_weight, 2, &y, &sources);
         let expected = [4.0 / 6.0, 4.0 / 6.0, 4.0 / 6.0, 2.0, 0.0, 0.0];
         // A one-class file: its class weighs n / (k · n) = 1 / 2.
         let expected = [&expected[..4], &[0.5, 0.5]].concat();
         for (a, b) in per.iter().zip(&expected) {
             assert!((a - b).abs() < 1e-6, "{per:?}");
         }
-        assert_eq!(row_class_weights(&head("none"), &y, &sources), [1.0; 6]);
+        assert_eq!(
+            row_class_weights(head("none").class_weight, 2, &y, &sources),
+            [1.0; 6]
+        );
     }
 
     #[test]

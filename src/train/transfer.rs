@@ -153,6 +153,11 @@ pub fn leave_one_source_out(
                 dev: others_dev,
                 ..head.clone()
             };
+            // A mixture left with one domain is one model.
+            let mut without = without;
+            if without.mixture.is_some() && without.domains().len() < 2 {
+                without.mixture = None;
+            }
             let model = fit(config, config_bytes, &without, options, progress)?;
             let resolved = config.resolve(&dev);
             let set = EvalSet {

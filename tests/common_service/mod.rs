@@ -50,6 +50,7 @@ fn build(version: &str, sentiment_bias: [f32; 3], caps_weight: f32) -> ModelData
                 hyperparameters: BTreeMap::new(),
                 dev_metrics: metrics(0.8),
                 data: vec![],
+                mixture: None,
             },
             HeadData {
                 name: "sensational".into(),
@@ -61,6 +62,7 @@ fn build(version: &str, sentiment_bias: [f32; 3], caps_weight: f32) -> ModelData
                 hyperparameters: BTreeMap::new(),
                 dev_metrics: metrics(0.9),
                 data: vec![],
+                mixture: None,
             },
         ],
     }
