@@ -96,23 +96,24 @@ impl Model {
 
     /// Feature `j`'s weight toward `label` relative to the other labels in
     /// the model whose columns start at `column`: w_j (negated for label
-    /// 0) for two classes, w_jl − mean_c w_jc otherwise.
+    /// 0) for two classes, w_jl − mean_c w_jc otherwise (the first class's
+    /// weight is 0 as the scorer keeps them, and the difference is the
+    /// same for weights shifted by one amount).
     fn toward_in(&self, j: u32, head: &Head, column: usize, label: usize) -> f64 {
-        let w = |k: usize| f64::from(self.weight(j, column + k));
-        if head.outputs == 1 {
-            if label == 1 {
-                w(0)
-            } else {
-                -w(0)
-            }
-        } else {
-            let mean = (0..head.outputs).map(w).sum::<f64>() / head.outputs.max(1) as f64;
-            if label < head.outputs {
-                w(label) - mean
-            } else {
-                -mean
-            }
+        let classes = head.labels.len();
+        if classes == 2 {
+            let w = f64::from(self.weight(j, column));
+            return if label == 1 { w } else { -w };
         }
+        let w = |c: usize| {
+            if c == 0 {
+                0.0
+            } else {
+                f64::from(self.weight(j, column + c - 1))
+            }
+        };
+        let mean = (0..classes).map(w).sum::<f64>() / classes as f64;
+        w(label) - mean
     }
 
     /// Scores one passage with the heads in `heads` (indices, in that

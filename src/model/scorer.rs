@@ -7,15 +7,16 @@ use std::path::Path;
 use super::format::{
     Expert, HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS, MAX_OUTPUTS,
 };
-use super::link::{blend, link, outputs};
+use super::link::{blend, link};
 use super::table::{Lane, Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 
-/// Row widths. Up to 6 columns, `f32` rows of 8 lanes: with the key, or
-/// the squared norm and idf, in two lanes of each block, a row is 64
-/// bytes, one cache line. From 7 to 12 columns, `i16` rows of 16 lanes
-/// (see [`Scales`]): still one cache line. Beyond, `f32` rows of two
-/// lines or more.
+/// Row widths, by the columns a model keeps (see [`kept`]). Up to 6,
+/// `f32` rows of 8 lanes: with the key, or the squared norm and idf, in
+/// two lanes of each block, a row is 64 bytes, one cache line. From 7 to
+/// 12, `i16` rows of 16 lanes (see [`Scales`]): still one cache line. From
+/// 13 to 28 (a mixture head), `i16` rows of two lines; beyond, of as many
+/// as the most columns a model may have need.
 ///
 /// Measured with `slant bench score` (10 alternating runs, medians), the
 /// default config (6 columns) against it plus a 3-class head (9 columns):
@@ -26,12 +27,19 @@ use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 /// What `i16` rows still cost is converting lanes. bf16 lanes (an `f32`'s
 /// high half) would save one instruction per vector (593k), but they moved
 /// 10 of 31,915 head decisions on dev sets, where `i16` moved none
-/// (probabilities within 2e-4 of `f32` rows).
+/// (probabilities within 2e-4 of `f32` rows). For a 19-column mixture,
+/// `i8` rows would keep one line (24 columns) and scored ~5% faster than
+/// `i16` rows of two (426k against 404k, 8 alternating runs), but they
+/// moved 113 of 25,532 decisions on dev passages, where `i16` moved none:
+/// not worth it.
 const NARROW: usize = 8;
 /// 16 lanes of `i16`: 12 columns in a 64-byte row (see [`Scales`]).
 const PACKED: usize = 16;
-const WIDE: usize = 16;
-const WIDEST: usize = (MAX_COLUMNS + 2).div_ceil(8) * 8;
+/// 32 lanes of `i16`: 28 columns in a row of two cache lines.
+const DOUBLE: usize = 32;
+/// `i16` lanes for every column a model may have, the key's and norm's
+/// four, rounded up to whole vectors of eight.
+const WIDEST: usize = (MAX_COLUMNS + 4).div_ceil(8) * 8;
 
 /// `acc += v · weights` over the row's columns (the weight block's last
 /// lanes hold its key, not weights).
@@ -102,6 +110,7 @@ pub struct Head {
     pub threshold: Option<f64>,
     /// First column of this head in the interleaved weight rows.
     pub(super) column: usize,
+    /// Its columns there: [`kept`] of its labels.
     pub(super) outputs: usize,
     /// Where this head's probabilities start in `Workspace::probabilities`.
     pub offset: usize,
@@ -132,16 +141,56 @@ impl Blend {
     /// The gate's probabilities over the sources, into `g`, from the
     /// passage's raw scores.
     fn gate(&self, scores: &[f32], g: &mut [f64; MAX_OUTPUTS]) {
-        let n = outputs(self.sources);
-        let mut z = [0f64; MAX_OUTPUTS];
-        for (zk, &s) in z
-            .iter_mut()
-            .zip(scores.get(self.gate..self.gate + n).unwrap_or_default())
-        {
-            *zk = f64::from(s);
-        }
-        link(&z[..n], &mut g[..self.sources]);
+        probabilities_at(scores, self.gate, &mut g[..self.sources]);
     }
+}
+
+/// Columns the scorer keeps for a linear model over `classes` (at least
+/// two) classes: one less. A two-class model has one, the log-odds of the
+/// second. A model of more classes has one score per class, and softmax
+/// gives the same probabilities for scores shifted by one amount: the
+/// scorer keeps each class's weights minus the first class's, whose score
+/// is then always 0 and is not stored. Fewer columns make narrower rows
+/// (a mixture's three-class experts take two each).
+pub(super) fn kept(classes: usize) -> usize {
+    classes.saturating_sub(1).max(1)
+}
+
+/// A linear model's weights (features × `classes` scores, or one for two
+/// classes, as stored in the model file) and intercepts as the scorer
+/// keeps them (see [`kept`]).
+fn shift(weights: &[f32], intercept: &[f32], classes: usize) -> (Vec<f32>, Vec<f32>) {
+    if classes <= 2 {
+        return (weights.to_vec(), intercept.to_vec());
+    }
+    fn minus_first(row: &[f32]) -> impl Iterator<Item = f32> + '_ {
+        let first = row.first().copied().unwrap_or(0.0);
+        row.iter().skip(1).map(move |&w| w - first)
+    }
+    (
+        weights
+            .chunks_exact(classes)
+            .flat_map(minus_first)
+            .collect(),
+        minus_first(intercept).collect(),
+    )
+}
+
+/// The probabilities (`out`, one per class) of the linear model whose
+/// kept scores (see [`kept`]) start at `column` of `scores`.
+#[inline]
+fn probabilities_at(scores: &[f32], column: usize, out: &mut [f64]) {
+    let classes = out.len();
+    let n = kept(classes);
+    let mut z = [0f64; MAX_OUTPUTS];
+    // Two classes: the log-odds alone; more: the first class's 0, then
+    // the others' scores.
+    let first = usize::from(classes > 2);
+    let stored = scores.get(column..column + n).unwrap_or_default();
+    for (zk, &s) in z[first..].iter_mut().zip(stored) {
+        *zk = f64::from(s);
+    }
+    link(&z[..n + first], out);
 }
 
 impl Head {
@@ -294,6 +343,21 @@ fn scales_for(max: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// The columns a head takes in the scorer (see [`kept`]): its own model's,
+/// and a mixture's gate's and linear experts'.
+fn kept_columns(h: &HeadData) -> usize {
+    let labels = h.labels.len();
+    kept(labels)
+        + h.mixture.as_ref().map_or(0, |m| {
+            let experts = m
+                .experts
+                .iter()
+                .filter(|e| matches!(e, Expert::Linear(_)))
+                .count();
+            kept(m.sources.len()) + experts * kept(labels)
+        })
+}
+
 /// Row widths by column count: up to 6 columns, `f32` rows of one cache
 /// line; up to 12, `i16` rows of one cache line; beyond, `f32` rows of two
 /// or more lines.
@@ -301,8 +365,8 @@ fn scales_for(max: &[f32]) -> Vec<f32> {
 enum Tables {
     Narrow(Pair<f32, NARROW>),
     Packed(Pair<i16, PACKED>),
-    Wide(Pair<f32, WIDE>),
-    Widest(Pair<f32, WIDEST>),
+    Double(Pair<i16, DOUBLE>),
+    Widest(Pair<i16, WIDEST>),
 }
 
 /// Runs `$body` with `$t` bound to the model's [`Pair`], whatever its width.
@@ -311,7 +375,7 @@ macro_rules! with_tables {
         match $tables {
             Tables::Narrow($t) => $body,
             Tables::Packed($t) => $body,
-            Tables::Wide($t) => $body,
+            Tables::Double($t) => $body,
             Tables::Widest($t) => $body,
         }
     };
@@ -531,7 +595,7 @@ impl Model {
         let vocab = std::mem::take(&mut data.vocabulary);
         let featurizer =
             Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| invalid(e.into()))?;
-        let columns: usize = data.heads.iter().map(HeadData::columns).sum();
+        let columns: usize = data.heads.iter().map(kept_columns).sum();
         let with_chars = featurizer.settings().char_range().is_some();
         let mut at = vec![0u32; featurizer.len()];
         let mut tables = match columns {
@@ -541,8 +605,8 @@ impl Model {
             c if c <= Row::<i16, PACKED>::COLUMNS => {
                 Pair::new(&featurizer, &mut at).map(Tables::Packed)
             }
-            c if c <= Row::<f32, WIDE>::COLUMNS => {
-                Pair::new(&featurizer, &mut at).map(Tables::Wide)
+            c if c <= Row::<i16, DOUBLE>::COLUMNS => {
+                Pair::new(&featurizer, &mut at).map(Tables::Double)
             }
             _ => Pair::new(&featurizer, &mut at).map(Tables::Widest),
         }
@@ -551,27 +615,32 @@ impl Model {
         let mut heads = Vec::with_capacity(data.heads.len());
         let (mut column, mut offset) = (0, 0);
         for h in &mut data.heads {
-            let k = h.outputs();
+            let k = kept(h.labels.len());
             let first = column;
             // The head's own (joint) model, then a mixture's gate and its
             // linear experts, each in the next columns. Their weights
             // live in the tables from then on.
-            let mut put = |weights: &mut Vec<f32>, intercept: &[f32], outputs: usize| {
-                with_tables!(&mut tables, t => t.set_weights(&at, column, outputs, weights));
-                intercepts.extend_from_slice(intercept);
+            let mut put = |weights: &mut Vec<f32>, intercept: &[f32], classes: usize| {
+                let (kept_weights, kept_intercept) = shift(weights, intercept, classes);
+                let n = kept(classes);
+                with_tables!(&mut tables, t => t.set_weights(&at, column, n, &kept_weights));
+                intercepts.extend_from_slice(&kept_intercept);
                 *weights = Vec::new();
-                column += outputs;
-                column - outputs
+                column += n;
+                column - n
             };
-            put(&mut h.weights, &h.intercept, k);
+            let labels = h.labels.len();
+            put(&mut h.weights, &h.intercept, labels);
             let mixture = h.mixture.as_mut().map(|m| {
                 let sources = m.sources.len();
-                let gate = put(&mut m.gate.weights, &m.gate.intercept, outputs(sources));
+                let gate = put(&mut m.gate.weights, &m.gate.intercept, sources);
                 let experts = m
                     .experts
                     .iter_mut()
                     .map(|e| match e {
-                        Expert::Linear(l) => Answer::Column(put(&mut l.weights, &l.intercept, k)),
+                        Expert::Linear(l) => {
+                            Answer::Column(put(&mut l.weights, &l.intercept, labels))
+                        }
                         Expert::Constant(p) => Answer::Constant(p.clone()),
                     })
                     .collect();
@@ -657,7 +726,7 @@ impl Model {
             // Compiled on its own, so that the narrow rows' code (the
             // default model's) is laid out as it was without this kind.
             Tables::Packed(t) => self.raw_scores_packed(t, passage, scratch, scores),
-            Tables::Wide(t) => self.raw_scores_in(t, passage, scratch, scores),
+            Tables::Double(t) => self.raw_scores_in(t, passage, scratch, scores),
             Tables::Widest(t) => self.raw_scores_in(t, passage, scratch, scores),
         }
     }
@@ -794,18 +863,10 @@ impl Model {
         probabilities.clear();
         labels.clear();
         for head in &self.heads {
-            let mut z = [0f64; MAX_OUTPUTS];
-            let z = &mut z[..head.outputs];
-            for (zk, &s) in z
-                .iter_mut()
-                .zip(&scores[head.column..head.column + head.outputs])
-            {
-                *zk = f64::from(s);
-            }
             let start = probabilities.len();
             probabilities.resize(start + head.labels.len(), 0.0);
             let p = &mut probabilities[start..];
-            link(z, p);
+            probabilities_at(scores, head.column, p);
             if let Some(b) = &head.mixture {
                 let mut g = [0f64; MAX_OUTPUTS];
                 b.gate(scores, &mut g);
@@ -813,14 +874,7 @@ impl Model {
                 let mut answers = [[0f64; MAX_OUTPUTS]; MAX_OUTPUTS];
                 for (a, answer) in answers.iter_mut().zip(&b.experts) {
                     match answer {
-                        Answer::Column(c) => {
-                            let mut z = [0f64; MAX_OUTPUTS];
-                            let cols = scores.get(*c..c + head.outputs).unwrap_or_default();
-                            for (zk, &s) in z.iter_mut().zip(cols) {
-                                *zk = f64::from(s);
-                            }
-                            link(&z[..head.outputs], &mut a[..n]);
-                        }
+                        Answer::Column(c) => probabilities_at(scores, *c, &mut a[..n]),
                         Answer::Constant(q) => {
                             a.iter_mut().zip(q).for_each(|(x, &y)| *x = y);
                         }
@@ -925,8 +979,8 @@ mod tests {
         // of its column's largest (the reference reads the same rounded
         // weights, but sums a word's n-grams itself).
         let tolerance = match m.tables {
-            Tables::Packed(_) => 1e-3,
-            _ => 1e-4,
+            Tables::Narrow(_) => 1e-4,
+            _ => 1e-3,
         };
         for (a, b) in fast.iter().zip(&reference) {
             proptest::prop_assert!((a - b).abs() < tolerance, "{} vs {} for {:?}", a, b, case);
@@ -979,7 +1033,7 @@ mod tests {
         fn fast_scores_equal_the_reference_under_any_settings(
             (settings, lexicon) in any_settings(),
             passage in "(good|GOOD|bad|not|n't|never|very|but|awful|café|CAFÉ|news|rally|With|The|Of|French|french|Muslim|Paris|paris|John|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|[a-z]{1,6}| |, |\\. ){0,14}",
-            extra_heads in proptest::sample::select(vec![0usize, 2, 4, 12]),
+            extra_heads in proptest::sample::select(vec![0usize, 2, 4, 12, 16]),
         ) {
             if let Some(m) = model_with(settings.clone(), lexicon, extra_heads) {
                 fast_matches_reference(&m, &passage, &(&passage, &settings))?;
@@ -1001,8 +1055,9 @@ mod tests {
         super::super::make_mixture(&mut data, 0, 7);
         super::super::make_mixture(&mut data, 1, 11);
         let m = Model::from_data(data, "t".into(), Path::new("t")).unwrap();
-        // 3 + 3 (gate) + 2 × 3, and 1 + 3 + 2 × 1.
-        assert_eq!(m.columns, 18);
+        // Kept columns: 2 + 2 (a gate over 3 sources) + 2 × 2, and
+        // 1 + 2 + 2 × 1.
+        assert_eq!(m.columns, 13);
         let mut ws = Workspace::default();
         let mut scratch = Scratch::default();
         for passage in [
@@ -1012,24 +1067,29 @@ mod tests {
         ] {
             m.classify(passage, &mut ws);
             let raw = reference_scores(&m, passage, &mut scratch);
-            let z = |c: usize, n: usize| {
-                raw[c..c + n]
+            // A model over `classes` classes whose kept scores start at
+            // column `c`: the log-odds for two, else 0 then the others.
+            let probs = |c: usize, classes: usize| {
+                let mut z: Vec<f64> = raw[c..c + kept(classes)]
                     .iter()
                     .map(|&s| f64::from(s))
-                    .collect::<Vec<_>>()
+                    .collect();
+                if classes > 2 {
+                    z.insert(0, 0.0);
+                }
+                let mut p = vec![0.0; classes];
+                link(&z, &mut p);
+                p
             };
             for (i, head) in m.heads.iter().enumerate() {
                 let labels = head.labels.len();
                 let k = head.outputs;
-                let mut expected = vec![0.0; labels];
-                link(&z(head.column, k), &mut expected);
-                let mut gate = vec![0.0; 3];
                 // The gate's columns follow the joint model's; then the
                 // two linear experts'.
-                link(&z(head.column + k, 3), &mut gate);
-                let (mut first, mut second) = (vec![0.0; labels], vec![0.0; labels]);
-                link(&z(head.column + k + 3, k), &mut first);
-                link(&z(head.column + 2 * k + 3, k), &mut second);
+                let joint = probs(head.column, labels);
+                let gate = probs(head.column + k, 3);
+                let first = probs(head.column + k + 2, labels);
+                let second = probs(head.column + 2 * k + 2, labels);
                 let constant: Vec<f64> = (0..labels)
                     .map(|l| {
                         if l == 0 {
@@ -1039,10 +1099,13 @@ mod tests {
                         }
                     })
                     .collect();
-                for (l, e) in expected.iter_mut().enumerate() {
-                    *e = 0.3 * *e
-                        + 0.7 * (gate[0] * first[l] + gate[1] * constant[l] + gate[2] * second[l]);
-                }
+                let expected: Vec<f64> = (0..labels)
+                    .map(|l| {
+                        0.3 * joint[l]
+                            + 0.7
+                                * (gate[0] * first[l] + gate[1] * constant[l] + gate[2] * second[l])
+                    })
+                    .collect();
                 let (p, label) = ws.head(&m, i).unwrap();
                 for (a, b) in p.iter().zip(&expected) {
                     assert!(
@@ -1058,19 +1121,19 @@ mod tests {
     }
 
     /// Each column count gets the narrowest rows that hold it: `f32` in
-    /// one cache line up to 6, `i16` in one line up to 12.
+    /// one cache line up to 6, `i16` in one line up to 12, in two up to 28.
     #[test]
     fn rows_are_as_narrow_as_the_columns_allow() {
-        // The tiny model has 4 columns; each extra head adds 3.
+        // The tiny model keeps 3 columns; each extra three-class head 2.
         let kind = |extra| match with_chars(extra).tables {
             Tables::Narrow(_) => "narrow",
             Tables::Packed(_) => "packed",
-            Tables::Wide(_) => "wide",
+            Tables::Double(_) => "double",
             Tables::Widest(_) => "widest",
         };
         assert_eq!(
-            [0, 1, 2, 3, 4].map(kind),
-            ["narrow", "packed", "packed", "wide", "widest"]
+            [0, 1, 2, 5, 12, 13].map(kind),
+            ["narrow", "narrow", "packed", "double", "double", "widest"]
         );
     }
 
@@ -1085,7 +1148,8 @@ mod tests {
             ..Default::default()
         };
         let mut data = data_with(settings, true, 2).unwrap();
-        // Columns of very different sizes: 4 + 3 + 3 = 10, in i16 rows.
+        // Columns of very different sizes: 2 + 1 + 2 + 2 = 7 kept, in
+        // i16 rows.
         for (head, factor) in data.heads.iter_mut().zip([1.0f32, 0.01, 40.0, 1e-4]) {
             head.weights.iter_mut().for_each(|w| *w *= factor);
         }
@@ -1094,10 +1158,19 @@ mod tests {
         assert!(matches!(m.tables, Tables::Packed(_)));
         let mut column = 0;
         for head in &heads {
-            let k = head.outputs();
+            // As kept: a three-class head's weights minus its first class's.
+            let outputs = head.outputs();
+            let k = kept(head.labels.len());
             for c in 0..k {
-                let original = |j: usize| head.weights[j * k + c];
-                let n = head.weights.len() / k;
+                let original = |j: usize| {
+                    let w = &head.weights[j * outputs..(j + 1) * outputs];
+                    if outputs == 1 {
+                        w[0]
+                    } else {
+                        w[c + 1] - w[0]
+                    }
+                };
+                let n = head.weights.len() / outputs;
                 let largest = (0..n).map(|j| original(j).abs()).fold(0f32, f32::max);
                 // Half a step, and f32's rounding of the quotient (under
                 // 1/256 of a step below 2^15).

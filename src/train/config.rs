@@ -259,9 +259,8 @@ impl TrainConfig {
             }
             if let Some(m) = &h.mixture {
                 let domains = h.domains();
-                let numbers_ok = (0.0..=1.0).contains(&m.joint_weight)
-                    && m.gate_c.is_finite()
-                    && m.gate_c > 0.0;
+                let numbers_ok =
+                    (0.0..=1.0).contains(&m.joint_weight) && m.gate_c.is_finite() && m.gate_c > 0.0;
                 if !numbers_ok
                     || domains.len() < 2
                     || domains.len() > crate::model::MAX_OUTPUTS
