@@ -48,7 +48,7 @@ pub const MAX_MODEL_BYTES: u64 = 1 << 30;
 pub const MAX_OUTPUTS: usize = 16;
 /// Most score columns all heads together may have (two-class heads use
 /// one, others one per label).
-pub const MAX_COLUMNS: usize = 64;
+pub const MAX_COLUMNS: usize = 36;
 
 /// Where a head's training or dev data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,14 +158,15 @@ pub enum Expert {
 }
 
 impl Mixture {
-    /// Score columns of the gate and the linear experts together.
+    /// Score columns (see [`link::kept`]) of the gate and the linear
+    /// experts together.
     pub fn columns(&self, labels: usize) -> usize {
         let experts = self
             .experts
             .iter()
             .filter(|e| matches!(e, Expert::Linear(_)))
             .count();
-        link::outputs(self.sources.len()) + experts * link::outputs(labels)
+        link::kept(self.sources.len()) + experts * link::kept(labels)
     }
 }
 
@@ -204,10 +205,11 @@ impl HeadData {
         link::outputs(self.labels.len())
     }
 
-    /// Score columns of the whole head: its own model's, and a mixture's
-    /// gate and experts.
+    /// Score columns of the whole head as the scorer keeps them (see
+    /// [`link::kept`]): its own model's, and a mixture's gate's and linear
+    /// experts'.
     pub fn columns(&self) -> usize {
-        self.outputs()
+        link::kept(self.labels.len())
             + self
                 .mixture
                 .as_ref()
@@ -528,7 +530,7 @@ impl Mixture {
 pub enum HeadsError {
     #[error("no heads")]
     NoHeads,
-    #[error("the heads need {columns} score columns (two-class models one, others one per label; a mixture's gate and experts count too); at most {MAX_COLUMNS} are supported")]
+    #[error("the heads need {columns} score columns (one less than its labels for each model, a mixture's gate and experts included); at most {MAX_COLUMNS} are supported")]
     TooManyColumns { columns: usize },
     #[error("head name {0:?} is empty or repeated")]
     Name(String),
@@ -713,10 +715,10 @@ mod tests {
         let bytes = data.to_bytes().unwrap();
         let (back, _) = ModelData::from_bytes(&bytes, Path::new("m")).unwrap();
         assert_eq!(back, data);
-        // 3 + 3 + 2 × 3 and 1 + 3 + 2 × 1 score columns.
+        // 2 + 2 + 2 × 2 and 1 + 2 + 2 × 1 score columns.
         assert_eq!(
             back.heads.iter().map(HeadData::columns).collect::<Vec<_>>(),
-            [12, 6]
+            [8, 5]
         );
         let refused = |change: &dyn Fn(&mut Mixture), says: &str| {
             let mut d = data.clone();

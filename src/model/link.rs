@@ -14,6 +14,17 @@ pub fn outputs(n_classes: usize) -> usize {
     }
 }
 
+/// Score columns the scorer keeps for a linear model over `classes` (at
+/// least two) classes: one less. A two-class model has one, the log-odds of
+/// the second. A model of more classes has one score per class, and softmax
+/// gives the same probabilities for scores shifted by one amount: the
+/// scorer keeps each class's weights minus the first class's, whose score
+/// is then always 0 and is not stored. Fewer columns make narrower rows (a
+/// mixture's three-class experts take two each).
+pub fn kept(classes: usize) -> usize {
+    classes.saturating_sub(1).max(1)
+}
+
 /// Turns scores into probabilities: sigmoid for one output, softmax else.
 pub fn link(z: &[f64], out: &mut [f64]) {
     if z.len() == 1 {

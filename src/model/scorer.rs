@@ -7,7 +7,7 @@ use std::path::Path;
 use super::format::{
     Expert, HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS, MAX_OUTPUTS,
 };
-use super::link::{blend, link};
+use super::link::{blend, kept, link};
 use super::table::{Lane, Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 
@@ -37,8 +37,8 @@ const NARROW: usize = 8;
 const PACKED: usize = 16;
 /// 32 lanes of `i16`: 28 columns in a row of two cache lines.
 const DOUBLE: usize = 32;
-/// `i16` lanes for every column a model may have, the key's and norm's
-/// four, rounded up to whole vectors of eight.
+/// `i16` lanes for every column a model may have, and the key's and
+/// norm's four: 40, rows of three cache lines.
 const WIDEST: usize = (MAX_COLUMNS + 4).div_ceil(8) * 8;
 
 /// `acc += v · weights` over the row's columns (the weight block's last
@@ -143,17 +143,6 @@ impl Blend {
     fn gate(&self, scores: &[f32], g: &mut [f64; MAX_OUTPUTS]) {
         probabilities_at(scores, self.gate, &mut g[..self.sources]);
     }
-}
-
-/// Columns the scorer keeps for a linear model over `classes` (at least
-/// two) classes: one less. A two-class model has one, the log-odds of the
-/// second. A model of more classes has one score per class, and softmax
-/// gives the same probabilities for scores shifted by one amount: the
-/// scorer keeps each class's weights minus the first class's, whose score
-/// is then always 0 and is not stored. Fewer columns make narrower rows
-/// (a mixture's three-class experts take two each).
-pub(super) fn kept(classes: usize) -> usize {
-    classes.saturating_sub(1).max(1)
 }
 
 /// A linear model's weights (features × `classes` scores, or one for two
@@ -341,21 +330,6 @@ fn scales_for(max: &[f32]) -> Vec<f32> {
             }
         })
         .collect()
-}
-
-/// The columns a head takes in the scorer (see [`kept`]): its own model's,
-/// and a mixture's gate's and linear experts'.
-fn kept_columns(h: &HeadData) -> usize {
-    let labels = h.labels.len();
-    kept(labels)
-        + h.mixture.as_ref().map_or(0, |m| {
-            let experts = m
-                .experts
-                .iter()
-                .filter(|e| matches!(e, Expert::Linear(_)))
-                .count();
-            kept(m.sources.len()) + experts * kept(labels)
-        })
 }
 
 /// Row widths by column count: up to 6 columns, `f32` rows of one cache
@@ -595,7 +569,7 @@ impl Model {
         let vocab = std::mem::take(&mut data.vocabulary);
         let featurizer =
             Featurizer::from_vocabulary(vocab).map_err(|e: FeatureError| invalid(e.into()))?;
-        let columns: usize = data.heads.iter().map(kept_columns).sum();
+        let columns: usize = data.heads.iter().map(HeadData::columns).sum();
         let with_chars = featurizer.settings().char_range().is_some();
         let mut at = vec![0u32; featurizer.len()];
         let mut tables = match columns {

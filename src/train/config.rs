@@ -136,12 +136,14 @@ impl HeadConfig {
         out
     }
 
-    /// Score columns the head needs at most (every domain with an expert).
+    /// Score columns the head needs at most (see
+    /// [`crate::model::link::kept`]; every domain with an expert).
     pub fn columns(&self) -> usize {
-        let k = crate::model::link::outputs(self.labels.len());
+        let kept = crate::model::link::kept;
+        let k = kept(self.labels.len());
         match self.domains().len() {
             0 => k,
-            d => k + crate::model::link::outputs(d) + d * k,
+            d => k + kept(d) + d * k,
         }
     }
 }
@@ -343,12 +345,12 @@ dev = [{ path = "d.csv", text = "body" }]
         // Folders name domains unless a file says otherwise; each once.
         assert_eq!(c.heads[0].domains(), ["x", "y"]);
         assert_eq!(c.heads[0].mixture.as_ref().unwrap().gate_c, 2.0);
-        // 3 (joint) + 1 (a two-domain gate) + 2 × 3 (experts).
-        assert_eq!(c.heads[0].columns(), 10);
+        // 2 (joint) + 1 (a two-domain gate) + 2 × 2 (experts).
+        assert_eq!(c.heads[0].columns(), 7);
         // A plain head has no domains, and its own columns.
         let plain = head("", two).unwrap();
         assert!(plain.heads[0].domains().is_empty());
-        assert_eq!(plain.heads[0].columns(), 3);
+        assert_eq!(plain.heads[0].columns(), 2);
         let refused = |mixture: &str, train: &str| {
             let e = head(mixture, train).unwrap_err();
             assert!(matches!(e, InvalidConfig::Mixture { .. }), "{e}");
@@ -363,6 +365,19 @@ dev = [{ path = "d.csv", text = "body" }]
             "{e}"
         );
         refused("mixture = { joint_weight = 1.2 }", two);
+        // Twelve domains: 2 + 11 + 12 × 2 = 37 score columns, one too many.
+        let twelve: Vec<String> = (0..12)
+            .map(|i| format!("{{ path = \"d{i}/train.jsonl\" }}"))
+            .collect();
+        let e = head("mixture = { joint_weight = 0.3 }", &twelve.join(", ")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                InvalidConfig::Heads(HeadsError::TooManyColumns { columns: 37 })
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("at most 36"), "{e}");
         refused("mixture = { joint_weight = 0.3, gate_c = 0 }", two);
     }
 
