@@ -124,32 +124,7 @@ fn train_is_deterministic_and_info_describes_the_model() {
 fn a_mixture_head_trains_scores_and_explains() {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures");
-    let config = dir.path().join("mixture.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"data_root = {fixtures:?}
-[features]
-word_ngrams = [1, 2]
-char_ngrams = [3, 4]
-min_df = 1
-
-[[heads]]
-name = "sentiment"
-labels = ["negative", "neutral", "positive"]
-c_grid = [1, 4]
-mixture = {{ joint_weight = 0.3 }}
-train = [
-  {{ path = "sentiment_train.jsonl", domain = "news" }},
-  {{ path = "sentiment_binary.jsonl", domain = "reviews" }},
-  # headlines, every one neutral: where the gate should answer "neutral"
-  {{ path = "clickbait_train.csv", text = "headline", label = "kind", label_map = {{ clickbait = "neutral", not_clickbait = "neutral" }}, domain = "headlines" }},
-]
-dev = [{{ path = "sentiment_dev.jsonl", domain = "news" }}]
-"#
-        ),
-    )
-    .unwrap();
+    let config = fixtures.join("mixture.toml");
     let train = |out: &Path| {
         ok(&slant(&[
             "train",

@@ -8,6 +8,13 @@
 //! times the word's share of the feature (see
 //! [`Featurizer::token_shares`](crate::features::Featurizer::token_shares)):
 //! the words' contributions add up to the features'.
+//!
+//! For a mixture head, a feature's weight is its joint model's and linear
+//! experts' weights (each as above) times their shares of the blend on
+//! that passage: λ, and (1 − λ)·g_d for domain d's expert. This is how
+//! the blend leans on each model there, not an exact split of its
+//! probability; the gate's own weights (which domain a passage reads like)
+//! are not shown.
 
 use super::scorer::Workspace;
 use super::scorer::{Head, Model};

@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic  "SLANTMDL"
-//!      8     4  format version, u32 little-endian (currently 4)
+//!      8     4  format version, u32 little-endian (currently 5)
 //!     12     4  reserved, zero
 //!     16     8  payload length in bytes, u64 little-endian
 //!     24    32  SHA-256 of the payload
@@ -46,9 +46,9 @@ pub const HEADER_LEN: usize = 56;
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
 /// Most labels a head may have (scores live in fixed stack arrays).
 pub const MAX_OUTPUTS: usize = 16;
-/// Most score columns all heads together may have (two-class heads use
-/// one, others one per label).
-pub const MAX_COLUMNS: usize = 36;
+/// Most score columns all heads together may have, as the scorer keeps
+/// them (one less than its labels for each model; see [`link::kept`]).
+pub const MAX_COLUMNS: usize = 44;
 
 /// Where a head's training or dev data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,8 +117,8 @@ pub struct HeadData {
     pub mixture: Option<Mixture>,
 }
 
-/// A head that blends its joint model (trained on every source, in
-/// [`HeadData::weights`]) with one expert per source, weighted by a gate
+/// A head that blends its joint model (trained on the sources that have
+/// experts, in [`HeadData::weights`]) with one expert per source, weighted by a gate
 /// that reads which source a passage is like:
 /// `p(y|x) = λ·p_joint(y|x) + (1 − λ)·Σ_s g_s(x)·p_s(y|x)`.
 ///

@@ -19,7 +19,7 @@ use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 /// as the most columns a model may have need.
 ///
 /// Measured with `slant bench score` (10 alternating runs, medians), the
-/// default config (6 columns) against it plus a 3-class head (9 columns):
+/// default config (then 6 columns) against it plus a 3-class head (9):
 /// 609k passages/s for 6 columns; for 9, 506k with `f32` rows of two lines
 /// and 562k with `i16` rows of one (12 columns: 560k). So what a wider row
 /// costs is mostly its second cache line; the tables' size is not it (a
@@ -38,7 +38,7 @@ const PACKED: usize = 16;
 /// 32 lanes of `i16`: 28 columns in a row of two cache lines.
 const DOUBLE: usize = 32;
 /// `i16` lanes for every column a model may have, and the key's and
-/// norm's four: 40, rows of three cache lines.
+/// norm's four: 48, rows of three cache lines.
 const WIDEST: usize = (MAX_COLUMNS + 4).div_ceil(8) * 8;
 
 /// `acc += v · weights` over the row's columns (the weight block's last
@@ -333,8 +333,7 @@ fn scales_for(max: &[f32]) -> Vec<f32> {
 }
 
 /// Row widths by column count: up to 6 columns, `f32` rows of one cache
-/// line; up to 12, `i16` rows of one cache line; beyond, `f32` rows of two
-/// or more lines.
+/// line; up to 12, `i16` rows of one; up to 28, of two; beyond, of three.
 #[derive(Debug, Clone)]
 enum Tables {
     Narrow(Pair<f32, NARROW>),
@@ -689,7 +688,7 @@ impl Model {
     }
 
     /// Every head's raw scores (log-odds or class scores) for the passage,
-    /// into `scores` (length = total outputs). Tokenizes once, and never
+    /// into `scores` (one per column). Tokenizes once, and never
     /// builds the passage's vector: each word-block feature adds
     /// tf·idf·W (normalised at the end), and each word adds its
     /// precomputed character contribution (computed on the spot only for

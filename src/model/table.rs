@@ -365,12 +365,25 @@ impl<T: Lane, const W: usize> Table<T, W> {
 }
 
 impl<T: Lane, const W: usize> Lookup for Table<T, W> {
-    /// The position of `h`, its row prefetched.
+    /// The position of `h`, its row prefetched (every cache line of it:
+    /// a wide row's key can sit in its second line).
     #[inline(always)]
     fn start(&self, h: u64) -> u32 {
         let p = self.hash.position(h) as u32;
         if let Some(row) = self.row(p) {
             prefetch(row);
+            // The lanes that start each further line of the row.
+            let lane = std::mem::size_of::<T>();
+            for line in 1..std::mem::size_of::<Row<T, W>>() / 64 {
+                let at = line * 64 / lane;
+                let first = match at.checked_sub(W) {
+                    None => row.weights.get(at),
+                    Some(c) => row.chars.get(c),
+                };
+                if let Some(first) = first {
+                    prefetch(first);
+                }
+            }
         }
         p
     }

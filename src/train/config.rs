@@ -98,8 +98,8 @@ pub struct HeadConfig {
     pub mixture: Option<MixtureConfig>,
 }
 
-/// A mixture head: its joint model (trained on every domain, as a plain
-/// head is), one expert per domain (the training files of that domain,
+/// A mixture head: its joint model (trained as a plain head is, on the
+/// files of every domain that has an expert), one expert per domain (the training files of that domain,
 /// `DataSpec::domain`; C chosen from `c_grid` on that domain's dev files,
 /// or on all the head's when it has none) and a gate that tells the
 /// domains apart (every training row labelled with its domain, each
@@ -365,19 +365,19 @@ dev = [{ path = "d.csv", text = "body" }]
             "{e}"
         );
         refused("mixture = { joint_weight = 1.2 }", two);
-        // Twelve domains: 2 + 11 + 12 × 2 = 37 score columns, one too many.
-        let twelve: Vec<String> = (0..12)
+        // Fifteen domains: 2 + 14 + 15 × 2 = 46 score columns, two too many.
+        let fifteen: Vec<String> = (0..15)
             .map(|i| format!("{{ path = \"d{i}/train.jsonl\" }}"))
             .collect();
-        let e = head("mixture = { joint_weight = 0.3 }", &twelve.join(", ")).unwrap_err();
+        let e = head("mixture = { joint_weight = 0.3 }", &fifteen.join(", ")).unwrap_err();
         assert!(
             matches!(
                 e,
-                InvalidConfig::Heads(HeadsError::TooManyColumns { columns: 37 })
+                InvalidConfig::Heads(HeadsError::TooManyColumns { columns: 46 })
             ),
             "{e}"
         );
-        assert!(e.to_string().contains("at most 36"), "{e}");
+        assert!(e.to_string().contains("at most 44"), "{e}");
         refused("mixture = { joint_weight = 0.3, gate_c = 0 }", two);
     }
 

@@ -677,7 +677,9 @@ fn train_mixture(
     let gate_weight: Vec<f32> = (0..h.train.len())
         .flat_map(|f| {
             let di = domain_of(&h.train[f]).unwrap_or(0);
-            let w = total / (files_of[di].len() as f32 * all.files[f].max(1) as f32);
+            // Files with rows, so that an empty one takes no share.
+            let files = files_of[di].iter().filter(|&&g| all.files[g] > 0).count();
+            let w = total / (files.max(1) as f32 * all.files[f].max(1) as f32);
             std::iter::repeat_n(w, all.files[f])
         })
         .collect();
