@@ -55,23 +55,12 @@ pub fn sigmoid(z: f64) -> f64 {
     numerator / (1.0 + e)
 }
 
-/// A mixture's probabilities, in place of its joint model's `p`:
-/// `λ·p + (1 − λ)·Σ_s gate_s·expert_s`, with `experts` yielding each
-/// source's probabilities in the gate's order.
-pub fn blend<'a>(
-    joint_weight: f64,
-    p: &mut [f64],
-    gate: &[f64],
-    experts: impl Iterator<Item = &'a [f64]>,
-) {
-    for x in p.iter_mut() {
-        *x *= joint_weight;
-    }
-    let rest = 1.0 - joint_weight;
-    for (&g, e) in gate.iter().zip(experts) {
-        for (x, &q) in p.iter_mut().zip(e) {
-            *x += rest * g * q;
-        }
+/// One term of a mixture's blend, `λ·p_joint + Σ_s (1 − λ)·g_s·p_s`:
+/// adds `share · q` to `p` (the joint model's probabilities, already
+/// times λ). Scoring and training both blend with it, a term at a time.
+pub fn add_share(p: &mut [f64], share: f64, q: &[f64]) {
+    for (x, &y) in p.iter_mut().zip(q) {
+        *x += share * y;
     }
 }
 
@@ -81,9 +70,9 @@ mod tests {
 
     #[test]
     fn a_blend_weighs_the_joint_model_and_the_gated_experts() {
-        let mut p = [0.2, 0.8];
-        let experts: [&[f64]; 2] = [&[1.0, 0.0], &[0.5, 0.5]];
-        blend(0.25, &mut p, &[0.6, 0.4], experts.into_iter());
+        let mut p = [0.2 * 0.25, 0.8 * 0.25];
+        add_share(&mut p, 0.75 * 0.6, &[1.0, 0.0]);
+        add_share(&mut p, 0.75 * 0.4, &[0.5, 0.5]);
         // 0.25·0.2 + 0.75·(0.6·1 + 0.4·0.5), and the same for the other.
         assert!((p[0] - (0.05 + 0.75 * 0.8)).abs() < 1e-12, "{p:?}");
         assert!((p[1] - (0.2 + 0.75 * 0.2)).abs() < 1e-12, "{p:?}");

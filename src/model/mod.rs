@@ -84,6 +84,21 @@ pub(crate) fn tiny() -> ModelData {
     }
 }
 
+/// The constant expert's answer in [`make_mixture`]: 0.9 for the first
+/// of `labels` labels, the rest shared by the others.
+#[cfg(test)]
+pub(crate) fn constant_answer(labels: usize) -> Vec<f64> {
+    (0..labels)
+        .map(|l| {
+            if l == 0 {
+                0.9
+            } else {
+                0.1 / (labels - 1) as f64
+            }
+        })
+        .collect()
+}
+
 /// Makes head `head` of `data` a mixture of three sources (a linear
 /// expert, a constant one, another linear one) with pseudo-random weights
 /// from `seed`, for tests.
@@ -102,15 +117,7 @@ pub(crate) fn make_mixture(data: &mut ModelData, head: usize, seed: u64) {
     let gate = linear(3);
     let first = linear(k);
     let second = linear(k);
-    let constant: Vec<f64> = (0..labels)
-        .map(|l| {
-            if l == 0 {
-                0.9
-            } else {
-                0.1 / (labels - 1) as f64
-            }
-        })
-        .collect();
+    let constant = constant_answer(labels);
     h.mixture = Some(Mixture {
         joint_weight: 0.3,
         sources: vec!["a".into(), "b".into(), "c".into()],

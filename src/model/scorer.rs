@@ -2,12 +2,13 @@
 //! beside each feature's key, found by a perfect hash, and the fast path
 //! that scores a passage without building its vector.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use super::format::{
     Expert, HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS, MAX_OUTPUTS,
 };
-use super::link::{blend, kept, link};
+use super::link::{add_share, kept, link};
 use super::table::{Lane, Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 
@@ -148,9 +149,13 @@ impl Blend {
 /// A linear model's weights (features × `classes` scores, or one for two
 /// classes, as stored in the model file) and intercepts as the scorer
 /// keeps them (see [`kept`]).
-fn shift(weights: &[f32], intercept: &[f32], classes: usize) -> (Vec<f32>, Vec<f32>) {
+fn shift<'a>(
+    weights: &'a [f32],
+    intercept: &'a [f32],
+    classes: usize,
+) -> (Cow<'a, [f32]>, Cow<'a, [f32]>) {
     if classes <= 2 {
-        return (weights.to_vec(), intercept.to_vec());
+        return (Cow::Borrowed(weights), Cow::Borrowed(intercept));
     }
     fn minus_first(row: &[f32]) -> impl Iterator<Item = f32> + '_ {
         let first = row.first().copied().unwrap_or(0.0);
@@ -844,17 +849,18 @@ impl Model {
                 let mut g = [0f64; MAX_OUTPUTS];
                 b.gate(scores, &mut g);
                 let n = head.labels.len();
-                let mut answers = [[0f64; MAX_OUTPUTS]; MAX_OUTPUTS];
-                for (a, answer) in answers.iter_mut().zip(&b.experts) {
+                p.iter_mut().for_each(|x| *x *= b.joint_weight);
+                let mut q = [0f64; MAX_OUTPUTS];
+                for (answer, &gs) in b.experts.iter().zip(&g) {
+                    let share = (1.0 - b.joint_weight) * gs;
                     match answer {
-                        Answer::Column(c) => probabilities_at(scores, *c, &mut a[..n]),
-                        Answer::Constant(q) => {
-                            a.iter_mut().zip(q).for_each(|(x, &y)| *x = y);
+                        Answer::Column(c) => {
+                            probabilities_at(scores, *c, &mut q[..n]);
+                            add_share(p, share, &q[..n]);
                         }
+                        Answer::Constant(c) => add_share(p, share, c),
                     }
                 }
-                let answers = answers.iter().take(b.sources).map(|a| &a[..n]);
-                blend(b.joint_weight, p, &g[..b.sources], answers);
             }
             labels.push(head.decide(p));
         }
@@ -916,12 +922,19 @@ mod tests {
     /// [`model_with`] character 2–4-grams, every word a feature, no lexicon.
     fn with_chars(extra_heads: usize) -> Model {
         let settings = FeatureSettings {
-            char_ngrams: [2, 4],
             char_weight: 0.7,
-            min_df: 1,
-            ..Default::default()
+            ..char_settings()
         };
         model_with(settings, false, extra_heads).unwrap()
+    }
+
+    /// Character 2–4-grams, every word a feature.
+    fn char_settings() -> FeatureSettings {
+        FeatureSettings {
+            char_ngrams: [2, 4],
+            min_df: 1,
+            ..Default::default()
+        }
     }
 
     /// Raw scores from the reference vector (`Featurizer::transform`):
@@ -1019,12 +1032,7 @@ mod tests {
     /// of the raw scores.
     #[test]
     fn a_mixture_blends_its_experts_by_the_gate() {
-        let settings = FeatureSettings {
-            char_ngrams: [2, 4],
-            min_df: 1,
-            ..Default::default()
-        };
-        let mut data = data_with(settings, true, 0).unwrap();
+        let mut data = data_with(char_settings(), true, 0).unwrap();
         super::super::make_mixture(&mut data, 0, 7);
         super::super::make_mixture(&mut data, 1, 11);
         let m = Model::from_data(data, "t".into(), Path::new("t")).unwrap();
@@ -1063,15 +1071,7 @@ mod tests {
                 let gate = probs(head.column + k, 3);
                 let first = probs(head.column + k + 2, labels);
                 let second = probs(head.column + 2 * k + 2, labels);
-                let constant: Vec<f64> = (0..labels)
-                    .map(|l| {
-                        if l == 0 {
-                            0.9
-                        } else {
-                            0.1 / (labels - 1) as f64
-                        }
-                    })
-                    .collect();
+                let constant = super::super::constant_answer(labels);
                 let expected: Vec<f64> = (0..labels)
                     .map(|l| {
                         0.3 * joint[l]
@@ -1115,12 +1115,7 @@ mod tests {
     /// trained model, not only self-consistent.
     #[test]
     fn i16_rows_keep_each_weight_to_its_column_scale() {
-        let settings = FeatureSettings {
-            char_ngrams: [2, 4],
-            min_df: 1,
-            ..Default::default()
-        };
-        let mut data = data_with(settings, true, 2).unwrap();
+        let mut data = data_with(char_settings(), true, 2).unwrap();
         // Columns of very different sizes: 2 + 1 + 2 + 2 = 7 kept, in
         // i16 rows.
         for (head, factor) in data.heads.iter_mut().zip([1.0f32, 0.01, 40.0, 1e-4]) {

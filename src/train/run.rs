@@ -635,8 +635,7 @@ fn train_mixture(
     let mut unconverged = Vec::new();
     let mut hyper = BTreeMap::new();
     // The joint model, on the domains that have experts.
-    let joint_files: Vec<usize> = linear.iter().flat_map(|&di| files_of[di].clone()).collect();
-    let mut joint_files = joint_files;
+    let mut joint_files: Vec<usize> = linear.iter().flat_map(|&di| files_of[di].clone()).collect();
     joint_files.sort_unstable();
     let joint = fit_grid(&fit, subset(&joint_files), &every, progress).map_err(part("joint"))?;
     cold += joint.cold_seconds;
@@ -706,30 +705,20 @@ fn train_mixture(
     let probs: Vec<Array2<f64>> = dev
         .iter()
         .map(|s| {
-            let mut p = predict(&joint.model, s);
+            let mut p = predict(&joint.model, s) * m.joint_weight;
             let g = predict(&gate.model, s);
-            let e: Vec<Option<Array2<f64>>> = experts
-                .iter()
-                .map(|(_, model)| model.as_ref().map(|e| predict(e, s)))
-                .collect();
-            for (i, mut row) in p.rows_mut().into_iter().enumerate() {
-                let answers: Vec<Vec<f64>> = experts
-                    .iter()
-                    .zip(&e)
-                    .map(|((expert, _), probs)| match (expert, probs) {
-                        (_, Some(q)) => q.row(i).to_vec(),
-                        (crate::model::Expert::Constant(c), None) => c.clone(),
-                        (_, None) => vec![0.0; k],
-                    })
-                    .collect();
-                let gate_row = g.row(i).to_vec();
-                if let Some(out) = row.as_slice_mut() {
-                    crate::model::link::blend(
-                        m.joint_weight,
-                        out,
-                        &gate_row,
-                        answers.iter().map(Vec::as_slice),
-                    );
+            for (d, (expert, model)) in experts.iter().enumerate() {
+                let q = model.as_ref().map(|e| predict(e, s));
+                for (i, mut row) in p.rows_mut().into_iter().enumerate() {
+                    let share = (1.0 - m.joint_weight) * g[[i, d]];
+                    let answer: &[f64] = match (&q, expert) {
+                        (Some(q), _) => q.row(i).to_slice().unwrap_or_default(),
+                        (None, crate::model::Expert::Constant(c)) => c,
+                        (None, crate::model::Expert::Linear(_)) => &[],
+                    };
+                    if let Some(out) = row.as_slice_mut() {
+                        crate::model::link::add_share(out, share, answer);
+                    }
                 }
             }
             p
