@@ -197,6 +197,47 @@ fn a_mixture_head_trains_scores_and_explains() {
         "sentiment",
     ]));
     assert!(eval.contains("sentiment_dev.jsonl"), "{eval}");
+    // Joint weight 0: the experts alone. No joint model is trained or
+    // kept, so the train table has no C of the head's own; it still
+    // scores and explains.
+    let lean_config = dir.path().join("lean.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &lean_config,
+        text.replace("joint_weight = 0.3", "joint_weight = 0.0")
+            .replace(
+                "data_root = \".\"",
+                &format!("data_root = {:?}", fixtures.to_str().unwrap()),
+            ),
+    )
+    .unwrap();
+    let lean = dir.path().join("lean.slant");
+    let table = ok(&slant(&[
+        "train",
+        "--config",
+        lean_config.to_str().unwrap(),
+        "--out",
+        lean.to_str().unwrap(),
+    ]));
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("sentiment "))
+        .unwrap_or_default();
+    assert_eq!(row.split_whitespace().nth(2), Some("-"), "{table}");
+    let info = ok(&slant(&["info", "--model", lean.to_str().unwrap()]));
+    assert!(info.contains("mixture: joint weight 0;"), "{info}");
+    // No C of the head's own: the experts' and the gate's alone.
+    assert!(
+        info.contains("hyperparameters: class_weight_balanced = false, expert news C"),
+        "{info}"
+    );
+    assert!(std::fs::metadata(&lean).unwrap().len() < std::fs::metadata(&a).unwrap().len());
+    let out = ok(&slant_stdin(
+        &["score", "--model", lean.to_str().unwrap(), "--explain", "2"],
+        "The park was wonderful and everyone loved it.\n",
+    ));
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(v["results"][0]["heads"][0]["label"], "positive", "{v}");
 }
 
 #[test]

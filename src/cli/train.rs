@@ -130,10 +130,10 @@ pub(super) fn run(a: TrainArgs) -> Result<()> {
             "{:<16} {:>7} {:>6} {:>9} {:>7.2} {:>6}  {}",
             s.head,
             s.train_rows,
-            s.c,
+            s.c.map_or("-".to_string(), |c| c.to_string()),
             t,
             s.fit_seconds,
-            s.iterations,
+            s.iterations.map_or("-".to_string(), |i| i.to_string()),
             dev.join("; ")
         )?;
     }

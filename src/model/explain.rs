@@ -337,7 +337,7 @@ mod tests {
         data.heads[1].weights = (0..n).map(|_| rnd()).collect();
         // The second head a mixture: its explanations fold its joint model
         // and linear experts by their shares of the blend.
-        super::super::make_mixture(&mut data, 1, 0x51ab);
+        super::super::make_mixture(&mut data, 1, 0x51ab, 0.3);
         Model::from_data(data, "t".into(), Path::new("t")).unwrap()
     }
 

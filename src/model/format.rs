@@ -113,7 +113,8 @@ pub struct HeadData {
     pub data: Vec<Fingerprint>,
     /// A mixture of per-source experts; `None` for a plain head (whose
     /// `weights` alone score it). In a mixture, `weights` and `intercept`
-    /// are its joint model's.
+    /// are its joint model's, and empty when its joint weight is 0: a
+    /// model with no share of the blend is neither trained nor kept.
     pub mixture: Option<Mixture>,
 }
 
@@ -205,11 +206,17 @@ impl HeadData {
         link::outputs(self.labels.len())
     }
 
+    /// Whether the head has a model of its own: always for a plain head;
+    /// for a mixture, when its joint weight is above 0.
+    pub fn has_joint(&self) -> bool {
+        self.mixture.as_ref().is_none_or(|m| m.joint_weight > 0.0)
+    }
+
     /// Score columns of the whole head as the scorer keeps them (see
     /// [`link::kept`]): its own model's, and a mixture's gate's and linear
     /// experts'.
     pub fn columns(&self) -> usize {
-        link::kept(self.labels.len())
+        usize::from(self.has_joint()) * link::kept(self.labels.len())
             + self
                 .mixture
                 .as_ref()
@@ -409,7 +416,14 @@ impl ModelData {
                 .map(|h| (h.name.as_str(), h.labels.as_slice(), h.columns())),
         )?;
         for h in &self.heads {
-            check_linear(&h.name, "", &h.weights, &h.intercept, n, h.outputs())?;
+            if h.has_joint() {
+                check_linear(&h.name, "", &h.weights, &h.intercept, n, h.outputs())?;
+            } else if !(h.weights.is_empty() && h.intercept.is_empty()) {
+                return Err(InvalidModel::Mixture {
+                    head: h.name.clone(),
+                    reason: "joint weight 0, yet a joint model is stored".to_string(),
+                });
+            }
             match (h.labels.len(), h.threshold) {
                 (2, Some(t)) if t > 0.0 && t < 1.0 => {}
                 (2, threshold) => {
@@ -710,8 +724,8 @@ mod tests {
     #[test]
     fn mixtures_round_trip_and_inconsistent_ones_are_refused() {
         let mut data = tiny();
-        super::super::make_mixture(&mut data, 0, 1);
-        super::super::make_mixture(&mut data, 1, 2);
+        super::super::make_mixture(&mut data, 0, 1, 0.3);
+        super::super::make_mixture(&mut data, 1, 2, 0.3);
         let bytes = data.to_bytes().unwrap();
         let (back, _) = ModelData::from_bytes(&bytes, Path::new("m")).unwrap();
         assert_eq!(back, data);
@@ -755,6 +769,22 @@ mod tests {
             },
             "sensational (expert a)",
         );
+        // Joint weight 0: no joint model is kept, and its columns go.
+        let mut lean = tiny();
+        super::super::make_mixture(&mut lean, 1, 2, 0.0);
+        let (back, _) = ModelData::from_bytes(&lean.to_bytes().unwrap(), Path::new("m")).unwrap();
+        assert!(!back.heads[1].has_joint());
+        assert_eq!(back.heads[1].columns(), 4);
+        refused(
+            &|m| m.joint_weight = 0.0,
+            "joint weight 0, yet a joint model",
+        );
+        let mut d = lean.clone();
+        if let Some(m) = d.heads[1].mixture.as_mut() {
+            m.joint_weight = 0.3;
+        }
+        let e = ModelData::from_bytes(&d.to_bytes().unwrap(), Path::new("m")).unwrap_err();
+        assert!(e.to_string().contains("sensational"), "{e}");
     }
 
     #[test]

@@ -101,9 +101,10 @@ pub(crate) fn constant_answer(labels: usize) -> Vec<f64> {
 
 /// Makes head `head` of `data` a mixture of three sources (a linear
 /// expert, a constant one, another linear one) with pseudo-random weights
-/// from `seed`, for tests.
+/// from `seed` and joint weight `joint_weight`, for tests. At 0 the head
+/// keeps no joint model.
 #[cfg(test)]
-pub(crate) fn make_mixture(data: &mut ModelData, head: usize, seed: u64) {
+pub(crate) fn make_mixture(data: &mut ModelData, head: usize, seed: u64, joint_weight: f64) {
     let n = data.vocabulary.terms.len();
     let mut unit = crate::testing::uniform(seed);
     let mut rnd = move || (unit() * 2.0 - 1.0) as f32;
@@ -118,8 +119,12 @@ pub(crate) fn make_mixture(data: &mut ModelData, head: usize, seed: u64) {
     let first = linear(k);
     let second = linear(k);
     let constant = constant_answer(labels);
+    if joint_weight == 0.0 {
+        h.weights.clear();
+        h.intercept.clear();
+    }
     h.mixture = Some(Mixture {
-        joint_weight: 0.3,
+        joint_weight,
         sources: vec!["a".into(), "b".into(), "c".into()],
         gate,
         experts: vec![

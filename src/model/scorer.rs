@@ -148,8 +148,9 @@ pub struct Head {
     pub scope: Scope,
     pub labels: Vec<String>,
     pub threshold: Option<f64>,
-    /// First column of this head in the interleaved weight rows.
-    pub(super) column: usize,
+    /// First column of this head's own (joint) model in the interleaved
+    /// weight rows; `None` for a mixture without one (joint weight 0).
+    pub(super) column: Option<usize>,
     /// Its columns there: [`kept`] of its labels.
     pub(super) outputs: usize,
     /// Where this head's probabilities start in `Workspace::probabilities`.
@@ -234,11 +235,15 @@ impl Head {
     /// `scores`.
     pub(super) fn parts(&self, scores: &[f32]) -> Vec<(usize, f64)> {
         let Some(b) = &self.mixture else {
-            return vec![(self.column, 1.0)];
+            return self.column.map(|c| (c, 1.0)).into_iter().collect();
         };
         let mut g = [0f64; MAX_OUTPUTS];
         b.gate(scores, &mut g);
-        let mut parts = vec![(self.column, b.joint_weight)];
+        let mut parts: Vec<(usize, f64)> = self
+            .column
+            .map(|c| (c, b.joint_weight))
+            .into_iter()
+            .collect();
         for (answer, &gs) in b.experts.iter().zip(&g) {
             if let Answer::Column(c) = answer {
                 parts.push((*c, (1.0 - b.joint_weight) * gs));
@@ -633,7 +638,6 @@ impl Model {
         let (mut column, mut offset) = (0, 0);
         for h in &mut data.heads {
             let k = kept(h.labels.len());
-            let first = column;
             // The head's own (joint) model, then a mixture's gate and its
             // linear experts, each in the next columns. Their weights
             // live in the tables from then on.
@@ -647,7 +651,9 @@ impl Model {
                 column - n
             };
             let labels = h.labels.len();
-            put(&mut h.weights, &h.intercept, labels);
+            let own = h
+                .has_joint()
+                .then(|| put(&mut h.weights, &h.intercept, labels));
             let mixture = h.mixture.as_mut().map(|m| {
                 let sources = m.sources.len();
                 let gate = put(&mut m.gate.weights, &m.gate.intercept, sources);
@@ -673,7 +679,7 @@ impl Model {
                 scope: h.scope,
                 labels: h.labels.clone(),
                 threshold: h.threshold,
-                column: first,
+                column: own,
                 outputs: k,
                 offset,
                 mixture,
@@ -920,7 +926,11 @@ impl Model {
             let start = probabilities.len();
             probabilities.resize(start + head.labels.len(), 0.0);
             let p = &mut probabilities[start..];
-            probabilities_at(scores, head.column, p);
+            match head.column {
+                Some(c) => probabilities_at(scores, c, p),
+                // A mixture without a joint model: its experts alone.
+                None => p.fill(0.0),
+            }
             if let Some(b) = &head.mixture {
                 let mut g = [0f64; MAX_OUTPUTS];
                 b.gate(scores, &mut g);
@@ -1109,12 +1119,13 @@ mod tests {
     #[test]
     fn a_mixture_blends_its_experts_by_the_gate() {
         let mut data = data_with(char_settings(), true, 0).unwrap();
-        super::super::make_mixture(&mut data, 0, 7);
-        super::super::make_mixture(&mut data, 1, 11);
+        super::super::make_mixture(&mut data, 0, 7, 0.3);
+        // The second without a joint model (joint weight 0).
+        super::super::make_mixture(&mut data, 1, 11, 0.0);
         let m = Model::from_data(data, "t".into(), Path::new("t")).unwrap();
         // Kept columns: 2 + 2 (a gate over 3 sources) + 2 × 2, and
-        // 1 + 2 + 2 × 1.
-        assert_eq!(m.columns, 13);
+        // 2 + 2 × 1.
+        assert_eq!(m.columns, 12);
         let mut ws = Workspace::default();
         let mut scratch = Scratch::default();
         for passage in [
@@ -1138,20 +1149,26 @@ mod tests {
                 link(&z, &mut p);
                 p
             };
+            let mut start = 0;
             for (i, head) in m.heads.iter().enumerate() {
                 let labels = head.labels.len();
                 let k = head.outputs;
-                // The gate's columns follow the joint model's; then the
-                // two linear experts'.
-                let joint = probs(head.column, labels);
-                let gate = probs(head.column + k, 3);
-                let first = probs(head.column + k + 2, labels);
-                let second = probs(head.column + 2 * k + 2, labels);
+                // The joint model's columns, if it has one; then the
+                // gate's, then the two linear experts'.
+                let (lambda, joint, own) = match head.column {
+                    Some(c) => (0.3, probs(c, labels), k),
+                    None => (0.0, vec![0.0; labels], 0),
+                };
+                assert_eq!(head.column.unwrap_or(start), start);
+                let gate = probs(start + own, 3);
+                let first = probs(start + own + 2, labels);
+                let second = probs(start + own + k + 2, labels);
+                start += own + 2 + 2 * k;
                 let constant = super::super::constant_answer(labels);
                 let expected: Vec<f64> = (0..labels)
                     .map(|l| {
-                        0.3 * joint[l]
-                            + 0.7
+                        lambda * joint[l]
+                            + (1.0 - lambda)
                                 * (gate[0] * first[l] + gate[1] * constant[l] + gate[2] * second[l])
                     })
                     .collect();

@@ -110,7 +110,8 @@ pub struct HeadConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MixtureConfig {
-    /// λ, the joint model's share of the blend, in [0, 1].
+    /// λ, the joint model's share of the blend, in [0, 1]. At 0 no joint
+    /// model is trained or kept: the experts alone, under the gate.
     pub joint_weight: f64,
     /// The gate's C (a single value: the gate is not chosen on dev).
     #[serde(default = "default_gate_c")]

@@ -66,7 +66,9 @@ pub struct Trained {
 #[derive(Debug, Clone)]
 pub struct HeadSummary {
     pub head: String,
-    pub c: f64,
+    /// C of the head's own model (none for a mixture without a joint
+    /// model, whose joint weight is 0).
+    pub c: Option<f64>,
     pub threshold: Option<f64>,
     pub train_rows: usize,
     /// Seconds to featurize the training rows plus one cold fit (the
@@ -76,8 +78,9 @@ pub struct HeadSummary {
     pub fit_seconds: f64,
     /// Seconds spent on the whole C grid.
     pub grid_seconds: f64,
-    /// Iterations of the fit at the chosen C.
-    pub iterations: u64,
+    /// Iterations of the head's own fit at the chosen C (none without a
+    /// joint model).
+    pub iterations: Option<u64>,
     /// The fits along the C grid that stopped before the gradient
     /// tolerance: (C, iterations, how it ended).
     pub unconverged: Vec<(f64, u64, Termination)>,
@@ -515,19 +518,19 @@ fn train_head(
         threshold,
         weights: f32s(model.weights.iter().copied()),
         intercept: f32s(model.intercept.iter().copied()),
-        hyperparameters: hyperparameters(h, c),
+        hyperparameters: hyperparameters(h, Some(c)),
         dev_metrics,
         data: d.prints,
         mixture: None,
     };
     let summary = HeadSummary {
         head: h.name.clone(),
-        c,
+        c: Some(c),
         threshold,
         train_rows,
         fit_seconds: featurize_seconds + cold_seconds,
         grid_seconds,
-        iterations: model.iterations,
+        iterations: Some(model.iterations),
         unconverged,
         dev: dev_summary,
     };
@@ -535,9 +538,11 @@ fn train_head(
 }
 
 /// The hyperparameters every head stores: C and how classes were weighed.
-fn hyperparameters(h: &HeadConfig, c: f64) -> BTreeMap<String, f64> {
+fn hyperparameters(h: &HeadConfig, c: Option<f64>) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    out.insert("C".to_string(), c);
+    if let Some(c) = c {
+        out.insert("C".to_string(), c);
+    }
     out.insert(
         crate::model::CLASS_WEIGHT_BALANCED.to_string(),
         f64::from(u8::from(h.class_weight != ClassWeight::None)),
@@ -628,18 +633,27 @@ fn train_mixture(
     let linear: Vec<usize> = (0..domains.len())
         .filter(|&di| constant[di].is_none())
         .collect();
-    let fits = fit.c_grid.len() * (1 + linear.len()) + 1;
+    let joints = usize::from(m.joint_weight > 0.0);
+    let fits = fit.c_grid.len() * (joints + linear.len()) + 1;
     progress.start(&format!("head {} (mixture)", h.name), fits as u64);
     let grid_start = Instant::now();
     let mut cold = 0.0;
     let mut unconverged = Vec::new();
     let mut hyper = BTreeMap::new();
-    // The joint model, on the domains that have experts.
-    let mut joint_files: Vec<usize> = linear.iter().flat_map(|&di| files_of[di].clone()).collect();
-    joint_files.sort_unstable();
-    let joint = fit_grid(&fit, subset(&joint_files), &every, progress).map_err(part("joint"))?;
-    cold += joint.cold_seconds;
-    unconverged.extend(joint.unconverged.iter().copied());
+    // The joint model, on the domains that have experts; none when its
+    // share of the blend is 0.
+    let joint = if m.joint_weight > 0.0 {
+        let mut joint_files: Vec<usize> =
+            linear.iter().flat_map(|&di| files_of[di].clone()).collect();
+        joint_files.sort_unstable();
+        let joint =
+            fit_grid(&fit, subset(&joint_files), &every, progress).map_err(part("joint"))?;
+        cold += joint.cold_seconds;
+        unconverged.extend(joint.unconverged.iter().copied());
+        Some(joint)
+    } else {
+        None
+    };
     // The experts, C chosen on their own domain's dev files.
     let mut experts = Vec::with_capacity(domains.len());
     for (di, name) in domains.iter().enumerate() {
@@ -705,7 +719,10 @@ fn train_mixture(
     let probs: Vec<Array2<f64>> = dev
         .iter()
         .map(|s| {
-            let mut p = predict(&joint.model, s) * m.joint_weight;
+            let mut p = match &joint {
+                Some(j) => predict(&j.model, s) * m.joint_weight,
+                None => Array2::zeros((s.y.len(), k)),
+            };
             let g = predict(&gate.model, s);
             for (d, (expert, model)) in experts.iter().enumerate() {
                 let q = model.as_ref().map(|e| predict(e, s));
@@ -735,7 +752,7 @@ fn train_mixture(
     let grid_seconds = grid_start.elapsed().as_secs_f64();
     let (dev_metrics, dev_summary) = dev_results(&h.labels, &dev, &probs, threshold)
         .map_err(|e| part("blend")(FitError::Metrics(e)))?;
-    let mut hyperparameters = hyperparameters(h, joint.c);
+    let mut hyperparameters = hyperparameters(h, joint.as_ref().map(|j| j.c));
     hyperparameters.extend(hyper);
     hyperparameters.insert("gate C".to_string(), m.gate_c);
     hyperparameters.insert("joint_weight".to_string(), m.joint_weight);
@@ -744,8 +761,14 @@ fn train_mixture(
         scope: h.scope,
         labels: h.labels.clone(),
         threshold,
-        weights: f32s(joint.model.weights.iter().copied()),
-        intercept: f32s(joint.model.intercept.iter().copied()),
+        weights: joint
+            .as_ref()
+            .map(|j| f32s(j.model.weights.iter().copied()))
+            .unwrap_or_default(),
+        intercept: joint
+            .as_ref()
+            .map(|j| f32s(j.model.intercept.iter().copied()))
+            .unwrap_or_default(),
         hyperparameters,
         dev_metrics,
         data: d.prints,
@@ -761,12 +784,12 @@ fn train_mixture(
     };
     let summary = HeadSummary {
         head: h.name.clone(),
-        c: joint.c,
+        c: joint.as_ref().map(|j| j.c),
         threshold,
         train_rows,
         fit_seconds: featurize_seconds + cold,
         grid_seconds,
-        iterations: joint.model.iterations,
+        iterations: joint.as_ref().map(|j| j.model.iterations),
         unconverged,
         dev: dev_summary,
     };
