@@ -2,7 +2,8 @@
 //!
 //! For each head with two or more training files (sources), and each
 //! source: the head is trained on the other sources alone — featurizer,
-//! C and threshold chosen without the left-out source or its dev file —
+//! C and threshold chosen without the left-out source or the dev files of
+//! its folder or domain —
 //! and measured on the left-out source's dev file (the config's dev file
 //! in the same folder, else `dev.jsonl` beside the training file). The
 //! same dev file scored by the head trained on every source gives the
@@ -103,6 +104,20 @@ fn fit(
     Ok(Model::from_data(trained.model, head.name.clone(), &path)?)
 }
 
+/// The head's dev files that may choose C and the threshold while
+/// `source` is left out: not those in its folder, nor those of its domain
+/// (`DataSpec::domain`: a file's folder unless the config names another),
+/// so that a dev file of the same kind of text from another folder (SST-2
+/// movie reviews, tagged with SST-3's domain) does not choose them either.
+fn others_dev(head: &HeadConfig, source: &DataSpec) -> Vec<DataSpec> {
+    let domain = source.domain();
+    head.dev
+        .iter()
+        .filter(|d| folder(&d.path) != folder(&source.path) && d.domain() != domain)
+        .cloned()
+        .collect()
+}
+
 /// Leaves each source of each head in `heads` (all when empty) out in turn.
 pub fn leave_one_source_out(
     config: &TrainConfig,
@@ -130,12 +145,7 @@ pub fn leave_one_source_out(
                     .push(skip("no dev file in its folder to measure it on"));
                 continue;
             };
-            let others_dev: Vec<DataSpec> = head
-                .dev
-                .iter()
-                .filter(|d| folder(&d.path) != folder(&source.path))
-                .cloned()
-                .collect();
+            let others_dev = others_dev(head, source);
             if others_dev.is_empty() {
                 report
                     .skipped
@@ -206,5 +216,52 @@ impl std::fmt::Display for TransferReport {
             writeln!(f, "{:<16} {:<36} skipped: {}", s.head, s.left_out, s.reason)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_left_out_source_takes_the_dev_files_of_its_folder_and_domain() {
+        let head: HeadConfig = toml::from_str(
+            r#"
+name = "sentiment"
+labels = ["negative", "neutral", "positive"]
+train = [{ path = "sst3/train.jsonl" }, { path = "news/train.jsonl" }, { path = "fin/train.jsonl", domain = "money" }]
+dev = [
+  { path = "sst3/dev.jsonl" },
+  { path = "sst2/dev.jsonl", domain = "sst3" },
+  { path = "news/dev.jsonl" },
+  { path = "fin/dev.jsonl", domain = "money" },
+  { path = "tweets/dev.jsonl", domain = "money" },
+]
+"#,
+        )
+        .unwrap();
+        let left = |i: usize| -> Vec<String> {
+            others_dev(&head, &head.train[i])
+                .iter()
+                .map(|d| d.path.display().to_string())
+                .collect()
+        };
+        assert_eq!(
+            left(0),
+            ["news/dev.jsonl", "fin/dev.jsonl", "tweets/dev.jsonl"]
+        );
+        assert_eq!(
+            left(1),
+            [
+                "sst3/dev.jsonl",
+                "sst2/dev.jsonl",
+                "fin/dev.jsonl",
+                "tweets/dev.jsonl"
+            ]
+        );
+        assert_eq!(
+            left(2),
+            ["sst3/dev.jsonl", "sst2/dev.jsonl", "news/dev.jsonl"]
+        );
     }
 }
