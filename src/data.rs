@@ -93,8 +93,9 @@ impl DataSpec {
         }
     }
 
-    /// The domain of a mixture head's file: `domain`, else the folder the
-    /// file is in, else its file stem.
+    /// The domain of a file: `domain`, else the name of the folder the
+    /// file is in, else its file stem. A mixture gives each domain an
+    /// expert; leave-one-out holds a domain's files out together.
     pub fn domain(&self) -> String {
         if let Some(d) = &self.domain {
             return d.clone();

@@ -2,8 +2,8 @@
 //!
 //! For each head with two or more training files (sources), and each
 //! source: the head is trained on the other sources alone — featurizer,
-//! C and threshold chosen without the left-out source or the dev files of
-//! its folder or domain —
+//! C and threshold chosen without the left-out source, nor the training
+//! and dev files of its folder or domain —
 //! and measured on the left-out source's dev file (the config's dev file
 //! in the same folder, else `dev.jsonl` beside the training file). The
 //! same dev file scored by the head trained on every source gives the
@@ -104,18 +104,28 @@ fn fit(
     Ok(Model::from_data(trained.model, head.name.clone(), &path)?)
 }
 
-/// The head's dev files that may choose C and the threshold while
-/// `source` is left out: not those in its folder, nor those of its domain
-/// (`DataSpec::domain`: a file's folder unless the config names another),
-/// so that a dev file of the same kind of text from another folder (SST-2
-/// movie reviews, tagged with SST-3's domain) does not choose them either.
-fn others_dev(head: &HeadConfig, source: &DataSpec) -> Vec<DataSpec> {
-    let domain = source.domain();
-    head.dev
-        .iter()
-        .filter(|d| folder(&d.path) != folder(&source.path) && d.domain() != domain)
-        .cloned()
-        .collect()
+/// Whether `file` goes with `source` when `source` is left out: it sits
+/// in the same folder, or is of the same domain (`DataSpec::domain`: its
+/// folder's name unless the config names another). So a dev file of the
+/// same kind of text from another folder (SST-2 movie reviews, tagged with
+/// SST-3's domain) chooses neither C nor the threshold, and a training
+/// file of the same domain (FakeNewsNet's PolitiFact claims in LIAR's) is
+/// not trained on.
+fn goes_with(file: &DataSpec, source: &DataSpec) -> bool {
+    folder(&file.path) == folder(&source.path) || file.domain() == source.domain()
+}
+
+/// The head's training and dev files with `source` and those that go with
+/// it (see [`goes_with`]) left out.
+fn others(head: &HeadConfig, source: &DataSpec) -> (Vec<DataSpec>, Vec<DataSpec>) {
+    let keep = |files: &[DataSpec]| {
+        files
+            .iter()
+            .filter(|f| !goes_with(f, source))
+            .cloned()
+            .collect()
+    };
+    (keep(&head.train), keep(&head.dev))
 }
 
 /// Leaves each source of each head in `heads` (all when empty) out in turn.
@@ -132,7 +142,7 @@ pub fn leave_one_source_out(
             continue;
         }
         let with = fit(config, config_bytes, head, options, progress)?;
-        for (i, source) in head.train.iter().enumerate() {
+        for source in &head.train {
             let left_out = source.path.display().to_string();
             let skip = |reason: &str| Skipped {
                 head: head.name.clone(),
@@ -145,7 +155,13 @@ pub fn leave_one_source_out(
                     .push(skip("no dev file in its folder to measure it on"));
                 continue;
             };
-            let others_dev = others_dev(head, source);
+            let (others_train, others_dev) = others(head, source);
+            if others_train.is_empty() {
+                report
+                    .skipped
+                    .push(skip("no training file of another domain to train on"));
+                continue;
+            }
             if others_dev.is_empty() {
                 report
                     .skipped
@@ -153,13 +169,7 @@ pub fn leave_one_source_out(
                 continue;
             }
             let without = HeadConfig {
-                train: head
-                    .train
-                    .iter()
-                    .enumerate()
-                    .filter(|&(k, _)| k != i)
-                    .map(|(_, t)| t.clone())
-                    .collect(),
+                train: others_train,
                 dev: others_dev,
                 ..head.clone()
             };
@@ -224,44 +234,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_left_out_source_takes_the_dev_files_of_its_folder_and_domain() {
+    fn a_left_out_source_takes_the_files_of_its_folder_and_domain() {
         let head: HeadConfig = toml::from_str(
             r#"
 name = "sentiment"
 labels = ["negative", "neutral", "positive"]
-train = [{ path = "sst3/train.jsonl" }, { path = "news/train.jsonl" }, { path = "fin/train.jsonl", domain = "money" }]
+train = [
+  { path = "sst3/train.jsonl" },
+  { path = "news/train.jsonl" },
+  { path = "fin/train.jsonl", domain = "money" },
+  { path = "tweets/train.jsonl", domain = "money" },
+]
 dev = [
   { path = "sst3/dev.jsonl" },
   { path = "sst2/dev.jsonl", domain = "sst3" },
   { path = "news/dev.jsonl" },
   { path = "fin/dev.jsonl", domain = "money" },
-  { path = "tweets/dev.jsonl", domain = "money" },
 ]
 "#,
         )
         .unwrap();
-        let left = |i: usize| -> Vec<String> {
-            others_dev(&head, &head.train[i])
-                .iter()
-                .map(|d| d.path.display().to_string())
-                .collect()
+        let paths = |files: Vec<DataSpec>| -> Vec<String> {
+            files.iter().map(|d| d.path.display().to_string()).collect()
+        };
+        let left = |i: usize| {
+            let (train, dev) = others(&head, &head.train[i]);
+            (paths(train), paths(dev))
         };
         assert_eq!(
             left(0),
-            ["news/dev.jsonl", "fin/dev.jsonl", "tweets/dev.jsonl"]
+            (
+                vec![
+                    "news/train.jsonl".into(),
+                    "fin/train.jsonl".into(),
+                    "tweets/train.jsonl".into()
+                ],
+                vec!["news/dev.jsonl".into(), "fin/dev.jsonl".into()]
+            )
         );
         assert_eq!(
-            left(1),
-            [
-                "sst3/dev.jsonl",
-                "sst2/dev.jsonl",
-                "fin/dev.jsonl",
-                "tweets/dev.jsonl"
-            ]
+            left(1).1,
+            ["sst3/dev.jsonl", "sst2/dev.jsonl", "fin/dev.jsonl"]
         );
-        assert_eq!(
-            left(2),
-            ["sst3/dev.jsonl", "sst2/dev.jsonl", "news/dev.jsonl"]
+        // Financial tweets of the same domain as the financial headlines
+        // leave with them.
+        let without_fin = (
+            vec!["sst3/train.jsonl".to_string(), "news/train.jsonl".into()],
+            vec![
+                "sst3/dev.jsonl".to_string(),
+                "sst2/dev.jsonl".into(),
+                "news/dev.jsonl".into(),
+            ],
         );
+        assert_eq!(left(2), without_fin);
+        assert_eq!(left(3), without_fin);
     }
 }
