@@ -308,6 +308,12 @@ mod tests {
     /// context features on, and pseudo-random weights; its second head a
     /// mixture.
     fn model() -> Model {
+        model_with(0.3)
+    }
+
+    /// [`model`] with its mixture's joint weight `joint_weight` (at 0, no
+    /// joint model).
+    fn model_with(joint_weight: f64) -> Model {
         let settings = FeatureParams(FeatureSettings {
             char_ngrams: [2, 4],
             min_df: 1,
@@ -337,16 +343,22 @@ mod tests {
         data.heads[1].weights = (0..n).map(|_| rnd()).collect();
         // The second head a mixture: its explanations fold its joint model
         // and linear experts by their shares of the blend.
-        super::super::make_mixture(&mut data, 1, 0x51ab, 0.3);
+        super::super::make_mixture(&mut data, 1, 0x51ab, joint_weight);
         Model::from_data(data, "t".into(), Path::new("t")).unwrap()
     }
 
     /// Folding features into words loses nothing: a passage's word
     /// contributions (function words included) add up to its feature
-    /// contributions, for every head and label.
+    /// contributions, for every head and label, with or without a mixture's
+    /// joint model.
     #[test]
     fn word_contributions_add_up_to_the_feature_contributions() {
-        let m = model();
+        for joint_weight in [0.3, 0.0] {
+            word_contributions_add_up(&model_with(joint_weight));
+        }
+    }
+
+    fn word_contributions_add_up(m: &Model) {
         let mut ws = Workspace::default();
         let mut shares = Vec::new();
         for passage in [

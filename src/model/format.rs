@@ -118,6 +118,12 @@ pub struct HeadData {
     pub mixture: Option<Mixture>,
 }
 
+/// Whether a mixture of joint weight `joint_weight` has a joint model (one
+/// with no share of the blend is neither trained nor kept).
+pub fn has_joint(joint_weight: f64) -> bool {
+    joint_weight > 0.0
+}
+
 /// A head that blends its joint model (trained on the sources that have
 /// experts, in [`HeadData::weights`]) with one expert per source, weighted by a gate
 /// that reads which source a passage is like:
@@ -159,6 +165,11 @@ pub enum Expert {
 }
 
 impl Mixture {
+    /// Whether the head has a joint model: when its weight is above 0.
+    pub fn has_joint(&self) -> bool {
+        has_joint(self.joint_weight)
+    }
+
     /// Score columns (see [`link::kept`]) of the gate and the linear
     /// experts together.
     pub fn columns(&self, labels: usize) -> usize {
@@ -209,7 +220,7 @@ impl HeadData {
     /// Whether the head has a model of its own: always for a plain head;
     /// for a mixture, when its joint weight is above 0.
     pub fn has_joint(&self) -> bool {
-        self.mixture.as_ref().is_none_or(|m| m.joint_weight > 0.0)
+        self.mixture.as_ref().is_none_or(Mixture::has_joint)
     }
 
     /// Score columns of the whole head as the scorer keeps them (see
@@ -416,12 +427,17 @@ impl ModelData {
                 .map(|h| (h.name.as_str(), h.labels.as_slice(), h.columns())),
         )?;
         for h in &self.heads {
+            if let Some(m) = &h.mixture {
+                m.validate(&h.name, h.labels.len(), n)?;
+            }
             if h.has_joint() {
                 check_linear(&h.name, "", &h.weights, &h.intercept, n, h.outputs())?;
             } else if !(h.weights.is_empty() && h.intercept.is_empty()) {
                 return Err(InvalidModel::Mixture {
                     head: h.name.clone(),
-                    reason: "joint weight 0, yet a joint model is stored".to_string(),
+                    reason: "joint weight 0, yet a joint model is stored (as slant wrote \
+                             before such models were dropped: retrain it)"
+                        .to_string(),
                 });
             }
             match (h.labels.len(), h.threshold) {
@@ -438,9 +454,6 @@ impl ModelData {
                         head: h.name.clone(),
                     })
                 }
-            }
-            if let Some(m) = &h.mixture {
-                m.validate(&h.name, h.labels.len(), n)?;
             }
         }
         Ok(())

@@ -24,9 +24,10 @@ mod table;
 
 pub use explain::{Contribution, Explain, HeadScore};
 pub use format::{
-    check_heads, Expert, Fingerprint, HeadData, HeadsError, Hyperparameter, InvalidModel, Linear,
-    Mixture, ModelData, ModelError, Scope, CLASS_WEIGHT_BALANCED, CLASS_WEIGHT_PER_SOURCE,
-    FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS, MAX_MODEL_BYTES, MAX_OUTPUTS,
+    check_heads, has_joint, Expert, Fingerprint, HeadData, HeadsError, Hyperparameter,
+    InvalidModel, Linear, Mixture, ModelData, ModelError, Scope, CLASS_WEIGHT_BALANCED,
+    CLASS_WEIGHT_PER_SOURCE, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS, MAX_MODEL_BYTES,
+    MAX_OUTPUTS,
 };
 pub use scorer::{argmax, decide, Head, Model, Workspace};
 

@@ -107,16 +107,10 @@ fn sum_words_avx2<T: Lane, const W: usize>(
 }
 
 /// Whether this CPU runs AVX2 code (std checks once and caches it).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    std::arch::is_x86_feature_detected!("avx2")
 }
 
 #[inline(always)]
@@ -151,7 +145,8 @@ pub struct Head {
     /// First column of this head's own (joint) model in the interleaved
     /// weight rows; `None` for a mixture without one (joint weight 0).
     pub(super) column: Option<usize>,
-    /// Its columns there: [`kept`] of its labels.
+    /// Its own model's columns there, [`kept`] of its labels (none when
+    /// `column` is `None`; then the number marks a two-class head).
     pub(super) outputs: usize,
     /// Where this head's probabilities start in `Workspace::probabilities`.
     pub offset: usize,
@@ -759,7 +754,7 @@ impl Model {
     /// CPU has AVX2 (see [`sum_words_avx2`]). Runtime dispatch rather
     /// than a build for AVX2 CPUs only, so that the one binary runs on any
     /// x86_64. Measured with `slant bench score` (alternating runs, medians,
-    /// identical output): `data/mixture.toml`'s model (48-lane rows) went
+    /// identical output): `data/mixture.toml`'s model (then 48-lane rows) went
     /// from 320k to 363k passages/s (7 runs). For `f32` rows of eight
     /// lanes (the default model's), a whole AVX2 build was no faster, and
     /// their code is left as it was (596k before, 597k after, 15 runs).
@@ -793,9 +788,10 @@ impl Model {
         self.raw_scores_in::<_, _, true>(t, passage, scratch, scores);
     }
 
-    /// [`Model::raw_scores`] with the tables' rows `W` lanes wide. `AVX2`:
-    /// inlined into [`Model::raw_scores_avx2`] alone, whose CPU has AVX2,
-    /// so that the word sums run in their AVX2 build too.
+    /// [`Model::raw_scores`] with the tables' rows `W` lanes wide. `AVX2`
+    /// true calls AVX2 code: only [`Model::raw_scores_avx2`] (and a test
+    /// that checks for AVX2 first) may pass it, so that the word sums run
+    /// in their AVX2 build too.
     #[inline(always)]
     fn raw_scores_in<T: Lane, const W: usize, const AVX2: bool>(
         &self,
@@ -1184,6 +1180,42 @@ mod tests {
                 assert_eq!(label, head.decide(p));
             }
         }
+    }
+
+    /// The AVX2 build of the `i16` rows' sums gives the same bits as the
+    /// baseline build, for every width.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_build_sums_the_same_bits() {
+        if !has_avx2() {
+            eprintln!("skipped: this CPU has no AVX2");
+            return;
+        }
+        let mut scratch = Scratch::default();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut widths = Vec::new();
+        for extra in [4, 10, 18] {
+            let m = with_chars(extra);
+            for passage in [
+                "Shocking news: the senator LIED!! not good, but awful",
+                "zebra café Über 3.5 With The French rally",
+                "",
+            ] {
+                fn row_bytes<T, const W: usize>(_: &Pair<T, W>) -> usize {
+                    std::mem::size_of::<Row<T, W>>()
+                }
+                with_tables!(&m.tables, t => {
+                    widths.push(row_bytes(t));
+                    m.raw_scores_in::<_, _, false>(t, passage, &mut scratch, &mut a);
+                    // This CPU has AVX2 (checked above).
+                    m.raw_scores_in::<_, _, true>(t, passage, &mut scratch, &mut b);
+                });
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "{passage:?} with {extra} extra heads");
+            }
+        }
+        widths.dedup();
+        assert_eq!(widths.len(), 3, "{widths:?}");
     }
 
     /// Each column count gets the narrowest rows that hold it: `f32` in

@@ -138,13 +138,18 @@ impl HeadConfig {
     }
 
     /// Score columns the head needs at most (see
-    /// [`crate::model::link::kept`]; every domain with an expert).
+    /// [`crate::model::link::kept`]; every domain with an expert, and no
+    /// joint model in a mixture of joint weight 0).
     pub fn columns(&self) -> usize {
         let kept = crate::model::link::kept;
         let k = kept(self.labels.len());
+        let own = match &self.mixture {
+            Some(m) if !crate::model::has_joint(m.joint_weight) => 0,
+            _ => k,
+        };
         match self.domains().len() {
-            0 => k,
-            d => k + kept(d) + d * k,
+            0 => own,
+            d => own + kept(d) + d * k,
         }
     }
 }

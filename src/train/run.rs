@@ -633,7 +633,7 @@ fn train_mixture(
     let linear: Vec<usize> = (0..domains.len())
         .filter(|&di| constant[di].is_none())
         .collect();
-    let joints = usize::from(m.joint_weight > 0.0);
+    let joints = usize::from(crate::model::has_joint(m.joint_weight));
     let fits = fit.c_grid.len() * (joints + linear.len()) + 1;
     progress.start(&format!("head {} (mixture)", h.name), fits as u64);
     let grid_start = Instant::now();
@@ -642,7 +642,7 @@ fn train_mixture(
     let mut hyper = BTreeMap::new();
     // The joint model, on the domains that have experts; none when its
     // share of the blend is 0.
-    let joint = if m.joint_weight > 0.0 {
+    let joint = if crate::model::has_joint(m.joint_weight) {
         let mut joint_files: Vec<usize> =
             linear.iter().flat_map(|&di| files_of[di].clone()).collect();
         joint_files.sort_unstable();
