@@ -165,11 +165,6 @@ pub enum Expert {
 }
 
 impl Mixture {
-    /// Whether the head has a joint model: when its weight is above 0.
-    pub fn has_joint(&self) -> bool {
-        has_joint(self.joint_weight)
-    }
-
     /// Score columns (see [`link::kept`]) of the gate and the linear
     /// experts together.
     pub fn columns(&self, labels: usize) -> usize {
@@ -220,7 +215,9 @@ impl HeadData {
     /// Whether the head has a model of its own: always for a plain head;
     /// for a mixture, when its joint weight is above 0.
     pub fn has_joint(&self) -> bool {
-        self.mixture.as_ref().is_none_or(Mixture::has_joint)
+        self.mixture
+            .as_ref()
+            .is_none_or(|m| has_joint(m.joint_weight))
     }
 
     /// Score columns of the whole head as the scorer keeps them (see

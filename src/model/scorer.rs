@@ -77,11 +77,29 @@ fn add_chars<T: Lane, const W: usize>(acc: &mut [f32; W], v: f32, row: &Row<T, W
 /// contribution, once per occurrence, and its squared norm; other rows
 /// hold zeros there; the idf lane is summed too, and never read).
 ///
-/// A function of its own, not inlined, and without calls: inside the
-/// scorer, whose later calls clobber every vector register, the sums were
-/// kept on the stack, and each row read and wrote them there.
+/// Each build (baseline, AVX2) is a function of its own, not inlined, and
+/// without calls: inside the scorer, whose later calls clobber every vector
+/// register, the sums were kept on the stack, and each row read and wrote
+/// them there. `AVX2` picks the AVX2 build, [`sum_words_avx2`]: only
+/// callers that checked the CPU for AVX2 may pass true.
+#[inline(always)]
+fn sum_words<T: Lane, const W: usize, const AVX2: bool>(
+    words: &Table<T, W>,
+    distinct: &[u32],
+    counts: &[u32],
+    tfs: &[f32],
+) -> ([f32; W], [f32; W], f32) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: with `AVX2`, only called where the CPU has AVX2.
+        return unsafe { sum_words_avx2(words, distinct, counts, tfs) };
+    }
+    sum_words_baseline(words, distinct, counts, tfs)
+}
+
+/// [`sum_words`] for the x86_64 baseline (SSE2) or other targets.
 #[inline(never)]
-fn sum_words<T: Lane, const W: usize>(
+fn sum_words_baseline<T: Lane, const W: usize>(
     words: &Table<T, W>,
     distinct: &[u32],
     counts: &[u32],
@@ -812,16 +830,8 @@ impl Model {
             .words(&self.markers)
             .group();
         let c = self.columns;
-        let (distinct, counts, tfs) = (words.distinct(), words.counts(), words.tfs());
-        #[cfg(target_arch = "x86_64")]
-        let (word, mut chars, norm) = if AVX2 {
-            // SAFETY: with `AVX2`, only called where the CPU has AVX2.
-            unsafe { sum_words_avx2(&t.words, distinct, counts, tfs) }
-        } else {
-            sum_words(&t.words, distinct, counts, tfs)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let (word, mut chars, norm) = sum_words(&t.words, distinct, counts, tfs);
+        let (word, mut chars, norm) =
+            sum_words::<_, _, AVX2>(&t.words, words.distinct(), words.counts(), words.tfs());
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
         if let Some((row, v)) = words
