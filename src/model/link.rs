@@ -35,7 +35,7 @@ pub fn link(z: &[f64], out: &mut [f64]) {
         let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mut sum = 0.0;
         for (o, &zk) in out.iter_mut().zip(z) {
-            *o = (zk - m).exp();
+            *o = exp_nonpositive(zk - m);
             sum += *o;
         }
         for o in out.iter_mut() {
@@ -50,9 +50,135 @@ pub fn link(z: &[f64], out: &mut [f64]) {
 /// operations, so the same bits, as computing each case on its own.)
 #[inline]
 pub fn sigmoid(z: f64) -> f64 {
-    let e = (-z.abs()).exp();
+    let e = exp_nonpositive(-z.abs());
     let numerator = if z >= 0.0 { 1.0 } else { e };
     numerator / (1.0 + e)
+}
+
+/// e^x for x ≤ 0 (all a link needs: softmax's scores minus their
+/// largest, sigmoid's -|z|), within 2 ulp of libm's `exp`, 0 below -708
+/// (where e^x is under 3.3e-308), NaN for NaN. Without branches or a
+/// table, so that [`links`]' loop of them is vectorized, and the same bits
+/// on every target (Rust never fuses a multiply and an add). One value at
+/// a time it is no faster than libm's; a mixture's blend, one vectorized
+/// loop instead of 36 calls to libm, scored `data/mixture.toml`'s model
+/// 11% faster (`slant bench score`, 10 alternating runs, medians: 413k to
+/// 458k passages/s), the default 1% (621k to 628k).
+#[inline(always)]
+pub fn exp_nonpositive(x: f64) -> f64 {
+    // x = k ln2 + r, |r| <= ln2 / 2; e^x = 2^k e^r.
+    const LOG2E: f64 = std::f64::consts::LOG2_E;
+    // ln 2 in two parts (Cody and Waite, as in fdlibm): LN2_HI's low 32
+    // bits are zero, so k · LN2_HI is exact for |k| < 2^11.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    // Adding 1.5 · 2^52 rounds to an integer, left in the low bits.
+    const SHIFT: f64 = 6_755_399_441_055_744.0;
+    // Below this, 2^k would not be a normal number; e^-708 is 3e-308.
+    const LOWEST: f64 = -708.0;
+    // NaN compares false, and stays NaN.
+    let below = x < LOWEST;
+    let x = if below { LOWEST } else { x };
+    let t = x * LOG2E + SHIFT;
+    let k = t - SHIFT;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    // e^r by its Taylor series to r^13 / 13! (|r| <= 0.347: the next term
+    // is below 2^-57), in Estrin's scheme for fewer dependent steps.
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    let c = |a: f64, b: f64| a + b * r;
+    let p01 = c(1.0, 1.0);
+    let p23 = c(1.0 / 2.0, 1.0 / 6.0);
+    let p45 = c(1.0 / 24.0, 1.0 / 120.0);
+    let p67 = c(1.0 / 720.0, 1.0 / 5_040.0);
+    let p89 = c(1.0 / 40_320.0, 1.0 / 362_880.0);
+    let p1011 = c(1.0 / 3_628_800.0, 1.0 / 39_916_800.0);
+    let p1213 = c(1.0 / 479_001_600.0, 1.0 / 6_227_020_800.0);
+    let p0_3 = p01 + p23 * r2;
+    let p4_7 = p45 + p67 * r2;
+    let p8_11 = p89 + p1011 * r2;
+    let p0_7 = p0_3 + p4_7 * r4;
+    let p8_13 = p8_11 + p1213 * r4;
+    let p = p0_7 + p8_13 * r8;
+    // 2^k from k's bits in t: k + 1023 in the exponent field.
+    let k_bits = t.to_bits().wrapping_sub(SHIFT.to_bits());
+    let scale = f64::from_bits(k_bits.wrapping_add(1023) << 52);
+    if below {
+        0.0
+    } else {
+        p * scale
+    }
+}
+
+/// The probabilities of linear models, each given as (the first column of
+/// its kept scores in `scores`, see [`kept`]; its number of classes), into
+/// `out` (each model's classes in turn): what [`link`] gives each, bit for
+/// bit, with all their exponentials in one loop, which is vectorized,
+/// rather than a model at a time. `exps` is scratch.
+pub fn links(scores: &[f32], models: &[(usize, usize)], exps: &mut Vec<f64>, out: &mut Vec<f64>) {
+    let z = |c: usize, k: usize| f64::from(scores.get(c + k).copied().unwrap_or(0.0));
+    exps.clear();
+    for &(c, classes) in models {
+        if classes <= 2 {
+            // As `sigmoid`.
+            exps.push(-z(c, 0).abs());
+        } else {
+            // As `link`'s softmax, over the first class's 0 and the kept
+            // scores.
+            let n = kept(classes);
+            let m = (0..n).map(|k| z(c, k)).fold(0.0, f64::max);
+            exps.push(0.0 - m);
+            exps.extend((0..n).map(|k| z(c, k) - m));
+        }
+    }
+    exp_all(exps);
+    out.clear();
+    let mut rest = exps.as_slice();
+    for &(c, classes) in models {
+        if classes <= 2 {
+            let Some((&e, tail)) = rest.split_first() else {
+                break;
+            };
+            let numerator = if z(c, 0) >= 0.0 { 1.0 } else { e };
+            let p = numerator / (1.0 + e);
+            out.extend([1.0 - p, p]);
+            rest = tail;
+        } else {
+            let Some((e, tail)) = rest.split_at_checked(classes) else {
+                break;
+            };
+            let sum = e.iter().fold(0.0, |sum, &x| sum + x);
+            out.extend(e.iter().map(|&x| x / sum));
+            rest = tail;
+        }
+    }
+}
+
+/// [`exp_nonpositive`] of every value, in place: in an AVX2 build (four
+/// lanes a step) where the CPU has AVX2. The same operations on every
+/// lane, so the same bits as one value at a time.
+fn exp_all(xs: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: this CPU has AVX2.
+        unsafe { exp_all_avx2(xs) };
+        return;
+    }
+    exp_all_body(xs);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn exp_all_avx2(xs: &mut [f64]) {
+    exp_all_body(xs);
+}
+
+#[inline(always)]
+fn exp_all_body(xs: &mut [f64]) {
+    for x in xs {
+        *x = exp_nonpositive(*x);
+    }
 }
 
 /// One term of a mixture's blend, `λ·p_joint + Σ_s (1 − λ)·g_s·p_s`:
@@ -67,6 +193,57 @@ pub fn add_share(p: &mut [f64], share: f64, q: &[f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exp_nonpositive_is_within_two_ulp_of_libm() {
+        let ulp = |a: f64, b: f64| (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs();
+        let mut worst = 0;
+        for i in 0..=2_000_000u32 {
+            let x = -745.0 * f64::from(i) / 2_000_000.0;
+            let (ours, libm) = (exp_nonpositive(x), x.exp());
+            if x >= -708.0 {
+                worst = worst.max(ulp(ours, libm));
+            } else {
+                assert_eq!(ours, 0.0, "{x}");
+            }
+        }
+        assert!(worst <= 2, "{worst} ulp");
+        for x in [0.0, -0.0] {
+            assert_eq!(exp_nonpositive(x), 1.0);
+        }
+        assert_eq!(exp_nonpositive(f64::NEG_INFINITY), 0.0);
+        assert!(exp_nonpositive(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn links_give_each_model_what_link_gives_it() {
+        let scores: Vec<f32> = (0..60)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.9)
+            .collect();
+        let models: Vec<(usize, usize)> =
+            (0..11).map(|i| (i * 5, [2, 3, 5, 2, 16][i % 5])).collect();
+        let (mut exps, mut out) = (Vec::new(), Vec::new());
+        links(&scores, &models, &mut exps, &mut out);
+        assert_eq!(out.len(), models.iter().map(|m| m.1).sum::<usize>());
+        let mut got = out.as_slice();
+        for &(c, classes) in &models {
+            let stored = scores[c..c + kept(classes)].iter().map(|&s| f64::from(s));
+            let z: Vec<f64> = if classes == 2 {
+                stored.collect()
+            } else {
+                std::iter::once(0.0).chain(stored).collect()
+            };
+            let mut want = vec![0.0; classes];
+            link(&z, &mut want);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&got[..classes]),
+                bits(&want),
+                "{classes} classes at {c}"
+            );
+            got = &got[classes..];
+        }
+    }
 
     #[test]
     fn a_blend_weighs_the_joint_model_and_the_gated_experts() {

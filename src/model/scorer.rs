@@ -8,7 +8,7 @@ use std::path::Path;
 use super::format::{
     Expert, HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS, MAX_OUTPUTS,
 };
-use super::link::{add_share, kept, link};
+use super::link::{add_share, kept, link, links};
 use super::table::{Lane, Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 
@@ -170,6 +170,9 @@ pub struct Head {
     pub offset: usize,
     /// A mixture's gate and experts (see [`super::Mixture`]).
     pub(super) mixture: Option<Blend>,
+    /// Where this head's linear models' probabilities start among every
+    /// head's (see [`Model::linear`]).
+    linked: usize,
 }
 
 /// A mixture as the scorer sees it: where its gate's and experts' scores
@@ -310,6 +313,10 @@ pub struct Workspace {
     pub probabilities: Vec<f64>,
     /// Every head's decided label, after [`Model::classify`].
     pub labels: Vec<usize>,
+    /// Every head's linear models' probabilities (see [`Model::linear`]),
+    /// and the exponentials they come from.
+    linked: Vec<f64>,
+    exps: Vec<f64>,
 }
 
 impl Workspace {
@@ -345,6 +352,10 @@ pub struct Model {
     /// The lexicon markers' positions in the word table, as
     /// [`Featurizer::word_hits`] takes them.
     markers: [u32; 4],
+    /// Every head's linear models as (first column, classes), head by
+    /// head: its own (joint) model, then a mixture's gate and linear
+    /// experts. Scoring turns all their scores into probabilities at once.
+    linear: Vec<(usize, usize)>,
 }
 
 /// Marks a position in [`Model::at`] as one in the character table.
@@ -696,8 +707,22 @@ impl Model {
                 outputs: k,
                 offset,
                 mixture,
+                linked: 0,
             });
             offset += h.labels.len();
+        }
+        let mut linear = Vec::new();
+        for head in &mut heads {
+            head.linked = linear.iter().map(|&(_, classes)| classes).sum();
+            let n = head.labels.len();
+            linear.extend(head.column.map(|c| (c, n)));
+            if let Some(b) = &head.mixture {
+                linear.push((b.gate, b.sources));
+                linear.extend(b.experts.iter().filter_map(|e| match e {
+                    Answer::Column(c) => Some((*c, n)),
+                    Answer::Constant(_) => None,
+                }));
+            }
         }
         if with_chars {
             with_tables!(&mut tables, t => t.precompute_word_chars(&featurizer, &at, columns));
@@ -718,6 +743,7 @@ impl Model {
             columns,
             with_chars,
             markers,
+            linear,
         })
     }
 
@@ -924,31 +950,36 @@ impl Model {
             scores,
             probabilities,
             labels,
+            linked,
+            exps,
         } = ws;
         self.raw_scores(passage, scan, scores);
+        links(scores, &self.linear, exps, linked);
         probabilities.clear();
         labels.clear();
         for head in &self.heads {
+            let n = head.labels.len();
             let start = probabilities.len();
-            probabilities.resize(start + head.labels.len(), 0.0);
-            let p = &mut probabilities[start..];
-            match head.column {
-                Some(c) => probabilities_at(scores, c, p),
+            let mut models = linked.get(head.linked..).unwrap_or_default();
+            match head.column.and_then(|_| models.split_at_checked(n)) {
+                Some((own, rest)) => {
+                    probabilities.extend_from_slice(own);
+                    models = rest;
+                }
                 // A mixture without a joint model: its experts alone.
-                None => p.fill(0.0),
+                None => probabilities.resize(start + n, 0.0),
             }
+            let p = &mut probabilities[start..];
             if let Some(b) = &head.mixture {
-                let mut g = [0f64; MAX_OUTPUTS];
-                b.gate(scores, &mut g);
-                let n = head.labels.len();
+                let (g, mut experts) = models.split_at_checked(b.sources).unwrap_or_default();
                 p.iter_mut().for_each(|x| *x *= b.joint_weight);
-                let mut q = [0f64; MAX_OUTPUTS];
-                for (answer, &gs) in b.experts.iter().zip(&g) {
+                for (answer, &gs) in b.experts.iter().zip(g) {
                     let share = (1.0 - b.joint_weight) * gs;
                     match answer {
-                        Answer::Column(c) => {
-                            probabilities_at(scores, *c, &mut q[..n]);
-                            add_share(p, share, &q[..n]);
+                        Answer::Column(_) => {
+                            let (q, rest) = experts.split_at_checked(n).unwrap_or_default();
+                            add_share(p, share, q);
+                            experts = rest;
                         }
                         Answer::Constant(c) => add_share(p, share, c),
                     }

@@ -3,7 +3,6 @@
 //! in an order fixed by the data alone.
 
 use super::records::SparseRecords;
-use crate::model::link::sigmoid;
 use linfa::dataset::Records;
 use rayon::prelude::*;
 
@@ -14,6 +13,18 @@ pub(super) fn softplus(z: f64) -> f64 {
     } else {
         z.exp().ln_1p()
     }
+}
+
+/// 1 / (1 + e^-z), with libm's `exp` as [`softplus`] and the softmax
+/// below use: the solver's own. The scorer's link (and the dev
+/// probabilities that choose C and thresholds) uses a faster exponential
+/// of its own (`model::link::exp_nonpositive`), within 2 ulp of this one;
+/// the gradient keeps libm's, so that speeding up scoring never moved a
+/// trained weight.
+fn sigmoid(z: f64) -> f64 {
+    let e = (-z.abs()).exp();
+    let numerator = if z >= 0.0 { 1.0 } else { e };
+    numerator / (1.0 + e)
 }
 
 /// The problem L-BFGS minimises: parameters are laid out as the weights
