@@ -33,15 +33,19 @@ pub fn link(z: &[f64], out: &mut [f64]) {
         out[1] = p;
     } else {
         let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mut sum = 0.0;
         for (o, &zk) in out.iter_mut().zip(z) {
-            *o = exp_nonpositive(zk - m);
-            sum += *o;
+            *o = zk - m;
         }
-        for o in out.iter_mut() {
-            *o /= sum;
-        }
+        exp_all(out);
+        let sum = total(out);
+        out.iter_mut().for_each(|x| *x /= sum);
     }
+}
+
+/// Softmax's denominator: the exponentials' sum, added in order.
+#[inline(always)]
+fn total(e: &[f64]) -> f64 {
+    e.iter().fold(0.0, |sum, &x| sum + x)
 }
 
 /// 1 / (1 + e^-z), as e^-|z| over 1 + e^-|z| with the numerator chosen
@@ -50,7 +54,12 @@ pub fn link(z: &[f64], out: &mut [f64]) {
 /// operations, so the same bits, as computing each case on its own.)
 #[inline]
 pub fn sigmoid(z: f64) -> f64 {
-    let e = exp_nonpositive(-z.abs());
+    sigmoid_of(z, exp_nonpositive(-z.abs()))
+}
+
+/// [`sigmoid`] of `z` from `e` = e^-|z|.
+#[inline(always)]
+fn sigmoid_of(z: f64, e: f64) -> f64 {
     let numerator = if z >= 0.0 { 1.0 } else { e };
     numerator / (1.0 + e)
 }
@@ -140,15 +149,14 @@ pub fn links(scores: &[f32], models: &[(usize, usize)], exps: &mut Vec<f64>, out
             let Some((&e, tail)) = rest.split_first() else {
                 break;
             };
-            let numerator = if z(c, 0) >= 0.0 { 1.0 } else { e };
-            let p = numerator / (1.0 + e);
+            let p = sigmoid_of(z(c, 0), e);
             out.extend([1.0 - p, p]);
             rest = tail;
         } else {
             let Some((e, tail)) = rest.split_at_checked(classes) else {
                 break;
             };
-            let sum = e.iter().fold(0.0, |sum, &x| sum + x);
+            let sum = total(e);
             out.extend(e.iter().map(|&x| x / sum));
             rest = tail;
         }
@@ -158,9 +166,10 @@ pub fn links(scores: &[f32], models: &[(usize, usize)], exps: &mut Vec<f64>, out
 /// [`exp_nonpositive`] of every value, in place: in an AVX2 build (four
 /// lanes a step) where the CPU has AVX2. The same operations on every
 /// lane, so the same bits as one value at a time.
+#[inline(always)]
 fn exp_all(xs: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if super::has_avx2() {
         // SAFETY: this CPU has AVX2.
         unsafe { exp_all_avx2(xs) };
         return;

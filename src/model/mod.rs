@@ -31,6 +31,15 @@ pub use format::{
 };
 pub use scorer::{argmax, decide, Head, Model, Workspace};
 
+/// Whether this CPU runs AVX2 code (std checks once and caches it): what
+/// the scorer's and the links' AVX2 builds are chosen by, at run time, so
+/// that one binary runs on any x86_64.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
 /// A two-head model over a three-document vocabulary, for tests.
 #[cfg(test)]
 pub(crate) fn tiny() -> ModelData {
@@ -120,7 +129,7 @@ pub(crate) fn make_mixture(data: &mut ModelData, head: usize, seed: u64, joint_w
     let first = linear(k);
     let second = linear(k);
     let constant = constant_answer(labels);
-    if joint_weight == 0.0 {
+    if !has_joint(joint_weight) {
         h.weights.clear();
         h.intercept.clear();
     }

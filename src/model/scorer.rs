@@ -8,6 +8,8 @@ use std::path::Path;
 use super::format::{
     Expert, HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS, MAX_OUTPUTS,
 };
+#[cfg(target_arch = "x86_64")]
+use super::has_avx2;
 use super::link::{add_share, kept, link, links};
 use super::table::{Lane, Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
@@ -122,13 +124,6 @@ fn sum_words_avx2<T: Lane, const W: usize>(
     tfs: &[f32],
 ) -> ([f32; W], [f32; W], f32) {
     sum_words_body(words, distinct, counts, tfs)
-}
-
-/// Whether this CPU runs AVX2 code (std checks once and caches it).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
 }
 
 #[inline(always)]
@@ -660,6 +655,7 @@ impl Model {
         let mut intercepts = Vec::with_capacity(columns);
         let mut heads = Vec::with_capacity(data.heads.len());
         let (mut column, mut offset) = (0, 0);
+        let mut linear = Vec::new();
         for h in &mut data.heads {
             let k = kept(h.labels.len());
             // The head's own (joint) model, then a mixture's gate and its
@@ -698,6 +694,17 @@ impl Model {
                     experts,
                 }
             });
+            // The head's linear models, in the order `classify` reads
+            // their probabilities.
+            let linked = linear.iter().map(|&(_, classes)| classes).sum();
+            linear.extend(own.map(|c| (c, labels)));
+            if let Some(b) = &mixture {
+                linear.push((b.gate, b.sources));
+                linear.extend(b.experts.iter().filter_map(|e| match e {
+                    Answer::Column(c) => Some((*c, labels)),
+                    Answer::Constant(_) => None,
+                }));
+            }
             heads.push(Head {
                 name: h.name.clone(),
                 scope: h.scope,
@@ -707,22 +714,9 @@ impl Model {
                 outputs: k,
                 offset,
                 mixture,
-                linked: 0,
+                linked,
             });
             offset += h.labels.len();
-        }
-        let mut linear = Vec::new();
-        for head in &mut heads {
-            head.linked = linear.iter().map(|&(_, classes)| classes).sum();
-            let n = head.labels.len();
-            linear.extend(head.column.map(|c| (c, n)));
-            if let Some(b) = &head.mixture {
-                linear.push((b.gate, b.sources));
-                linear.extend(b.experts.iter().filter_map(|e| match e {
-                    Answer::Column(c) => Some((*c, n)),
-                    Answer::Constant(_) => None,
-                }));
-            }
         }
         if with_chars {
             with_tables!(&mut tables, t => t.precompute_word_chars(&featurizer, &at, columns));

@@ -633,8 +633,8 @@ fn train_mixture(
     let linear: Vec<usize> = (0..domains.len())
         .filter(|&di| constant[di].is_none())
         .collect();
-    let joints = usize::from(crate::model::has_joint(m.joint_weight));
-    let fits = fit.c_grid.len() * (joints + linear.len()) + 1;
+    let has_joint = crate::model::has_joint(m.joint_weight);
+    let fits = fit.c_grid.len() * (usize::from(has_joint) + linear.len()) + 1;
     progress.start(&format!("head {} (mixture)", h.name), fits as u64);
     let grid_start = Instant::now();
     let mut cold = 0.0;
@@ -642,7 +642,7 @@ fn train_mixture(
     let mut hyper = BTreeMap::new();
     // The joint model, on the domains that have experts; none when its
     // share of the blend is 0.
-    let joint = if crate::model::has_joint(m.joint_weight) {
+    let joint = if has_joint {
         let mut joint_files: Vec<usize> =
             linear.iter().flat_map(|&di| files_of[di].clone()).collect();
         joint_files.sort_unstable();
@@ -756,19 +756,23 @@ fn train_mixture(
     hyperparameters.extend(hyper);
     hyperparameters.insert("gate C".to_string(), m.gate_c);
     hyperparameters.insert("joint_weight".to_string(), m.joint_weight);
+    // The joint model's weights and intercept, empty without one.
+    let (weights, intercept) = joint
+        .as_ref()
+        .map(|j| {
+            (
+                f32s(j.model.weights.iter().copied()),
+                f32s(j.model.intercept.iter().copied()),
+            )
+        })
+        .unwrap_or_default();
     let head = HeadData {
         name: h.name.clone(),
         scope: h.scope,
         labels: h.labels.clone(),
         threshold,
-        weights: joint
-            .as_ref()
-            .map(|j| f32s(j.model.weights.iter().copied()))
-            .unwrap_or_default(),
-        intercept: joint
-            .as_ref()
-            .map(|j| f32s(j.model.intercept.iter().copied()))
-            .unwrap_or_default(),
+        weights,
+        intercept,
         hyperparameters,
         dev_metrics,
         data: d.prints,
