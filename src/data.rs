@@ -66,6 +66,13 @@ pub struct DataSpec {
     /// folder name (its file stem when it has none).
     #[serde(default)]
     pub domain: Option<String>,
+    /// In a mixture head, the expert this file trains, when several
+    /// domains share one (movie reviews, news and headlines in one
+    /// general expert, say): the gate tells experts apart, while
+    /// leave-one-out still holds each domain out on its own. Defaults to
+    /// the file's domain.
+    #[serde(default)]
+    pub expert: Option<String>,
 }
 
 fn default_text() -> String {
@@ -90,7 +97,14 @@ impl DataSpec {
             slices: Vec::new(),
             skip_labels: Vec::new(),
             domain: None,
+            expert: None,
         }
+    }
+
+    /// The mixture expert a file trains (and, for a dev file, is scored
+    /// with): `expert`, else its [`DataSpec::domain`].
+    pub fn expert(&self) -> String {
+        self.expert.clone().unwrap_or_else(|| self.domain())
     }
 
     /// The domain of a file: `domain`, else the name of the folder the

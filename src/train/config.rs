@@ -123,12 +123,12 @@ fn default_gate_c() -> f64 {
 }
 
 impl HeadConfig {
-    /// The domains of the training files, in order of first appearance
-    /// (empty for a plain head).
+    /// A mixture's experts (see [`DataSpec::expert`]), in order of first
+    /// appearance among the training files (empty for a plain head).
     pub fn domains(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         if self.mixture.is_some() {
-            for d in self.train.iter().map(DataSpec::domain) {
+            for d in self.train.iter().map(DataSpec::expert) {
                 if !out.contains(&d) {
                     out.push(d);
                 }
@@ -353,6 +353,14 @@ dev = [{ path = "d.csv", text = "body" }]
         assert_eq!(c.heads[0].mixture.as_ref().unwrap().gate_c, 2.0);
         // 2 (joint) + 1 (a two-domain gate) + 2 × 2 (experts).
         assert_eq!(c.heads[0].columns(), 7);
+        // `expert` joins domains into one expert: one gate label, one
+        // expert's columns, whatever the files' domains.
+        let joined = r#"{ path = "x/train.jsonl", expert = "g" }, { path = "y/train.jsonl", expert = "g" }, { path = "f/train.jsonl" }"#;
+        let c = head("mixture = { joint_weight = 0.0 }", joined).unwrap();
+        assert_eq!(c.heads[0].domains(), ["g", "f"]);
+        assert_eq!(c.heads[0].train[1].domain(), "y");
+        // 1 (a two-expert gate) + 2 × 2 (experts), no joint model.
+        assert_eq!(c.heads[0].columns(), 5);
         // A plain head has no domains, and its own columns.
         let plain = head("", two).unwrap();
         assert!(plain.heads[0].domains().is_empty());

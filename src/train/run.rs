@@ -581,7 +581,7 @@ fn train_mixture(
     let train_rows = all.y.len();
     let domains = h.domains();
     let domain_of = |spec: &crate::data::DataSpec| {
-        let d = spec.domain();
+        let d = spec.expert();
         domains.iter().position(|x| *x == d)
     };
     // Each training file's rows, and the files of each domain.

@@ -239,16 +239,17 @@ mod tests {
             r#"
 name = "sentiment"
 labels = ["negative", "neutral", "positive"]
+# Files that share an expert (`expert`) still leave one domain at a time.
 train = [
-  { path = "sst3/train.jsonl" },
-  { path = "news/train.jsonl" },
+  { path = "sst3/train.jsonl", expert = "general" },
+  { path = "news/train.jsonl", expert = "general" },
   { path = "fin/train.jsonl", domain = "money" },
   { path = "tweets/train.jsonl", domain = "money" },
 ]
 dev = [
-  { path = "sst3/dev.jsonl" },
-  { path = "sst2/dev.jsonl", domain = "sst3" },
-  { path = "news/dev.jsonl" },
+  { path = "sst3/dev.jsonl", expert = "general" },
+  { path = "sst2/dev.jsonl", domain = "sst3", expert = "general" },
+  { path = "news/dev.jsonl", expert = "general" },
   { path = "fin/dev.jsonl", domain = "money" },
 ]
 "#,
