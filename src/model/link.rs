@@ -120,44 +120,106 @@ pub fn exp_nonpositive(x: f64) -> f64 {
     }
 }
 
-/// The probabilities of linear models, each given as (the first column of
-/// its kept scores in `scores`, see [`kept`]; its number of classes), into
-/// `out` (each model's classes in turn): what [`link`] gives each, bit for
-/// bit, with all their exponentials in one loop, which is vectorized,
-/// rather than a model at a time. `exps` is scratch.
-pub fn links(scores: &[f32], models: &[(usize, usize)], exps: &mut Vec<f64>, out: &mut Vec<f64>) {
-    let z = |c: usize, k: usize| f64::from(scores.get(c + k).copied().unwrap_or(0.0));
-    exps.clear();
-    for &(c, classes) in models {
-        if classes <= 2 {
-            // As `sigmoid`.
-            exps.push(-z(c, 0).abs());
-        } else {
-            // As `link`'s softmax, over the first class's 0 and the kept
-            // scores.
-            let n = kept(classes);
-            let m = (0..n).map(|k| z(c, k)).fold(0.0, f64::max);
-            exps.push(0.0 - m);
-            exps.extend((0..n).map(|k| z(c, k) - m));
+/// The links of a list of linear models, planned once: each given as (the
+/// first column of its kept scores, see [`kept`]; its number of classes),
+/// its probabilities placed in the output in list order (each model's
+/// classes in turn). [`Links::run`] gives each what [`link`] gives it, bit
+/// for bit, with all their exponentials in one loop, which is vectorized,
+/// rather than a model at a time; and with the models grouped by their
+/// number of classes, two- and three-class models (every head's but a
+/// gate over more than two domains) take straight-line code with no
+/// loop over classes.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    /// Two classes: (score column, first output).
+    sigmoids: Vec<(usize, usize)>,
+    /// Three classes: (first kept column, first output).
+    softmax3: Vec<(usize, usize)>,
+    /// More: (first kept column, classes, first output).
+    softmax: Vec<(usize, usize, usize)>,
+    /// Probabilities and exponentials in all.
+    outputs: usize,
+    exps: usize,
+}
+
+impl Links {
+    pub fn new(models: &[(usize, usize)]) -> Self {
+        let mut links = Self::default();
+        for &(c, classes) in models {
+            let at = links.outputs;
+            match classes {
+                0..=2 => links.sigmoids.push((c, at)),
+                3 => links.softmax3.push((c, at)),
+                _ => links.softmax.push((c, classes, at)),
+            }
+            links.outputs += classes.max(2);
+            links.exps += if classes <= 2 { 1 } else { classes };
         }
+        links
     }
-    exp_all(exps);
-    out.clear();
-    let mut rest = exps.as_slice();
-    for &(c, classes) in models {
-        if classes <= 2 {
-            let Some((&e, tail)) = rest.split_first() else {
+
+    /// Probabilities in all: the length of `run`'s output.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// Every model's probabilities from `scores`, into `out` (sized once;
+    /// later calls overwrite). `exps` is scratch.
+    pub fn run(&self, scores: &[f32], exps: &mut Vec<f64>, out: &mut Vec<f64>) {
+        let z = |c: usize| f64::from(scores.get(c).copied().unwrap_or(0.0));
+        exps.resize(self.exps, 0.0);
+        out.resize(self.outputs, 0.0);
+        let (sig, rest) = exps.split_at_mut(self.sigmoids.len().min(self.exps));
+        let (soft3, soft) = rest.split_at_mut((3 * self.softmax3.len()).min(rest.len()));
+        // As `sigmoid`.
+        for (e, &(c, _)) in sig.iter_mut().zip(&self.sigmoids) {
+            *e = -z(c).abs();
+        }
+        // As `link`'s softmax, over the first class's 0 and the kept
+        // scores.
+        for (e, &(c, _)) in soft3.chunks_exact_mut(3).zip(&self.softmax3) {
+            let (a, b) = (z(c), z(c + 1));
+            let m = f64::max(f64::max(0.0, a), b);
+            e.copy_from_slice(&[0.0 - m, a - m, b - m]);
+        }
+        let mut rest = &mut soft[..];
+        for &(c, classes, _) in &self.softmax {
+            let Some((e, tail)) = std::mem::take(&mut rest).split_at_mut_checked(classes) else {
                 break;
             };
-            let p = sigmoid_of(z(c, 0), e);
-            out.extend([1.0 - p, p]);
+            let m = (0..classes - 1).map(|k| z(c + k)).fold(0.0, f64::max);
+            e[0] = 0.0 - m;
+            for (k, x) in e.iter_mut().skip(1).enumerate() {
+                *x = z(c + k) - m;
+            }
             rest = tail;
-        } else {
-            let Some((e, tail)) = rest.split_at_checked(classes) else {
+        }
+        exp_all(exps);
+        let (sig, rest) = exps.split_at(self.sigmoids.len().min(self.exps));
+        let (soft3, soft) = rest.split_at((3 * self.softmax3.len()).min(rest.len()));
+        for (&e, &(c, at)) in sig.iter().zip(&self.sigmoids) {
+            if let Some([q, p]) = out.get_mut(at..at + 2) {
+                *p = sigmoid_of(z(c), e);
+                *q = 1.0 - *p;
+            }
+        }
+        for (e, &(_, at)) in soft3.chunks_exact(3).zip(&self.softmax3) {
+            if let (Some([p0, p1, p2]), [e0, e1, e2]) = (out.get_mut(at..at + 3), e) {
+                // As `total`: from 0, in order.
+                let sum = ((0.0 + e0) + e1) + e2;
+                (*p0, *p1, *p2) = (e0 / sum, e1 / sum, e2 / sum);
+            }
+        }
+        let mut rest = soft;
+        for &(_, classes, at) in &self.softmax {
+            let (Some((e, tail)), Some(p)) = (
+                rest.split_at_checked(classes),
+                out.get_mut(at..at + classes),
+            ) else {
                 break;
             };
             let sum = total(e);
-            out.extend(e.iter().map(|&x| x / sum));
+            p.iter_mut().zip(e).for_each(|(p, &x)| *p = x / sum);
             rest = tail;
         }
     }
@@ -232,8 +294,12 @@ mod tests {
         let models: Vec<(usize, usize)> =
             (0..11).map(|i| (i * 5, [2, 3, 5, 2, 16][i % 5])).collect();
         let (mut exps, mut out) = (Vec::new(), Vec::new());
-        links(&scores, &models, &mut exps, &mut out);
+        let links = Links::new(&models);
+        // Twice: the second run overwrites the first's buffers.
+        links.run(&scores, &mut exps, &mut out);
+        links.run(&scores, &mut exps, &mut out);
         assert_eq!(out.len(), models.iter().map(|m| m.1).sum::<usize>());
+        assert_eq!(links.outputs(), out.len());
         let mut got = out.as_slice();
         for &(c, classes) in &models {
             let stored = scores[c..c + kept(classes)].iter().map(|&s| f64::from(s));

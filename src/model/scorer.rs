@@ -10,7 +10,7 @@ use super::format::{
 };
 #[cfg(target_arch = "x86_64")]
 use super::has_avx2;
-use super::link::{add_share, kept, link, links};
+use super::link::{add_share, kept, link, Links};
 use super::table::{Lane, Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 
@@ -166,7 +166,7 @@ pub struct Head {
     /// A mixture's gate and experts (see [`super::Mixture`]).
     pub(super) mixture: Option<Blend>,
     /// Where this head's linear models' probabilities start among every
-    /// head's (see [`Model::linear`]).
+    /// head's (see [`Model::links`]).
     linked: usize,
 }
 
@@ -308,7 +308,7 @@ pub struct Workspace {
     pub probabilities: Vec<f64>,
     /// Every head's decided label, after [`Model::classify`].
     pub labels: Vec<usize>,
-    /// Every head's linear models' probabilities (see [`Model::linear`]),
+    /// Every head's linear models' probabilities (see [`Model::links`]),
     /// and the exponentials they come from.
     linked: Vec<f64>,
     exps: Vec<f64>,
@@ -347,10 +347,10 @@ pub struct Model {
     /// The lexicon markers' positions in the word table, as
     /// [`Featurizer::word_hits`] takes them.
     markers: [u32; 4],
-    /// Every head's linear models as (first column, classes), head by
-    /// head: its own (joint) model, then a mixture's gate and linear
-    /// experts. Scoring turns all their scores into probabilities at once.
-    linear: Vec<(usize, usize)>,
+    /// The links of every head's linear models, head by head: its own
+    /// (joint) model, then a mixture's gate and linear experts. Scoring
+    /// turns all their scores into probabilities at once.
+    links: Links,
     /// Every head's labels, counted: the length of
     /// [`Workspace::probabilities`].
     labels: usize,
@@ -740,7 +740,7 @@ impl Model {
             columns,
             with_chars,
             markers,
-            linear,
+            links: Links::new(&linear),
             labels: offset,
         })
     }
@@ -952,7 +952,7 @@ impl Model {
             exps,
         } = ws;
         self.raw_scores(passage, scan, scores);
-        links(scores, &self.linear, exps, linked);
+        self.links.run(scores, exps, linked);
         // Sized once (the first passage); later passages overwrite.
         probabilities.resize(self.labels, 0.0);
         labels.resize(self.heads.len(), 0);
