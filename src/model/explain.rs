@@ -190,7 +190,7 @@ impl Model {
     ) -> Vec<f64> {
         let tokens = crate::features::Featurizer::token_spans(&ws.scan).count();
         let mut by_token = vec![0f64; tokens];
-        let parts = head.parts(&ws.scores);
+        let parts = head.parts(ws);
         let vector = ws.scan.vector();
         let mut v = 0;
         for &(j, t, share) in shares {
@@ -273,7 +273,7 @@ impl Model {
         k: usize,
         ws: &mut Workspace,
     ) -> Vec<Contribution> {
-        let parts = head.parts(&ws.scores);
+        let parts = head.parts(ws);
         let mut contrib: Vec<(u32, f64)> = ws
             .scan
             .vector()

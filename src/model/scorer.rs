@@ -5,12 +5,10 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use super::format::{
-    Expert, HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS, MAX_OUTPUTS,
-};
+use super::format::{Expert, HeadData, InvalidModel, ModelData, ModelError, Scope, MAX_COLUMNS};
 #[cfg(target_arch = "x86_64")]
 use super::has_avx2;
-use super::link::{add_share, kept, link, Links};
+use super::link::{add_share, kept, Links};
 use super::table::{Lane, Row, Table};
 use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
 
@@ -189,14 +187,6 @@ enum Answer {
     Constant(Vec<f64>),
 }
 
-impl Blend {
-    /// The gate's probabilities over the sources, into `g`, from the
-    /// passage's raw scores.
-    fn gate(&self, scores: &[f32], g: &mut [f64; MAX_OUTPUTS]) {
-        probabilities_at(scores, self.gate, &mut g[..self.sources]);
-    }
-}
-
 /// A linear model's weights (features × `classes` scores, or one for two
 /// classes, as stored in the model file) and intercepts as the scorer
 /// keeps them (see [`kept`]).
@@ -221,41 +211,40 @@ fn shift<'a>(
     )
 }
 
-/// The probabilities (`out`, one per class) of the linear model whose
-/// kept scores (see [`kept`]) start at `column` of `scores`.
-#[inline]
-fn probabilities_at(scores: &[f32], column: usize, out: &mut [f64]) {
-    let classes = out.len();
-    let n = kept(classes);
-    let mut z = [0f64; MAX_OUTPUTS];
-    // Two classes: the log-odds alone; more: the first class's 0, then
-    // the others' scores.
-    let first = usize::from(classes > 2);
-    let stored = scores.get(column..column + n).unwrap_or_default();
-    for (zk, &s) in z[first..].iter_mut().zip(stored) {
-        *zk = f64::from(s);
-    }
-    link(&z[..n + first], out);
-}
-
 impl Head {
+    /// This head's linear models' probabilities among every head's
+    /// (`linked`, see [`Model::links`]): its own model's (`None` for a
+    /// mixture without one), then a mixture's gate's, then its linear
+    /// experts' in turn (empty for a plain head).
+    fn models<'a>(&self, linked: &'a [f64]) -> (Option<&'a [f64]>, &'a [f64], &'a [f64]) {
+        let n = self.labels.len();
+        let mut rest = linked.get(self.linked..).unwrap_or_default();
+        let own = self.column.and_then(|_| {
+            let (own, after) = rest.split_at_checked(n)?;
+            rest = after;
+            Some(own)
+        });
+        let sources = self.mixture.as_ref().map_or(0, |b| b.sources);
+        let (gate, experts) = rest.split_at_checked(sources).unwrap_or_default();
+        (own, gate, experts)
+    }
+
     /// The linear models whose contributions an explanation folds
     /// together, as (first column, share): the head's own alone for a
     /// plain head; for a mixture, its joint model's λ and each linear
-    /// expert's (1 − λ)·gate weight on the passage whose raw scores are
-    /// `scores`.
-    pub(super) fn parts(&self, scores: &[f32]) -> Vec<(usize, f64)> {
+    /// expert's (1 − λ)·gate weight on the passage [`Model::classify`]
+    /// last scored into `ws`.
+    pub(super) fn parts(&self, ws: &Workspace) -> Vec<(usize, f64)> {
         let Some(b) = &self.mixture else {
             return self.column.map(|c| (c, 1.0)).into_iter().collect();
         };
-        let mut g = [0f64; MAX_OUTPUTS];
-        b.gate(scores, &mut g);
+        let (_, g, _) = self.models(&ws.linked);
         let mut parts: Vec<(usize, f64)> = self
             .column
             .map(|c| (c, b.joint_weight))
             .into_iter()
             .collect();
-        for (answer, &gs) in b.experts.iter().zip(&g) {
+        for (answer, &gs) in b.experts.iter().zip(g) {
             if let Answer::Column(c) = answer {
                 parts.push((*c, (1.0 - b.joint_weight) * gs));
             }
@@ -958,22 +947,16 @@ impl Model {
         labels.resize(self.heads.len(), 0);
         for (head, label) in self.heads.iter().zip(labels.iter_mut()) {
             let n = head.labels.len();
-            let (Some(p), Some(mut models)) = (
-                probabilities.get_mut(head.offset..head.offset + n),
-                linked.get(head.linked..),
-            ) else {
+            let Some(p) = probabilities.get_mut(head.offset..head.offset + n) else {
                 continue;
             };
-            match head.column.and_then(|_| models.split_at_checked(n)) {
-                Some((own, rest)) => {
-                    copy_small(p, own);
-                    models = rest;
-                }
+            let (own, g, mut experts) = head.models(linked);
+            match own {
+                Some(own) => copy_small(p, own),
                 // A mixture without a joint model: its experts alone.
-                None => p.iter_mut().for_each(|x| *x = 0.0),
+                None => p.fill(0.0),
             }
             if let Some(b) = &head.mixture {
-                let (g, mut experts) = models.split_at_checked(b.sources).unwrap_or_default();
                 p.iter_mut().for_each(|x| *x *= b.joint_weight);
                 for (answer, &gs) in b.experts.iter().zip(g) {
                     let share = (1.0 - b.joint_weight) * gs;
@@ -1006,6 +989,7 @@ fn copy_small(dst: &mut [f64], src: &[f64]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::link::link;
     use super::super::tiny;
     use super::*;
     use crate::features::{FeatureParams, FeatureSettings};
