@@ -59,7 +59,7 @@ pub fn sigmoid(z: f64) -> f64 {
 
 /// [`sigmoid`] of `z` from `e` = e^-|z|.
 #[inline(always)]
-fn sigmoid_of(z: f64, e: f64) -> f64 {
+pub(crate) fn sigmoid_of(z: f64, e: f64) -> f64 {
     let numerator = if z >= 0.0 { 1.0 } else { e };
     numerator / (1.0 + e)
 }

@@ -22,9 +22,7 @@ pub(super) fn softplus(z: f64) -> f64 {
 /// the gradient keeps libm's, so that speeding up scoring never moved a
 /// trained weight.
 fn sigmoid(z: f64) -> f64 {
-    let e = (-z.abs()).exp();
-    let numerator = if z >= 0.0 { 1.0 } else { e };
-    numerator / (1.0 + e)
+    crate::model::link::sigmoid_of(z, (-z.abs()).exp())
 }
 
 /// The problem L-BFGS minimises: parameters are laid out as the weights
