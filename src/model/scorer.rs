@@ -216,17 +216,23 @@ impl Head {
     /// (`linked`, see [`Model::links`]): its own model's (`None` for a
     /// mixture without one), then a mixture's gate's, then its linear
     /// experts' in turn (empty for a plain head).
+    #[inline(always)]
     fn models<'a>(&self, linked: &'a [f64]) -> (Option<&'a [f64]>, &'a [f64], &'a [f64]) {
-        let n = self.labels.len();
-        let mut rest = linked.get(self.linked..).unwrap_or_default();
-        let own = self.column.and_then(|_| {
-            let (own, after) = rest.split_at_checked(n)?;
-            rest = after;
-            Some(own)
-        });
-        let sources = self.mixture.as_ref().map_or(0, |b| b.sources);
-        let (gate, experts) = rest.split_at_checked(sources).unwrap_or_default();
-        (own, gate, experts)
+        let rest = linked.get(self.linked..).unwrap_or_default();
+        let (own, rest) = match self
+            .column
+            .and_then(|_| rest.split_at_checked(self.labels.len()))
+        {
+            Some((own, rest)) => (Some(own), rest),
+            None => (None, rest),
+        };
+        match &self.mixture {
+            Some(b) => {
+                let (gate, experts) = rest.split_at_checked(b.sources).unwrap_or_default();
+                (own, gate, experts)
+            }
+            None => (own, &[], &[]),
+        }
     }
 
     /// The linear models whose contributions an explanation folds
