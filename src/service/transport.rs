@@ -32,7 +32,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -418,6 +421,18 @@ impl ConnState {
         }
     }
 
+    /// A response body is ready and waits for hyper to take it. The send
+    /// timeout counts from the oldest wait: when nothing else waits, the
+    /// clock starts now, not when hyper last took data (maybe long ago: a
+    /// trailers-only answer is never polled). Ordered so the watchdog
+    /// never sees the new wait with the old clock.
+    fn response_ready(&self, now: u64) {
+        if self.waiting.load(Acquire) == 0 {
+            self.last_taken_ms.store(now, Relaxed);
+        }
+        self.waiting.fetch_add(1, Release);
+    }
+
     fn verdict(&self, limits: &ConnectionLimits, now: u64) -> Verdict {
         let since = |t: &AtomicU64| now.saturating_sub(t.load(Relaxed));
         if self.requests.load(Relaxed) == 0 {
@@ -427,7 +442,7 @@ impl ConnState {
                 Verdict::Keep
             };
         }
-        if self.waiting.load(Relaxed) > 0
+        if self.waiting.load(Acquire) > 0
             && since(&self.last_taken_ms) >= millis(limits.send_timeout)
         {
             return Verdict::Unread("the client has not taken a response within the send timeout");
@@ -542,7 +557,7 @@ impl TrackedBody {
         let waiting = state.is_some();
         if let Some(s) = &state {
             // Ready to send: from now on hyper is expected to take it.
-            s.waiting.fetch_add(1, Relaxed);
+            s.response_ready(now_ms());
         }
         Self {
             inner,
@@ -574,7 +589,7 @@ impl Body for TrackedBody {
             Poll::Ready(Some(Ok(frame))) if frame.is_data() => {
                 if let Some(state) = this.state.as_ref() {
                     *this.waiting = true;
-                    state.waiting.fetch_add(1, Relaxed);
+                    state.response_ready(now_ms());
                 }
             }
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
@@ -743,5 +758,21 @@ mod tests {
         // Taken again: fine.
         s.last_taken_ms.store(1_390, Relaxed);
         assert_eq!(s.verdict(&l, 1_400), Verdict::Keep);
+    }
+
+    #[test]
+    fn the_send_timeout_counts_from_when_a_response_is_ready() {
+        let l = limits();
+        let s = ConnState::new(1_000);
+        s.requests.store(1, Relaxed);
+        s.in_flight.store(2, Relaxed);
+        // Hyper last took data long ago (or never: a trailers-only answer
+        // is not polled); a response ready now has the whole send timeout.
+        s.response_ready(5_000);
+        assert_eq!(s.verdict(&l, 5_000), Verdict::Keep);
+        assert_eq!(s.verdict(&l, 5_299), Verdict::Keep);
+        // A second one ready later does not restart the first one's clock.
+        s.response_ready(5_200);
+        assert!(matches!(s.verdict(&l, 5_300), Verdict::Unread(_)));
     }
 }
