@@ -1,7 +1,8 @@
 //! Behaviour of the committed default model (models/default.slant) on
 //! sentences written for these tests (no test set, no CheckList): negation,
-//! intensifiers, and invariance to swapping nationalities, religions,
-//! cities, names and orientations.
+//! intensifiers, invariance to swapping nationalities, religions,
+//! cities, names and orientations, and ordinary reporting not called
+//! misinformation.
 //!
 //! Each test asserts what the model does hold to. Cases it fails are kept
 //! below as `KNOWN_FAILURES`, checked to still fail (so that a model that
@@ -265,6 +266,67 @@ fn clickbait_is_a_headline_head() {
     for name in ["sentiment", "sensational", "misinformation"] {
         let h = m.head_index(name).expect("the head");
         assert_eq!(m.heads()[h].scope, slant::model::Scope::Passage, "{name}");
+    }
+}
+
+/// Ordinary reporting of several kinds, written for this test: the
+/// misinformation head must call it real.
+const REPORTING: &[&str] = &[
+    "Shares of the carmaker rose 4% after it reported higher quarterly profit.",
+    "The central bank left its key interest rate unchanged on Thursday.",
+    "Oil prices fell for a third day as inventories grew more than expected.",
+    "The retailer cut its full-year sales forecast, citing weaker demand.",
+    "Storm knocks out power to thousands across the region",
+    "The senator said the bill would be debated in committee next week.",
+    "Police said two people were injured in the crash on the highway.",
+    "Published",
+];
+
+/// Reporting the default model still calls fake (see the model card).
+const REPORTING_KNOWN_FAILURES: &[&str] = &["City council approves budget for new public library"];
+
+/// The style of unreliable claims and posts: the head must call it fake.
+const UNRELIABLE: &[&str] = &[
+    "BREAKING: Doctors don't want you to know this one trick that cures cancer!",
+    "Gargling salt water every hour kills the virus, scientists confirm.",
+    "The government is secretly putting microchips in vaccines.",
+    "Says the governor raised taxes 47 times in two years.",
+    "SHARE BEFORE IT'S DELETED: the election was rigged by millions of fake ballots!!",
+    "Eating garlic protects you completely from COVID-19.",
+];
+
+fn misinformation(m: &Model, ws: &mut Workspace, passage: &str) -> (String, f64) {
+    let h = m
+        .head_index("misinformation")
+        .expect("a misinformation head");
+    let s = &m.score(passage, &[h], Explain::None, ws)[0];
+    let head = &m.heads()[h];
+    let fake = head
+        .labels
+        .iter()
+        .position(|l| l == "fake")
+        .expect("a fake label");
+    (head.labels[s.label].clone(), s.probabilities[fake])
+}
+
+#[test]
+fn ordinary_reporting_is_not_misinformation() {
+    let m = model();
+    let mut ws = Workspace::default();
+    for &sentence in REPORTING {
+        let (label, fake) = misinformation(&m, &mut ws, sentence);
+        assert_eq!(label, "real", "{sentence:?}: P(fake) {fake:.3}");
+    }
+    for &sentence in REPORTING_KNOWN_FAILURES {
+        let (label, fake) = misinformation(&m, &mut ws, sentence);
+        assert_eq!(
+            label, "fake",
+            "{sentence:?} now reads real (P(fake) {fake:.3}): move it to REPORTING and update the model card"
+        );
+    }
+    for &sentence in UNRELIABLE {
+        let (label, fake) = misinformation(&m, &mut ws, sentence);
+        assert_eq!(label, "fake", "{sentence:?}: P(fake) {fake:.3}");
     }
 }
 
