@@ -420,6 +420,31 @@ fn fit_grid(
     })
 }
 
+/// Each training row's weight in a mixture's gate: every domain weighs
+/// the same, and within one each file (with rows) its `weight`'s share,
+/// spread evenly over its rows. `rows`, `domain` and `weight` are per
+/// file; the weights total the rows.
+fn gate_weights(rows: &[usize], domain: &[usize], weight: &[f32], domains: usize) -> Vec<f32> {
+    let total = rows.iter().sum::<usize>() as f32 / domains.max(1) as f32;
+    (0..rows.len())
+        .flat_map(|f| {
+            // With equal weights, `files` counts the domain's files with
+            // rows (the weights' sum over one of them, exact).
+            let files: f32 = (0..rows.len())
+                .filter(|&g| domain[g] == domain[f] && rows[g] > 0)
+                .map(|g| weight[g])
+                .sum::<f32>()
+                / weight[f];
+            let w = if files.is_finite() && files > 0.0 {
+                total / (files * rows[f].max(1) as f32)
+            } else {
+                0.0
+            };
+            std::iter::repeat_n(w, rows[f])
+        })
+        .collect()
+}
+
 /// A fit's failure, before the head's (and part's) name is put on it.
 enum FitError {
     Solver(SolverError),
@@ -686,16 +711,13 @@ fn train_mixture(
     let gate_y: Vec<usize> = (0..h.train.len())
         .flat_map(|f| std::iter::repeat_n(domain_of(&h.train[f]).unwrap_or(0), all.files[f]))
         .collect();
-    let total = all.y.len() as f32 / domains.len() as f32;
-    let gate_weight: Vec<f32> = (0..h.train.len())
-        .flat_map(|f| {
-            let di = domain_of(&h.train[f]).unwrap_or(0);
-            // Files with rows, so that an empty one takes no share.
-            let files = files_of[di].iter().filter(|&&g| all.files[g] > 0).count();
-            let w = total / (files.max(1) as f32 * all.files[f].max(1) as f32);
-            std::iter::repeat_n(w, all.files[f])
-        })
+    let file_domain: Vec<usize> = h
+        .train
+        .iter()
+        .map(|spec| domain_of(spec).unwrap_or(0))
         .collect();
+    let file_weight: Vec<f32> = h.train.iter().map(|spec| spec.weight).collect();
+    let gate_weight = gate_weights(&all.files, &file_domain, &file_weight, domains.len());
     let gate_fit = Fit {
         labels: &domains,
         c_grid: vec![m.gate_c],
@@ -829,6 +851,25 @@ mod tests {
              train = [{{ path = \"t\" }}]\ndev = [{{ path = \"d\" }}]\n"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn the_gate_weighs_domains_alike_and_files_by_their_weight() {
+        // Domain 0: files of 10 and 30 rows, weights 1 and 3; domain 1:
+        // one file of 20 rows; an empty file takes no share.
+        let w = gate_weights(&[10, 30, 20, 0], &[0, 0, 1, 0], &[1.0, 3.0, 1.0, 5.0], 2);
+        assert_eq!(w.len(), 60);
+        let sum = |r: std::ops::Range<usize>| w[r].iter().sum::<f32>();
+        let (a, b, c) = (sum(0..10), sum(10..40), sum(40..60));
+        assert!((a + b - c).abs() < 1e-3, "{a} + {b} against {c}");
+        assert!((b - 3.0 * a).abs() < 1e-3, "{a} {b}");
+        assert!((a + b + c - 60.0).abs() < 1e-3);
+        // Equal weights: each file of a domain an equal share, as before
+        // weights counted, bit for bit.
+        let w = gate_weights(&[10, 30, 20], &[0, 0, 1], &[1.0, 1.0, 1.0], 2);
+        assert_eq!(w[0], 30.0 / (2.0 * 10.0));
+        assert_eq!(w[10], 30.0 / (2.0 * 30.0));
+        assert_eq!(w[40], 30.0 / (1.0 * 20.0));
     }
 
     #[test]
