@@ -577,8 +577,11 @@ impl Body for TrackedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.project();
+        // One clock read: hyper takes data now, and any data it gets
+        // waits from now.
+        let now = now_ms();
         if let Some(state) = this.state.as_ref() {
-            state.last_taken_ms.store(now_ms(), Relaxed);
+            state.last_taken_ms.store(now, Relaxed);
             if *this.waiting {
                 *this.waiting = false;
                 state.waiting.fetch_sub(1, Relaxed);
@@ -589,7 +592,7 @@ impl Body for TrackedBody {
             Poll::Ready(Some(Ok(frame))) if frame.is_data() => {
                 if let Some(state) = this.state.as_ref() {
                     *this.waiting = true;
-                    state.response_ready(now_ms());
+                    state.response_ready(now);
                 }
             }
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
