@@ -426,15 +426,18 @@ fn fit_grid(
 /// file; the weights total the rows.
 fn gate_weights(rows: &[usize], domain: &[usize], weight: &[f32], domains: usize) -> Vec<f32> {
     let total = rows.iter().sum::<usize>() as f32 / domains.max(1) as f32;
+    // Each domain's files with rows, their weights summed (in file order).
+    let mut domain_weight = vec![0f32; domains.max(1)];
+    for ((&n, &d), &w) in rows.iter().zip(domain).zip(weight) {
+        if let Some(sum) = domain_weight.get_mut(d).filter(|_| n > 0) {
+            *sum += w;
+        }
+    }
     (0..rows.len())
         .flat_map(|f| {
             // With equal weights, `files` counts the domain's files with
             // rows (the weights' sum over one of them, exact).
-            let files: f32 = (0..rows.len())
-                .filter(|&g| domain[g] == domain[f] && rows[g] > 0)
-                .map(|g| weight[g])
-                .sum::<f32>()
-                / weight[f];
+            let files = domain_weight.get(domain[f]).copied().unwrap_or(0.0) / weight[f];
             let w = if files.is_finite() && files > 0.0 {
                 total / (files * rows[f].max(1) as f32)
             } else {
@@ -706,15 +709,17 @@ fn train_mixture(
             Some(e.model),
         ));
     }
-    // The gate: every row labelled with its domain; each domain weighs
-    // the same, and so does each file within it.
-    let gate_y: Vec<usize> = (0..h.train.len())
-        .flat_map(|f| std::iter::repeat_n(domain_of(&h.train[f]).unwrap_or(0), all.files[f]))
-        .collect();
+    // The gate: every row labelled with its domain, weighed by
+    // `gate_weights`.
     let file_domain: Vec<usize> = h
         .train
         .iter()
         .map(|spec| domain_of(spec).unwrap_or(0))
+        .collect();
+    let gate_y: Vec<usize> = file_domain
+        .iter()
+        .zip(&all.files)
+        .flat_map(|(&d, &n)| std::iter::repeat_n(d, n))
         .collect();
     let file_weight: Vec<f32> = h.train.iter().map(|spec| spec.weight).collect();
     let gate_weight = gate_weights(&all.files, &file_domain, &file_weight, domains.len());
