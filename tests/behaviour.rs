@@ -28,7 +28,12 @@ fn scores(m: &Model, ws: &mut Workspace, passage: &str) -> Vec<(String, Vec<f64>
 
 /// The sentiment head's label and P(label) for each label name.
 fn sentiment(m: &Model, ws: &mut Workspace, passage: &str) -> (String, Vec<(String, f64)>) {
-    let h = m.head_index("sentiment").expect("a sentiment head");
+    head(m, ws, "sentiment", passage)
+}
+
+/// A head's label and P(label) for each label name.
+fn head(m: &Model, ws: &mut Workspace, name: &str, passage: &str) -> (String, Vec<(String, f64)>) {
+    let h = m.head_index(name).expect("the head");
     let s = &m.score(passage, &[h], Explain::None, ws)[0];
     let head = &m.heads()[h];
     (
@@ -295,18 +300,10 @@ const UNRELIABLE: &[&str] = &[
     "Eating garlic protects you completely from COVID-19.",
 ];
 
+/// The misinformation head's label and P(fake).
 fn misinformation(m: &Model, ws: &mut Workspace, passage: &str) -> (String, f64) {
-    let h = m
-        .head_index("misinformation")
-        .expect("a misinformation head");
-    let s = &m.score(passage, &[h], Explain::None, ws)[0];
-    let head = &m.heads()[h];
-    let fake = head
-        .labels
-        .iter()
-        .position(|l| l == "fake")
-        .expect("a fake label");
-    (head.labels[s.label].clone(), s.probabilities[fake])
+    let (label, probs) = head(m, ws, "misinformation", passage);
+    (label, p(&probs, "fake"))
 }
 
 #[test]
