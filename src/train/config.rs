@@ -96,6 +96,15 @@ pub struct HeadConfig {
     /// [`MixtureConfig`]); absent, one model over all its files.
     #[serde(default)]
     pub mixture: Option<MixtureConfig>,
+    /// This head's scale of the character n-gram block (on top of the
+    /// featurizer's `char_weight`, which every head shares): the block's
+    /// values are multiplied by it while the head's models are fitted, and
+    /// their character weights by it afterwards, so a passage scores as
+    /// the fit saw it and scoring is unchanged. It is an L2 penalty on the
+    /// head's character weights 1/s² as strong as on its word weights:
+    /// below 1 the head leans on whole words, above 1 on word parts.
+    #[serde(default = "default_char_scale")]
+    pub char_scale: f64,
 }
 
 /// A mixture head: its joint model (trained as a plain head is, on the
@@ -166,6 +175,9 @@ fn default_tolerance() -> f64 {
 fn default_true() -> bool {
     true
 }
+fn default_char_scale() -> f64 {
+    1.0
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -198,6 +210,8 @@ pub enum InvalidConfig {
     NoData { head: String },
     #[error("head {head:?}: c_grid must be positive numbers")]
     CGrid { head: String },
+    #[error("head {head:?}: char_scale must be a positive number, got {value}")]
+    CharScale { head: String, value: f64 },
     #[error("head {head:?}: weight of {} must be positive", file.display())]
     Weight { head: String, file: PathBuf },
     #[error("head {head:?}: a mixture needs joint_weight in [0, 1] (got {joint_weight}), a positive gate_c (got {gate_c}) and 2 to {} named domains among its training files (got {domains:?})", crate::model::MAX_OUTPUTS)]
@@ -264,6 +278,12 @@ impl TrainConfig {
             }
             if h.c_grid.is_empty() || h.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
                 return Err(InvalidConfig::CGrid { head: head() });
+            }
+            if !(h.char_scale.is_finite() && h.char_scale > 0.0) {
+                return Err(InvalidConfig::CharScale {
+                    head: head(),
+                    value: h.char_scale,
+                });
             }
             if let Some(m) = &h.mixture {
                 let domains = h.domains();
@@ -422,5 +442,27 @@ dev = [{ path = "d.csv", text = "body" }]
             .unwrap_err()
             .to_string()
             .contains("c.toml"));
+        for bad in ["0.0", "-1.0", "nan", "inf"] {
+            std::fs::write(
+                &p,
+                format!(
+                    "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\nchar_scale = {bad}\n\
+                     train = [{{ path = \"t\" }}]\ndev = [{{ path = \"d\" }}]\n"
+                ),
+            )
+            .unwrap();
+            let e = TrainConfig::load(&p, None).unwrap_err();
+            assert!(
+                matches!(
+                    &e,
+                    ConfigError::Invalid {
+                        source: InvalidConfig::CharScale { .. },
+                        ..
+                    }
+                ),
+                "{bad}: {e:?}"
+            );
+            assert!(e.to_string().contains("char_scale"), "{e}");
+        }
     }
 }

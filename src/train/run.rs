@@ -212,15 +212,56 @@ fn vocabulary_corpus(heads: &[HeadInputs]) -> Vec<&str> {
 
 /// Featurizes passages into a sparse matrix, on every core (rayon; rows
 /// are independent and collected in order, so the result does not depend
-/// on the thread count).
-fn matrix(featurizer: &Featurizer, examples: &[Example]) -> SparseRecords {
+/// on the thread count), each feature's value times its `scale` (see
+/// [`feature_scale`]).
+fn matrix(featurizer: &Featurizer, examples: &[Example], scale: Option<&[f32]>) -> SparseRecords {
     let rows: Vec<Vec<(u32, f32)>> = examples
         .par_iter()
         .map_init(Scratch::default, |scratch, e| {
-            featurizer.transform(&e.text, scratch).to_vec()
+            let mut row = featurizer.transform(&e.text, scratch).to_vec();
+            if let Some(scale) = scale {
+                for (j, v) in &mut row {
+                    *v *= scale.get(*j as usize).copied().unwrap_or(1.0);
+                }
+            }
+            row
         })
         .collect();
     SparseRecords::from_rows(featurizer.len(), rows.iter().map(Vec::as_slice))
+}
+
+/// A head's scale of each feature while it is fitted: its `char_scale`
+/// for the character n-grams, 1 for the rest; `None` when that is 1 for
+/// every feature (nothing is multiplied, so the model is the same bits as
+/// without the setting).
+fn feature_scale(featurizer: &Featurizer, char_scale: f64) -> Option<Vec<f32>> {
+    if char_scale == 1.0 {
+        return None;
+    }
+    let mut scale = vec![1.0f32; featurizer.len()];
+    for (_, j, _) in featurizer.char_keys() {
+        if let Some(s) = scale.get_mut(j as usize) {
+            *s = char_scale as f32;
+        }
+    }
+    Some(scale)
+}
+
+/// A fitted model's weights as stored: each feature's row times its
+/// fitting scale, so that unscaled passages score as the scaled ones did
+/// in the fit.
+fn stored_weights(weights: &Array2<f64>, scale: Option<&[f32]>) -> Vec<f32> {
+    let Some(scale) = scale else {
+        return f32s(weights.iter().copied());
+    };
+    weights
+        .outer_iter()
+        .enumerate()
+        .flat_map(|(j, row)| {
+            let k = f64::from(scale.get(j).copied().unwrap_or(1.0));
+            row.into_iter().map(move |&w| (w * k) as f32)
+        })
+        .collect()
 }
 
 /// Each training row's class weight: [`class_weights`] over the whole
@@ -500,7 +541,9 @@ fn train_head(
 ) -> Result<(HeadData, HeadSummary), TrainError> {
     let named = |e: FitError| e.named(h.name.clone());
     let featurize_start = Instant::now();
-    let x = matrix(featurizer, &d.train);
+    let scale = feature_scale(featurizer, h.char_scale);
+    let scale = scale.as_deref();
+    let x = matrix(featurizer, &d.train, scale);
     let featurize_seconds = featurize_start.elapsed().as_secs_f64();
     let y: Vec<usize> = d.train.iter().map(|e| e.label).collect();
     let dev: Vec<DevSet> = d
@@ -508,7 +551,7 @@ fn train_head(
         .iter()
         .map(|(name, ex)| DevSet {
             name: name.clone(),
-            x: matrix(featurizer, ex),
+            x: matrix(featurizer, ex, scale),
             y: ex.iter().map(|e| e.label).collect(),
         })
         .collect();
@@ -521,7 +564,9 @@ fn train_head(
         weight: d.train_weight.clone(),
     };
     if let Some(m) = &h.mixture {
-        return train_mixture(h, m, d, rows, dev, featurize_seconds, progress);
+        let (head, mut summary) = train_mixture(h, m, d, rows, dev, scale, progress)?;
+        summary.fit_seconds += featurize_seconds;
+        return Ok((head, summary));
     }
     progress.start(&format!("head {}", h.name), fit.c_grid.len() as u64);
     let grid_start = Instant::now();
@@ -544,7 +589,7 @@ fn train_head(
         scope: h.scope,
         labels: h.labels.clone(),
         threshold,
-        weights: f32s(model.weights.iter().copied()),
+        weights: stored_weights(&model.weights, scale),
         intercept: f32s(model.intercept.iter().copied()),
         hyperparameters: hyperparameters(h, Some(c)),
         dev_metrics,
@@ -578,6 +623,9 @@ fn hyperparameters(h: &HeadConfig, c: Option<f64>) -> BTreeMap<String, f64> {
     if h.class_weight == ClassWeight::BalancedPerSource {
         out.insert(crate::model::CLASS_WEIGHT_PER_SOURCE.to_string(), 1.0);
     }
+    if h.char_scale != 1.0 {
+        out.insert("char_scale".to_string(), h.char_scale);
+    }
     out
 }
 
@@ -598,7 +646,7 @@ fn train_mixture(
     d: HeadInputs,
     all: Rows,
     dev: Vec<DevSet>,
-    featurize_seconds: f64,
+    scale: Option<&[f32]>,
     progress: &mut dyn Progress,
 ) -> Result<(HeadData, HeadSummary), TrainError> {
     let part = |what: &str| {
@@ -703,7 +751,7 @@ fn train_mixture(
         hyper.insert(format!("expert {name} C"), e.c);
         experts.push((
             crate::model::Expert::Linear(crate::model::Linear {
-                weights: f32s(e.model.weights.iter().copied()),
+                weights: stored_weights(&e.model.weights, scale),
                 intercept: f32s(e.model.intercept.iter().copied()),
             }),
             Some(e.model),
@@ -788,7 +836,7 @@ fn train_mixture(
         .as_ref()
         .map(|j| {
             (
-                f32s(j.model.weights.iter().copied()),
+                stored_weights(&j.model.weights, scale),
                 f32s(j.model.intercept.iter().copied()),
             )
         })
@@ -807,7 +855,7 @@ fn train_mixture(
             joint_weight: m.joint_weight,
             sources: domains.clone(),
             gate: crate::model::Linear {
-                weights: f32s(gate.model.weights.iter().copied()),
+                weights: stored_weights(&gate.model.weights, scale),
                 intercept: f32s(gate.model.intercept.iter().copied()),
             },
             experts: experts.into_iter().map(|(e, _)| e).collect(),
@@ -818,7 +866,7 @@ fn train_mixture(
         c: joint.as_ref().map(|j| j.c),
         threshold,
         train_rows,
-        fit_seconds: featurize_seconds + cold,
+        fit_seconds: cold,
         grid_seconds,
         iterations: joint.as_ref().map(|j| j.model.iterations),
         unconverged,
@@ -896,6 +944,82 @@ mod tests {
             row_class_weights(head("none").class_weight, 2, &y, &sources),
             [1.0; 6]
         );
+    }
+
+    /// The fixture's sentiment head, trained with `char_scale`, and its
+    /// dev file's log-loss as scoring sees it and as the fit saw it.
+    fn scaled_fixture(char_scale: f64) -> (ModelData, f64, f64) {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures");
+        let text = format!(
+            "data_root = {:?}\n[features]\nchar_ngrams = [3, 4]\nmin_df = 1\n\
+             [[heads]]\nname = \"sentiment\"\nlabels = [\"negative\", \"neutral\", \"positive\"]\n\
+             c_grid = [1]\nchar_scale = {char_scale:?}\n\
+             train = [{{ path = \"sentiment_train.jsonl\" }}]\ndev = [{{ path = \"sentiment_dev.jsonl\" }}]\n",
+            fixtures.display().to_string()
+        );
+        let config: TrainConfig = toml::from_str(&text).unwrap();
+        let trained = train(
+            &config,
+            text.as_bytes(),
+            &TrainOptions::default(),
+            &mut Quiet,
+        )
+        .unwrap();
+        let fitted = trained.model.heads[0].dev_metrics["sentiment_dev.jsonl log_loss"];
+        let model = crate::model::Model::from_data(
+            trained.model.clone(),
+            "t".into(),
+            std::path::Path::new("t"),
+        )
+        .unwrap();
+        let dev = config.resolve(&config.heads[0].dev[0]);
+        let examples = read_labeled(&dev, &config.heads[0].labels, false)
+            .unwrap()
+            .examples;
+        let scored = crate::eval::evaluate(&model, 0, &examples, &[]).unwrap();
+        (trained.model, scored.report.log_loss, fitted)
+    }
+
+    #[test]
+    fn a_char_scale_is_folded_into_the_weights_so_scoring_sees_what_the_fit_saw() {
+        let (plain, scored, fitted) = scaled_fixture(1.0);
+        assert!((scored - fitted).abs() < 1e-4, "{scored} against {fitted}");
+        assert!(!plain.heads[0].hyperparameters.contains_key("char_scale"));
+        for s in [0.5, 2.0] {
+            let (m, scored, fitted) = scaled_fixture(s);
+            // Scoring unscaled passages with the stored weights gives the
+            // fit's own dev log-loss (it would not, were the character
+            // weights stored as fitted on the scaled block).
+            assert!(
+                (scored - fitted).abs() < 1e-4,
+                "{s}: {scored} against {fitted}"
+            );
+            assert_eq!(m.heads[0].hyperparameters["char_scale"], s);
+            assert_ne!(m.heads[0].weights, plain.heads[0].weights, "{s}");
+        }
+    }
+
+    #[test]
+    fn a_char_scale_scales_the_character_block_alone() {
+        let fz = crate::features::fitted(
+            crate::features::FeatureSettings {
+                char_ngrams: [3, 3],
+                ..Default::default()
+            },
+            &["shocking news", "news today"],
+        );
+        assert!(feature_scale(&fz, 1.0).is_none());
+        let scale = feature_scale(&fz, 0.5).unwrap();
+        assert_eq!(scale.len(), fz.len());
+        for (j, &k) in scale.iter().enumerate() {
+            let chars = fz.term(j as u32).starts_with("ch:");
+            assert_eq!(k, if chars { 0.5 } else { 1.0 }, "{}", fz.term(j as u32));
+        }
+        assert!(scale.contains(&0.5) && scale.contains(&1.0));
+        // Each feature's row of weights (one column per output) times its scale.
+        let w = Array2::from_shape_vec((2, 2), vec![1.0, -2.0, 3.0, 4.0]).unwrap();
+        assert_eq!(stored_weights(&w, Some(&[0.5, 1.0])), [0.5, -1.0, 3.0, 4.0]);
+        assert_eq!(stored_weights(&w, None), [1.0, -2.0, 3.0, 4.0]);
     }
 
     #[test]
