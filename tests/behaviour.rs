@@ -64,12 +64,14 @@ const NEGATION: &[(&str, &str)] = &[
 
 /// Negation cases the default model gets wrong (see the model card):
 /// the negative words outweigh "not"; "nobody" is not a negator of the
-/// verb's sentiment to a bag of n-grams; and "but I didn't" refers back to
+/// verb's sentiment to a bag of n-grams (the sentence reads neutral, where
+/// it read positive before the sentiment head's character n-grams weighed
+/// less); and "but I didn't" refers back to
 /// "enjoy" or "love" across the clause (ellipsis), which no bag of n-grams
 /// sees. The phone was right before the sentiment head had a financial
 /// expert, whose share here reads "expected" and "new" as good news.
 const KNOWN_FAILURES: &[(&str, &str)] = &[
-    ("Nobody enjoyed the long meeting.", "positive"),
+    ("Nobody enjoyed the long meeting.", "neutral"),
     ("Honestly, the concert was not bad at all.", "negative"),
     (
         "I thought I would enjoy that flight, but I didn't.",
@@ -144,9 +146,9 @@ fn intensifiers_do_not_weaken() {
             "P({label}) {a:.3} for {plain:?} > {b:.3} for {strong:?}"
         );
     }
-    // Known exception (model card): "really nice" reads slightly less
-    // positive than "nice" (0.77 against 0.79), "really" being common in
-    // negative reviews.
+    // Known exception (model card): "really nice" reads less positive
+    // than "nice" (0.73 against 0.77), "really" being common in negative
+    // reviews.
     let a = p(
         &sentiment(&m, &mut ws, "The weather today is nice.").1,
         "positive",
@@ -155,7 +157,7 @@ fn intensifiers_do_not_weaken() {
         &sentiment(&m, &mut ws, "The weather today is really nice.").1,
         "positive",
     );
-    assert!(a > 0.75 && b > 0.75, "{a} {b}");
+    assert!(a > 0.7 && b > 0.7, "{a} {b}");
     assert!(
         b < a,
         "\"really nice\" no longer weakens: move it to INTENSIFIERS and update the model card"
