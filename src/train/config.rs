@@ -442,26 +442,18 @@ dev = [{ path = "d.csv", text = "body" }]
             .unwrap_err()
             .to_string()
             .contains("c.toml"));
+    }
+
+    #[test]
+    fn char_scale_must_be_a_positive_number() {
         for bad in ["0.0", "-1.0", "nan", "inf"] {
-            std::fs::write(
-                &p,
-                format!(
-                    "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\nchar_scale = {bad}\n\
-                     train = [{{ path = \"t\" }}]\ndev = [{{ path = \"d\" }}]\n"
-                ),
-            )
+            let c: TrainConfig = toml::from_str(&format!(
+                "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\nchar_scale = {bad}\n\
+                 train = [{{ path = \"t\" }}]\ndev = [{{ path = \"d\" }}]\n"
+            ))
             .unwrap();
-            let e = TrainConfig::load(&p, None).unwrap_err();
-            assert!(
-                matches!(
-                    &e,
-                    ConfigError::Invalid {
-                        source: InvalidConfig::CharScale { .. },
-                        ..
-                    }
-                ),
-                "{bad}: {e:?}"
-            );
+            let e = c.validate().unwrap_err();
+            assert!(matches!(e, InvalidConfig::CharScale { .. }), "{bad}: {e:?}");
             assert!(e.to_string().contains("char_scale"), "{e}");
         }
     }
