@@ -946,25 +946,16 @@ mod tests {
         );
     }
 
-    /// The fixture's sentiment head, trained with `char_scale`, and its
-    /// dev file's log-loss as scoring sees it and as the fit saw it.
+    /// data/fixtures/fixture.toml's sentiment head, trained with
+    /// `char_scale`, and its dev file's log-loss as scoring sees it and as
+    /// the fit saw it.
     fn scaled_fixture(char_scale: f64) -> (ModelData, f64, f64) {
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures");
-        let text = format!(
-            "data_root = {:?}\n[features]\nchar_ngrams = [3, 4]\nmin_df = 1\n\
-             [[heads]]\nname = \"sentiment\"\nlabels = [\"negative\", \"neutral\", \"positive\"]\n\
-             c_grid = [1]\nchar_scale = {char_scale:?}\n\
-             train = [{{ path = \"sentiment_train.jsonl\" }}]\ndev = [{{ path = \"sentiment_dev.jsonl\" }}]\n",
-            fixtures.display().to_string()
-        );
-        let config: TrainConfig = toml::from_str(&text).unwrap();
-        let trained = train(
-            &config,
-            text.as_bytes(),
-            &TrainOptions::default(),
-            &mut Quiet,
-        )
-        .unwrap();
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/fixture.toml");
+        let (mut config, bytes) = TrainConfig::load(&path, None).unwrap();
+        config.heads.truncate(1);
+        config.heads[0].char_scale = char_scale;
+        let trained = train(&config, &bytes, &TrainOptions::default(), &mut Quiet).unwrap();
         let fitted = trained.model.heads[0].dev_metrics["sentiment_dev.jsonl log_loss"];
         let model = crate::model::Model::from_data(
             trained.model.clone(),
