@@ -1,12 +1,13 @@
 //! Bench: single-thread scoring throughput over the same corpus as
 //! `shared/bench/throughput.py` — the `text` of every `*/train.jsonl` under
 //! a folder (folders sorted, lines in file order), repeated to N passages;
-//! and how long loading a model file takes.
+//! the same measured against peers in the same rounds (ratios and their
+//! medians); and how long loading a model file takes.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{DataError, PassageReader};
 use crate::model::Model;
@@ -23,6 +24,107 @@ pub struct ScoreBench {
     /// With `--stages`: where the time goes (see [`stages`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stages: Option<Vec<Stage>>,
+    /// With several rounds or peers: every round (the figures above are
+    /// the median round's) and each peer's ratio over them (see [`versus`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<Vec<Round>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versus: Option<Vec<Versus>>,
+}
+
+/// A peer's throughput, as `shared/bench/throughput.py` prints it: one
+/// JSON line per peer with at least these two fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerRate {
+    pub peer: String,
+    pub passages_per_s: f64,
+}
+
+/// The peers' rates in a peer command's output: every line that is a JSON
+/// object with `peer` and a positive `passages_per_s`; other lines
+/// (warnings, progress) are not rates and are passed over.
+pub fn peer_rates(output: &str) -> Vec<PeerRate> {
+    output
+        .lines()
+        .filter_map(|line| serde_json::from_str::<PeerRate>(line.trim()).ok())
+        .filter(|r| r.passages_per_s.is_finite() && r.passages_per_s > 0.0)
+        .collect()
+}
+
+/// One round: the peers measured, then slant, back to back, so that both
+/// see the machine in the same state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Round {
+    pub passages_per_s: f64,
+    pub peers: Vec<PeerRate>,
+}
+
+/// slant against one peer over the rounds that measured it: the median of
+/// each round's ratio (slant's passages/s over the peer's in that round),
+/// and its spread.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Versus {
+    pub peer: String,
+    pub rounds: usize,
+    /// The peer's median passages/s.
+    pub passages_per_s: f64,
+    pub ratio: f64,
+    pub min_ratio: f64,
+    pub max_ratio: f64,
+}
+
+/// Each peer's [`Versus`], peers in the order they first reported. A
+/// ratio is only ever taken within a round: this machine's speed drifts
+/// between rounds far more than within one.
+pub fn versus(rounds: &[Round]) -> Vec<Versus> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in rounds.iter().flat_map(|r| &r.peers) {
+        if !names.contains(&r.peer.as_str()) {
+            names.push(&r.peer);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let (mut rates, mut ratios): (Vec<f64>, Vec<f64>) = rounds
+                .iter()
+                .filter_map(|r| {
+                    let p = r.peers.iter().find(|p| p.peer == name)?;
+                    Some((p.passages_per_s, r.passages_per_s / p.passages_per_s))
+                })
+                .unzip();
+            let (min_ratio, max_ratio) = ratios
+                .iter()
+                .fold((f64::INFINITY, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            Versus {
+                peer: name.to_string(),
+                rounds: ratios.len(),
+                passages_per_s: median(&mut rates),
+                ratio: median(&mut ratios),
+                min_ratio,
+                max_ratio,
+            }
+        })
+        .collect()
+}
+
+/// The median (the mean of the middle two for an even count; 0 for none).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The round whose slant rate is the median's (the upper middle one for an
+/// even count): the round whose figures a report leads with.
+pub fn median_round(rates: &[f64]) -> usize {
+    let mut order: Vec<usize> = (0..rates.len()).collect();
+    order.sort_by(|&a, &b| rates[a].total_cmp(&rates[b]));
+    order.get(rates.len() / 2).copied().unwrap_or(0)
 }
 
 /// Scoring stopped after one stage: its time per passage, stages before
@@ -40,6 +142,31 @@ impl std::fmt::Display for ScoreBench {
             "{} passages ({:.1} MB) through {} heads in {:.3} s: {:.0} passages/s, {:.2} MB/s (one thread)",
             self.passages, self.mb, self.heads, self.seconds, self.passages_per_s, self.mb_per_s
         )?;
+        for (k, r) in self.rounds.iter().flatten().enumerate() {
+            write!(f, "\n  round {}: {:.0} passages/s", k + 1, r.passages_per_s)?;
+            for p in &r.peers {
+                write!(
+                    f,
+                    "; {} {:.0} ({:.2}x)",
+                    p.peer,
+                    p.passages_per_s,
+                    r.passages_per_s / p.passages_per_s
+                )?;
+            }
+        }
+        for v in self.versus.iter().flatten() {
+            write!(
+                f,
+                "\n  {:.2}x {}: median of {} round{} (min {:.2}x, max {:.2}x); the peer's median {:.0} passages/s",
+                v.ratio,
+                v.peer,
+                v.rounds,
+                if v.rounds == 1 { "" } else { "s" },
+                v.min_ratio,
+                v.max_ratio,
+                v.passages_per_s
+            )?;
+        }
         for s in self.stages.iter().flatten() {
             write!(
                 f,
@@ -127,6 +254,8 @@ pub fn score(model: &Model, passages: &[String]) -> ScoreBench {
         mb_per_s: mb / seconds,
         heads: model.heads().len(),
         stages: None,
+        rounds: None,
+        versus: None,
     }
 }
 
@@ -210,10 +339,6 @@ pub fn load(path: &Path, runs: usize) -> Result<LoadBench, crate::model::ModelEr
         compile.push(c);
         total.push(r + c);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let (min_ms, max_ms) = total
         .iter()
         .fold((f64::MAX, 0f64), |(lo, hi), &t| (lo.min(t), hi.max(t)));
@@ -226,4 +351,85 @@ pub fn load(path: &Path, runs: usize) -> Result<LoadBench, crate::model::ModelEr
         min_ms,
         max_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(slant: f64, peers: &[(&str, f64)]) -> Round {
+        Round {
+            passages_per_s: slant,
+            peers: peers
+                .iter()
+                .map(|&(peer, passages_per_s)| PeerRate {
+                    peer: peer.to_string(),
+                    passages_per_s,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn peer_rates_are_read_from_throughput_py_lines_alone() {
+        // As throughput.py prints them, among lines that are not rates.
+        let out = "fitting...\n\
+            {\"peer\": \"sklearn-tfidf12-logreg\", \"passages\": 200000, \"mb\": 19.4, \"passages_per_s\": 40687, \"mb_per_s\": 3.95}\n\
+            Warning : `load_model` does not return WordVectorModel\n\
+            {\"peer\": \"fasttext-bigram\", \"passages\": 200000, \"passages_per_s\": 89012.5}\n\
+            {\"peer\": \"broken\", \"passages_per_s\": 0}\n\
+            {\"passages_per_s\": 5}\n\
+            [1, 2]\n";
+        let rates = peer_rates(out);
+        assert_eq!(
+            rates,
+            [
+                PeerRate {
+                    peer: "sklearn-tfidf12-logreg".into(),
+                    passages_per_s: 40687.0
+                },
+                PeerRate {
+                    peer: "fasttext-bigram".into(),
+                    passages_per_s: 89012.5
+                },
+            ]
+        );
+        assert!(peer_rates("").is_empty());
+    }
+
+    #[test]
+    fn each_ratio_is_taken_within_its_round_and_the_median_reported() {
+        // The machine slows down in round 2 for both: within each round
+        // slant is 10x, 10x and 16x the peer, so the median ratio is 10,
+        // where the ratio of the medians (600 / 50) would say 12.
+        let rounds = [
+            round(1000.0, &[("a", 100.0), ("b", 500.0)]),
+            round(300.0, &[("a", 30.0)]),
+            round(800.0, &[("a", 50.0), ("b", 200.0)]),
+        ];
+        let v = versus(&rounds);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].peer, "a");
+        assert_eq!(v[0].rounds, 3);
+        assert_eq!(v[0].ratio, 10.0);
+        assert_eq!((v[0].min_ratio, v[0].max_ratio), (10.0, 16.0));
+        assert_eq!(v[0].passages_per_s, 50.0);
+        // A peer missing from a round is compared over the rounds it ran.
+        assert_eq!(v[1].peer, "b");
+        assert_eq!(v[1].rounds, 2);
+        assert_eq!(v[1].ratio, 3.0);
+        assert_eq!(v[1].passages_per_s, 350.0);
+        assert!(versus(&[round(5.0, &[])]).is_empty());
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+        // The round a report leads with: the median rate's (upper middle).
+        assert_eq!(median_round(&[5.0, 1.0, 3.0]), 2);
+        assert_eq!(median_round(&[5.0, 1.0, 3.0, 4.0]), 3);
+        assert_eq!(median_round(&[7.0]), 0);
+    }
 }

@@ -19,7 +19,8 @@
 //!   that trains every head into model data.
 //! - [`data`]: reading labeled files (JSONL/CSV/TSV) and passages to score.
 //! - [`eval`]: metrics and evaluation of a head on labeled data.
-//! - [`bench`]: single-thread scoring throughput over the peers' corpus.
+//! - [`bench`]: single-thread scoring throughput over the peers' corpus,
+//!   alone or against the peers in the same rounds (medians of ratios).
 //! - [`service`]: the slant.v1 server, as a library: gRPC (health,
 //!   reflection), gRPC-Web, the JSON API and the page on one port; limits,
 //!   hot reload, keys, versions, metrics.

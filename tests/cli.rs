@@ -993,6 +993,58 @@ fn bench_score_times_the_corpus_and_its_stages() {
         .iter()
         .all(|s| s["ns_per_passage"].as_f64().unwrap() > 0.0));
 
+    // Against peers: their command runs before slant in every round, and
+    // each peer's ratio is the median of the rounds' own ratios.
+    let peer = r#"echo fitting; echo '{"peer": "steady", "passages_per_s": 100}'"#;
+    let versus = json(&["--rounds", "3", "--peers", "sh", "-c", peer]);
+    let rounds = versus["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 3);
+    let mut ratios: Vec<f64> = rounds
+        .iter()
+        .map(|r| {
+            assert_eq!(r["peers"][0]["peer"], "steady");
+            r["passages_per_s"].as_f64().unwrap() / 100.0
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let v = &versus["versus"][0];
+    assert_eq!(v["peer"], "steady");
+    assert_eq!(v["rounds"], 3);
+    assert_eq!(v["ratio"].as_f64().unwrap(), ratios[1]);
+    assert_eq!(v["min_ratio"].as_f64().unwrap(), ratios[0]);
+    assert_eq!(v["max_ratio"].as_f64().unwrap(), ratios[2]);
+    // The report leads with the median round.
+    assert_eq!(
+        versus["passages_per_s"].as_f64().unwrap(),
+        ratios[1] * 100.0
+    );
+    let text = ok(&slant(&[
+        "bench",
+        "score",
+        "--model",
+        model.to_str().unwrap(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--passages",
+        "1000",
+        "--peers",
+        "sh",
+        "-c",
+        peer,
+    ]));
+    assert!(text.contains("x steady: median of 1 round (min "), "{text}");
+    // A peers' command that fails, or prints no rate, stops the bench
+    // with the command named.
+    for (command, says) in [
+        ("echo oops >&2; exit 3", "oops"),
+        ("echo nothing", "no peer's rate"),
+    ] {
+        let out = bench(&corpus, &["--peers", "sh", "-c", command]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(command) && err.contains(says), "{err}");
+    }
+
     // A folder without any `*/train.jsonl` is refused, by name.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();

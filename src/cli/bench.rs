@@ -1,5 +1,6 @@
-//! `slant bench score`: single-thread scoring throughput; `slant bench
-//! load`: how long loading a model takes.
+//! `slant bench score`: single-thread scoring throughput, alone or
+//! against peers in the same rounds; `slant bench load`: how long loading
+//! a model takes.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,12 +25,76 @@ pub struct BenchScoreArgs {
     /// character n-grams, all), to see where the time goes.
     #[arg(long)]
     pub stages: bool,
+    /// Rounds to time. With several, the report gives every round and
+    /// leads with the median one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rounds: u64,
+    /// A command that prints peers' throughput as JSON lines with `peer`
+    /// and `passages_per_s`, as ../shared/bench/throughput.py does; run
+    /// before slant in every round, and each peer's ratio reported as the
+    /// median over the rounds. Takes the rest of the command line, e.g.
+    /// `--peers ~/.venvs/peers/bin/python ../shared/bench/throughput.py
+    /// ../shared/datasets 200000`.
+    #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "COMMAND")]
+    pub peers: Vec<String>,
+}
+
+/// Runs the peers' command once and reads their rates from its output.
+fn peer_rates(command: &[String]) -> Result<Vec<crate::bench::PeerRate>> {
+    let shown = command.join(" ");
+    let (program, args) = command.split_first().context("--peers needs a command")?;
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run the peers' command `{shown}`"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    if !out.status.success() {
+        anyhow::bail!(
+            "the peers' command `{shown}` failed ({}){}{}",
+            out.status,
+            if tail.is_empty() { "" } else { ":\n" },
+            tail.join("\n")
+        );
+    }
+    let rates = crate::bench::peer_rates(&String::from_utf8_lossy(&out.stdout));
+    if rates.is_empty() {
+        anyhow::bail!(
+            "the peers' command `{shown}` printed no peer's rate (JSON lines with `peer` and `passages_per_s`)"
+        );
+    }
+    Ok(rates)
 }
 
 pub(super) fn run(a: BenchScoreArgs) -> Result<()> {
     let model = load(&a.model)?;
     let corpus = crate::bench::corpus(&a.corpus, a.passages)?;
-    let mut r = crate::bench::score(&model, &corpus);
+    let mut runs = Vec::new();
+    let mut rounds = Vec::new();
+    for _ in 0..a.rounds {
+        let peers = if a.peers.is_empty() {
+            Vec::new()
+        } else {
+            peer_rates(&a.peers)?
+        };
+        let r = crate::bench::score(&model, &corpus);
+        rounds.push(crate::bench::Round {
+            passages_per_s: r.passages_per_s,
+            peers,
+        });
+        runs.push(r);
+    }
+    let rates: Vec<f64> = rounds.iter().map(|r| r.passages_per_s).collect();
+    let mut r = runs
+        .into_iter()
+        .nth(crate::bench::median_round(&rates))
+        .context("no round ran")?;
+    if rounds.len() > 1 || !a.peers.is_empty() {
+        r.versus = Some(crate::bench::versus(&rounds)).filter(|v| !v.is_empty());
+        r.rounds = Some(rounds);
+    }
     if a.stages {
         r.stages = Some(crate::bench::stages(&model, &corpus));
     }
