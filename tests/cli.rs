@@ -964,12 +964,14 @@ fn bench_score_times_the_corpus_and_its_stages() {
             corpus.to_str().unwrap(),
             "--passages",
             "1000",
-            "--json",
         ];
         args.extend_from_slice(extra);
         slant(&args)
     };
-    let json = |extra: &[&str]| serde_json::from_str::<Value>(&ok(&bench(&corpus, extra))).unwrap();
+    let json = |extra: &[&str]| {
+        let args = [&["--json"], extra].concat();
+        serde_json::from_str::<Value>(&ok(&bench(&corpus, &args))).unwrap()
+    };
     let plain = json(&[]);
     assert_eq!(plain["passages"], 1000);
     assert_eq!(plain["heads"], 2);
@@ -1018,20 +1020,7 @@ fn bench_score_times_the_corpus_and_its_stages() {
         versus["passages_per_s"].as_f64().unwrap(),
         ratios[1] * 100.0
     );
-    let text = ok(&slant(&[
-        "bench",
-        "score",
-        "--model",
-        model.to_str().unwrap(),
-        "--corpus",
-        corpus.to_str().unwrap(),
-        "--passages",
-        "1000",
-        "--peers",
-        "sh",
-        "-c",
-        peer,
-    ]));
+    let text = ok(&bench(&corpus, &["--peers", "sh", "-c", peer]));
     assert!(text.contains("x steady: median of 1 round (min "), "{text}");
     // A peers' command that fails, or prints no rate, stops the bench
     // with the command named.
