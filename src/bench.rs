@@ -59,6 +59,13 @@ pub struct Round {
     pub peers: Vec<PeerRate>,
 }
 
+impl Round {
+    /// slant's rate over `peer`'s in this round.
+    pub fn ratio(&self, peer: &PeerRate) -> f64 {
+        self.passages_per_s / peer.passages_per_s
+    }
+}
+
 /// slant against one peer over the rounds that measured it: the median of
 /// each round's ratio (slant's passages/s over the peer's in that round),
 /// and its spread.
@@ -90,12 +97,10 @@ pub fn versus(rounds: &[Round]) -> Vec<Versus> {
                 .iter()
                 .filter_map(|r| {
                     let p = r.peers.iter().find(|p| p.peer == name)?;
-                    Some((p.passages_per_s, r.passages_per_s / p.passages_per_s))
+                    Some((p.passages_per_s, r.ratio(p)))
                 })
                 .unzip();
-            let (min_ratio, max_ratio) = ratios
-                .iter()
-                .fold((f64::INFINITY, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            let (min_ratio, max_ratio) = min_max(&ratios);
             Versus {
                 peer: name.to_string(),
                 rounds: ratios.len(),
@@ -119,12 +124,22 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// The smallest and the largest value (infinity and 0 for none).
+fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+}
+
 /// The round whose slant rate is the median's (the upper middle one for an
 /// even count): the round whose figures a report leads with.
-pub fn median_round(rates: &[f64]) -> usize {
-    let mut order: Vec<usize> = (0..rates.len()).collect();
-    order.sort_by(|&a, &b| rates[a].total_cmp(&rates[b]));
-    order.get(rates.len() / 2).copied().unwrap_or(0)
+pub fn median_round(rounds: &[Round]) -> usize {
+    let mut order: Vec<usize> = (0..rounds.len()).collect();
+    order.sort_by(|&a, &b| {
+        rounds[a]
+            .passages_per_s
+            .total_cmp(&rounds[b].passages_per_s)
+    });
+    order.get(rounds.len() / 2).copied().unwrap_or(0)
 }
 
 /// Scoring stopped after one stage: its time per passage, stages before
@@ -150,7 +165,7 @@ impl std::fmt::Display for ScoreBench {
                     "; {} {:.0} ({:.2}x)",
                     p.peer,
                     p.passages_per_s,
-                    r.passages_per_s / p.passages_per_s
+                    r.ratio(p)
                 )?;
             }
         }
@@ -339,9 +354,7 @@ pub fn load(path: &Path, runs: usize) -> Result<LoadBench, crate::model::ModelEr
         compile.push(c);
         total.push(r + c);
     }
-    let (min_ms, max_ms) = total
-        .iter()
-        .fold((f64::MAX, 0f64), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+    let (min_ms, max_ms) = min_max(&total);
     Ok(LoadBench {
         model: path.display().to_string(),
         runs,
@@ -428,8 +441,10 @@ mod tests {
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(&mut []), 0.0);
         // The round a report leads with: the median rate's (upper middle).
-        assert_eq!(median_round(&[5.0, 1.0, 3.0]), 2);
-        assert_eq!(median_round(&[5.0, 1.0, 3.0, 4.0]), 3);
-        assert_eq!(median_round(&[7.0]), 0);
+        let rounds =
+            |rates: &[f64]| -> Vec<Round> { rates.iter().map(|&r| round(r, &[])).collect() };
+        assert_eq!(median_round(&rounds(&[5.0, 1.0, 3.0])), 2);
+        assert_eq!(median_round(&rounds(&[5.0, 1.0, 3.0, 4.0])), 3);
+        assert_eq!(median_round(&rounds(&[7.0])), 0);
     }
 }

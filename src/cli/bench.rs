@@ -40,7 +40,7 @@ pub struct BenchScoreArgs {
 }
 
 /// Runs the peers' command once and reads their rates from its output.
-fn peer_rates(command: &[String]) -> Result<Vec<crate::bench::PeerRate>> {
+fn run_peers(command: &[String]) -> Result<Vec<crate::bench::PeerRate>> {
     let shown = command.join(" ");
     let (program, args) = command.split_first().context("--peers needs a command")?;
     let out = std::process::Command::new(program)
@@ -49,8 +49,8 @@ fn peer_rates(command: &[String]) -> Result<Vec<crate::bench::PeerRate>> {
         .output()
         .with_context(|| format!("cannot run the peers' command `{shown}`"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(5)..];
     if !out.status.success() {
         anyhow::bail!(
             "the peers' command `{shown}` failed ({}){}{}",
@@ -77,7 +77,7 @@ pub(super) fn run(a: BenchScoreArgs) -> Result<()> {
         let peers = if a.peers.is_empty() {
             Vec::new()
         } else {
-            peer_rates(&a.peers)?
+            run_peers(&a.peers)?
         };
         let r = crate::bench::score(&model, &corpus);
         rounds.push(crate::bench::Round {
@@ -86,10 +86,9 @@ pub(super) fn run(a: BenchScoreArgs) -> Result<()> {
         });
         runs.push(r);
     }
-    let rates: Vec<f64> = rounds.iter().map(|r| r.passages_per_s).collect();
     let mut r = runs
         .into_iter()
-        .nth(crate::bench::median_round(&rates))
+        .nth(crate::bench::median_round(&rounds))
         .context("no round ran")?;
     if rounds.len() > 1 || !a.peers.is_empty() {
         r.versus = Some(crate::bench::versus(&rounds)).filter(|v| !v.is_empty());
