@@ -107,6 +107,11 @@ impl DataSpec {
         self.expert.clone().unwrap_or_else(|| self.domain())
     }
 
+    /// The folder the file sits in, as written.
+    pub fn folder(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new(""))
+    }
+
     /// The domain of a file: `domain`, else the name of the folder the
     /// file is in, else its file stem. A mixture gives each domain an
     /// expert; leave-one-out holds a domain's files out together.

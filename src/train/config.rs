@@ -105,6 +105,15 @@ pub struct HeadConfig {
     /// below 1 the head leans on whole words, above 1 on word parts.
     #[serde(default = "default_char_scale")]
     pub char_scale: f64,
+    /// Once C (each expert's, in a mixture) and the threshold are chosen
+    /// on dev, fit the head's models once more at them on the training
+    /// files together with the dev files that sit in a training file's
+    /// folder (see [`HeadConfig::dev_joins`]): more data for the model
+    /// kept, none of it seen by the choices. The dev metrics the model
+    /// keeps are those of the chosen models before the refit, the only
+    /// ones that did not train on dev.
+    #[serde(default)]
+    pub refit: bool,
 }
 
 /// A mixture head: its joint model (trained as a plain head is, on the
@@ -144,6 +153,18 @@ impl HeadConfig {
             }
         }
         out
+    }
+
+    /// For each dev file, the training file it joins when the head is
+    /// refitted (see [`HeadConfig::refit`]): the first in the same folder
+    /// (its split of the same source, read with the training file's
+    /// weight), none for a dev file of a folder nothing is trained on
+    /// (SST-2's reviews beside SST-3's).
+    pub fn dev_joins(&self) -> Vec<Option<usize>> {
+        self.dev
+            .iter()
+            .map(|d| self.train.iter().position(|t| t.folder() == d.folder()))
+            .collect()
     }
 
     /// Score columns the head needs at most (see
@@ -354,6 +375,20 @@ dev = [{ path = "d.csv", text = "body" }]
         assert_eq!(c.heads[0].scope, Scope::Headline);
         let (c, _) = TrainConfig::load(&p, Some(Path::new("/x"))).unwrap();
         assert_eq!(c.resolve(&c.heads[0].dev[0]).path, Path::new("/x/d.csv"));
+    }
+
+    #[test]
+    fn a_dev_file_joins_the_first_training_file_of_its_folder() {
+        let c: TrainConfig = toml::from_str(
+            "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\n\
+             train = [{ path = \"x/train.jsonl\" }, { path = \"y/train.jsonl\" }, \
+             { path = \"y/more.jsonl\" }]\n\
+             dev = [{ path = \"y/dev.jsonl\" }, { path = \"z/dev.jsonl\" }, \
+             { path = \"x/dev.jsonl\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(c.heads[0].dev_joins(), [Some(1), None, Some(0)]);
+        assert!(!c.heads[0].refit, "off unless asked for");
     }
 
     #[test]

@@ -86,17 +86,30 @@ impl SparseRecords {
 
     /// The rows in `ranges`, in order, as a matrix of their own.
     pub(super) fn rows(&self, ranges: &[std::ops::Range<usize>]) -> SparseRecords {
+        let parts: Vec<(&Self, std::ops::Range<usize>)> =
+            ranges.iter().map(|r| (self, r.clone())).collect();
+        Self::stack(self.nfeatures(), &parts)
+    }
+
+    /// Rows of several matrices `n_features` wide, in order: each part a
+    /// matrix and a range of its rows.
+    pub(super) fn stack(
+        n_features: usize,
+        parts: &[(&SparseRecords, std::ops::Range<usize>)],
+    ) -> SparseRecords {
         let mut indptr = vec![0usize];
         let (mut indices, mut data) = (Vec::new(), Vec::new());
-        for i in ranges.iter().flat_map(Clone::clone) {
-            let (idx, val) = self.row(i);
-            indices.extend_from_slice(idx);
-            data.extend_from_slice(val);
-            indptr.push(indices.len());
+        for (m, range) in parts {
+            for i in range.clone() {
+                let (idx, val) = m.row(i);
+                indices.extend_from_slice(idx);
+                data.extend_from_slice(val);
+                indptr.push(indices.len());
+            }
         }
         let n_rows = indptr.len() - 1;
         Self {
-            matrix: Csr::new((n_rows, self.nfeatures()), indptr, indices, data),
+            matrix: Csr::new((n_rows, n_features), indptr, indices, data),
         }
     }
 
@@ -125,5 +138,43 @@ impl Records for SparseRecords {
 
     fn nfeatures(&self) -> usize {
         self.matrix.cols()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(m: &SparseRecords) -> Vec<(Vec<u32>, Vec<f32>)> {
+        (0..m.nsamples())
+            .map(|i| {
+                let (j, v) = m.row(i);
+                (j.to_vec(), v.to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_of_several_matrices_stack_in_order() {
+        let a = SparseRecords::from_rows(4, [&[(0, 1.0)][..], &[(1, 2.0), (3, 3.0)], &[]]);
+        let b = SparseRecords::from_rows(4, [&[(2, 4.0)][..], &[(0, 5.0)]]);
+        let s = SparseRecords::stack(4, &[(&a, 1..3), (&b, 0..2), (&a, 0..1)]);
+        assert_eq!((s.nsamples(), s.nfeatures()), (5, 4));
+        assert_eq!(
+            rows(&s),
+            [
+                (vec![1, 3], vec![2.0, 3.0]),
+                (vec![], vec![]),
+                (vec![2], vec![4.0]),
+                (vec![0], vec![5.0]),
+                (vec![0], vec![1.0]),
+            ]
+        );
+        // `rows` is the one-matrix case.
+        assert_eq!(
+            rows(&a.rows(&[2..3, 0..1])),
+            rows(&SparseRecords::stack(4, &[(&a, 2..3), (&a, 0..1)]))
+        );
+        assert_eq!(SparseRecords::stack(4, &[]).nsamples(), 0);
     }
 }

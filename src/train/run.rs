@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use linfa::dataset::Records;
 use linfa::traits::{FitWith, Predict};
 use linfa::{DatasetBase, ParamGuard};
 use ndarray::{Array1, Array2};
@@ -388,15 +389,10 @@ struct Fitted {
     unconverged: Vec<(f64, u64, Termination)>,
 }
 
-/// Fits `fit` on `rows` along its C grid (warm-started, smallest C
-/// first) and keeps the C (and, for two classes, threshold) with the best
-/// mean dev macro-F1; with no dev sets, the first C.
-fn fit_grid(
-    fit: &Fit,
-    rows: Rows,
-    dev: &[&DevSet],
-    progress: &mut dyn Progress,
-) -> Result<Fitted, FitError> {
+/// `rows` as the solver takes them: each row weighed by its file's
+/// `weight`, its class weight and (with `balance_sources`) its file's
+/// share.
+fn dataset(fit: &Fit, rows: Rows) -> DatasetBase<SparseRecords, Array1<usize>> {
     let k = fit.labels.len();
     let cw = row_class_weights(fit.class_weight, k, &rows.y, &rows.files);
     let mut weights: Array1<f32> = cw.iter().zip(&rows.weight).map(|(&c, &w)| w * c).collect();
@@ -411,7 +407,37 @@ fn fit_grid(
             start += n;
         }
     }
-    let dataset = DatasetBase::new(rows.x, Array1::from(rows.y)).with_weights(weights);
+    DatasetBase::new(rows.x, Array1::from(rows.y)).with_weights(weights)
+}
+
+/// One fit of `fit` at `c`, warm-started from `previous`.
+fn fit_at(
+    fit: &Fit,
+    c: f64,
+    previous: Option<&LinearModel>,
+    dataset: &DatasetBase<SparseRecords, Array1<usize>>,
+) -> Result<LinearModel, FitError> {
+    LogisticParams::new(fit.labels.len())
+        .c(c)
+        .max_iterations(fit.max_iterations)
+        .gradient_tolerance(fit.tolerance)
+        .check()
+        .map_err(FitError::Solver)?
+        .fit_with(previous, dataset)
+        .map_err(FitError::Solver)
+}
+
+/// Fits `fit` on `rows` along its C grid (warm-started, smallest C
+/// first) and keeps the C (and, for two classes, threshold) with the best
+/// mean dev macro-F1; with no dev sets, the first C.
+fn fit_grid(
+    fit: &Fit,
+    rows: Rows,
+    dev: &[&DevSet],
+    progress: &mut dyn Progress,
+) -> Result<Fitted, FitError> {
+    let k = fit.labels.len();
+    let dataset = dataset(fit, rows);
     let mut previous: Option<LinearModel> = None;
     // (score, C, threshold, model)
     let mut best: Option<(f64, f64, Option<f64>, LinearModel)> = None;
@@ -419,15 +445,7 @@ fn fit_grid(
     let mut cold_seconds = None;
     for &c in &fit.c_grid {
         let t = Instant::now();
-        let params = LogisticParams::new(k)
-            .c(c)
-            .max_iterations(fit.max_iterations)
-            .gradient_tolerance(fit.tolerance)
-            .check()
-            .map_err(FitError::Solver)?;
-        let model = params
-            .fit_with(previous.as_ref(), &dataset)
-            .map_err(FitError::Solver)?;
+        let model = fit_at(fit, c, previous.as_ref(), &dataset)?;
         cold_seconds.get_or_insert(t.elapsed().as_secs_f64());
         if !model.termination.converged() {
             unconverged.push((c, model.iterations, model.termination));
@@ -459,6 +477,56 @@ fn fit_grid(
         cold_seconds: cold_seconds.unwrap_or_default(),
         unconverged,
     })
+}
+
+/// The chosen model fitted once more at its C on `rows` (the training
+/// rows with the dev files that join them, [`with_dev`]), warm-started
+/// from it; a fit that stops short of the tolerance is noted as the
+/// grid's are.
+fn refit(
+    fit: &Fit,
+    chosen: &Fitted,
+    rows: Rows,
+    unconverged: &mut Vec<(f64, u64, Termination)>,
+) -> Result<LinearModel, FitError> {
+    let model = fit_at(fit, chosen.c, Some(&chosen.model), &dataset(fit, rows))?;
+    if !model.termination.converged() {
+        unconverged.push((chosen.c, model.iterations, model.termination));
+    }
+    Ok(model)
+}
+
+/// The training rows with each dev file that joins a training file
+/// (`joins`, from [`HeadConfig::dev_joins`]) after that file's rows, at
+/// that file's weight (`file_weight`): a file and its dev split count as
+/// one source.
+fn with_dev(rows: &Rows, dev: &[DevSet], joins: &[Option<usize>], file_weight: &[f32]) -> Rows {
+    let mut parts = Vec::new();
+    let (mut y, mut weight, mut files) = (Vec::new(), Vec::new(), Vec::new());
+    let mut start = 0;
+    for (f, &n) in rows.files.iter().enumerate() {
+        let own = start..start + n;
+        start += n;
+        let w = file_weight.get(f).copied().unwrap_or(1.0);
+        y.extend_from_slice(rows.y.get(own.clone()).unwrap_or_default());
+        weight.extend_from_slice(rows.weight.get(own.clone()).unwrap_or_default());
+        parts.push((&rows.x, own));
+        let mut total = n;
+        for (set, _) in dev.iter().zip(joins).filter(|(_, &j)| j == Some(f)) {
+            let m = set.y.len();
+            parts.push((&set.x, 0..m));
+            y.extend_from_slice(&set.y);
+            weight.extend(std::iter::repeat_n(w, m));
+            total += m;
+        }
+        files.push(total);
+    }
+    Rows {
+        x: SparseRecords::stack(rows.x.nfeatures(), &parts),
+        y,
+        files,
+        weight,
+    }
 }
 
 /// Each training row's weight in a mixture's gate: every domain weighs
@@ -563,34 +631,49 @@ fn train_head(
         files: d.train_sources.clone(),
         weight: d.train_weight.clone(),
     };
+    let file_weight: Vec<f32> = h.train.iter().map(|spec| spec.weight).collect();
+    let refit_rows = h
+        .refit
+        .then(|| with_dev(&rows, &dev, &h.dev_joins(), &file_weight));
     if let Some(m) = &h.mixture {
-        let (head, mut summary) = train_mixture(h, m, d, rows, dev, scale, progress)?;
+        let (head, mut summary) = train_mixture(h, m, d, rows, refit_rows, dev, scale, progress)?;
         summary.fit_seconds += featurize_seconds;
         return Ok((head, summary));
     }
-    progress.start(&format!("head {}", h.name), fit.c_grid.len() as u64);
+    let fits = fit.c_grid.len() + usize::from(refit_rows.is_some());
+    progress.start(&format!("head {}", h.name), fits as u64);
     let grid_start = Instant::now();
     let every: Vec<&DevSet> = dev.iter().collect();
     let fitted = fit_grid(&fit, rows, &every, progress).map_err(named)?;
+    // Dev metrics are the chosen model's, before any refit on dev.
+    let probs: Vec<Array2<f64>> = dev.iter().map(|s| predict(&fitted.model, s)).collect();
+    let (dev_metrics, dev_summary) = dev_results(&h.labels, &dev, &probs, fitted.threshold)
+        .map_err(|e| named(FitError::Metrics(e)))?;
+    let mut unconverged = fitted.unconverged.clone();
+    let model = match refit_rows {
+        Some(r) => {
+            let model = refit(&fit, &fitted, r, &mut unconverged).map_err(named)?;
+            progress.advance(1);
+            model
+        }
+        None => fitted.model,
+    };
     progress.finish();
     let grid_seconds = grid_start.elapsed().as_secs_f64();
     let Fitted {
-        model,
         c,
         threshold,
         cold_seconds,
-        unconverged,
+        ..
     } = fitted;
-    let probs: Vec<Array2<f64>> = dev.iter().map(|s| predict(&model, s)).collect();
-    let (dev_metrics, dev_summary) =
-        dev_results(&h.labels, &dev, &probs, threshold).map_err(|e| named(FitError::Metrics(e)))?;
+    let stored = linear_of(&model, scale);
     let head = HeadData {
         name: h.name.clone(),
         scope: h.scope,
         labels: h.labels.clone(),
         threshold,
-        weights: stored_weights(&model.weights, scale),
-        intercept: f32s(model.intercept.iter().copied()),
+        weights: stored.weights,
+        intercept: stored.intercept,
         hyperparameters: hyperparameters(h, Some(c)),
         dev_metrics,
         data: d.prints,
@@ -626,7 +709,42 @@ fn hyperparameters(h: &HeadConfig, c: Option<f64>) -> BTreeMap<String, f64> {
     if h.char_scale != 1.0 {
         out.insert("char_scale".to_string(), h.char_scale);
     }
+    if h.refit {
+        out.insert("refit_with_dev".to_string(), 1.0);
+    }
     out
+}
+
+/// A fitted model's weights and intercept as the model file stores them.
+fn linear_of(model: &LinearModel, scale: Option<&[f32]>) -> crate::model::Linear {
+    crate::model::Linear {
+        weights: stored_weights(&model.weights, scale),
+        intercept: f32s(model.intercept.iter().copied()),
+    }
+}
+
+/// Each file's rows, from the files' row counts in order.
+fn file_ranges(files: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut start = 0;
+    files
+        .iter()
+        .map(|&n| {
+            start += n;
+            start - n..start
+        })
+        .collect()
+}
+
+/// The rows of `files` (indices into `rows.files`), in order.
+fn subset(rows: &Rows, files: &[usize]) -> Rows {
+    let ranges = file_ranges(&rows.files);
+    let r: Vec<std::ops::Range<usize>> = files.iter().map(|&f| ranges[f].clone()).collect();
+    Rows {
+        x: rows.x.rows(&r),
+        y: pick(&rows.y, &r),
+        files: files.iter().map(|&f| rows.files[f]).collect(),
+        weight: pick(&rows.weight, &r),
+    }
 }
 
 /// The items of `v` in `ranges`, in order.
@@ -640,11 +758,13 @@ fn pick<T: Copy>(v: &[T], ranges: &[std::ops::Range<usize>]) -> Vec<T> {
 /// A mixture head (see [`crate::train::MixtureConfig`]): its joint model
 /// on the domains that have experts, one expert per such domain, the
 /// gate over every domain, then the threshold tuned on the blend.
+#[allow(clippy::too_many_arguments)]
 fn train_mixture(
     h: &HeadConfig,
     m: &crate::train::MixtureConfig,
     d: HeadInputs,
     all: Rows,
+    refit_rows: Option<Rows>,
     dev: Vec<DevSet>,
     scale: Option<&[f32]>,
     progress: &mut dyn Progress,
@@ -661,12 +781,7 @@ fn train_mixture(
         domains.iter().position(|x| *x == d)
     };
     // Each training file's rows, and the files of each domain.
-    let mut ranges = Vec::with_capacity(all.files.len());
-    let mut start = 0;
-    for &n in &all.files {
-        ranges.push(start..start + n);
-        start += n;
-    }
+    let ranges = file_ranges(&all.files);
     let files_of: Vec<Vec<usize>> = (0..domains.len())
         .map(|di| {
             (0..h.train.len())
@@ -674,15 +789,6 @@ fn train_mixture(
                 .collect()
         })
         .collect();
-    let subset = |files: &[usize]| {
-        let r: Vec<std::ops::Range<usize>> = files.iter().map(|&f| ranges[f].clone()).collect();
-        Rows {
-            x: all.x.rows(&r),
-            y: pick(&all.y, &r),
-            files: files.iter().map(|&f| all.files[f]).collect(),
-            weight: pick(&all.weight, &r),
-        }
-    };
     // A domain of one label gets a constant expert: that label's
     // frequency, add-one smoothed over the labels.
     let constant: Vec<Option<Vec<f64>>> = files_of
@@ -710,7 +816,8 @@ fn train_mixture(
         .filter(|&di| constant[di].is_none())
         .collect();
     let has_joint = crate::model::has_joint(m.joint_weight);
-    let fits = fit.c_grid.len() * (usize::from(has_joint) + linear.len()) + 1;
+    let models = usize::from(has_joint) + linear.len() + 1;
+    let fits = fit.c_grid.len() * (models - 1) + 1 + usize::from(refit_rows.is_some()) * models;
     progress.start(&format!("head {} (mixture)", h.name), fits as u64);
     let grid_start = Instant::now();
     let mut cold = 0.0;
@@ -718,15 +825,15 @@ fn train_mixture(
     let mut hyper = BTreeMap::new();
     // The joint model, on the domains that have experts; none when its
     // share of the blend is 0.
-    let joint = if has_joint {
+    let mut joint = if has_joint {
         let mut joint_files: Vec<usize> =
             linear.iter().flat_map(|&di| files_of[di].clone()).collect();
         joint_files.sort_unstable();
         let joint =
-            fit_grid(&fit, subset(&joint_files), &every, progress).map_err(part("joint"))?;
+            fit_grid(&fit, subset(&all, &joint_files), &every, progress).map_err(part("joint"))?;
         cold += joint.cold_seconds;
         unconverged.extend(joint.unconverged.iter().copied());
-        Some(joint)
+        Some((joint, joint_files))
     } else {
         None
     };
@@ -744,17 +851,14 @@ fn train_mixture(
             .map(|(s, _)| s)
             .collect();
         let sets = if own.is_empty() { &every } else { &own };
-        let e = fit_grid(&fit, subset(&files_of[di]), sets, progress)
+        let e = fit_grid(&fit, subset(&all, &files_of[di]), sets, progress)
             .map_err(part(&format!("expert {name}")))?;
         cold += e.cold_seconds;
         unconverged.extend(e.unconverged.iter().copied());
         hyper.insert(format!("expert {name} C"), e.c);
         experts.push((
-            crate::model::Expert::Linear(crate::model::Linear {
-                weights: stored_weights(&e.model.weights, scale),
-                intercept: f32s(e.model.intercept.iter().copied()),
-            }),
-            Some(e.model),
+            crate::model::Expert::Linear(linear_of(&e.model, scale)),
+            Some(e),
         ));
     }
     // The gate: every row labelled with its domain, weighed by
@@ -764,13 +868,21 @@ fn train_mixture(
         .iter()
         .map(|spec| domain_of(spec).unwrap_or(0))
         .collect();
-    let gate_y: Vec<usize> = file_domain
-        .iter()
-        .zip(&all.files)
-        .flat_map(|(&d, &n)| std::iter::repeat_n(d, n))
-        .collect();
     let file_weight: Vec<f32> = h.train.iter().map(|spec| spec.weight).collect();
-    let gate_weight = gate_weights(&all.files, &file_domain, &file_weight, domains.len());
+    let gate_rows = |rows: Rows| {
+        let weight = gate_weights(&rows.files, &file_domain, &file_weight, domains.len());
+        let y = file_domain
+            .iter()
+            .zip(&rows.files)
+            .flat_map(|(&d, &n)| std::iter::repeat_n(d, n))
+            .collect();
+        Rows {
+            x: rows.x,
+            y,
+            files: vec![weight.len()],
+            weight,
+        }
+    };
     let gate_fit = Fit {
         labels: &domains,
         c_grid: vec![m.gate_c],
@@ -780,27 +892,20 @@ fn train_mixture(
         tolerance: h.tolerance,
         tune_threshold: false,
     };
-    let gate_rows = Rows {
-        x: all.x,
-        y: gate_y,
-        files: vec![gate_weight.len()],
-        weight: gate_weight,
-    };
-    let gate = fit_grid(&gate_fit, gate_rows, &[], progress).map_err(part("gate"))?;
+    let mut gate = fit_grid(&gate_fit, gate_rows(all), &[], progress).map_err(part("gate"))?;
     cold += gate.cold_seconds;
     unconverged.extend(gate.unconverged.iter().copied());
-    progress.finish();
     // The blend on dev, and its threshold.
     let probs: Vec<Array2<f64>> = dev
         .iter()
         .map(|s| {
             let mut p = match &joint {
-                Some(j) => predict(&j.model, s) * m.joint_weight,
+                Some((j, _)) => predict(&j.model, s) * m.joint_weight,
                 None => Array2::zeros((s.y.len(), k)),
             };
             let g = predict(&gate.model, s);
             for (d, (expert, model)) in experts.iter().enumerate() {
-                let q = model.as_ref().map(|e| predict(e, s));
+                let q = model.as_ref().map(|e| predict(&e.model, s));
                 for (i, mut row) in p.rows_mut().into_iter().enumerate() {
                     let share = (1.0 - m.joint_weight) * g[[i, d]];
                     let answer: &[f64] = match (&q, expert) {
@@ -824,21 +929,39 @@ fn train_mixture(
         (2, false) => Some(0.5),
         _ => None,
     };
-    let grid_seconds = grid_start.elapsed().as_secs_f64();
     let (dev_metrics, dev_summary) = dev_results(&h.labels, &dev, &probs, threshold)
         .map_err(|e| part("blend")(FitError::Metrics(e)))?;
-    let mut hyperparameters = hyperparameters(h, joint.as_ref().map(|j| j.c));
+    // Every part fitted once more at its chosen C on train + dev; the
+    // threshold and the dev metrics above are the chosen blend's.
+    if let Some(r) = refit_rows {
+        if let Some((j, files)) = &mut joint {
+            j.model = refit(&fit, j, subset(&r, files), &mut unconverged).map_err(part("joint"))?;
+            progress.advance(1);
+        }
+        for (di, (expert, fitted)) in experts.iter_mut().enumerate() {
+            if let Some(e) = fitted {
+                e.model = refit(&fit, e, subset(&r, &files_of[di]), &mut unconverged)
+                    .map_err(part(&format!("expert {}", domains[di])))?;
+                *expert = crate::model::Expert::Linear(linear_of(&e.model, scale));
+                progress.advance(1);
+            }
+        }
+        gate.model =
+            refit(&gate_fit, &gate, gate_rows(r), &mut unconverged).map_err(part("gate"))?;
+        progress.advance(1);
+    }
+    progress.finish();
+    let grid_seconds = grid_start.elapsed().as_secs_f64();
+    let mut hyperparameters = hyperparameters(h, joint.as_ref().map(|(j, _)| j.c));
     hyperparameters.extend(hyper);
     hyperparameters.insert("gate C".to_string(), m.gate_c);
     hyperparameters.insert("joint_weight".to_string(), m.joint_weight);
     // The joint model's weights and intercept, empty without one.
     let (weights, intercept) = joint
         .as_ref()
-        .map(|j| {
-            (
-                stored_weights(&j.model.weights, scale),
-                f32s(j.model.intercept.iter().copied()),
-            )
+        .map(|(j, _)| {
+            let l = linear_of(&j.model, scale);
+            (l.weights, l.intercept)
         })
         .unwrap_or_default();
     let head = HeadData {
@@ -854,21 +977,18 @@ fn train_mixture(
         mixture: Some(crate::model::Mixture {
             joint_weight: m.joint_weight,
             sources: domains.clone(),
-            gate: crate::model::Linear {
-                weights: stored_weights(&gate.model.weights, scale),
-                intercept: f32s(gate.model.intercept.iter().copied()),
-            },
+            gate: linear_of(&gate.model, scale),
             experts: experts.into_iter().map(|(e, _)| e).collect(),
         }),
     };
     let summary = HeadSummary {
         head: h.name.clone(),
-        c: joint.as_ref().map(|j| j.c),
+        c: joint.as_ref().map(|(j, _)| j.c),
         threshold,
         train_rows,
         fit_seconds: cold,
         grid_seconds,
-        iterations: joint.as_ref().map(|j| j.model.iterations),
+        iterations: joint.as_ref().map(|(j, _)| j.model.iterations),
         unconverged,
         dev: dev_summary,
     };
@@ -1011,6 +1131,75 @@ mod tests {
         let w = Array2::from_shape_vec((2, 2), vec![1.0, -2.0, 3.0, 4.0]).unwrap();
         assert_eq!(stored_weights(&w, Some(&[0.5, 1.0])), [0.5, -1.0, 3.0, 4.0]);
         assert_eq!(stored_weights(&w, None), [1.0, -2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn dev_files_join_their_training_file_at_its_weight() {
+        let matrix = |cols: &[u32]| {
+            let rows: Vec<Vec<(u32, f32)>> = cols.iter().map(|&j| vec![(j, 1.0)]).collect();
+            SparseRecords::from_rows(8, rows.iter().map(Vec::as_slice))
+        };
+        let set = |cols: &[u32], y: &[usize]| DevSet {
+            name: String::new(),
+            x: matrix(cols),
+            y: y.to_vec(),
+        };
+        // Files of 2 and 1 rows (weights 2 and 1); dev files joining the
+        // second, none and the first.
+        let rows = Rows {
+            x: matrix(&[0, 1, 2]),
+            y: vec![0, 1, 1],
+            files: vec![2, 1],
+            weight: vec![2.0, 2.0, 1.0],
+        };
+        let dev = [set(&[5, 6], &[0, 0]), set(&[7], &[1]), set(&[4], &[1])];
+        let joined = with_dev(&rows, &dev, &[Some(1), None, Some(0)], &[2.0, 1.0]);
+        assert_eq!(joined.files, [3, 3]);
+        assert_eq!(joined.y, [0, 1, 1, 1, 0, 0]);
+        assert_eq!(joined.weight, [2.0, 2.0, 2.0, 1.0, 1.0, 1.0]);
+        let cols: Vec<u32> = (0..6).map(|i| joined.x.row(i).0[0]).collect();
+        assert_eq!(cols, [0, 1, 4, 2, 5, 6]);
+        // Nothing joins: the rows as they were.
+        let alone = with_dev(&rows, &dev, &[None, None, None], &[2.0, 1.0]);
+        assert_eq!(
+            (alone.files, alone.y, alone.weight),
+            (rows.files, rows.y, rows.weight)
+        );
+    }
+
+    /// data/fixtures' config `file`, its first head refitted on dev or not.
+    fn refit_fixture(file: &str, refit: bool) -> HeadData {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("data/fixtures")
+            .join(file);
+        let (mut config, bytes) = TrainConfig::load(&path, None).unwrap();
+        config.heads.truncate(1);
+        config.heads[0].refit = refit;
+        let trained = train(&config, &bytes, &TrainOptions::default(), &mut Quiet).unwrap();
+        trained.model.heads.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_refit_keeps_the_choices_and_dev_metrics_and_changes_the_weights() {
+        for file in ["fixture.toml", "mixture.toml"] {
+            let (chosen, refitted) = (refit_fixture(file, false), refit_fixture(file, true));
+            // C, the threshold and the dev figures are the chosen model's.
+            assert_eq!(refitted.dev_metrics, chosen.dev_metrics, "{file}");
+            assert_eq!(refitted.threshold, chosen.threshold, "{file}");
+            let mut hyper = refitted.hyperparameters.clone();
+            assert_eq!(hyper.remove("refit_with_dev"), Some(1.0), "{file}");
+            assert_eq!(hyper, chosen.hyperparameters, "{file}");
+            // The models kept were fitted again, on more rows.
+            match (&refitted.mixture, &chosen.mixture) {
+                (Some(r), Some(c)) => {
+                    assert_ne!(r.gate.weights, c.gate.weights, "{file}");
+                    assert_ne!(r.experts, c.experts, "{file}");
+                }
+                _ => assert_ne!(refitted.weights, chosen.weights, "{file}"),
+            }
+            // And deterministically so.
+            assert_eq!(refit_fixture(file, true), refitted, "{file}");
+        }
     }
 
     #[test]

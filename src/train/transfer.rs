@@ -10,7 +10,7 @@
 //! in-domain figure beside it. Choose features and regularisation by
 //! these figures and by dev, never by the test splits.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -64,23 +64,14 @@ pub enum TransferError {
     Eval(#[from] EvalError),
 }
 
-/// The folder a data path sits in, as written.
-fn folder(p: &Path) -> &Path {
-    p.parent().unwrap_or(Path::new(""))
-}
-
 /// The dev file that measures `train`'s source: the head's dev file in
 /// the same folder, else `dev.jsonl` beside it on disk.
 fn dev_of(config: &TrainConfig, head: &HeadConfig, train: &DataSpec) -> Option<DataSpec> {
-    if let Some(d) = head
-        .dev
-        .iter()
-        .find(|d| folder(&d.path) == folder(&train.path))
-    {
+    if let Some(d) = head.dev.iter().find(|d| d.folder() == train.folder()) {
         return Some(d.clone());
     }
     let beside = DataSpec {
-        path: folder(&train.path).join("dev.jsonl"),
+        path: train.folder().join("dev.jsonl"),
         ..train.clone()
     };
     config.resolve(&beside).path.is_file().then_some(beside)
@@ -112,7 +103,7 @@ fn fit(
 /// file of the same domain (FakeNewsNet's PolitiFact claims in LIAR's) is
 /// not trained on.
 fn goes_with(file: &DataSpec, source: &DataSpec) -> bool {
-    folder(&file.path) == folder(&source.path) || file.domain() == source.domain()
+    file.folder() == source.folder() || file.domain() == source.domain()
 }
 
 /// The head's training and dev files with `source` and those that go with
@@ -141,7 +132,13 @@ pub fn leave_one_source_out(
         if !heads.is_empty() && !heads.contains(&head.name) || head.train.len() < 2 {
             continue;
         }
-        let with = fit(config, config_bytes, head, options, progress)?;
+        // Without a refit: the figure beside is on a dev file that the
+        // refit would train on.
+        let in_domain = HeadConfig {
+            refit: false,
+            ..head.clone()
+        };
+        let with = fit(config, config_bytes, &in_domain, options, progress)?;
         for source in &head.train {
             let left_out = source.path.display().to_string();
             let skip = |reason: &str| Skipped {
