@@ -3,71 +3,20 @@
 //! shed at once under a burst (server-wide and per key) with a retry hint,
 //! and the access log's lines.
 
-#[allow(dead_code)] // shared with tests/service.rs, which uses all of it
+#[allow(dead_code)] // shared by the service tests, each using a part of it
 mod common_service;
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common_service::model_a;
+use common_service::start;
 use sha2::{Digest, Sha256};
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ScoreRequest};
-use slant::service::{AccessLog, CallerPolicy, ReloadHandle, Server, ServerConfig, ServiceError};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use slant::service::{AccessLog, CallerPolicy};
+use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-
-struct TestServer {
-    addr: SocketAddr,
-    reload: ReloadHandle,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), ServiceError>>,
-    dir: tempfile::TempDir,
-}
-
-async fn start(configure: impl FnOnce(&mut ServerConfig, &Path)) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model.slant");
-    model_a().save(&model).unwrap();
-    let mut config = ServerConfig::new(&model);
-    configure(&mut config, dir.path());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(config).await.unwrap();
-    let reload = server.reload_handle();
-    let (shutdown, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = rx.await;
-    }));
-    TestServer {
-        addr,
-        reload,
-        shutdown,
-        task,
-        dir,
-    }
-}
-
-impl TestServer {
-    async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        self.task.await.unwrap().unwrap();
-    }
-}
 
 fn sha(key: &str) -> String {
     Sha256::digest(key.as_bytes())
@@ -134,7 +83,7 @@ async fn api_keys_are_required_and_reloaded() {
 
     // A reload adds a key and revokes another.
     std::fs::write(
-        server.dir.path().join("keys.txt"),
+        server.dir().join("keys.txt"),
         format!("analytics:{}\n", sha("k-stats")),
     )
     .unwrap();
@@ -157,9 +106,9 @@ async fn api_keys_are_required_and_reloaded() {
     .await;
     let mut client = ScorerClient::new(server.channel().await);
     assert_eq!(score_code(&mut client, Some("k-news")).await, Code::Ok);
-    let tmp = server.dir.path().join("keys.tmp");
+    let tmp = server.dir().join("keys.tmp");
     std::fs::write(&tmp, format!("ops:{}\n", sha("k-ops"))).unwrap();
-    std::fs::rename(&tmp, server.dir.path().join("keys.txt")).unwrap();
+    std::fs::rename(&tmp, server.dir().join("keys.txt")).unwrap();
     let mut picked_up = false;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -321,7 +270,7 @@ async fn the_access_log_has_a_line_per_call_and_never_the_text() {
         ))
         .await
         .unwrap();
-    let path = server.dir.path().join("access.jsonl");
+    let path = server.dir().join("access.jsonl");
     let mut lines = Vec::new();
     for _ in 0..200 {
         let text = std::fs::read_to_string(&path).unwrap_or_default();

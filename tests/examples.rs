@@ -2,7 +2,7 @@
 //! against a real server (its address put in for 127.0.0.1:50051), and its
 //! Python client is the file `.ci/run` runs (docs/examples/score.py).
 
-#[allow(dead_code)] // shared with tests/service.rs, which uses all of it
+#[allow(dead_code)] // shared by the service tests, each using a part of it
 mod common_service;
 
 use std::path::Path;

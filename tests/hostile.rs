@@ -6,25 +6,22 @@
 //! runs in seconds; the defaults are the same mechanisms with production
 //! values (see `slant serve --help`).
 
-#[allow(dead_code)] // shared with tests/service.rs, which uses all of it
+#[allow(dead_code)] // shared by the service tests, each using a part of it
 mod common_service;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common_service::{model_a, model_b};
+use common_service::{model_a, model_b, TestServer};
 use prost::Message as _;
 use slant::model::ModelError;
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ScoreRequest};
-use slant::service::{ConnectionLimits, Limits, ReloadHandle, Server, ServerConfig, ServiceError};
+use slant::service::{ConnectionLimits, Limits, ServerConfig, ServiceError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tokio::net::TcpStream;
 use tonic::Code;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -45,91 +42,47 @@ fn test_connections() -> ConnectionLimits {
     }
 }
 
-struct TestServer {
-    addr: SocketAddr,
-    reload: ReloadHandle,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServiceError>>,
-    model_path: PathBuf,
-    dir: tempfile::TempDir,
-}
-
+/// Model A served with [`test_connections`], then `configure`'s changes.
 async fn start(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("model.slant");
-    model_a().save(&model_path).unwrap();
-    let mut config = ServerConfig::new(&model_path);
-    config.connections = test_connections();
-    configure(&mut config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(config).await.unwrap();
-    let reload = server.reload_handle();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = rx.await;
-    }));
-    TestServer {
-        addr,
-        reload,
-        shutdown: Some(tx),
-        task,
-        model_path,
-        dir,
-    }
+    common_service::start(|config, _| {
+        config.connections = test_connections();
+        configure(config);
+    })
+    .await
 }
 
-impl TestServer {
-    async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
+/// A health check and a small Score, each on a new connection, each
+/// within a second.
+async fn still_answers(server: &TestServer, when: &str) {
+    let within = Duration::from_secs(1);
+    let started = Instant::now();
+    let health = tokio::time::timeout(within, async {
+        HealthClient::new(server.channel().await)
+            .check(HealthCheckRequest::default())
             .await
-            .unwrap()
-    }
-
-    /// A health check and a small Score, each on a new connection, each
-    /// within a second.
-    async fn still_answers(&self, when: &str) {
-        let within = Duration::from_secs(1);
-        let started = Instant::now();
-        let health = tokio::time::timeout(within, async {
-            HealthClient::new(self.channel().await)
-                .check(HealthCheckRequest::default())
-                .await
-        })
-        .await;
-        assert!(
-            matches!(health, Ok(Ok(_))),
-            "{when}: no health answer within a second: {health:?}"
-        );
-        let score = tokio::time::timeout(within, async {
-            ScorerClient::new(self.channel().await)
-                .score(ScoreRequest {
-                    passages: vec!["good news".into()],
-                    ..Default::default()
-                })
-                .await
-        })
-        .await;
-        assert!(
-            matches!(&score, Ok(Ok(r)) if r.get_ref().results.len() == 1),
-            "{when}: no Score answer within a second: {score:?}"
-        );
-        eprintln!(
-            "{when}: health and Score answered in {:?}",
-            started.elapsed()
-        );
-    }
-
-    async fn stop(mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
-        let stopped = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-        assert!(
-            matches!(stopped, Ok(Ok(Ok(())))),
-            "the server did not stop cleanly: {stopped:?}"
-        );
-    }
+    })
+    .await;
+    assert!(
+        matches!(health, Ok(Ok(_))),
+        "{when}: no health answer within a second: {health:?}"
+    );
+    let score = tokio::time::timeout(within, async {
+        ScorerClient::new(server.channel().await)
+            .score(ScoreRequest {
+                passages: vec!["good news".into()],
+                ..Default::default()
+            })
+            .await
+    })
+    .await;
+    assert!(
+        matches!(&score, Ok(Ok(r)) if r.get_ref().results.len() == 1),
+        "{when}: no Score answer within a second: {score:?}"
+    );
+    eprintln!(
+        "{when}: health and Score answered in {:?}",
+        started.elapsed()
+    );
 }
 
 /// The tests of this file run one at a time: each reads the process's
@@ -240,7 +193,7 @@ async fn repeated_heads_and_explanation_bombs_are_refused_before_scoring() {
     let grown = vm_rss_mib() - rss0;
     eprintln!("RSS grew {grown:.1} MiB over the request attacks");
     assert!(grown < 64.0, "RSS grew {grown:.1} MiB");
-    server.still_answers("after the request attacks").await;
+    still_answers(&server, "after the request attacks").await;
     server.stop().await;
 }
 
@@ -262,7 +215,7 @@ async fn responses_over_the_response_limit_are_refused() {
     let (code, message) = code_of(client.score(big).await);
     assert_eq!(code, Code::ResourceExhausted, "{message}");
     assert!(message.contains("max-response-bytes"), "{message}");
-    server.still_answers("after a refused response").await;
+    still_answers(&server, "after a refused response").await;
     server.stop().await;
 }
 
@@ -325,7 +278,7 @@ async fn a_deadline_cuts_a_long_call_within_milliseconds() {
     // The server checks between chunks of a millisecond or two.
     overruns.sort_by(f64::total_cmp);
     assert!(overruns[1] < 10.0, "median overrun {:.1} ms", overruns[1]);
-    server.still_answers("after deadlines").await;
+    still_answers(&server, "after deadlines").await;
     server.stop().await;
 }
 
@@ -343,7 +296,7 @@ fn repoint(link: &Path, target: &Path) {
 async fn reloads_of_hostile_files_are_refused_at_once_and_never_wedge() {
     let _serial = serial().await;
     let server = start(|_| {}).await;
-    let dir = server.dir.path().to_path_buf();
+    let dir = server.dir().to_path_buf();
     let good = dir.join("good.slant");
     model_b().save(&good).unwrap();
     // The served path becomes a symlink we can point anywhere.
@@ -405,9 +358,7 @@ async fn reloads_of_hostile_files_are_refused_at_once_and_never_wedge() {
             id0,
             "{what}: the old model serves"
         );
-        server
-            .still_answers(&format!("after a reload of {what}"))
-            .await;
+        still_answers(&server, &format!("after a reload of {what}")).await;
     }
     let grown = vm_rss_mib() - rss0;
     eprintln!("RSS grew {grown:.1} MiB over four hostile reloads");
@@ -526,9 +477,7 @@ async fn http2_streams_are_capped_and_unread_responses_are_bounded() {
             .all(|(_, m)| m.as_deref().unwrap_or("").contains("max-buffered-bytes")),
         "{refused:?}"
     );
-    server
-        .still_answers("while a client leaves its responses unread")
-        .await;
+    still_answers(&server, "while a client leaves its responses unread").await;
     let peak = vm_rss_mib() - rss0;
     eprintln!("RSS grew {peak:.1} MiB while responses waited unread");
     assert!(peak < 64.0, "RSS grew {peak:.1} MiB");
@@ -539,9 +488,7 @@ async fn http2_streams_are_capped_and_unread_responses_are_bounded() {
     let mut client = ScorerClient::new(server.channel().await).max_decoding_message_size(64 << 20);
     let response = client.score(request.clone()).await;
     assert!(response.is_ok(), "{:?}", response.err());
-    server
-        .still_answers("after the slow reader was cut off")
-        .await;
+    still_answers(&server, "after the slow reader was cut off").await;
     server.stop().await;
 }
 
@@ -565,7 +512,7 @@ async fn calls_that_never_send_their_body_are_cancelled() {
             pending.push((response, stream));
         }
     }
-    server.still_answers("with 48 bodiless calls open").await;
+    still_answers(&server, "with 48 bodiless calls open").await;
     let started = Instant::now();
     for (response, _stream) in pending {
         let response = tokio::time::timeout(Duration::from_secs(5), response)
@@ -605,7 +552,7 @@ async fn calls_that_never_send_their_body_are_cancelled() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(left.as_deref(), Some("0"));
-    server.still_answers("after the bodiless calls").await;
+    still_answers(&server, "after the bodiless calls").await;
 
     // A stream that sends one message and then nothing: answered once,
     // then cancelled at the receive timeout (not left open, not "OK").
@@ -723,7 +670,7 @@ async fn idle_and_half_open_connections_are_closed() {
             .unwrap();
         idle.push(s);
     }
-    server.still_answers("with 800 idle connections open").await;
+    still_answers(&server, "with 800 idle connections open").await;
     let started = Instant::now();
     for mut s in idle {
         let mut buf = [0u8; 1024];
@@ -758,7 +705,7 @@ async fn idle_and_half_open_connections_are_closed() {
     let _keep = send;
     let closed = tokio::time::timeout(Duration::from_secs(3), conn).await;
     assert!(closed.is_ok(), "an idle HTTP/2 connection stayed open");
-    server.still_answers("after the idle connections").await;
+    still_answers(&server, "after the idle connections").await;
     server.stop().await;
 }
 
@@ -781,7 +728,7 @@ async fn connections_over_the_cap_are_closed_at_once() {
     );
     // Once the idle ones time out, clients are served again.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    server.still_answers("after the cap freed up").await;
+    still_answers(&server, "after the cap freed up").await;
     drop(held);
     server.stop().await;
 }

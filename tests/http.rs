@@ -6,79 +6,23 @@
 
 #[allow(dead_code)] // shared with tests/browser.rs
 mod common_http;
-#[allow(dead_code)] // shared with tests/service.rs, which uses all of it
+#[allow(dead_code)] // shared by the service tests, each using a part of it
 mod common_service;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common_http::{grpc_web_frame, grpc_web_parse, Client, Version, VERSIONS};
-use common_service::model_a;
+use common_service::start;
 use http::Method;
 use prost::Message as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ScoreRequest, ScoreResponse};
-use slant::service::{Limits, ModelSource, ReloadHandle, Server, ServerConfig, TlsFiles};
+use slant::service::{Limits, ModelSource, ServerConfig, TlsFiles};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::Endpoint;
-
-struct TestServer {
-    addr: SocketAddr,
-    reload: ReloadHandle,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), slant::service::ServiceError>>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(configure: impl FnOnce(&mut ServerConfig, &Path)) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model.slant");
-    model_a().save(&model).unwrap();
-    let mut config = ServerConfig::new(&model);
-    configure(&mut config, dir.path());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(config).await.unwrap();
-    let reload = server.reload_handle();
-    let (shutdown, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = rx.await;
-    }));
-    TestServer {
-        addr,
-        reload,
-        shutdown,
-        task,
-        _dir: dir,
-    }
-}
-
-impl TestServer {
-    async fn client(&self, version: Version) -> Client {
-        Client::connect(self.addr, version).await
-    }
-
-    async fn scorer(&self) -> ScorerClient<tonic::transport::Channel> {
-        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        ScorerClient::new(channel)
-    }
-
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        self.task.await.unwrap().unwrap();
-    }
-}
 
 fn sha(key: &str) -> String {
     Sha256::digest(key.as_bytes())
@@ -90,7 +34,7 @@ fn sha(key: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_in_http1_and_http2() {
     let server = start(|_, _| {}).await;
-    let mut grpc = server.scorer().await;
+    let mut grpc = ScorerClient::new(server.channel().await);
     let grpc_score = grpc
         .score(ScoreRequest {
             passages: vec!["Good news, SHOCKING news!!".into(), "bad news".into()],
@@ -112,7 +56,7 @@ async fn every_route_answers_in_http1_and_http2() {
         .unwrap()
         .into_inner();
     for version in VERSIONS {
-        let mut c = server.client(version).await;
+        let mut c = Client::connect(server.addr, version).await;
         // The JSON answers are the gRPC answers in the proto3 JSON mapping.
         let score = c
             .post_json(
@@ -208,7 +152,7 @@ fn sample(path: &str) -> Value {
 async fn the_openapi_document_is_what_the_server_answers() {
     let server = start(|_, _| {}).await;
     for version in VERSIONS {
-        let mut c = server.client(version).await;
+        let mut c = Client::connect(server.addr, version).await;
         let doc = c.get("/openapi.json").await.json();
         let paths = doc["paths"].as_object().unwrap();
         assert!(paths.len() >= 8);
@@ -368,11 +312,11 @@ async fn every_refusal_has_its_http_status_in_both_versions() {
         ),
     ];
     for version in VERSIONS {
-        let mut c = server.client(version).await;
+        let mut c = Client::connect(server.addr, version).await;
         for (path, body, status, code, needle) in &cases {
             // A body refused unread closes an HTTP/1.1 connection: one
             // connection per case.
-            let mut c = server.client(version).await;
+            let mut c = Client::connect(server.addr, version).await;
             let answer = c.post_json(path, body).await;
             let (got, got_code) = answer.refusal();
             // The article of 6 KB is over max-message-bytes before its
@@ -405,7 +349,7 @@ async fn every_refusal_has_its_http_status_in_both_versions() {
             )
             .await;
         assert_eq!(big.refusal(), (413, "RESOURCE_EXHAUSTED".into()));
-        let mut c = server.client(version).await;
+        let mut c = Client::connect(server.addr, version).await;
         // Bad JSON, a wrong or missing content type.
         let bad = c
             .send(
@@ -480,7 +424,7 @@ async fn answers_too_big_and_load_shed_and_deadlines() {
     let passage = "Officials warned of SHOCKING losses as markets fell sharply! ".repeat(300);
     let many = json!({"passages": vec![passage; 1000], "explain": 4, "rawFeatures": true});
     for version in VERSIONS {
-        let mut c = small.client(version).await;
+        let mut c = Client::connect(small.addr, version).await;
         let answer = c
             .post_json(
                 "/v1/score",
@@ -495,7 +439,7 @@ async fn answers_too_big_and_load_shed_and_deadlines() {
         );
         assert!(answer.text().contains("max-response-bytes"));
 
-        let mut c = busy.client(version).await;
+        let mut c = Client::connect(busy.addr, version).await;
         let answer = c.post_json("/v1/score", &json!({"passages": ["x"]})).await;
         assert_eq!(answer.refusal(), (429, "RESOURCE_EXHAUSTED".into()));
         assert!(answer.text().contains("max-concurrent-requests"));
@@ -504,7 +448,7 @@ async fn answers_too_big_and_load_shed_and_deadlines() {
         // Health is not a Scorer call: not shed.
         assert_eq!(c.get("/healthz").await.status, 200);
 
-        let mut c = plain.client(version).await;
+        let mut c = Client::connect(plain.addr, version).await;
         let late = c
             .send(
                 Method::POST,
@@ -526,7 +470,7 @@ async fn answers_too_big_and_load_shed_and_deadlines() {
         // connection: on a slow machine the deadline can pass while the
         // big body is still arriving, and an HTTP/1.1 server that answers
         // before reading a body to its end has to close the connection.
-        let mut c = plain.client(version).await;
+        let mut c = Client::connect(plain.addr, version).await;
         let fine = c
             .send(
                 Method::POST,
@@ -611,7 +555,7 @@ async fn keys_apply_to_json_and_the_page_stays_open() {
     let server = start(keyed(false)).await;
     let strict = start(keyed(true)).await;
     for version in VERSIONS {
-        let mut c = server.client(version).await;
+        let mut c = Client::connect(server.addr, version).await;
         for key in [None, Some("Bearer wrong")] {
             let headers: Vec<(&str, &str)> = [("content-type", "application/json")]
                 .into_iter()
@@ -646,7 +590,7 @@ async fn keys_apply_to_json_and_the_page_stays_open() {
         }
         // --protect-all: health and metrics need a key; the page and the
         // document never do.
-        let mut c = strict.client(version).await;
+        let mut c = Client::connect(strict.addr, version).await;
         for closed in ["/healthz", "/metrics"] {
             assert_eq!(
                 c.get(closed).await.refusal(),
@@ -671,7 +615,7 @@ async fn health_is_503_with_no_model_loaded() {
     })
     .await;
     for version in VERSIONS {
-        let mut c = server.client(version).await;
+        let mut c = Client::connect(server.addr, version).await;
         let health = c.get("/healthz").await;
         assert_eq!(
             (health.status.as_u16(), health.json()),
@@ -740,15 +684,13 @@ async fn grpc_grpc_web_and_json_share_the_port() {
         explain: 2,
         ..Default::default()
     };
-    let expected = server
-        .scorer()
-        .await
+    let expected = ScorerClient::new(server.channel().await)
         .score(request.clone())
         .await
         .unwrap()
         .into_inner();
     for version in VERSIONS {
-        let mut c = server.client(version).await;
+        let mut c = Client::connect(server.addr, version).await;
         for text in [false, true] {
             let (status, ct, messages, grpc_status) =
                 grpc_web_score(&mut c, &request, text, &[]).await;
@@ -784,12 +726,12 @@ async fn grpc_grpc_web_and_json_share_the_port() {
         assert_eq!(json.json(), serde_json::to_value(&expected).unwrap());
     }
     // gRPC still answers, and an unknown gRPC method is UNIMPLEMENTED in gRPC.
-    let mut grpc = server.scorer().await;
+    let mut grpc = ScorerClient::new(server.channel().await);
     assert_eq!(
         grpc.score(request.clone()).await.unwrap().into_inner(),
         expected
     );
-    let mut c = server.client(Version::H2).await;
+    let mut c = Client::connect(server.addr, Version::H2).await;
     let unknown = c
         .send(
             Method::POST,
@@ -815,7 +757,7 @@ async fn the_gate_refuses_grpc_web_in_grpc_web() {
         ..Default::default()
     };
     for version in VERSIONS {
-        let mut c = server.client(version).await;
+        let mut c = Client::connect(server.addr, version).await;
         let (status, ct, _, grpc_status) = grpc_web_score(&mut c, &request, false, &[]).await;
         assert_eq!(
             (status, ct.as_str(), grpc_status.as_str()),
@@ -898,14 +840,14 @@ async fn cors_is_off_unless_an_origin_is_given() {
         ),
     ];
     for version in VERSIONS {
-        let mut c = off.client(version).await;
+        let mut c = Client::connect(off.addr, version).await;
         let answer = c
             .send(Method::OPTIONS, "/v1/score", &preflight, Bytes::new())
             .await;
         assert_eq!(answer.header("access-control-allow-origin"), "");
         assert_eq!(answer.status, 405);
 
-        let mut c = on.client(version).await;
+        let mut c = Client::connect(on.addr, version).await;
         let answer = c
             .send(Method::OPTIONS, "/v1/score", &preflight, Bytes::new())
             .await;
@@ -956,7 +898,7 @@ async fn json_and_grpc_web_calls_are_logged_and_counted_as_their_calls() {
         c.access_log = slant::service::AccessLog::File(dir.join("access.jsonl"));
     })
     .await;
-    let mut c = server.client(Version::H1).await;
+    let mut c = Client::connect(server.addr, Version::H1).await;
     let ok = c
         .post_json(
             "/v1/score",
@@ -972,7 +914,7 @@ async fn json_and_grpc_web_calls_are_logged_and_counted_as_their_calls() {
     };
     let (_, _, messages, _) = grpc_web_score(&mut c, &request, false, &[]).await;
     assert_eq!(messages.len(), 1);
-    let path = server._dir.path().join("access.jsonl");
+    let path = server.dir().join("access.jsonl");
     let mut lines = Vec::new();
     for _ in 0..200 {
         let text = std::fs::read_to_string(&path).unwrap_or_default();

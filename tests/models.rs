@@ -4,64 +4,21 @@
 //! ListModels, decision thresholds per request, and a directory that
 //! starts empty.
 
-#[allow(dead_code)] // shared with tests/service.rs, which uses all of it
+#[allow(dead_code)] // shared by the service tests, each using a part of it
 mod common_service;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common_service::{model_a, model_b, save_corrupt};
+use common_service::{model_a, model_b, save_corrupt, serve};
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ListModelsRequest, ModelInfoRequest, ScoreRequest};
-use slant::service::{ModelSource, ReloadHandle, Server, ServerConfig, ServiceError};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use slant::service::{ModelSource, ServerConfig};
+use tonic::transport::Channel;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-
-struct TestServer {
-    addr: SocketAddr,
-    reload: ReloadHandle,
-    shutdown: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), ServiceError>>,
-}
-
-async fn start(config: ServerConfig) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(config).await.unwrap();
-    let reload = server.reload_handle();
-    let (shutdown, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = rx.await;
-    }));
-    TestServer {
-        addr,
-        reload,
-        shutdown,
-        task,
-    }
-}
-
-impl TestServer {
-    async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        self.task.await.unwrap().unwrap();
-    }
-}
 
 fn dir_config(dir: &Path) -> ServerConfig {
     let mut config = ServerConfig::new(dir);
@@ -96,7 +53,7 @@ async fn versions_serve_side_by_side_across_a_rollout() {
     std::fs::create_dir(dir.path().join("tweets")).unwrap();
     a.save(&dir.path().join("default/1.slant")).unwrap();
     b.save(&dir.path().join("tweets/7.slant")).unwrap();
-    let server = start(dir_config(dir.path())).await;
+    let server = serve(dir_config(dir.path())).await;
     let mut client = ScorerClient::new(server.channel().await);
     let id_a = who_answers(&mut client, "", "").await.unwrap().0;
     let id_b = who_answers(&mut client, "tweets", "").await.unwrap().0;
@@ -212,7 +169,7 @@ async fn a_model_file_keeps_its_previous_version_across_a_reload() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.slant");
     model_a().save(&path).unwrap();
-    let server = start(ServerConfig::new(&path)).await;
+    let server = serve(ServerConfig::new(&path)).await;
     let mut client = ScorerClient::new(server.channel().await);
     let (id_a, name, version) = who_answers(&mut client, "", "").await.unwrap();
     assert_eq!((name.as_str(), version.as_str()), ("default", "1"));
@@ -238,7 +195,7 @@ async fn thresholds_per_request_decide_two_class_heads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.slant");
     model_a().save(&path).unwrap();
-    let server = start(ServerConfig::new(&path)).await;
+    let server = serve(ServerConfig::new(&path)).await;
     let mut client = ScorerClient::new(server.channel().await);
     let ask = |thresholds: &[(&str, f64)], explain| ScoreRequest {
         passages: vec!["SHOCKING news!!".into()],
@@ -319,7 +276,7 @@ async fn a_model_directory_may_start_empty_and_health_follows_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = dir_config(dir.path());
     config.watch = Some(Duration::from_millis(100));
-    let server = start(config).await;
+    let server = serve(config).await;
     let mut health = HealthClient::new(server.channel().await);
     let status = |r: tonic::Response<tonic_health::pb::HealthCheckResponse>| r.into_inner().status;
     assert_eq!(

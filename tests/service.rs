@@ -1,6 +1,7 @@
 //! End-to-end tests of the gRPC service: a real server on 127.0.0.1:0 and
 //! tonic clients over real sockets.
 
+#[allow(dead_code)] // shared by the service tests, each using a part of it
 mod common_service;
 
 use std::net::SocketAddr;

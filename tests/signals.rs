@@ -5,7 +5,7 @@
 
 #![cfg(unix)]
 
-#[allow(dead_code)] // shared with tests/service.rs, which uses all of it
+#[allow(dead_code)] // shared by the service tests, each using a part of it
 mod common_service;
 
 use std::net::{SocketAddr, TcpListener};

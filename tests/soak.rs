@@ -9,6 +9,7 @@
 //! `SLANT_SOAK_SECS` (default 3) sets how long the mixed load runs;
 //! `SLANT_SOAK_CLIENTS` (default 16) how many clients run it.
 
+#[allow(dead_code)] // shared by the service tests, each using a part of it
 mod common_service;
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! in tests/fixtures/tls, a tonic client over rustls; plaintext clients and
 //! (with --tls-client-ca) clients without a certificate are refused.
 
-#[allow(dead_code)] // shared with tests/service.rs, which uses all of it
+#[allow(dead_code)] // shared by the service tests, each using a part of it
 mod common_service;
 
 use std::path::{Path, PathBuf};

@@ -1,13 +1,22 @@
-//! Small hand-made models for the service tests: two heads (3-class
-//! "sentiment", 2-class "sensational" with a threshold) over a TF-IDF
-//! vocabulary fitted on a few sentences.
+//! What the service tests share: small hand-made models (two heads,
+//! 3-class "sentiment" and 2-class "sensational" with a threshold, over a
+//! TF-IDF vocabulary fitted on a few sentences) and a server on
+//! 127.0.0.1:0 to call them on ([`TestServer`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use linfa::ParamGuard;
 use slant::features::{FeatureParams, FeatureSettings, Featurizer};
 use slant::model::{HeadData, ModelData};
+use slant::service::{ReloadHandle, Server, ServerConfig, ServiceError};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
 
 const CORPUS: [&str; 5] = [
     "good news",
@@ -87,4 +96,75 @@ pub fn save_corrupt(data: &ModelData, path: &Path) {
     let tmp = path.with_extension("corrupt.tmp");
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A server on 127.0.0.1:0 inside the test process, with real sockets.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub reload: ReloadHandle,
+    /// The model file [`start`] served (none for [`serve`]).
+    pub model_path: PathBuf,
+    dir: Option<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServiceError>>,
+}
+
+/// Serves `config` until [`TestServer::stop`].
+pub async fn serve(config: ServerConfig) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(config).await.unwrap();
+    let reload = server.reload_handle();
+    let (shutdown, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(listener, async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        addr,
+        reload,
+        model_path: PathBuf::new(),
+        dir: None,
+        shutdown: Some(shutdown),
+        task,
+    }
+}
+
+/// Serves model A, saved as `model.slant` in a new folder, with the
+/// config `configure` makes (given the folder, for the files it names).
+pub async fn start(configure: impl FnOnce(&mut ServerConfig, &Path)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = dir.path().join("model.slant");
+    model_a().save(&model_path).unwrap();
+    let mut config = ServerConfig::new(&model_path);
+    configure(&mut config, dir.path());
+    TestServer {
+        model_path,
+        dir: Some(dir),
+        ..serve(config).await
+    }
+}
+
+impl TestServer {
+    /// The folder [`start`] made (the model, and the files a test adds).
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().map(TempDir::path).unwrap()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Shuts the server down; it must stop cleanly within 10 seconds.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().map(|s| s.send(()));
+        let stopped = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        assert!(
+            matches!(stopped, Ok(Ok(Ok(())))),
+            "the server did not stop cleanly: {stopped:?}"
+        );
+    }
 }
