@@ -187,7 +187,14 @@ pub const CLASS_WEIGHT_BALANCED: &str = "class_weight_balanced";
 pub const CLASS_WEIGHT_PER_SOURCE: &str = "class_weight_per_source";
 
 /// Hyperparameters whose stored number means true (1) or false (0).
-const FLAGS: &[&str] = &[CLASS_WEIGHT_BALANCED, CLASS_WEIGHT_PER_SOURCE];
+/// The hyperparameter that says the head's models were fitted again on
+/// train + dev once their C and threshold were chosen (`refit = true`).
+pub const REFIT_WITH_DEV: &str = "refit_with_dev";
+const FLAGS: &[&str] = &[
+    CLASS_WEIGHT_BALANCED,
+    CLASS_WEIGHT_PER_SOURCE,
+    REFIT_WITH_DEV,
+];
 
 /// A hyperparameter as it reads: a number, or a flag stored as 1 or 0.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -27,7 +27,7 @@ pub use format::{
     check_heads, has_joint, Expert, Fingerprint, HeadData, HeadsError, Hyperparameter,
     InvalidModel, Linear, Mixture, ModelData, ModelError, Scope, CLASS_WEIGHT_BALANCED,
     CLASS_WEIGHT_PER_SOURCE, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COLUMNS, MAX_MODEL_BYTES,
-    MAX_OUTPUTS,
+    MAX_OUTPUTS, REFIT_WITH_DEV,
 };
 pub use scorer::{argmax, decide, Head, Model, Workspace};
 

@@ -107,11 +107,11 @@ pub struct HeadConfig {
     pub char_scale: f64,
     /// Once C (each expert's, in a mixture) and the threshold are chosen
     /// on dev, fit the head's models once more at them on the training
-    /// files together with the dev files that sit in a training file's
-    /// folder (see [`HeadConfig::dev_joins`]): more data for the model
-    /// kept, none of it seen by the choices. The dev metrics the model
-    /// keeps are those of the chosen models before the refit, the only
-    /// ones that did not train on dev.
+    /// files together with the dev files of the same sources (see
+    /// [`HeadConfig::dev_joins`]): more data for the models kept, the
+    /// choices not revisited. The dev metrics the model keeps are those
+    /// of the chosen models before the refit, the only ones that did not
+    /// train on dev.
     #[serde(default)]
     pub refit: bool,
 }
@@ -156,14 +156,14 @@ impl HeadConfig {
     }
 
     /// For each dev file, the training file it joins when the head is
-    /// refitted (see [`HeadConfig::refit`]): the first in the same folder
-    /// (its split of the same source, read with the training file's
-    /// weight), none for a dev file of a folder nothing is trained on
-    /// (SST-2's reviews beside SST-3's).
+    /// refitted (see [`HeadConfig::refit`]): the first of the same source
+    /// ([`same_source`]), whose weight its rows take; none for a dev
+    /// file of a source nothing is trained on (SST-2's reviews beside
+    /// SST-3's).
     pub fn dev_joins(&self) -> Vec<Option<usize>> {
         self.dev
             .iter()
-            .map(|d| self.train.iter().position(|t| t.folder() == d.folder()))
+            .map(|d| self.train.iter().position(|t| same_source(d, t)))
             .collect()
     }
 
@@ -182,6 +182,15 @@ impl HeadConfig {
             d => own + kept(d) + d * k,
         }
     }
+}
+
+/// Whether two data files are splits of one source: they sit in the same
+/// folder and are of the same domain and expert (by default the folder's
+/// name; files that share a folder with others name their `domain`). A
+/// dev file measures, in leave-one-out, and joins, in a refit, the
+/// training file of its source.
+pub fn same_source(a: &DataSpec, b: &DataSpec) -> bool {
+    a.folder() == b.folder() && a.domain() == b.domain() && a.expert() == b.expert()
 }
 
 fn default_c_grid() -> Vec<f64> {
@@ -233,6 +242,8 @@ pub enum InvalidConfig {
     CGrid { head: String },
     #[error("head {head:?}: char_scale must be a positive number, got {value}")]
     CharScale { head: String, value: f64 },
+    #[error("head {head:?}: refit = true, but no dev file is of a training file's source (the same folder and expert) to join it")]
+    Refit { head: String },
     #[error("head {head:?}: weight of {} must be positive", file.display())]
     Weight { head: String, file: PathBuf },
     #[error("head {head:?}: a mixture needs joint_weight in [0, 1] (got {joint_weight}), a positive gate_c (got {gate_c}) and 2 to {} named domains among its training files (got {domains:?})", crate::model::MAX_OUTPUTS)]
@@ -305,6 +316,9 @@ impl TrainConfig {
                     head: head(),
                     value: h.char_scale,
                 });
+            }
+            if h.refit && h.dev_joins().iter().all(Option::is_none) {
+                return Err(InvalidConfig::Refit { head: head() });
             }
             if let Some(m) = &h.mixture {
                 let domains = h.domains();
@@ -389,6 +403,26 @@ dev = [{ path = "d.csv", text = "body" }]
         .unwrap();
         assert_eq!(c.heads[0].dev_joins(), [Some(1), None, Some(0)]);
         assert!(!c.heads[0].refit, "off unless asked for");
+        // In one folder, a dev file joins the training file of its expert
+        // (of its domain, in a plain head).
+        let c: TrainConfig = toml::from_str(
+            "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\nrefit = true\n\
+             mixture = { joint_weight = 0.0 }\n\
+             train = [{ path = \"news.jsonl\", domain = \"news\" }, \
+             { path = \"reviews.jsonl\", domain = \"reviews\" }]\n\
+             dev = [{ path = \"dev_reviews.jsonl\", domain = \"reviews\" }, \
+             { path = \"dev.jsonl\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(c.heads[0].dev_joins(), [Some(1), None]);
+        assert_eq!(c.validate(), Ok(()));
+        // A refit that nothing would join is refused.
+        let mut alone = c.clone();
+        alone.heads[0].dev.remove(0);
+        assert_eq!(
+            alone.validate(),
+            Err(InvalidConfig::Refit { head: "s".into() })
+        );
     }
 
     #[test]

@@ -77,13 +77,14 @@ pub struct HeadSummary {
     /// previous optimum): the figure comparable to a scikit-learn
     /// pipeline's fit.
     pub fit_seconds: f64,
-    /// Seconds spent on the whole C grid.
+    /// Seconds spent on the whole C grid (and the refit, with `refit`).
     pub grid_seconds: f64,
-    /// Iterations of the head's own fit at the chosen C (none without a
+    /// Iterations of the fit of the head's own model that was kept: at
+    /// the chosen C, or, with `refit`, the refit's from it (none without a
     /// joint model).
     pub iterations: Option<u64>,
-    /// The fits along the C grid that stopped before the gradient
-    /// tolerance: (C, iterations, how it ended).
+    /// The fits (along the C grid, and refits) that stopped before the
+    /// gradient tolerance: (C, iterations, how it ended).
     pub unconverged: Vec<(f64, u64, Termination)>,
     /// dev file -> (accuracy, macro-F1)
     pub dev: Vec<(String, f64, f64)>,
@@ -379,6 +380,39 @@ struct Rows {
     weight: Vec<f32>,
 }
 
+/// [`Rows`] but the matrix: what a refit keeps while the grid has it.
+struct Labels {
+    y: Vec<usize>,
+    files: Vec<usize>,
+    weight: Vec<f32>,
+}
+
+impl Rows {
+    fn labels_only(&self) -> Labels {
+        Labels {
+            y: self.y.clone(),
+            files: self.files.clone(),
+            weight: self.weight.clone(),
+        }
+    }
+}
+
+impl Labels {
+    fn with(self, x: SparseRecords) -> Rows {
+        Rows {
+            x,
+            y: self.y,
+            files: self.files,
+            weight: self.weight,
+        }
+    }
+}
+
+/// Each training file's `weight`, in order.
+fn file_weights(h: &HeadConfig) -> Vec<f32> {
+    h.train.iter().map(|spec| spec.weight).collect()
+}
+
 /// The model chosen along a C grid.
 struct Fitted {
     model: LinearModel,
@@ -429,13 +463,14 @@ fn fit_at(
 
 /// Fits `fit` on `rows` along its C grid (warm-started, smallest C
 /// first) and keeps the C (and, for two classes, threshold) with the best
-/// mean dev macro-F1; with no dev sets, the first C.
+/// mean dev macro-F1; with no dev sets, the first C. Hands the rows'
+/// matrix back (a refit builds on it).
 fn fit_grid(
     fit: &Fit,
     rows: Rows,
     dev: &[&DevSet],
     progress: &mut dyn Progress,
-) -> Result<Fitted, FitError> {
+) -> Result<(Fitted, SparseRecords), FitError> {
     let k = fit.labels.len();
     let dataset = dataset(fit, rows);
     let mut previous: Option<LinearModel> = None;
@@ -470,13 +505,14 @@ fn fit_grid(
     let Some((_, c, threshold, model)) = best else {
         return Err(FitError::Solver(SolverError::Empty));
     };
-    Ok(Fitted {
+    let fitted = Fitted {
         model,
         c,
         threshold,
         cold_seconds: cold_seconds.unwrap_or_default(),
         unconverged,
-    })
+    };
+    Ok((fitted, dataset.records))
 }
 
 /// The chosen model fitted once more at its C on `rows` (the training
@@ -503,10 +539,8 @@ fn refit(
 fn with_dev(rows: &Rows, dev: &[DevSet], joins: &[Option<usize>], file_weight: &[f32]) -> Rows {
     let mut parts = Vec::new();
     let (mut y, mut weight, mut files) = (Vec::new(), Vec::new(), Vec::new());
-    let mut start = 0;
-    for (f, &n) in rows.files.iter().enumerate() {
-        let own = start..start + n;
-        start += n;
+    for (f, own) in file_ranges(&rows.files).into_iter().enumerate() {
+        let n = own.len();
         let w = file_weight.get(f).copied().unwrap_or(1.0);
         y.extend_from_slice(rows.y.get(own.clone()).unwrap_or_default());
         weight.extend_from_slice(rows.weight.get(own.clone()).unwrap_or_default());
@@ -631,27 +665,25 @@ fn train_head(
         files: d.train_sources.clone(),
         weight: d.train_weight.clone(),
     };
-    let file_weight: Vec<f32> = h.train.iter().map(|spec| spec.weight).collect();
-    let refit_rows = h
-        .refit
-        .then(|| with_dev(&rows, &dev, &h.dev_joins(), &file_weight));
     if let Some(m) = &h.mixture {
-        let (head, mut summary) = train_mixture(h, m, d, rows, refit_rows, dev, scale, progress)?;
+        let (head, mut summary) = train_mixture(h, m, d, rows, dev, scale, progress)?;
         summary.fit_seconds += featurize_seconds;
         return Ok((head, summary));
     }
-    let fits = fit.c_grid.len() + usize::from(refit_rows.is_some());
+    let fits = fit.c_grid.len() + usize::from(h.refit);
     progress.start(&format!("head {}", h.name), fits as u64);
     let grid_start = Instant::now();
     let every: Vec<&DevSet> = dev.iter().collect();
-    let fitted = fit_grid(&fit, rows, &every, progress).map_err(named)?;
+    let kept = h.refit.then(|| rows.labels_only());
+    let (fitted, x) = fit_grid(&fit, rows, &every, progress).map_err(named)?;
     // Dev metrics are the chosen model's, before any refit on dev.
     let probs: Vec<Array2<f64>> = dev.iter().map(|s| predict(&fitted.model, s)).collect();
     let (dev_metrics, dev_summary) = dev_results(&h.labels, &dev, &probs, fitted.threshold)
         .map_err(|e| named(FitError::Metrics(e)))?;
     let mut unconverged = fitted.unconverged.clone();
-    let model = match refit_rows {
-        Some(r) => {
+    let model = match kept {
+        Some(kept) => {
+            let r = with_dev(&kept.with(x), &dev, &h.dev_joins(), &file_weights(h));
             let model = refit(&fit, &fitted, r, &mut unconverged).map_err(named)?;
             progress.advance(1);
             model
@@ -710,7 +742,7 @@ fn hyperparameters(h: &HeadConfig, c: Option<f64>) -> BTreeMap<String, f64> {
         out.insert("char_scale".to_string(), h.char_scale);
     }
     if h.refit {
-        out.insert("refit_with_dev".to_string(), 1.0);
+        out.insert(crate::model::REFIT_WITH_DEV.to_string(), 1.0);
     }
     out
 }
@@ -721,6 +753,28 @@ fn linear_of(model: &LinearModel, scale: Option<&[f32]>) -> crate::model::Linear
         weights: stored_weights(&model.weights, scale),
         intercept: f32s(model.intercept.iter().copied()),
     }
+}
+
+/// The labels' frequencies over the rows of `files` (indices into
+/// `rows.files`), add-one smoothed over `k` labels, and how many labels
+/// occur there.
+fn label_frequencies(rows: &Rows, files: &[usize], k: usize) -> (Vec<f64>, usize) {
+    let ranges = file_ranges(&rows.files);
+    let mut counts = vec![0usize; k];
+    for &f in files {
+        let y = ranges.get(f).and_then(|r| rows.y.get(r.clone()));
+        for &c in y.unwrap_or_default() {
+            if let Some(n) = counts.get_mut(c) {
+                *n += 1;
+            }
+        }
+    }
+    let n: usize = counts.iter().sum();
+    let p = counts
+        .iter()
+        .map(|&c| (c as f64 + 1.0) / (n as f64 + k as f64))
+        .collect();
+    (p, counts.iter().filter(|&&c| c > 0).count())
 }
 
 /// Each file's rows, from the files' row counts in order.
@@ -764,7 +818,6 @@ fn train_mixture(
     m: &crate::train::MixtureConfig,
     d: HeadInputs,
     all: Rows,
-    refit_rows: Option<Rows>,
     dev: Vec<DevSet>,
     scale: Option<&[f32]>,
     progress: &mut dyn Progress,
@@ -780,8 +833,7 @@ fn train_mixture(
         let d = spec.expert();
         domains.iter().position(|x| *x == d)
     };
-    // Each training file's rows, and the files of each domain.
-    let ranges = file_ranges(&all.files);
+    // The files of each domain.
     let files_of: Vec<Vec<usize>> = (0..domains.len())
         .map(|di| {
             (0..h.train.len())
@@ -794,19 +846,8 @@ fn train_mixture(
     let constant: Vec<Option<Vec<f64>>> = files_of
         .iter()
         .map(|files| {
-            let mut counts = vec![0usize; k];
-            for &f in files {
-                all.y[ranges[f].clone()]
-                    .iter()
-                    .for_each(|&c| counts[c] += 1);
-            }
-            let n: usize = counts.iter().sum();
-            (counts.iter().filter(|&&c| c > 0).count() <= 1).then(|| {
-                counts
-                    .iter()
-                    .map(|&c| (c as f64 + 1.0) / (n as f64 + k as f64))
-                    .collect()
-            })
+            let (p, labels) = label_frequencies(&all, files, k);
+            (labels <= 1).then_some(p)
         })
         .collect();
     let dev_domain: Vec<Option<usize>> = h.dev.iter().map(domain_of).collect();
@@ -817,7 +858,7 @@ fn train_mixture(
         .collect();
     let has_joint = crate::model::has_joint(m.joint_weight);
     let models = usize::from(has_joint) + linear.len() + 1;
-    let fits = fit.c_grid.len() * (models - 1) + 1 + usize::from(refit_rows.is_some()) * models;
+    let fits = fit.c_grid.len() * (models - 1) + 1 + usize::from(h.refit) * models;
     progress.start(&format!("head {} (mixture)", h.name), fits as u64);
     let grid_start = Instant::now();
     let mut cold = 0.0;
@@ -829,7 +870,7 @@ fn train_mixture(
         let mut joint_files: Vec<usize> =
             linear.iter().flat_map(|&di| files_of[di].clone()).collect();
         joint_files.sort_unstable();
-        let joint =
+        let (joint, _) =
             fit_grid(&fit, subset(&all, &joint_files), &every, progress).map_err(part("joint"))?;
         cold += joint.cold_seconds;
         unconverged.extend(joint.unconverged.iter().copied());
@@ -851,7 +892,7 @@ fn train_mixture(
             .map(|(s, _)| s)
             .collect();
         let sets = if own.is_empty() { &every } else { &own };
-        let e = fit_grid(&fit, subset(&all, &files_of[di]), sets, progress)
+        let (e, _) = fit_grid(&fit, subset(&all, &files_of[di]), sets, progress)
             .map_err(part(&format!("expert {name}")))?;
         cold += e.cold_seconds;
         unconverged.extend(e.unconverged.iter().copied());
@@ -868,7 +909,7 @@ fn train_mixture(
         .iter()
         .map(|spec| domain_of(spec).unwrap_or(0))
         .collect();
-    let file_weight: Vec<f32> = h.train.iter().map(|spec| spec.weight).collect();
+    let file_weight = file_weights(h);
     let gate_rows = |rows: Rows| {
         let weight = gate_weights(&rows.files, &file_domain, &file_weight, domains.len());
         let y = file_domain
@@ -892,7 +933,8 @@ fn train_mixture(
         tolerance: h.tolerance,
         tune_threshold: false,
     };
-    let mut gate = fit_grid(&gate_fit, gate_rows(all), &[], progress).map_err(part("gate"))?;
+    let kept = h.refit.then(|| all.labels_only());
+    let (mut gate, x) = fit_grid(&gate_fit, gate_rows(all), &[], progress).map_err(part("gate"))?;
     cold += gate.cold_seconds;
     unconverged.extend(gate.unconverged.iter().copied());
     // The blend on dev, and its threshold.
@@ -933,17 +975,25 @@ fn train_mixture(
         .map_err(|e| part("blend")(FitError::Metrics(e)))?;
     // Every part fitted once more at its chosen C on train + dev; the
     // threshold and the dev metrics above are the chosen blend's.
-    if let Some(r) = refit_rows {
+    if let Some(kept) = kept {
+        let r = with_dev(&kept.with(x), &dev, &h.dev_joins(), &file_weight);
         if let Some((j, files)) = &mut joint {
             j.model = refit(&fit, j, subset(&r, files), &mut unconverged).map_err(part("joint"))?;
             progress.advance(1);
         }
         for (di, (expert, fitted)) in experts.iter_mut().enumerate() {
-            if let Some(e) = fitted {
-                e.model = refit(&fit, e, subset(&r, &files_of[di]), &mut unconverged)
-                    .map_err(part(&format!("expert {}", domains[di])))?;
-                *expert = crate::model::Expert::Linear(linear_of(&e.model, scale));
-                progress.advance(1);
+            match fitted {
+                Some(e) => {
+                    e.model = refit(&fit, e, subset(&r, &files_of[di]), &mut unconverged)
+                        .map_err(part(&format!("expert {}", domains[di])))?;
+                    *expert = crate::model::Expert::Linear(linear_of(&e.model, scale));
+                    progress.advance(1);
+                }
+                // A constant expert's frequencies, counted again.
+                None => {
+                    *expert =
+                        crate::model::Expert::Constant(label_frequencies(&r, &files_of[di], k).0);
+                }
             }
         }
         gate.model =
@@ -1174,7 +1224,13 @@ mod tests {
             .join(file);
         let (mut config, bytes) = TrainConfig::load(&path, None).unwrap();
         config.heads.truncate(1);
-        config.heads[0].refit = refit;
+        // The fixtures share a folder: a source's files name their domain.
+        let head = &mut config.heads[0];
+        head.refit = refit;
+        if head.mixture.is_none() {
+            head.train[0].domain = Some("s".into());
+            head.dev[0].domain = Some("s".into());
+        }
         let trained = train(&config, &bytes, &TrainOptions::default(), &mut Quiet).unwrap();
         trained.model.heads.into_iter().next().unwrap()
     }
@@ -1189,13 +1245,19 @@ mod tests {
             let mut hyper = refitted.hyperparameters.clone();
             assert_eq!(hyper.remove("refit_with_dev"), Some(1.0), "{file}");
             assert_eq!(hyper, chosen.hyperparameters, "{file}");
-            // The models kept were fitted again, on more rows.
-            match (&refitted.mixture, &chosen.mixture) {
-                (Some(r), Some(c)) => {
-                    assert_ne!(r.gate.weights, c.gate.weights, "{file}");
-                    assert_ne!(r.experts, c.experts, "{file}");
-                }
-                _ => assert_ne!(refitted.weights, chosen.weights, "{file}"),
+            // The models kept were fitted again, on more rows: the plain
+            // model; in the mixture, the joint model, the gate and the
+            // expert of the dev file's domain ("news"), while the constant
+            // expert of headlines, which no dev file joins, keeps its
+            // frequencies.
+            assert_ne!(refitted.weights, chosen.weights, "{file}");
+            assert!(!refitted.weights.is_empty(), "{file}");
+            if let (Some(r), Some(c)) = (&refitted.mixture, &chosen.mixture) {
+                assert_eq!(r.sources, ["news", "reviews", "headlines"]);
+                assert_ne!(r.gate.weights, c.gate.weights);
+                assert_ne!(r.experts[0], c.experts[0]);
+                assert!(matches!(r.experts[2], crate::model::Expert::Constant(_)));
+                assert_eq!(r.experts[2], c.experts[2]);
             }
             // And deterministically so.
             assert_eq!(refit_fixture(file, true), refitted, "{file}");

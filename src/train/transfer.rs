@@ -7,14 +7,17 @@
 //! and measured on the left-out source's dev file (the config's dev file
 //! in the same folder, else `dev.jsonl` beside the training file). The
 //! same dev file scored by the head trained on every source gives the
-//! in-domain figure beside it. Choose features and regularisation by
+//! in-domain figure beside it (trained without `refit`, which would put
+//! that dev file in its training; a head held out refits, when its
+//! config says so, on the other sources' dev files alone). Choose
+//! features and regularisation by
 //! these figures and by dev, never by the test splits.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::config::{HeadConfig, TrainConfig};
+use super::config::{same_source, HeadConfig, TrainConfig};
 use super::run::{train, Progress, TrainError, TrainOptions};
 use crate::data::DataSpec;
 use crate::eval::config::{EvalError, EvalSet};
@@ -64,10 +67,10 @@ pub enum TransferError {
     Eval(#[from] EvalError),
 }
 
-/// The dev file that measures `train`'s source: the head's dev file in
-/// the same folder, else `dev.jsonl` beside it on disk.
+/// The dev file that measures `train`'s source: the head's dev file of
+/// the same source ([`same_source`]), else `dev.jsonl` beside it on disk.
 fn dev_of(config: &TrainConfig, head: &HeadConfig, train: &DataSpec) -> Option<DataSpec> {
-    if let Some(d) = head.dev.iter().find(|d| d.folder() == train.folder()) {
+    if let Some(d) = head.dev.iter().find(|d| same_source(d, train)) {
         return Some(d.clone());
     }
     let beside = DataSpec {
