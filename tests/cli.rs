@@ -116,6 +116,61 @@ fn train_is_deterministic_and_info_describes_the_model() {
     assert!(text.contains("scope: headline"), "{text}");
 }
 
+/// `refit = true` from the command line: the model says it was refitted,
+/// and a config where no dev file is of a training file's source (in one
+/// folder, sources are told apart by `domain`) is refused, naming the head.
+#[test]
+fn a_refit_is_recorded_and_one_with_nothing_to_join_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures");
+    let config = |dev_domain: &str| {
+        format!(
+            "data_root = {:?}\n[features]\nmin_df = 1\n\
+             [[heads]]\nname = \"sentiment\"\nlabels = [\"negative\", \"neutral\", \"positive\"]\n\
+             c_grid = [1, 4]\nrefit = true\n\
+             train = [{{ path = \"sentiment_train.jsonl\", domain = \"s\" }}]\n\
+             dev = [{{ path = \"sentiment_dev.jsonl\"{dev_domain} }}]\n",
+            fixtures.to_str().unwrap()
+        )
+    };
+    let joined = dir.path().join("refit.toml");
+    std::fs::write(&joined, config(", domain = \"s\"")).unwrap();
+    let model = dir.path().join("refit.slant");
+    ok(&slant(&[
+        "train",
+        "--config",
+        joined.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ]));
+    let info: Value = serde_json::from_str(&ok(&slant(&[
+        "info",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(info["heads"][0]["hyperparameters"]["refit_with_dev"], true);
+    let text = ok(&slant(&["info", "--model", model.to_str().unwrap()]));
+    assert!(text.contains("refit_with_dev = true"), "{text}");
+
+    let alone = dir.path().join("alone.toml");
+    std::fs::write(&alone, config("")).unwrap();
+    let out = slant(&[
+        "train",
+        "--config",
+        alone.to_str().unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("alone.toml") && err.contains("\"sentiment\"") && err.contains("refit"),
+        "{err}"
+    );
+}
+
 /// A mixture head from the command line: trained from a config (two
 /// domains with experts, one of a single label that only trains the gate),
 /// the same bytes twice, described by `info`, and scored, explained and

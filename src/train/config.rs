@@ -242,7 +242,7 @@ pub enum InvalidConfig {
     CGrid { head: String },
     #[error("head {head:?}: char_scale must be a positive number, got {value}")]
     CharScale { head: String, value: f64 },
-    #[error("head {head:?}: refit = true, but no dev file is of a training file's source (the same folder and expert) to join it")]
+    #[error("head {head:?}: refit = true, but no dev file is of a training file's source (the same folder, domain and expert) to join it")]
     Refit { head: String },
     #[error("head {head:?}: weight of {} must be positive", file.display())]
     Weight { head: String, file: PathBuf },
