@@ -380,34 +380,6 @@ struct Rows {
     weight: Vec<f32>,
 }
 
-/// [`Rows`] but the matrix: what a refit keeps while the grid has it.
-struct Labels {
-    y: Vec<usize>,
-    files: Vec<usize>,
-    weight: Vec<f32>,
-}
-
-impl Rows {
-    fn labels_only(&self) -> Labels {
-        Labels {
-            y: self.y.clone(),
-            files: self.files.clone(),
-            weight: self.weight.clone(),
-        }
-    }
-}
-
-impl Labels {
-    fn with(self, x: SparseRecords) -> Rows {
-        Rows {
-            x,
-            y: self.y,
-            files: self.files,
-            weight: self.weight,
-        }
-    }
-}
-
 /// Each training file's `weight`, in order.
 fn file_weights(h: &HeadConfig) -> Vec<f32> {
     h.train.iter().map(|spec| spec.weight).collect()
@@ -432,46 +404,55 @@ fn dataset(fit: &Fit, rows: Rows) -> DatasetBase<SparseRecords, Array1<usize>> {
     let mut weights: Array1<f32> = cw.iter().zip(&rows.weight).map(|(&c, &w)| w * c).collect();
     if fit.balance_sources && !rows.files.is_empty() {
         let mean = rows.y.len() as f32 / rows.files.len() as f32;
-        let mut start = 0;
-        for &n in &rows.files {
-            let scale = if n == 0 { 0.0 } else { mean / n as f32 };
+        for r in file_ranges(&rows.files) {
+            let scale = if r.is_empty() {
+                0.0
+            } else {
+                mean / r.len() as f32
+            };
             weights
-                .slice_mut(ndarray::s![start..start + n])
+                .slice_mut(ndarray::s![r])
                 .mapv_inplace(|w| w * scale);
-            start += n;
         }
     }
     DatasetBase::new(rows.x, Array1::from(rows.y)).with_weights(weights)
 }
 
-/// One fit of `fit` at `c`, warm-started from `previous`.
+/// One fit of `fit` at `c`, warm-started from `previous`; noted in
+/// `unconverged` when it stops short of the gradient tolerance.
 fn fit_at(
     fit: &Fit,
     c: f64,
     previous: Option<&LinearModel>,
     dataset: &DatasetBase<SparseRecords, Array1<usize>>,
+    unconverged: &mut Vec<(f64, u64, Termination)>,
 ) -> Result<LinearModel, FitError> {
-    LogisticParams::new(fit.labels.len())
+    let model = LogisticParams::new(fit.labels.len())
         .c(c)
         .max_iterations(fit.max_iterations)
         .gradient_tolerance(fit.tolerance)
         .check()
         .map_err(FitError::Solver)?
         .fit_with(previous, dataset)
-        .map_err(FitError::Solver)
+        .map_err(FitError::Solver)?;
+    if !model.termination.converged() {
+        unconverged.push((c, model.iterations, model.termination));
+    }
+    Ok(model)
 }
 
 /// Fits `fit` on `rows` along its C grid (warm-started, smallest C
 /// first) and keeps the C (and, for two classes, threshold) with the best
-/// mean dev macro-F1; with no dev sets, the first C. Hands the rows'
-/// matrix back (a refit builds on it).
+/// mean dev macro-F1; with no dev sets, the first C. Hands the rows back
+/// (a refit builds on them).
 fn fit_grid(
     fit: &Fit,
     rows: Rows,
     dev: &[&DevSet],
     progress: &mut dyn Progress,
-) -> Result<(Fitted, SparseRecords), FitError> {
+) -> Result<(Fitted, Rows), FitError> {
     let k = fit.labels.len();
+    let (files, weight) = (rows.files.clone(), rows.weight.clone());
     let dataset = dataset(fit, rows);
     let mut previous: Option<LinearModel> = None;
     // (score, C, threshold, model)
@@ -480,11 +461,8 @@ fn fit_grid(
     let mut cold_seconds = None;
     for &c in &fit.c_grid {
         let t = Instant::now();
-        let model = fit_at(fit, c, previous.as_ref(), &dataset)?;
+        let model = fit_at(fit, c, previous.as_ref(), &dataset, &mut unconverged)?;
         cold_seconds.get_or_insert(t.elapsed().as_secs_f64());
-        if !model.termination.converged() {
-            unconverged.push((c, model.iterations, model.termination));
-        }
         let probs: Vec<Array2<f64>> = dev.iter().map(|s| predict(&model, s)).collect();
         let threshold = match (k, fit.tune_threshold && !dev.is_empty()) {
             (2, true) => Some(tune_threshold(fit.labels, dev, &probs).map_err(FitError::Metrics)?),
@@ -512,24 +490,31 @@ fn fit_grid(
         cold_seconds: cold_seconds.unwrap_or_default(),
         unconverged,
     };
-    Ok((fitted, dataset.records))
+    let rows = Rows {
+        x: dataset.records,
+        y: dataset.targets.into_raw_vec_and_offset().0,
+        files,
+        weight,
+    };
+    Ok((fitted, rows))
 }
 
 /// The chosen model fitted once more at its C on `rows` (the training
 /// rows with the dev files that join them, [`with_dev`]), warm-started
-/// from it; a fit that stops short of the tolerance is noted as the
-/// grid's are.
+/// from it.
 fn refit(
     fit: &Fit,
     chosen: &Fitted,
     rows: Rows,
     unconverged: &mut Vec<(f64, u64, Termination)>,
 ) -> Result<LinearModel, FitError> {
-    let model = fit_at(fit, chosen.c, Some(&chosen.model), &dataset(fit, rows))?;
-    if !model.termination.converged() {
-        unconverged.push((chosen.c, model.iterations, model.termination));
-    }
-    Ok(model)
+    fit_at(
+        fit,
+        chosen.c,
+        Some(&chosen.model),
+        &dataset(fit, rows),
+        unconverged,
+    )
 }
 
 /// The training rows with each dev file that joins a training file
@@ -674,21 +659,19 @@ fn train_head(
     progress.start(&format!("head {}", h.name), fits as u64);
     let grid_start = Instant::now();
     let every: Vec<&DevSet> = dev.iter().collect();
-    let kept = h.refit.then(|| rows.labels_only());
-    let (fitted, x) = fit_grid(&fit, rows, &every, progress).map_err(named)?;
+    let (fitted, rows) = fit_grid(&fit, rows, &every, progress).map_err(named)?;
     // Dev metrics are the chosen model's, before any refit on dev.
     let probs: Vec<Array2<f64>> = dev.iter().map(|s| predict(&fitted.model, s)).collect();
     let (dev_metrics, dev_summary) = dev_results(&h.labels, &dev, &probs, fitted.threshold)
         .map_err(|e| named(FitError::Metrics(e)))?;
     let mut unconverged = fitted.unconverged.clone();
-    let model = match kept {
-        Some(kept) => {
-            let r = with_dev(&kept.with(x), &dev, &h.dev_joins(), &file_weights(h));
-            let model = refit(&fit, &fitted, r, &mut unconverged).map_err(named)?;
-            progress.advance(1);
-            model
-        }
-        None => fitted.model,
+    let model = if h.refit {
+        let r = with_dev(&rows, &dev, &h.dev_joins(), &file_weights(h));
+        let model = refit(&fit, &fitted, r, &mut unconverged).map_err(named)?;
+        progress.advance(1);
+        model
+    } else {
+        fitted.model
     };
     progress.finish();
     let grid_seconds = grid_start.elapsed().as_secs_f64();
@@ -809,6 +792,25 @@ fn pick<T: Copy>(v: &[T], ranges: &[std::ops::Range<usize>]) -> Vec<T> {
         .collect()
 }
 
+/// A mixture's expert while the head is trained: a fitted linear model, or
+/// the constant answer of a domain of one label.
+enum Part {
+    Linear(Fitted),
+    Constant(Vec<f64>),
+}
+
+impl Part {
+    /// Its probabilities for every row of `set` (`k` labels).
+    fn predict(&self, set: &DevSet, k: usize) -> Array2<f64> {
+        match self {
+            Self::Linear(e) => predict(&e.model, set),
+            Self::Constant(p) => {
+                Array2::from_shape_fn((set.y.len(), k), |(_, c)| p.get(c).copied().unwrap_or(0.0))
+            }
+        }
+    }
+}
+
 /// A mixture head (see [`crate::train::MixtureConfig`]): its joint model
 /// on the domains that have experts, one expert per such domain, the
 /// gate over every domain, then the threshold tuned on the blend.
@@ -882,7 +884,7 @@ fn train_mixture(
     let mut experts = Vec::with_capacity(domains.len());
     for (di, name) in domains.iter().enumerate() {
         if let Some(p) = &constant[di] {
-            experts.push((crate::model::Expert::Constant(p.clone()), None));
+            experts.push(Part::Constant(p.clone()));
             continue;
         }
         let own: Vec<&DevSet> = dev
@@ -897,10 +899,7 @@ fn train_mixture(
         cold += e.cold_seconds;
         unconverged.extend(e.unconverged.iter().copied());
         hyper.insert(format!("expert {name} C"), e.c);
-        experts.push((
-            crate::model::Expert::Linear(linear_of(&e.model, scale)),
-            Some(e),
-        ));
+        experts.push(Part::Linear(e));
     }
     // The gate: every row labelled with its domain, weighed by
     // `gate_weights`.
@@ -910,15 +909,17 @@ fn train_mixture(
         .map(|spec| domain_of(spec).unwrap_or(0))
         .collect();
     let file_weight = file_weights(h);
-    let gate_rows = |rows: Rows| {
-        let weight = gate_weights(&rows.files, &file_domain, &file_weight, domains.len());
+    // The gate's rows: the head's matrix, each row labelled with its
+    // file's domain.
+    let gate_rows = |x: SparseRecords, files: &[usize]| {
+        let weight = gate_weights(files, &file_domain, &file_weight, domains.len());
         let y = file_domain
             .iter()
-            .zip(&rows.files)
+            .zip(files)
             .flat_map(|(&d, &n)| std::iter::repeat_n(d, n))
             .collect();
         Rows {
-            x: rows.x,
+            x,
             y,
             files: vec![weight.len()],
             weight,
@@ -933,8 +934,14 @@ fn train_mixture(
         tolerance: h.tolerance,
         tune_threshold: false,
     };
-    let kept = h.refit.then(|| all.labels_only());
-    let (mut gate, x) = fit_grid(&gate_fit, gate_rows(all), &[], progress).map_err(part("gate"))?;
+    let Rows {
+        x,
+        y,
+        files,
+        weight,
+    } = all;
+    let (mut gate, gated) =
+        fit_grid(&gate_fit, gate_rows(x, &files), &[], progress).map_err(part("gate"))?;
     cold += gate.cold_seconds;
     unconverged.extend(gate.unconverged.iter().copied());
     // The blend on dev, and its threshold.
@@ -946,15 +953,11 @@ fn train_mixture(
                 None => Array2::zeros((s.y.len(), k)),
             };
             let g = predict(&gate.model, s);
-            for (d, (expert, model)) in experts.iter().enumerate() {
-                let q = model.as_ref().map(|e| predict(&e.model, s));
+            for (d, part) in experts.iter().enumerate() {
+                let q = part.predict(s, k);
                 for (i, mut row) in p.rows_mut().into_iter().enumerate() {
                     let share = (1.0 - m.joint_weight) * g[[i, d]];
-                    let answer: &[f64] = match (&q, expert) {
-                        (Some(q), _) => q.row(i).to_slice().unwrap_or_default(),
-                        (None, crate::model::Expert::Constant(c)) => c,
-                        (None, crate::model::Expert::Linear(_)) => &[],
-                    };
+                    let answer = q.row(i).to_slice().unwrap_or_default();
                     if let Some(out) = row.as_slice_mut() {
                         crate::model::link::add_share(out, share, answer);
                     }
@@ -975,29 +978,31 @@ fn train_mixture(
         .map_err(|e| part("blend")(FitError::Metrics(e)))?;
     // Every part fitted once more at its chosen C on train + dev; the
     // threshold and the dev metrics above are the chosen blend's.
-    if let Some(kept) = kept {
-        let r = with_dev(&kept.with(x), &dev, &h.dev_joins(), &file_weight);
+    if h.refit {
+        let all = Rows {
+            x: gated.x,
+            y,
+            files,
+            weight,
+        };
+        let r = with_dev(&all, &dev, &h.dev_joins(), &file_weight);
         if let Some((j, files)) = &mut joint {
             j.model = refit(&fit, j, subset(&r, files), &mut unconverged).map_err(part("joint"))?;
             progress.advance(1);
         }
-        for (di, (expert, fitted)) in experts.iter_mut().enumerate() {
-            match fitted {
-                Some(e) => {
+        for (di, expert) in experts.iter_mut().enumerate() {
+            match expert {
+                Part::Linear(e) => {
                     e.model = refit(&fit, e, subset(&r, &files_of[di]), &mut unconverged)
                         .map_err(part(&format!("expert {}", domains[di])))?;
-                    *expert = crate::model::Expert::Linear(linear_of(&e.model, scale));
                     progress.advance(1);
                 }
                 // A constant expert's frequencies, counted again.
-                None => {
-                    *expert =
-                        crate::model::Expert::Constant(label_frequencies(&r, &files_of[di], k).0);
-                }
+                Part::Constant(p) => *p = label_frequencies(&r, &files_of[di], k).0,
             }
         }
-        gate.model =
-            refit(&gate_fit, &gate, gate_rows(r), &mut unconverged).map_err(part("gate"))?;
+        gate.model = refit(&gate_fit, &gate, gate_rows(r.x, &r.files), &mut unconverged)
+            .map_err(part("gate"))?;
         progress.advance(1);
     }
     progress.finish();
@@ -1028,7 +1033,13 @@ fn train_mixture(
             joint_weight: m.joint_weight,
             sources: domains.clone(),
             gate: linear_of(&gate.model, scale),
-            experts: experts.into_iter().map(|(e, _)| e).collect(),
+            experts: experts
+                .into_iter()
+                .map(|e| match e {
+                    Part::Linear(e) => crate::model::Expert::Linear(linear_of(&e.model, scale)),
+                    Part::Constant(p) => crate::model::Expert::Constant(p),
+                })
+                .collect(),
         }),
     };
     let summary = HeadSummary {
