@@ -48,6 +48,17 @@ fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
+/// `slant info --json` of a model file.
+fn info_json(model: &Path) -> Value {
+    serde_json::from_str(&ok(&slant(&[
+        "info",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap()
+}
+
 fn train_fixture(dir: &Path) -> PathBuf {
     let model = dir.join("fixture.slant");
     let out = slant(&[
@@ -83,13 +94,7 @@ fn train_is_deterministic_and_info_describes_the_model() {
         "same data and config, different bytes"
     );
 
-    let info: Value = serde_json::from_str(&ok(&slant(&[
-        "info",
-        "--model",
-        a.to_str().unwrap(),
-        "--json",
-    ])))
-    .unwrap();
+    let info = info_json(&a);
     assert_eq!(info["model_id"].as_str().unwrap().len(), 16);
     let heads = info["heads"].as_array().unwrap();
     assert_eq!(
@@ -143,13 +148,7 @@ fn a_refit_is_recorded_and_one_with_nothing_to_join_refused() {
         "--out",
         model.to_str().unwrap(),
     ]));
-    let info: Value = serde_json::from_str(&ok(&slant(&[
-        "info",
-        "--model",
-        model.to_str().unwrap(),
-        "--json",
-    ])))
-    .unwrap();
+    let info = info_json(&model);
     assert_eq!(info["heads"][0]["hyperparameters"]["refit_with_dev"], true);
     let text = ok(&slant(&["info", "--model", model.to_str().unwrap()]));
     assert!(text.contains("refit_with_dev = true"), "{text}");
@@ -206,13 +205,7 @@ fn a_mixture_head_trains_scores_and_explains() {
         info.contains("expert news C = ") && info.contains("gate C = 2"),
         "{info}"
     );
-    let json: serde_json::Value = serde_json::from_str(&ok(&slant(&[
-        "info",
-        "--json",
-        "--model",
-        a.to_str().unwrap(),
-    ])))
-    .unwrap();
+    let json = info_json(&a);
     let experts = &json["heads"][0]["mixture"]["experts"];
     assert_eq!(experts[2]["kind"], "constant", "{json}");
     // The constant expert: "neutral" for all 50 headlines, add-one smoothed.

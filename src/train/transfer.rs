@@ -5,7 +5,7 @@
 //! C and threshold chosen without the left-out source, nor the training
 //! and dev files of its folder or domain —
 //! and measured on the left-out source's dev file (the config's dev file
-//! in the same folder, else `dev.jsonl` beside the training file). The
+//! of the same source, else `dev.jsonl` beside the training file). The
 //! same dev file scored by the head trained on every source gives the
 //! in-domain figure beside it (trained without `refit`, which would put
 //! that dev file in its training; a head held out refits, when its
