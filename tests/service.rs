@@ -4,26 +4,22 @@
 #[allow(dead_code)] // shared by the service tests, each using a part of it
 mod common_service;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use common_service::{model_a, model_b, save_corrupt};
+use common_service::{model_a, model_b, save_corrupt, start, start_model};
 use prost::bytes::Bytes;
 use slant::cli::ServeArgs;
 use slant::client::{bench_grpc, BenchProtocol, BenchRpc, LoadSpec, RawCodec};
-use slant::model::{ModelData, ModelError, Scope};
+use slant::model::{ModelError, Scope};
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ModelInfoRequest, ScoreRequest};
-use slant::service::{Limits, ModelSource, ReloadHandle, Server, ServerConfig, ServiceError};
+use slant::service::{Limits, ModelSource, ServiceError};
 use slant::text::split::split_article;
-use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -31,93 +27,6 @@ use tonic::{Code, Request, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-
-struct TestServer {
-    addr: SocketAddr,
-    metrics_addr: SocketAddr,
-    reload: ReloadHandle,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServiceError>>,
-    model_path: PathBuf,
-    _dir: TempDir,
-}
-
-async fn start() -> TestServer {
-    start_with(|_| {}).await
-}
-
-async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    start_model(model_a(), configure).await
-}
-
-async fn start_model(model: ModelData, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("model.slant");
-    model.save(&model_path).unwrap();
-    let mut config = ServerConfig::new(&model_path);
-    configure(&mut config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, metrics_addr) = (
-        listener.local_addr().unwrap(),
-        metrics.local_addr().unwrap(),
-    );
-    let server = Server::new(config)
-        .await
-        .unwrap()
-        .with_metrics_listener(metrics);
-    let reload = server.reload_handle();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = rx.await;
-    }));
-    TestServer {
-        addr,
-        metrics_addr,
-        reload,
-        shutdown: Some(tx),
-        task,
-        model_path,
-        _dir: dir,
-    }
-}
-
-impl TestServer {
-    async fn channel(&self) -> Channel {
-        Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn scorer(&self) -> ScorerClient<Channel> {
-        ScorerClient::new(self.channel().await)
-    }
-
-    fn trigger_shutdown(&mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
-    }
-
-    async fn stop(mut self) {
-        self.trigger_shutdown();
-        self.task.await.unwrap().unwrap();
-    }
-
-    async fn get(&self, path: &str) -> String {
-        let mut s = tokio::net::TcpStream::connect(self.metrics_addr)
-            .await
-            .unwrap();
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
-    }
-}
 
 fn score_req(passages: &[&str]) -> ScoreRequest {
     ScoreRequest {
@@ -157,7 +66,7 @@ fn probabilities_sum_to_one(h: &slant::proto::HeadScore) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn score_answers_in_order_with_explanations() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let mut client = server.scorer().await;
     let passages = [
         "Good news, SHOCKING news!!",
@@ -248,7 +157,7 @@ async fn score_answers_in_order_with_explanations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_batches_are_scored_in_order() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let mut client = server.scorer().await;
     // Over the inline threshold: scored in chunks on blocking threads.
     let passages: Vec<String> = (0..1024)
@@ -279,7 +188,7 @@ async fn big_batches_are_scored_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn score_stream_answers_in_order_and_a_bad_request_ends_it() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let mut client = server.scorer().await;
     let req = |id: &str, head: &str| ScoreRequest {
         passages: vec!["good news".into(), "bad news".into()],
@@ -338,7 +247,7 @@ async fn score_stream_answers_in_order_and_a_bad_request_ends_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn article_passages_point_into_the_text_and_the_summary_is_their_weighted_mean() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let mut client = server.scorer().await;
     let text = "Senate passes budget bill\n\nThe senate voted on Tuesday. It was GOOD news for the team!! \
                 Bad news followed.\r\n\r\n  Great results, said Mr. Smith. ";
@@ -444,7 +353,7 @@ async fn article_passages_point_into_the_text_and_the_summary_is_their_weighted_
 async fn a_headline_head_reads_the_title_only_and_the_summary_says_so() {
     let mut model = model_a();
     model.heads[1].scope = Scope::Headline;
-    let server = start_model(model, |_| {}).await;
+    let server = start_model(model, |_, _| {}).await;
     let mut client = server.scorer().await;
     let info = client
         .get_model_info(ModelInfoRequest::default())
@@ -548,7 +457,7 @@ async fn a_headline_head_reads_the_title_only_and_the_summary_says_so() {
 /// as <caps>) only when asked for, signed towards the decided label.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explanations_are_words_and_raw_features_are_behind_a_flag() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let mut client = server.scorer().await;
     let passage = "SHOCKING news!! and more SHOCKING news";
     let ask = |raw_features| ScoreRequest {
@@ -597,7 +506,7 @@ async fn explanations_are_words_and_raw_features_are_behind_a_flag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_info_describes_the_loaded_model() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let info = server
         .scorer()
         .await
@@ -637,7 +546,7 @@ async fn model_info_describes_the_loaded_model() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_the_documented_status_and_the_server_keeps_serving() {
-    let server = start_with(|c| {
+    let server = start(|c, _| {
         c.limits = Limits {
             max_batch: 4,
             max_passage_bytes: 100,
@@ -772,7 +681,7 @@ async fn bad_requests_get_the_documented_status_and_the_server_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_bytes_get_an_error_status_not_a_crash() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     let path = |p: &'static str| tonic::codegen::http::uri::PathAndQuery::from_static(p);
     // Field 1 (passages, a string) holding invalid UTF-8; then plain garbage.
@@ -850,7 +759,7 @@ async fn undecodable_bytes_get_an_error_status_not_a_crash() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadlines_and_cancellations_leave_the_server_serving() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let mut client = server.scorer().await;
     let big: Vec<String> = (0..600)
         .map(|i| format!("passage {i} ") + &"good news and bad news ".repeat(150))
@@ -952,7 +861,7 @@ async fn deadlines_and_cancellations_leave_the_server_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_check_and_watch() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let mut health = HealthClient::new(server.channel().await);
     for service in ["", "slant.v1.Scorer"] {
         let r = health
@@ -1004,7 +913,7 @@ async fn reflection_lists_and_describes_the_services() {
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let mut client = ServerReflectionClient::new(server.channel().await);
     let reqs = vec![
         ServerReflectionRequest {
@@ -1110,7 +1019,7 @@ async fn progress(done: &AtomicU64, n: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_swaps_in_a_good_model_and_refuses_a_corrupt_one_while_requests_flow() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let id_a = server.reload.model_id();
     let (stop, done) = (
         Arc::new(AtomicBool::new(false)),
@@ -1187,7 +1096,7 @@ async fn reload_swaps_in_a_good_model_and_refuses_a_corrupt_one_while_requests_f
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_keeps_the_model_it_started_with() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let id_a = server.reload.model_id();
     let mut client = server.scorer().await;
     let (tx, rx) = mpsc::channel(4);
@@ -1219,7 +1128,7 @@ async fn a_stream_keeps_the_model_it_started_with() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_reloads_when_the_file_changes() {
-    let server = start_with(|c| c.watch = Some(Duration::from_millis(20))).await;
+    let server = start(|c, _| c.watch = Some(Duration::from_millis(20))).await;
     let id_a = server.reload.model_id();
     let mut client = server.scorer().await;
     model_b().save(&server.model_path).unwrap();
@@ -1259,7 +1168,7 @@ async fn watch_reloads_when_the_file_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_new_calls_and_drains_calls_in_flight() {
-    let mut server = start().await;
+    let mut server = start(|_, _| {}).await;
     let channel = server.channel().await;
     let mut health = HealthClient::new(channel.clone());
     let mut watch = health
@@ -1320,12 +1229,12 @@ async fn shutdown_stops_new_calls_and_drains_calls_in_flight() {
     assert_eq!(stream.message().await.unwrap().unwrap().request_id, "2");
     drop(tx);
     assert!(stream.message().await.unwrap().is_none());
-    server.task.await.unwrap().unwrap();
+    server.stopped().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_timeout_bounds_a_call_that_never_ends() {
-    let mut server = start_with(|c| c.drain_timeout = Duration::from_millis(200)).await;
+    let mut server = start(|c, _| c.drain_timeout = Duration::from_millis(200)).await;
     let mut client = server.scorer().await;
     let (tx, rx) = mpsc::channel(4);
     tx.send(score_req(&["good"])).await.unwrap();
@@ -1336,13 +1245,13 @@ async fn the_drain_timeout_bounds_a_call_that_never_ends() {
         .into_inner();
     stream.message().await.unwrap().unwrap();
     server.trigger_shutdown();
-    server.task.await.unwrap().unwrap();
+    server.stopped().await;
     drop(tx);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_in_prometheus_text_format() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let mut client = server.scorer().await;
     client
         .score(score_req(&["good news", "bad news"]))
@@ -1381,7 +1290,7 @@ async fn metrics_are_served_in_prometheus_text_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_drives_score_and_health() {
-    let server = start().await;
+    let server = start(|_, _| {}).await;
     let runs = [
         BenchProtocol::Grpc,
         BenchProtocol::Json,

@@ -17,12 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common_service::{model_a, model_b, save_corrupt};
+use common_service::{model_a, model_b, save_corrupt, serve};
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ScoreRequest};
-use slant::service::{Limits, Server, ServerConfig};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use slant::service::{Limits, ServerConfig};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
@@ -536,14 +535,8 @@ async fn soak_mixed_load_with_reloads_stays_bounded() {
         ..Limits::default()
     };
     config.drain_timeout = Duration::from_secs(2);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(config).await.unwrap();
-    let reload = server.reload_handle();
-    let (shutdown, rx) = oneshot::channel::<()>();
-    let server_task = tokio::spawn(server.run(listener, async {
-        let _ = rx.await;
-    }));
+    let server = serve(config).await;
+    let (addr, reload) = (server.addr, server.reload.clone());
     let id_a = reload.model_id();
 
     // Warm up: a few hundred good calls, then the mixed load, both over all
@@ -708,12 +701,7 @@ async fn soak_mixed_load_with_reloads_stays_bounded() {
         "open fds grew from {warm_fds} to {final_fds}"
     );
 
-    let _ = shutdown.send(());
-    tokio::time::timeout(Duration::from_secs(10), server_task)
-        .await
-        .expect("the server drains")
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
 
 /// One `name:sha256-of-key` line.
@@ -765,14 +753,8 @@ async fn soak_rolling_versions_with_keyed_clients() {
         max_concurrent_per_key: Some(12),
     };
     config.drain_timeout = Duration::from_secs(2);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(config).await.unwrap();
-    let reload = server.reload_handle();
-    let (shutdown, rx) = oneshot::channel::<()>();
-    let server_task = tokio::spawn(server.run(listener, async {
-        let _ = rx.await;
-    }));
+    let server = serve(config).await;
+    let (addr, reload) = (server.addr, server.reload.clone());
 
     let stop = Arc::new(AtomicBool::new(false));
     let run = |seed: u64| {
@@ -939,10 +921,5 @@ async fn soak_rolling_versions_with_keyed_clients() {
         start.1,
         end.1
     );
-    let _ = shutdown.send(());
-    tokio::time::timeout(Duration::from_secs(10), server_task)
-        .await
-        .expect("the server drains")
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }

@@ -11,9 +11,11 @@ use std::time::Duration;
 use linfa::ParamGuard;
 use slant::features::{FeatureParams, FeatureSettings, Featurizer};
 use slant::model::{HeadData, ModelData};
+use slant::proto::scorer_client::ScorerClient;
 use slant::service::{ReloadHandle, Server, ServerConfig, ServiceError};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
@@ -98,9 +100,11 @@ pub fn save_corrupt(data: &ModelData, path: &Path) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-/// A server on 127.0.0.1:0 inside the test process, with real sockets.
+/// A server on 127.0.0.1:0 inside the test process, with real sockets:
+/// gRPC (and HTTP) on `addr`, Prometheus metrics on `metrics_addr`.
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     pub reload: ReloadHandle,
     /// The model file [`start`] served (none for [`serve`]).
     pub model_path: PathBuf,
@@ -112,8 +116,13 @@ pub struct TestServer {
 /// Serves `config` until [`TestServer::stop`].
 pub async fn serve(config: ServerConfig) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = Server::new(config).await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap();
+    let server = Server::new(config)
+        .await
+        .unwrap()
+        .with_metrics_listener(metrics);
     let reload = server.reload_handle();
     let (shutdown, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(listener, async {
@@ -121,6 +130,7 @@ pub async fn serve(config: ServerConfig) -> TestServer {
     }));
     TestServer {
         addr,
+        metrics_addr,
         reload,
         model_path: PathBuf::new(),
         dir: None,
@@ -132,9 +142,17 @@ pub async fn serve(config: ServerConfig) -> TestServer {
 /// Serves model A, saved as `model.slant` in a new folder, with the
 /// config `configure` makes (given the folder, for the files it names).
 pub async fn start(configure: impl FnOnce(&mut ServerConfig, &Path)) -> TestServer {
+    start_model(model_a(), configure).await
+}
+
+/// [`start`] with another model.
+pub async fn start_model(
+    model: ModelData,
+    configure: impl FnOnce(&mut ServerConfig, &Path),
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let model_path = dir.path().join("model.slant");
-    model_a().save(&model_path).unwrap();
+    model.save(&model_path).unwrap();
     let mut config = ServerConfig::new(&model_path);
     configure(&mut config, dir.path());
     TestServer {
@@ -158,13 +176,41 @@ impl TestServer {
             .unwrap()
     }
 
-    /// Shuts the server down; it must stop cleanly within 10 seconds.
-    pub async fn stop(mut self) {
+    pub async fn scorer(&self) -> ScorerClient<Channel> {
+        ScorerClient::new(self.channel().await)
+    }
+
+    /// `GET path` from the metrics listener: the whole HTTP/1.1 response.
+    pub async fn get(&self, path: &str) -> String {
+        let mut s = TcpStream::connect(self.metrics_addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    /// Asks the server to shut down (once); [`TestServer::stopped`] waits.
+    pub fn trigger_shutdown(&mut self) {
         let _ = self.shutdown.take().map(|s| s.send(()));
+    }
+
+    /// Waits for the server asked to shut down: it must stop cleanly
+    /// within 10 seconds.
+    pub async fn stopped(self) {
         let stopped = tokio::time::timeout(Duration::from_secs(10), self.task).await;
         assert!(
             matches!(stopped, Ok(Ok(Ok(())))),
             "the server did not stop cleanly: {stopped:?}"
         );
+    }
+
+    /// Shuts the server down; it must stop cleanly within 10 seconds.
+    pub async fn stop(mut self) {
+        self.trigger_shutdown();
+        self.stopped().await;
     }
 }
