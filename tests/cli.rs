@@ -48,6 +48,17 @@ fn ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
+/// `slant train --config config --out out`.
+fn train(config: &Path, out: &Path) -> Output {
+    slant(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// `slant info --json` of a model file.
 fn info_json(model: &Path) -> Value {
     serde_json::from_str(&ok(&slant(&[
@@ -61,13 +72,7 @@ fn info_json(model: &Path) -> Value {
 
 fn train_fixture(dir: &Path) -> PathBuf {
     let model = dir.join("fixture.slant");
-    let out = slant(&[
-        "train",
-        "--config",
-        "data/fixtures/fixture.toml",
-        "--out",
-        model.to_str().unwrap(),
-    ]);
+    let out = train(Path::new("data/fixtures/fixture.toml"), &model);
     let text = ok(&out);
     assert!(
         text.contains("sentiment") && text.contains("clickbait") && text.contains("macro-F1"),
@@ -81,13 +86,7 @@ fn train_is_deterministic_and_info_describes_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let a = train_fixture(dir.path());
     let b = dir.path().join("again.slant");
-    ok(&slant(&[
-        "train",
-        "--config",
-        "data/fixtures/fixture.toml",
-        "--out",
-        b.to_str().unwrap(),
-    ]));
+    ok(&train(Path::new("data/fixtures/fixture.toml"), &b));
     assert_eq!(
         std::fs::read(&a).unwrap(),
         std::fs::read(&b).unwrap(),
@@ -141,13 +140,7 @@ fn a_refit_is_recorded_and_one_with_nothing_to_join_refused() {
     let joined = dir.path().join("refit.toml");
     std::fs::write(&joined, config(", domain = \"s\"")).unwrap();
     let model = dir.path().join("refit.slant");
-    ok(&slant(&[
-        "train",
-        "--config",
-        joined.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ]));
+    ok(&train(&joined, &model));
     let info = info_json(&model);
     assert_eq!(info["heads"][0]["hyperparameters"]["refit_with_dev"], true);
     let text = ok(&slant(&["info", "--model", model.to_str().unwrap()]));
@@ -155,13 +148,7 @@ fn a_refit_is_recorded_and_one_with_nothing_to_join_refused() {
 
     let alone = dir.path().join("alone.toml");
     std::fs::write(&alone, config("")).unwrap();
-    let out = slant(&[
-        "train",
-        "--config",
-        alone.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ]);
+    let out = train(&alone, &model);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -179,22 +166,13 @@ fn a_mixture_head_trains_scores_and_explains() {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures");
     let config = fixtures.join("mixture.toml");
-    let train = |out: &Path| {
-        ok(&slant(&[
-            "train",
-            "--config",
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]))
-    };
     let (a, b) = (dir.path().join("a.slant"), dir.path().join("b.slant"));
-    let text = train(&a);
+    let text = ok(&train(&config, &a));
     assert!(
         text.contains("sentiment") && text.contains("macro-F1"),
         "{text}"
     );
-    train(&b);
+    ok(&train(&config, &b));
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let info = ok(&slant(&["info", "--model", a.to_str().unwrap()]));
     assert!(
@@ -260,13 +238,7 @@ fn a_mixture_head_trains_scores_and_explains() {
     )
     .unwrap();
     let lean = dir.path().join("lean.slant");
-    let table = ok(&slant(&[
-        "train",
-        "--config",
-        lean_config.to_str().unwrap(),
-        "--out",
-        lean.to_str().unwrap(),
-    ]));
+    let table = ok(&train(&lean_config, &lean));
     let row = table
         .lines()
         .find(|l| l.starts_with("sentiment "))
@@ -889,13 +861,7 @@ fn bad_inputs_are_named_with_file_and_line() {
         "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\ntrain = [{ path = \"missing.jsonl\" }]\ndev = [{ path = \"missing.jsonl\" }]\n",
     )
     .unwrap();
-    let out = slant(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        dir.path().join("x.slant").to_str().unwrap(),
-    ]);
+    let out = train(&cfg, &dir.path().join("x.slant"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.jsonl"));
 
@@ -968,13 +934,7 @@ fn bad_inputs_are_named_with_file_and_line() {
     );
     // A TOML error's snippet is shown once.
     std::fs::write(&cfg, "heads = [\n").unwrap();
-    let out = slant(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        "x.slant",
-    ]);
+    let out = train(&cfg, Path::new("x.slant"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("heads = [").count(), 1, "{err}");
 
