@@ -13,6 +13,8 @@
 
 #[allow(dead_code)] // shared with tests/http.rs
 mod common_http;
+#[allow(dead_code)] // shared by the service tests, each using a part of it
+mod common_service;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,9 +24,7 @@ use std::time::{Duration, Instant};
 use common_http::{Client, Version};
 use http::Method;
 use serde_json::{json, Value};
-use slant::service::{Server, ServerConfig};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use slant::service::ServerConfig;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -219,13 +219,8 @@ async fn the_page_shows_an_articles_framing_in_a_real_browser() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut config = ServerConfig::new(root.join("models/default.slant"));
     config.limits.max_article_bytes = 20_000;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let server = Server::new(config).await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = stopped.await;
-    }));
+    let server = common_service::serve(config).await;
+    let addr = server.addr;
 
     // chromedriver, and a headless chromium with a fresh profile.
     let port = free_port();
@@ -474,6 +469,5 @@ async fn the_page_shows_an_articles_framing_in_a_real_browser() {
     std::fs::write(&phone, &png).unwrap();
 
     d.call(Method::DELETE, "", Value::Null).await;
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    server.stop().await;
 }

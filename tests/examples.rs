@@ -8,10 +8,6 @@ mod common_service;
 use std::path::Path;
 use std::process::Command;
 
-use slant::service::{Server, ServerConfig};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
 fn readme() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
 }
@@ -52,16 +48,8 @@ async fn the_readme_curl_examples_run() {
         eprintln!("SKIPPED: the README's curl examples DID NOT RUN: curl is not installed");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model.slant");
-    common_service::model_a().save(&model).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(ServerConfig::new(&model)).await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = stopped.await;
-    }));
+    let server = common_service::start(|_, _| {}).await;
+    let addr = server.addr;
     for line in lines {
         let command = line.replace("127.0.0.1:50051", &addr.to_string());
         let out = tokio::task::spawn_blocking(move || {
@@ -87,6 +75,5 @@ async fn the_readme_curl_examples_run() {
             assert!(json.is_object(), "{line}: {body}");
         }
     }
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    server.stop().await;
 }

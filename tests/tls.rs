@@ -7,12 +7,11 @@ mod common_service;
 
 use std::path::{Path, PathBuf};
 
-use common_service::model_a;
+use common_service::{model_a, start, TestServer};
 use slant::proto::scorer_client::ScorerClient;
 use slant::proto::ScoreRequest;
 use slant::service::{Server, ServerConfig, TlsFiles};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 fn fixture(name: &str) -> PathBuf {
@@ -21,32 +20,17 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Starts a TLS server; returns its port, the shutdown sender and the task.
-async fn start(
-    client_ca: bool,
-) -> (
-    u16,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), slant::service::ServiceError>>,
-    tempfile::TempDir,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model.slant");
-    model_a().save(&model).unwrap();
-    let mut config = ServerConfig::new(&model);
-    config.tls = Some(TlsFiles {
-        cert: fixture("server.pem"),
-        key: fixture("server.key"),
-        client_ca: client_ca.then(|| fixture("ca.pem")),
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = Server::new(config).await.unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(listener, async {
-        let _ = rx.await;
-    }));
-    (port, tx, task, dir)
+/// A TLS server with the test certificates; with `client_ca`, clients
+/// must show a certificate signed by the test CA.
+async fn start_tls(client_ca: bool) -> TestServer {
+    start(|config, _| {
+        config.tls = Some(TlsFiles {
+            cert: fixture("server.pem"),
+            key: fixture("server.key"),
+            client_ca: client_ca.then(|| fixture("ca.pem")),
+        });
+    })
+    .await
 }
 
 fn request() -> ScoreRequest {
@@ -86,7 +70,8 @@ async fn scored(channel: Channel) -> slant::proto::ScoreResponse {
 
 #[tokio::test]
 async fn tls_serves_encrypted_and_refuses_plaintext() {
-    let (port, stop, task, _dir) = start(false).await;
+    let server = start_tls(false).await;
+    let port = server.addr.port();
     let channel = tls_channel(port, None).await.unwrap();
     let response = scored(channel).await;
     assert!(!response.model_id.is_empty());
@@ -102,13 +87,13 @@ async fn tls_serves_encrypted_and_refuses_plaintext() {
     };
     assert!(refused, "a plaintext call to the TLS port succeeded");
 
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn client_ca_requires_a_client_certificate() {
-    let (port, stop, task, _dir) = start(true).await;
+    let server = start_tls(true).await;
+    let port = server.addr.port();
     // Without a client certificate the handshake or the call fails.
     let anonymous = match tls_channel(port, None).await {
         Err(_) => true,
@@ -122,8 +107,7 @@ async fn client_ca_requires_a_client_certificate() {
     );
     let channel = tls_channel(port, Some(id)).await.unwrap();
     scored(channel).await;
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
