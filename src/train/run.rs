@@ -395,16 +395,22 @@ struct Fitted {
     unconverged: Vec<(f64, u64, Termination)>,
 }
 
-/// `rows` as the solver takes them: each row weighed by its file's
-/// `weight`, its class weight and (with `balance_sources`) its file's
-/// share.
-fn dataset(fit: &Fit, rows: Rows) -> DatasetBase<SparseRecords, Array1<usize>> {
+/// Rows `x` (labels `y`) as the solver takes them: each row weighed by
+/// its `weight` (its file's), its class weight and (with
+/// `balance_sources`) its file's share (`files`: the files' row counts).
+fn dataset(
+    fit: &Fit,
+    x: SparseRecords,
+    y: Vec<usize>,
+    files: &[usize],
+    weight: &[f32],
+) -> DatasetBase<SparseRecords, Array1<usize>> {
     let k = fit.labels.len();
-    let cw = row_class_weights(fit.class_weight, k, &rows.y, &rows.files);
-    let mut weights: Array1<f32> = cw.iter().zip(&rows.weight).map(|(&c, &w)| w * c).collect();
-    if fit.balance_sources && !rows.files.is_empty() {
-        let mean = rows.y.len() as f32 / rows.files.len() as f32;
-        for r in file_ranges(&rows.files) {
+    let cw = row_class_weights(fit.class_weight, k, &y, files);
+    let mut weights: Array1<f32> = cw.iter().zip(weight).map(|(&c, &w)| w * c).collect();
+    if fit.balance_sources && !files.is_empty() {
+        let mean = y.len() as f32 / files.len() as f32;
+        for r in file_ranges(files) {
             let scale = if r.is_empty() {
                 0.0
             } else {
@@ -415,7 +421,7 @@ fn dataset(fit: &Fit, rows: Rows) -> DatasetBase<SparseRecords, Array1<usize>> {
                 .mapv_inplace(|w| w * scale);
         }
     }
-    DatasetBase::new(rows.x, Array1::from(rows.y)).with_weights(weights)
+    DatasetBase::new(x, Array1::from(y)).with_weights(weights)
 }
 
 /// One fit of `fit` at `c`, warm-started from `previous`; noted in
@@ -452,8 +458,13 @@ fn fit_grid(
     progress: &mut dyn Progress,
 ) -> Result<(Fitted, Rows), FitError> {
     let k = fit.labels.len();
-    let (files, weight) = (rows.files.clone(), rows.weight.clone());
-    let dataset = dataset(fit, rows);
+    let Rows {
+        x,
+        y,
+        files,
+        weight,
+    } = rows;
+    let dataset = dataset(fit, x, y, &files, &weight);
     let mut previous: Option<LinearModel> = None;
     // (score, C, threshold, model)
     let mut best: Option<(f64, f64, Option<f64>, LinearModel)> = None;
@@ -508,13 +519,14 @@ fn refit(
     rows: Rows,
     unconverged: &mut Vec<(f64, u64, Termination)>,
 ) -> Result<LinearModel, FitError> {
-    fit_at(
-        fit,
-        chosen.c,
-        Some(&chosen.model),
-        &dataset(fit, rows),
-        unconverged,
-    )
+    let Rows {
+        x,
+        y,
+        files,
+        weight,
+    } = rows;
+    let dataset = dataset(fit, x, y, &files, &weight);
+    fit_at(fit, chosen.c, Some(&chosen.model), &dataset, unconverged)
 }
 
 /// The training rows with each dev file that joins a training file
@@ -814,7 +826,6 @@ impl Part {
 /// A mixture head (see [`crate::train::MixtureConfig`]): its joint model
 /// on the domains that have experts, one expert per such domain, the
 /// gate over every domain, then the threshold tuned on the blend.
-#[allow(clippy::too_many_arguments)]
 fn train_mixture(
     h: &HeadConfig,
     m: &crate::train::MixtureConfig,
