@@ -392,7 +392,7 @@ dev = [{ path = "d.csv", text = "body" }]
     }
 
     #[test]
-    fn a_dev_file_joins_the_first_training_file_of_its_folder() {
+    fn a_dev_file_joins_the_first_training_file_of_its_source() {
         let c: TrainConfig = toml::from_str(
             "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\n\
              train = [{ path = \"x/train.jsonl\" }, { path = \"y/train.jsonl\" }, \
