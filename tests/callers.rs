@@ -60,7 +60,7 @@ async fn api_keys_are_required_and_reloaded() {
         c.callers.api_keys = Some(keys);
     })
     .await;
-    let mut client = ScorerClient::new(server.channel().await);
+    let mut client = server.scorer().await;
     assert_eq!(score_code(&mut client, None).await, Code::Unauthenticated);
     assert_eq!(
         score_code(&mut client, Some("wrong")).await,
@@ -104,7 +104,7 @@ async fn api_keys_are_required_and_reloaded() {
         c.watch = Some(Duration::from_millis(50));
     })
     .await;
-    let mut client = ScorerClient::new(server.channel().await);
+    let mut client = server.scorer().await;
     assert_eq!(score_code(&mut client, Some("k-news")).await, Code::Ok);
     let tmp = server.dir().join("keys.tmp");
     std::fs::write(&tmp, format!("ops:{}\n", sha("k-ops"))).unwrap();
@@ -188,7 +188,7 @@ async fn a_burst_is_shed_at_once_server_wide_and_per_key() {
         .collect();
     // Meanwhile another key still gets its call through.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let mut polite = ScorerClient::new(server.channel().await);
+    let mut polite = server.scorer().await;
     let mut r = keyed(small(), Some("k-polite"));
     r.set_timeout(Duration::from_secs(5));
     polite.score(r).await.unwrap();
@@ -234,7 +234,7 @@ async fn a_burst_is_shed_at_once_server_wide_and_per_key() {
         "{ok} served, {shed} shed, {per_key} per key"
     );
     // Slots come back: the same key is served again.
-    let mut client = ScorerClient::new(server.channel().await);
+    let mut client = server.scorer().await;
     assert_eq!(score_code(&mut client, Some("k-greedy")).await, Code::Ok);
     server.stop().await;
 }
@@ -248,7 +248,7 @@ async fn the_access_log_has_a_line_per_call_and_never_the_text() {
         c.access_log = AccessLog::File(dir.join("access.jsonl"));
     })
     .await;
-    let mut client = ScorerClient::new(server.channel().await);
+    let mut client = server.scorer().await;
     let two = ScoreRequest {
         passages: vec!["SECRET-TEXT one".into(), "SECRET-TEXT two".into()],
         ..Default::default()

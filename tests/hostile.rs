@@ -17,7 +17,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use common_service::{model_a, model_b, TestServer};
 use prost::Message as _;
 use slant::model::ModelError;
-use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ScoreRequest};
 use slant::service::{ConnectionLimits, Limits, ServerConfig, ServiceError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,7 +66,9 @@ async fn still_answers(server: &TestServer, when: &str) {
         "{when}: no health answer within a second: {health:?}"
     );
     let score = tokio::time::timeout(within, async {
-        ScorerClient::new(server.channel().await)
+        server
+            .scorer()
+            .await
             .score(ScoreRequest {
                 passages: vec!["good news".into()],
                 ..Default::default()
@@ -115,7 +116,9 @@ fn code_of<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> (Code, String) {
 async fn repeated_heads_and_explanation_bombs_are_refused_before_scoring() {
     let _serial = serial().await;
     let server = start(|_| {}).await;
-    let mut client = ScorerClient::new(server.channel().await)
+    let mut client = server
+        .scorer()
+        .await
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     let rss0 = vm_rss_mib();
@@ -201,7 +204,7 @@ async fn repeated_heads_and_explanation_bombs_are_refused_before_scoring() {
 async fn responses_over_the_response_limit_are_refused() {
     let _serial = serial().await;
     let server = start(|c| c.limits.max_response_bytes = 4096).await;
-    let mut client = ScorerClient::new(server.channel().await);
+    let mut client = server.scorer().await;
     let small = ScoreRequest {
         passages: vec!["good news".into(); 4],
         ..Default::default()
@@ -485,7 +488,7 @@ async fn http2_streams_are_capped_and_unread_responses_are_bounded() {
     // The send timeout closes the connection, and the budget comes back.
     let closed = tokio::time::timeout(Duration::from_secs(5), conn).await;
     assert!(closed.is_ok(), "the connection was not closed");
-    let mut client = ScorerClient::new(server.channel().await).max_decoding_message_size(64 << 20);
+    let mut client = server.scorer().await.max_decoding_message_size(64 << 20);
     let response = client.score(request.clone()).await;
     assert!(response.is_ok(), "{:?}", response.err());
     still_answers(&server, "after the slow reader was cut off").await;
@@ -563,7 +566,7 @@ async fn calls_that_never_send_their_body_are_cancelled() {
     })
     .await
     .unwrap();
-    let mut client = ScorerClient::new(server.channel().await);
+    let mut client = server.scorer().await;
     let mut stream = client
         .score_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await
@@ -637,7 +640,7 @@ async fn one_slow_reader_cannot_take_the_whole_response_budget() {
         "{statuses:?}"
     );
     // Another client still gets the same large answer.
-    let mut client = ScorerClient::new(server.channel().await).max_decoding_message_size(64 << 20);
+    let mut client = server.scorer().await.max_decoding_message_size(64 << 20);
     let answer = client.score(request.clone()).await;
     assert!(answer.is_ok(), "{:?}", answer.err());
     eprintln!("a slow reader held its 1 MiB share ({refused} refusals); another client was served");

@@ -19,7 +19,6 @@ use http::Method;
 use prost::Message as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use slant::proto::scorer_client::ScorerClient;
 use slant::proto::{ArticleRequest, ScoreRequest, ScoreResponse};
 use slant::service::{Limits, ModelSource, ServerConfig, TlsFiles};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,7 +33,7 @@ fn sha(key: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_in_http1_and_http2() {
     let server = start(|_, _| {}).await;
-    let mut grpc = ScorerClient::new(server.channel().await);
+    let mut grpc = server.scorer().await;
     let grpc_score = grpc
         .score(ScoreRequest {
             passages: vec!["Good news, SHOCKING news!!".into(), "bad news".into()],
@@ -684,7 +683,9 @@ async fn grpc_grpc_web_and_json_share_the_port() {
         explain: 2,
         ..Default::default()
     };
-    let expected = ScorerClient::new(server.channel().await)
+    let expected = server
+        .scorer()
+        .await
         .score(request.clone())
         .await
         .unwrap()
@@ -726,7 +727,7 @@ async fn grpc_grpc_web_and_json_share_the_port() {
         assert_eq!(json.json(), serde_json::to_value(&expected).unwrap());
     }
     // gRPC still answers, and an unknown gRPC method is UNIMPLEMENTED in gRPC.
-    let mut grpc = ScorerClient::new(server.channel().await);
+    let mut grpc = server.scorer().await;
     assert_eq!(
         grpc.score(request.clone()).await.unwrap().into_inner(),
         expected

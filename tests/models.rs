@@ -54,7 +54,7 @@ async fn versions_serve_side_by_side_across_a_rollout() {
     a.save(&dir.path().join("default/1.slant")).unwrap();
     b.save(&dir.path().join("tweets/7.slant")).unwrap();
     let server = serve(dir_config(dir.path())).await;
-    let mut client = ScorerClient::new(server.channel().await);
+    let mut client = server.scorer().await;
     let id_a = who_answers(&mut client, "", "").await.unwrap().0;
     let id_b = who_answers(&mut client, "tweets", "").await.unwrap().0;
     assert_ne!(id_a, id_b);
@@ -170,7 +170,7 @@ async fn a_model_file_keeps_its_previous_version_across_a_reload() {
     let path = dir.path().join("model.slant");
     model_a().save(&path).unwrap();
     let server = serve(ServerConfig::new(&path)).await;
-    let mut client = ScorerClient::new(server.channel().await);
+    let mut client = server.scorer().await;
     let (id_a, name, version) = who_answers(&mut client, "", "").await.unwrap();
     assert_eq!((name.as_str(), version.as_str()), ("default", "1"));
     // The same file again: nothing changes.
@@ -196,7 +196,7 @@ async fn thresholds_per_request_decide_two_class_heads() {
     let path = dir.path().join("model.slant");
     model_a().save(&path).unwrap();
     let server = serve(ServerConfig::new(&path)).await;
-    let mut client = ScorerClient::new(server.channel().await);
+    let mut client = server.scorer().await;
     let ask = |thresholds: &[(&str, f64)], explain| ScoreRequest {
         passages: vec!["SHOCKING news!!".into()],
         heads: vec!["sensational".into()],
@@ -283,7 +283,7 @@ async fn a_model_directory_may_start_empty_and_health_follows_it() {
         status(health.check(HealthCheckRequest::default()).await.unwrap()),
         ServingStatus::NotServing as i32
     );
-    let mut client = ScorerClient::new(server.channel().await);
+    let mut client = server.scorer().await;
     let none = who_answers(&mut client, "", "").await.unwrap_err();
     assert_eq!(none.code(), Code::NotFound);
     assert!(none.message().contains("no model is loaded"), "{none:?}");
