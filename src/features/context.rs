@@ -9,8 +9,15 @@
 //! - `title_marker`: a `<title>` marker for each capitalised function word
 //!   after the first ("Photo Shoot **With** Their Baby"): headline Title
 //!   Case, a publisher's style, kept apart from the words themselves.
+//! - `first_word`: `<first>word` for the passage's first token that is not
+//!   `!`/`?` ("<first>this", "<first><num>"): how a headline opens ("This
+//!   Is Why…", "17 Things…", "Watch:") says more than the same word inside
+//!   it. Leading `@handles` and links are passed over: a reply's or a
+//!   shared link's post opens where its words do. The feature stands outside the word block's norm, with a fixed
+//!   value; a head reads it only if it asks to (`first_word` in its
+//!   training config); the others' weights on it are zero.
 //!
-//! Both are made from the tokens and the bytes between them, so fitting,
+//! All are made from the tokens and the bytes between them, so fitting,
 //! explaining and the scorer's fast path share one definition:
 //! [`for_each_context_feature`], which the scan (`features::scan`, stage 1)
 //! also calls to make their keys.
@@ -28,6 +35,15 @@ const NEGATED_SEED: u64 = hash_str(NEGATED_PREFIX);
 /// The title-case marker's term.
 pub(super) const TITLE: &str = "<title>";
 const TITLE_HASH: u64 = hash_str(TITLE);
+/// What a first word's term starts with (`<first>this`).
+pub(crate) const FIRST_PREFIX: &str = "<first>";
+/// A first-word feature's value in a passage's vector. It stands outside
+/// the word block's L2 norm, as the lexicon's compound score does, so
+/// that a head that does not read it (its weights there zero) sees every
+/// other value as it would without the setting; a head that reads it
+/// weighs it by its own `first_word` scale.
+pub(crate) const FIRST_WORD_VALUE: f32 = 1.0;
+const FIRST_SEED: u64 = hash_str(FIRST_PREFIX);
 
 /// Words that end a negation's scope (and are not negated themselves).
 const CONTRAST: &[&str] = &[
@@ -110,8 +126,42 @@ pub(super) fn negated_hash(token: u64) -> u64 {
     combine(NEGATED_SEED, token)
 }
 
+/// The term of a first word's feature: [`FIRST_PREFIX`] + the word.
+#[inline]
+pub(super) fn first_hash(token: u64) -> u64 {
+    combine(FIRST_SEED, token)
+}
+
+/// Where a passage's words open: the byte offset of its first
+/// whitespace-separated chunk that is not an `@handle` or a link
+/// (`http://`, `https://`, `www.`); the passage's length when there is
+/// none.
+fn opening(bytes: &[u8]) -> u32 {
+    let starts = |rest: &[u8], prefix: &[u8]| {
+        rest.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    let mut i = 0;
+    loop {
+        while bytes.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        let rest = bytes.get(i..).unwrap_or_default();
+        let skipped = rest.first() == Some(&b'@')
+            || starts(rest, b"http://")
+            || starts(rest, b"https://")
+            || starts(rest, b"www.");
+        if !skipped {
+            return i as u32;
+        }
+        while bytes.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+            i += 1;
+        }
+    }
+}
+
 /// Visits every context feature of a tokenized passage, in token order:
-/// `visit(hash, occurrence)`. Nothing when both settings are off.
+/// `visit(hash, occurrence)`. Nothing when every setting is off.
 #[inline]
 pub(super) fn for_each_context_feature(
     settings: &FeatureSettings,
@@ -119,14 +169,21 @@ pub(super) fn for_each_context_feature(
     tokens: &[Token],
     mut visit: impl FnMut(u64, Occurrence),
 ) {
-    if !(settings.negation_scope || settings.title_marker) {
+    if !(settings.negation_scope || settings.title_marker || settings.first_word) {
         return;
     }
+    // The first token that is not `!`/`?`, from where the words open.
+    let mut first = settings.first_word;
     let bytes = passage.as_bytes();
+    let open = if first { opening(bytes) } else { 0 };
     // Words left in the current negation's scope (0: none open).
     let mut scope = 0usize;
     let mut previous_end = 0u32;
     for (i, t) in tokens.iter().enumerate() {
+        if first && t.kind != TokenKind::Punct && t.start >= open {
+            visit(first_hash(t.hash), Occurrence::First { token: i });
+            first = false;
+        }
         if settings.negation_scope {
             if scope > 0
                 && (t.kind == TokenKind::Punct || clause_break(bytes, previous_end, t.start))
@@ -184,6 +241,11 @@ mod tests {
             Occurrence::Title { .. } => {
                 assert_eq!(h, TITLE_HASH);
                 out.push(TITLE.to_string());
+            }
+            Occurrence::First { token } => {
+                let word = tokens[token].normalized(passage);
+                assert_eq!(h, first_hash(hash_str(&word)));
+                out.push(format!("{FIRST_PREFIX}{word}"));
             }
             _ => unreachable!(),
         });
@@ -246,6 +308,37 @@ mod tests {
         assert!(features(&s, "The markets rose in the morning").is_empty());
         assert!(features(&s, "WAR IN THE EAST").is_empty());
         assert!(features(&s, "It fell. The rest: A loss").is_empty());
+    }
+
+    #[test]
+    fn the_first_word_is_marked_once() {
+        let s = FeatureSettings {
+            first_word: true,
+            ..FeatureSettings::default()
+        };
+        assert_eq!(features(&s, "Why This Matters"), ["<first>why"]);
+        // numbers read as <num>; a leading "!!" is skipped
+        assert_eq!(features(&s, "17 Things Only You Know"), ["<first><num>"]);
+        assert_eq!(features(&s, "!! Watch: it fell"), ["<first>watch"]);
+        assert!(features(&s, "").is_empty());
+        assert!(features(&s, "?!").is_empty());
+        // leading handles and links are passed over, later ones are not
+        assert_eq!(features(&s, "@user_1 @b This Is Why"), ["<first>this"]);
+        assert_eq!(
+            features(&s, "  https://t.co/x1Y www.a.com HTTP://b Watch @c"),
+            ["<first>watch"]
+        );
+        assert_eq!(features(&s, "Why @c matters"), ["<first>why"]);
+        assert!(features(&s, "@only https://t.co/x").is_empty());
+        // beside the other context features, in token order
+        let all = FeatureSettings {
+            first_word: true,
+            ..on()
+        };
+        assert_eq!(
+            features(&all, "Not bad At all"),
+            ["<first>not", "NOT_bad", "NOT_at", "<title>", "NOT_all"]
+        );
     }
 
     #[test]

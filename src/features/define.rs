@@ -21,6 +21,8 @@ pub(super) enum Occurrence {
     Negated { token: usize },
     /// The title-case marker on token `token`.
     Title { token: usize },
+    /// Token `token` as the passage's first word (`<first>word`).
+    First { token: usize },
     /// Character n-gram number `index` (of length `n`) of token `token`,
     /// counted over the word padded with one boundary mark on each side.
     Chars {
@@ -253,6 +255,11 @@ pub(super) fn occurrence_text(passage: &str, tokens: &[Token], occ: Occurrence) 
             tokens[token].normalized(passage)
         ),
         Occurrence::Title { .. } => super::context::TITLE.to_string(),
+        Occurrence::First { token } => format!(
+            "{}{}",
+            super::context::FIRST_PREFIX,
+            tokens[token].normalized(passage)
+        ),
         Occurrence::Chars { token, index, n } => {
             let t = tokens[token];
             let mut word = Vec::new();
@@ -270,6 +277,7 @@ pub(super) fn occurrence_span(tokens: &[Token], occ: Occurrence) -> (u32, u32) {
         | Occurrence::Lexicon { token, .. }
         | Occurrence::Negated { token }
         | Occurrence::Title { token }
+        | Occurrence::First { token }
         | Occurrence::Chars { token, .. } => (tokens[token].start, tokens[token].end),
     }
 }

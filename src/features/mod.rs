@@ -39,6 +39,7 @@ mod transform;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use context::FIRST_WORD_VALUE;
 pub use index::IdentityHasher;
 pub(crate) use index::{prefetch, Lookup, NO_FEATURE};
 pub use lexicon::{Lexicon, LEXICON_SCORE};
@@ -122,6 +123,13 @@ impl Featurizer {
     /// [`Featurizer::word_keys`].
     pub(crate) fn char_keys(&self) -> impl Iterator<Item = (u64, u32, bool)> + '_ {
         self.char_index.keys()
+    }
+
+    /// Every first-word feature (`<first>word`, see `first_word` in
+    /// [`FeatureSettings`]), in feature order.
+    pub(crate) fn first_word_features(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.vocab.terms.len() as u32)
+            .filter(|&j| self.term(j).starts_with(context::FIRST_PREFIX))
     }
 }
 

@@ -57,6 +57,11 @@ pub struct Scratch {
     keys: Vec<(u64, u32, u32)>,
     /// How many of `keys` come first as the tokens' own.
     token_keys: usize,
+    /// The first-word feature's hash and lookup ticket: outside `keys`,
+    /// as it is outside the word block's norm (see `first_word`).
+    first_key: Option<(u64, u32)>,
+    /// Its feature, once found.
+    pub(super) first: Option<u32>,
     /// Words the lexicon knows: (hash, token), their annotations fetched.
     known: Vec<(u64, u32)>,
     /// Character n-gram hashes of out-of-vocabulary words, each with its
@@ -208,9 +213,11 @@ impl<'a, L: Lookup> Scan<'a, L> {
             keys,
             token_keys,
             known: known_words,
+            first_key,
             ..
         } = &mut *self.s;
         keys.clear();
+        *first_key = None;
         known_words.clear();
         // The keys of `for_each_word_feature`, n-gram length by length: a
         // loop per length runs without branches on where an n-gram ends,
@@ -254,8 +261,12 @@ impl<'a, L: Lookup> Scan<'a, L> {
                 keys.push((CAPS_HASH, index.start(CAPS_HASH), u32::MAX));
             }
         }
-        super::context::for_each_context_feature(settings, passage, tokens, |h, _| {
-            keys.push((h, index.start(h), u32::MAX));
+        super::context::for_each_context_feature(settings, passage, tokens, |h, occ| {
+            if matches!(occ, Occurrence::First { .. }) {
+                *first_key = Some((h, index.start(h)));
+            } else {
+                keys.push((h, index.start(h), u32::MAX));
+            }
         });
         hits.clear();
         unigrams.clear();
@@ -356,6 +367,8 @@ impl<'a, L: Lookup> Scan<'a, L> {
             hits,
             keys,
             token_keys,
+            first_key,
+            first,
             ..
         } = &mut *self.s;
         for &(h, ticket, _) in keys.get(*token_keys..).unwrap_or_default() {
@@ -363,6 +376,10 @@ impl<'a, L: Lookup> Scan<'a, L> {
                 hits.push(value);
             }
         }
+        *first = first_key
+            .and_then(|(h, ticket)| index.find(h, ticket))
+            .map(|(value, _)| value)
+            .filter(|&v| v != NO_FEATURE);
         WordHits { scan: self }
     }
 }
@@ -408,6 +425,15 @@ impl<'a, L: Lookup> Words<'a, L> {
     #[inline]
     pub(crate) fn lexicon_score(&self) -> Option<(u32, f32)> {
         self.scan.fz.lexicon_score(self.scan.s)
+    }
+
+    /// The passage's first-word feature (in the scan's numbering), when
+    /// the vocabulary has it: its value is
+    /// [`super::context::FIRST_WORD_VALUE`], outside
+    /// the word block's norm.
+    #[inline]
+    pub(crate) fn first_word(&self) -> Option<u32> {
+        self.scan.s.first
     }
 
     /// Stage 4: the character n-gram lookups that [`Featurizer::scan`]

@@ -31,6 +31,9 @@ pub struct FeatureSettings {
     /// A `<title>` marker for each capitalised function word after the
     /// first (headline Title Case; see `features::context`).
     pub title_marker: bool,
+    /// A `<first>word` feature for the passage's first word (how a
+    /// headline opens: "This", "Why", a number; see `features::context`).
+    pub first_word: bool,
     /// Identity and named-entity words (nationalities, countries, cities,
     /// religions, orientations, names) become their class token
     /// (`<religion>`, …; see `text::classes`).
@@ -50,6 +53,7 @@ impl Default for FeatureSettings {
             lexicon_weight: 1.0,
             negation_scope: false,
             title_marker: false,
+            first_word: false,
             identity_classes: false,
         }
     }

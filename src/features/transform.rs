@@ -89,6 +89,10 @@ impl Featurizer {
                 vector.sort_by_key(|&(j, _)| j);
             }
         }
+        if let Some(j) = ws.first {
+            vector.push((j, super::context::FIRST_WORD_VALUE));
+            vector.sort_by_key(|&(j, _)| j);
+        }
         if self.vocab.settings.char_range().is_some() {
             let words: Vec<(usize, usize)> = ws
                 .tokens
@@ -205,6 +209,7 @@ impl Featurizer {
                     | Occurrence::Lexicon { token, .. }
                     | Occurrence::Negated { token }
                     | Occurrence::Title { token }
+                    | Occurrence::First { token }
                     | Occurrence::Chars { token, .. } => out.push((j, token as u32, 1.0)),
                 }
             },

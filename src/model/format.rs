@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic  "SLANTMDL"
-//!      8     4  format version, u32 little-endian (currently 5)
+//!      8     4  format version, u32 little-endian (currently 6)
 //!     12     4  reserved, zero
 //!     16     8  payload length in bytes, u64 little-endian
 //!     24    32  SHA-256 of the payload
@@ -28,6 +28,8 @@
 //!   would decode wrongly): version 3 files are refused by their version.
 //! - 5: a head may be a [`Mixture`] of per-source experts under a gate.
 //!   Version 4 files are refused by their version, for the same reason.
+//! - 6: the feature settings gain `first_word`. Version 5 files are
+//!   refused by their version, for the same reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,7 +42,7 @@ use crate::data::hex;
 use crate::features::{FeatureError, Vocabulary};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
@@ -697,14 +699,22 @@ mod tests {
         let mut b = bytes.clone();
         b[0] = b'X';
         assert!(matches!(err(&b), ModelError::BadMagic { .. }));
-        // A version 4 file (heads without a mixture) is refused by its
-        // version, with the message that says so.
-        let mut b = bytes.clone();
-        b[8] = 4;
-        let e = err(&b);
-        assert!(matches!(e, ModelError::UnsupportedVersion { found: 4, .. }));
-        assert!(e.to_string().contains("format version 4"), "{e}");
-        assert!(e.to_string().contains("reads version 5"), "{e}");
+        // Version 4 and 5 files (heads without a mixture, settings without
+        // `first_word`) are refused by their version, with the message
+        // that says so.
+        for old in [4u8, 5] {
+            let mut b = bytes.clone();
+            b[8] = old;
+            let e = err(&b);
+            assert!(
+                matches!(e, ModelError::UnsupportedVersion { found, .. } if found == u32::from(old))
+            );
+            assert!(
+                e.to_string().contains(&format!("format version {old}")),
+                "{e}"
+            );
+            assert!(e.to_string().contains("reads version 6"), "{e}");
+        }
         let mut b = bytes.clone();
         b[8] = 9;
         assert!(matches!(

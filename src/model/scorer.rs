@@ -864,6 +864,15 @@ impl Model {
                 .enumerate()
                 .for_each(|(l, (s, w))| *s += v * (w.value() * scale(sc, l)));
         }
+        // The first word's feature, outside the norm as the compound score.
+        if let Some(row) = words.first_word().and_then(|p| t.words.row(p)) {
+            let (sc, v) = (&t.scales.words, crate::features::FIRST_WORD_VALUE);
+            scores
+                .iter_mut()
+                .zip(&row.weights[..c])
+                .enumerate()
+                .for_each(|(l, (s, w))| *s += v * (w.value() * scale(sc, l)));
+        }
         if norm > 0.0 {
             let inv = norm.sqrt().recip();
             let sc = &t.scales.words;
@@ -1115,6 +1124,7 @@ mod tests {
             lexicon in proptest::bool::ANY,
             negation_scope in proptest::bool::ANY,
             title_marker in proptest::bool::ANY,
+            first_word in proptest::bool::ANY,
             identity_classes in proptest::bool::ANY,
         ) -> (FeatureSettings, bool) {
             let settings = FeatureSettings {
@@ -1128,6 +1138,7 @@ mod tests {
                 lexicon_weight: weight,
                 negation_scope,
                 title_marker,
+                first_word,
                 identity_classes,
             };
             (settings, lexicon)

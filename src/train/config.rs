@@ -105,6 +105,14 @@ pub struct HeadConfig {
     /// below 1 the head leans on whole words, above 1 on word parts.
     #[serde(default = "default_char_scale")]
     pub char_scale: f64,
+    /// This head's scale of the passage's first-word feature (the
+    /// featurizer's `first_word`, which it must have on for a scale above
+    /// 0), as `char_scale` scales the character block: the feature's value
+    /// is multiplied by it while the head is fitted, and its weights
+    /// afterwards. 0, the default, is a head that does not read first
+    /// words: its weights on them stay zero.
+    #[serde(default)]
+    pub first_word: f64,
     /// Once C (each expert's, in a mixture) and the threshold are chosen
     /// on dev, fit the head's models once more at them on the training
     /// files together with the dev files of the same sources (see
@@ -242,6 +250,8 @@ pub enum InvalidConfig {
     CGrid { head: String },
     #[error("head {head:?}: char_scale must be a positive number, got {value}")]
     CharScale { head: String, value: f64 },
+    #[error("head {head:?}: first_word must be 0 (not read) or a positive number, and above 0 needs first_word = true in [features]; got {value}")]
+    FirstWord { head: String, value: f64 },
     #[error("head {head:?}: refit = true, but no dev file is of a training file's source (the same folder, domain and expert) to join it")]
     Refit { head: String },
     #[error("head {head:?}: weight of {} must be positive", file.display())]
@@ -315,6 +325,15 @@ impl TrainConfig {
                 return Err(InvalidConfig::CharScale {
                     head: head(),
                     value: h.char_scale,
+                });
+            }
+            let first_word_ok = h.first_word.is_finite()
+                && h.first_word >= 0.0
+                && (h.first_word == 0.0 || self.features.0.first_word);
+            if !first_word_ok {
+                return Err(InvalidConfig::FirstWord {
+                    head: head(),
+                    value: h.first_word,
                 });
             }
             if h.refit && h.dev_joins().iter().all(Option::is_none) {

@@ -233,17 +233,29 @@ fn matrix(featurizer: &Featurizer, examples: &[Example], scale: Option<&[f32]>) 
 }
 
 /// A head's scale of each feature while it is fitted: its `char_scale`
-/// for the character n-grams, 1 for the rest; `None` when that is 1 for
-/// every feature (nothing is multiplied, so the model is the same bits as
-/// without the setting).
-fn feature_scale(featurizer: &Featurizer, char_scale: f64) -> Option<Vec<f32>> {
-    if char_scale == 1.0 {
+/// for the character n-grams, its `first_word` for the first-word
+/// features (0 for a head that does not read them: their weights stay
+/// zero), 1 for the rest; `None` when that is 1 for every feature (nothing
+/// is multiplied, so the model is the same bits as without the settings).
+fn feature_scale(featurizer: &Featurizer, char_scale: f64, first_word: f64) -> Option<Vec<f32>> {
+    let mut first_words = featurizer.first_word_features().peekable();
+    let scaled_first = first_word != 1.0 && first_words.peek().is_some();
+    if char_scale == 1.0 && !scaled_first {
         return None;
     }
     let mut scale = vec![1.0f32; featurizer.len()];
-    for (_, j, _) in featurizer.char_keys() {
-        if let Some(s) = scale.get_mut(j as usize) {
-            *s = char_scale as f32;
+    if char_scale != 1.0 {
+        for (_, j, _) in featurizer.char_keys() {
+            if let Some(s) = scale.get_mut(j as usize) {
+                *s = char_scale as f32;
+            }
+        }
+    }
+    if scaled_first {
+        for j in first_words {
+            if let Some(s) = scale.get_mut(j as usize) {
+                *s = first_word as f32;
+            }
         }
     }
     Some(scale)
@@ -640,7 +652,7 @@ fn train_head(
 ) -> Result<(HeadData, HeadSummary), TrainError> {
     let named = |e: FitError| e.named(h.name.clone());
     let featurize_start = Instant::now();
-    let scale = feature_scale(featurizer, h.char_scale);
+    let scale = feature_scale(featurizer, h.char_scale, h.first_word);
     let scale = scale.as_deref();
     let x = matrix(featurizer, &d.train, scale);
     let featurize_seconds = featurize_start.elapsed().as_secs_f64();
@@ -735,6 +747,9 @@ fn hyperparameters(h: &HeadConfig, c: Option<f64>) -> BTreeMap<String, f64> {
     }
     if h.char_scale != 1.0 {
         out.insert("char_scale".to_string(), h.char_scale);
+    }
+    if h.first_word != 0.0 {
+        out.insert("first_word".to_string(), h.first_word);
     }
     if h.refit {
         out.insert(crate::model::REFIT_WITH_DEV.to_string(), 1.0);
@@ -1191,8 +1206,8 @@ mod tests {
             },
             &["shocking news", "news today"],
         );
-        assert!(feature_scale(&fz, 1.0).is_none());
-        let scale = feature_scale(&fz, 0.5).unwrap();
+        assert!(feature_scale(&fz, 1.0, 0.0).is_none());
+        let scale = feature_scale(&fz, 0.5, 0.0).unwrap();
         assert_eq!(scale.len(), fz.len());
         for (j, &k) in scale.iter().enumerate() {
             let chars = fz.term(j as u32).starts_with("ch:");
@@ -1203,6 +1218,37 @@ mod tests {
         let w = Array2::from_shape_vec((2, 2), vec![1.0, -2.0, 3.0, 4.0]).unwrap();
         assert_eq!(stored_weights(&w, Some(&[0.5, 1.0])), [0.5, -1.0, 3.0, 4.0]);
         assert_eq!(stored_weights(&w, None), [1.0, -2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn a_head_fits_first_words_at_its_own_scale_zero_when_unread() {
+        let fz = crate::features::fitted(
+            crate::features::FeatureSettings {
+                char_ngrams: [3, 3],
+                first_word: true,
+                ..Default::default()
+            },
+            &["Why news matters", "why it matters", "news today"],
+        );
+        let first: Vec<u32> = fz.first_word_features().collect();
+        let terms: Vec<&str> = first.iter().map(|&j| fz.term(j)).collect();
+        assert_eq!(terms, ["<first>news", "<first>why"]);
+        // A head that reads them at 1, at char_scale 1: nothing to scale.
+        assert!(feature_scale(&fz, 1.0, 1.0).is_none());
+        for (char_scale, first_word) in [(1.0, 0.0), (0.5, 0.0), (0.5, 1.0), (1.0, 0.25)] {
+            let scale = feature_scale(&fz, char_scale, first_word).unwrap();
+            for (j, &k) in scale.iter().enumerate() {
+                let term = fz.term(j as u32);
+                let expected = if term.starts_with("<first>") {
+                    first_word as f32
+                } else if term.starts_with("ch:") {
+                    char_scale as f32
+                } else {
+                    1.0
+                };
+                assert_eq!(k, expected, "{term} at {char_scale}, {first_word}");
+            }
+        }
     }
 
     #[test]
