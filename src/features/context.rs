@@ -133,30 +133,27 @@ pub(super) fn first_hash(token: u64) -> u64 {
 }
 
 /// Where a passage's words open: the byte offset of its first
-/// whitespace-separated chunk that is not an `@handle` or a link
-/// (`http://`, `https://`, `www.`); the passage's length when there is
-/// none.
-fn opening(bytes: &[u8]) -> u32 {
-    let starts = |rest: &[u8], prefix: &[u8]| {
-        rest.get(..prefix.len())
+/// whitespace-separated chunk (Unicode whitespace, as the tokenizer
+/// splits) that is not an `@handle` or a link (`http://`, `https://`,
+/// `www.`); the passage's length when there is none.
+fn opening(passage: &str) -> u32 {
+    let starts = |chunk: &str, prefix: &str| {
+        chunk
+            .get(..prefix.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
     };
-    let mut i = 0;
+    let mut rest = passage;
     loop {
-        while bytes.get(i).is_some_and(u8::is_ascii_whitespace) {
-            i += 1;
-        }
-        let rest = bytes.get(i..).unwrap_or_default();
-        let skipped = rest.first() == Some(&b'@')
-            || starts(rest, b"http://")
-            || starts(rest, b"https://")
-            || starts(rest, b"www.");
+        let chunk = rest.trim_start();
+        let skipped = chunk.starts_with('@')
+            || starts(chunk, "http://")
+            || starts(chunk, "https://")
+            || starts(chunk, "www.");
         if !skipped {
-            return i as u32;
+            return (passage.len() - chunk.len()) as u32;
         }
-        while bytes.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
-            i += 1;
-        }
+        let end = chunk.find(char::is_whitespace).unwrap_or(chunk.len());
+        rest = chunk.get(end..).unwrap_or_default();
     }
 }
 
@@ -175,7 +172,7 @@ pub(super) fn for_each_context_feature(
     // The first token that is not `!`/`?`, from where the words open.
     let mut first = settings.first_word;
     let bytes = passage.as_bytes();
-    let open = if first { opening(bytes) } else { 0 };
+    let open = if first { opening(passage) } else { 0 };
     // Words left in the current negation's scope (0: none open).
     let mut scope = 0usize;
     let mut previous_end = 0u32;
@@ -330,6 +327,9 @@ mod tests {
         );
         assert_eq!(features(&s, "Why @c matters"), ["<first>why"]);
         assert!(features(&s, "@only https://t.co/x").is_empty());
+        // Unicode whitespace ends a handle, as it ends a token
+        assert_eq!(features(&s, "@user\u{a0}Hello world"), ["<first>hello"]);
+        assert_eq!(features(&s, "@user\u{3000}Ünë news"), ["<first>ünë"]);
         // beside the other context features, in token order
         let all = FeatureSettings {
             first_word: true,

@@ -1151,6 +1151,25 @@ mod tests {
             fast_matches_reference(&with_chars(extra_heads), &passage, &passage)?;
         }
 
+        /// With first words read: the row the scorer adds outside the norm
+        /// (every head's random weights on it are not zero) is what the
+        /// reference vector holds, after leading handles and links too.
+        #[test]
+        fn fast_scores_equal_the_reference_with_first_words(
+            passage in "(@user1 |https://t\\.co/x1 |!! |  )?(Shocking|shocking|Markets|Über|GOOD|good|It|Muslim|zebra)( (news|rally|the|senator|lied|café|!!|[a-z]{1,6})){0,8}",
+            extra_heads in 0usize..4,
+        ) {
+            let settings = FeatureSettings {
+                first_word: true,
+                char_weight: 0.7,
+                ..char_settings()
+            };
+            let m = model_with(settings, true, extra_heads).unwrap();
+            // Every corpus passage's opening is a feature (min_df 1).
+            proptest::prop_assert_eq!(m.featurizer.first_word_features().count(), 7);
+            fast_matches_reference(&m, &passage, &passage)?;
+        }
+
         /// The same under every kind of feature settings: what each path
         /// reads from the settings must agree.
         #[test]

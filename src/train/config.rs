@@ -321,13 +321,14 @@ impl TrainConfig {
             if h.c_grid.is_empty() || h.c_grid.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
                 return Err(InvalidConfig::CGrid { head: head() });
             }
-            if !(h.char_scale.is_finite() && h.char_scale > 0.0) {
+            // Scales multiply `f32` values: finite as `f32` too.
+            if !((h.char_scale as f32).is_finite() && h.char_scale > 0.0) {
                 return Err(InvalidConfig::CharScale {
                     head: head(),
                     value: h.char_scale,
                 });
             }
-            let first_word_ok = h.first_word.is_finite()
+            let first_word_ok = (h.first_word as f32).is_finite()
                 && h.first_word >= 0.0
                 && (h.first_word == 0.0 || self.features.0.first_word);
             if !first_word_ok {
@@ -533,8 +534,40 @@ dev = [{ path = "d.csv", text = "body" }]
     }
 
     #[test]
+    fn first_word_must_be_zero_or_positive_and_needs_the_feature() {
+        let config = |features: &str, value: &str| -> TrainConfig {
+            toml::from_str(&format!(
+                "{features}[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\nfirst_word = {value}\n\
+                 train = [{{ path = \"t\" }}]\ndev = [{{ path = \"d\" }}]\n"
+            ))
+            .unwrap()
+        };
+        let on = "[features]\nfirst_word = true\n";
+        for (features, value) in [
+            (on, "-1.0"),
+            (on, "nan"),
+            (on, "inf"),
+            (on, "1e39"),
+            ("", "1.0"),
+        ] {
+            let e = config(features, value).validate().unwrap_err();
+            assert!(
+                matches!(e, InvalidConfig::FirstWord { .. }),
+                "{value}: {e:?}"
+            );
+            assert!(e.to_string().contains("first_word"), "{e}");
+        }
+        for (features, value) in [(on, "0.0"), (on, "0.5"), ("", "0.0")] {
+            assert!(
+                config(features, value).validate().is_ok(),
+                "{features}{value}"
+            );
+        }
+    }
+
+    #[test]
     fn char_scale_must_be_a_positive_number() {
-        for bad in ["0.0", "-1.0", "nan", "inf"] {
+        for bad in ["0.0", "-1.0", "nan", "inf", "1e39"] {
             let c: TrainConfig = toml::from_str(&format!(
                 "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\nchar_scale = {bad}\n\
                  train = [{{ path = \"t\" }}]\ndev = [{{ path = \"d\" }}]\n"

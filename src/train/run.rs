@@ -1156,12 +1156,20 @@ mod tests {
     /// data/fixtures/fixture.toml's sentiment head, trained with
     /// `char_scale`, and its dev file's log-loss as scoring sees it and as
     /// the fit saw it.
-    fn scaled_fixture(char_scale: f64) -> (ModelData, f64, f64) {
+    /// The fixture's first head trained with `scale` (its char_scale, or
+    /// with first words on, its first_word), and its dev log-loss as
+    /// scored by the model and as the fit saw it.
+    fn scaled_fixture(scale: f64, first_word: bool) -> (ModelData, f64, f64) {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/fixture.toml");
         let (mut config, bytes) = TrainConfig::load(&path, None).unwrap();
         config.heads.truncate(1);
-        config.heads[0].char_scale = char_scale;
+        if first_word {
+            config.features.0.first_word = true;
+            config.heads[0].first_word = scale;
+        } else {
+            config.heads[0].char_scale = scale;
+        }
         let trained = train(&config, &bytes, &TrainOptions::default(), &mut Quiet).unwrap();
         let fitted = trained.model.heads[0].dev_metrics["sentiment_dev.jsonl log_loss"];
         let model = crate::model::Model::from_data(
@@ -1180,11 +1188,11 @@ mod tests {
 
     #[test]
     fn a_char_scale_is_folded_into_the_weights_so_scoring_sees_what_the_fit_saw() {
-        let (plain, scored, fitted) = scaled_fixture(1.0);
+        let (plain, scored, fitted) = scaled_fixture(1.0, false);
         assert!((scored - fitted).abs() < 1e-4, "{scored} against {fitted}");
         assert!(!plain.heads[0].hyperparameters.contains_key("char_scale"));
         for s in [0.5, 2.0] {
-            let (m, scored, fitted) = scaled_fixture(s);
+            let (m, scored, fitted) = scaled_fixture(s, false);
             // Scoring unscaled passages with the stored weights gives the
             // fit's own dev log-loss (it would not, were the character
             // weights stored as fitted on the scaled block).
@@ -1194,6 +1202,48 @@ mod tests {
             );
             assert_eq!(m.heads[0].hyperparameters["char_scale"], s);
             assert_ne!(m.heads[0].weights, plain.heads[0].weights, "{s}");
+        }
+    }
+
+    #[test]
+    fn a_first_word_scale_is_folded_in_and_zero_leaves_the_rest_as_without() {
+        let first_words = |m: &ModelData| -> Vec<usize> {
+            (0..m.vocabulary.terms.len())
+                .filter(|&j| m.vocabulary.terms[j].starts_with("<first>"))
+                .collect()
+        };
+        let (without, _, _) = scaled_fixture(1.0, false);
+        let (unread, scored, fitted) = scaled_fixture(0.0, true);
+        assert!((scored - fitted).abs() < 1e-4, "{scored} against {fitted}");
+        let firsts = first_words(&unread);
+        assert!(!firsts.is_empty());
+        // Not read: zero weights there, and every other weight as without
+        // the setting (the same features, numbered around the new ones).
+        let k = unread.heads[0].weights.len() / unread.vocabulary.terms.len();
+        let rest: Vec<f32> = (0..unread.vocabulary.terms.len())
+            .filter(|j| !firsts.contains(j))
+            .flat_map(|j| unread.heads[0].weights[j * k..(j + 1) * k].to_vec())
+            .collect();
+        assert_eq!(rest, without.heads[0].weights);
+        assert_eq!(unread.heads[0].intercept, without.heads[0].intercept);
+        assert!(firsts
+            .iter()
+            .all(|&j| unread.heads[0].weights[j * k..(j + 1) * k]
+                .iter()
+                .all(|&w| w == 0.0)));
+        for s in [0.5, 1.0, 2.0] {
+            let (m, scored, fitted) = scaled_fixture(s, true);
+            // Scored with FIRST_WORD_VALUE, as the fit saw it times s.
+            assert!(
+                (scored - fitted).abs() < 1e-4,
+                "{s}: {scored} against {fitted}"
+            );
+            assert_eq!(m.heads[0].hyperparameters["first_word"], s);
+            assert!(first_words(&m)
+                .iter()
+                .any(|&j| m.heads[0].weights[j * k..(j + 1) * k]
+                    .iter()
+                    .any(|&w| w != 0.0)));
         }
     }
 
