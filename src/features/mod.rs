@@ -125,11 +125,18 @@ impl Featurizer {
         self.char_index.keys()
     }
 
+    /// Whether feature `j` is a first-word feature (`<first>word`).
+    pub(crate) fn is_first_word(&self, j: u32) -> bool {
+        self.vocab
+            .terms
+            .get(j as usize)
+            .is_some_and(|t| t.starts_with(context::FIRST_PREFIX))
+    }
+
     /// Every first-word feature (`<first>word`, see `first_word` in
     /// [`FeatureSettings`]), in feature order.
     pub(crate) fn first_word_features(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.vocab.terms.len() as u32)
-            .filter(|&j| self.term(j).starts_with(context::FIRST_PREFIX))
+        (0..self.vocab.terms.len() as u32).filter(|&j| self.is_first_word(j))
     }
 }
 

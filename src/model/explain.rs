@@ -79,6 +79,8 @@ pub struct Contribution {
 /// Words hidden from word explanations: function words that carry a
 /// phrase's weight (bigrams split over them) without saying anything a
 /// reader could act on. They still count in every score and in the sums.
+/// A passage's opening word is shown all the same when the head reads
+/// first words ("This Is Why…": how a headline opens is the signal).
 const HIDDEN_WORDS: &[&str] = &[
     "a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "with", "from", "and", "or", "as",
     "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "he",
@@ -180,16 +182,19 @@ impl Model {
     }
 
     /// Every token's contribution toward `label` (see the module comment),
-    /// from the vector and `shares` of the last transformed passage.
+    /// from the vector and `shares` of the last transformed passage, and
+    /// whether the token is the passage's opening word as the head reads
+    /// it (a first-word feature with weight in the head).
     fn word_weights(
         &self,
         head: &Head,
         label: usize,
         shares: &[(u32, u32, f32)],
         ws: &Workspace,
-    ) -> Vec<f64> {
+    ) -> (Vec<f64>, Vec<bool>) {
         let tokens = crate::features::Featurizer::token_spans(&ws.scan).count();
         let mut by_token = vec![0f64; tokens];
+        let mut opening = vec![false; tokens];
         let parts = head.parts(ws);
         let vector = ws.scan.vector();
         let mut v = 0;
@@ -203,11 +208,17 @@ impl Model {
             if f != j {
                 continue;
             }
+            let w = self.toward(j, head, &parts, label);
             if let Some(acc) = by_token.get_mut(t as usize) {
-                *acc += f64::from(x) * self.toward(j, head, &parts, label) * f64::from(share);
+                *acc += f64::from(x) * w * f64::from(share);
+            }
+            if w != 0.0 && self.featurizer.is_first_word(j) {
+                if let Some(o) = opening.get_mut(t as usize) {
+                    *o = true;
+                }
             }
         }
-        by_token
+        (by_token, opening)
     }
 
     /// The `k` passage words that push `head` toward `label` most, in the
@@ -226,15 +237,16 @@ impl Model {
         shares: &[(u32, u32, f32)],
         ws: &Workspace,
     ) -> Vec<Contribution> {
-        let by_token = self.word_weights(head, label, shares, ws);
+        let (by_token, opening) = self.word_weights(head, label, shares, ws);
         // A word written several times is one contribution with a span per
         // occurrence, its weight their sum; occurrences pushing the other
         // way (a negated "good") stay apart, so neither hides the other.
         let mut words: Vec<(f64, Vec<(u32, u32)>)> = Vec::new();
         let mut index: HashMap<(&str, bool), usize> = HashMap::new();
-        for ((_, (a, b)), &w) in crate::features::Featurizer::token_spans(&ws.scan).zip(&by_token) {
+        let tokens = crate::features::Featurizer::token_spans(&ws.scan).zip(&by_token);
+        for (((_, (a, b)), &w), &opens) in tokens.zip(&opening) {
             let text = passage.get(a as usize..b as usize).unwrap_or("");
-            if w == 0.0 || hidden(text) {
+            if w == 0.0 || (hidden(text) && !opens) {
                 continue;
             }
             let i = *index.entry((text, w > 0.0)).or_insert_with(|| {
@@ -319,6 +331,7 @@ mod tests {
             min_df: 1,
             negation_scope: true,
             title_marker: true,
+            first_word: true,
             identity_classes: true,
             ..Default::default()
         })
@@ -332,6 +345,7 @@ mod tests {
             "Shocking news: the senator LIED!!",
             "GOOD news, not bad: the rally is very good",
             "zebra café Über 3.5 but awful With The French",
+            "This Is Why the rally is good",
         ];
         let f = Featurizer::fit_with_lexicon(&settings, &lexicon, corpus, || {}).unwrap();
         let mut data = super::super::tiny();
@@ -365,6 +379,7 @@ mod tests {
             "Shocking news: the senator LIED!! not good, but awful",
             "GOOD news, not bad: the rally is very good",
             "zebra café Über 3.5 With The French",
+            "This Is Why the senator LIED",
         ] {
             m.classify(passage, &mut ws);
             m.featurizer.transform(passage, &mut ws.scan);
@@ -372,7 +387,7 @@ mod tests {
                 .token_shares(passage, &mut ws.scan, &mut shares);
             for head in &m.heads {
                 for label in 0..head.labels.len() {
-                    let words: f64 = m.word_weights(head, label, &shares, &ws).iter().sum();
+                    let words: f64 = m.word_weights(head, label, &shares, &ws).0.iter().sum();
                     let features: f64 = m
                         .explain(passage, head, label, usize::MAX, &mut ws)
                         .iter()
@@ -431,5 +446,33 @@ mod tests {
         assert!(s[0].contributions.iter().all(|c| c.feature.is_some()));
         let s = m.score(passage, &[1], Explain::None, &mut ws);
         assert!(s[0].contributions.is_empty());
+    }
+
+    /// A function word is shown when it opens the passage and the head
+    /// reads first words (here every head has weight on `<first>this`);
+    /// the same word elsewhere, and other function words, stay hidden.
+    #[test]
+    fn an_opening_function_word_is_shown_when_the_head_reads_it() {
+        let m = model();
+        let mut ws = Workspace::default();
+        let passage = "This Is Why the senator read this";
+        for s in m.score(
+            passage,
+            &m.every_head(),
+            Explain::Words(usize::MAX),
+            &mut ws,
+        ) {
+            let words: Vec<&str> = s
+                .contributions
+                .iter()
+                .flat_map(|c| c.spans.iter())
+                .map(|&(a, b)| &passage[a as usize..b as usize])
+                .collect();
+            assert!(words.contains(&"This"), "{words:?}");
+            assert!(
+                !words.iter().any(|w| ["this", "Is", "the"].contains(w)),
+                "{words:?}"
+            );
+        }
     }
 }
