@@ -403,17 +403,17 @@ mod tests {
         }
     }
 
+    /// Every head of `m` on `passage`, each with all its words.
+    fn every_head_in_words(m: &Model, passage: &str, ws: &mut Workspace) -> Vec<HeadScore> {
+        m.score(passage, &m.every_head(), Explain::Words(usize::MAX), ws)
+    }
+
     #[test]
     fn words_come_toward_the_explained_label_first_and_name_no_marker() {
         let m = model();
         let mut ws = Workspace::default();
         let passage = "not bad, but awful!! The senator LIED";
-        for s in m.score(
-            passage,
-            &m.every_head(),
-            Explain::Words(usize::MAX),
-            &mut ws,
-        ) {
+        for s in every_head_in_words(&m, passage, &mut ws) {
             let head = &m.heads()[s.head];
             // Two-class heads explain their positive label, whatever they
             // decided; others the decided label.
@@ -456,12 +456,7 @@ mod tests {
         let m = model();
         let mut ws = Workspace::default();
         let passage = "This Is Why the senator read this";
-        for s in m.score(
-            passage,
-            &m.every_head(),
-            Explain::Words(usize::MAX),
-            &mut ws,
-        ) {
+        for s in every_head_in_words(&m, passage, &mut ws) {
             let words: Vec<&str> = s
                 .contributions
                 .iter()
