@@ -13,9 +13,10 @@
 //!   `!`/`?` ("<first>this", "<first><num>"): how a headline opens ("This
 //!   Is Why…", "17 Things…", "Watch:") says more than the same word inside
 //!   it. Leading `@handles` and links are passed over: a reply's or a
-//!   shared link's post opens where its words do. The feature stands outside the word block's norm, with a fixed
-//!   value; a head reads it only if it asks to (`first_word` in its
-//!   training config); the others' weights on it are zero.
+//!   shared link's post opens where its words do. The feature stands
+//!   outside the word block's norm, with a fixed value; a head reads it
+//!   only if it asks to (`first_word` in its training config); the
+//!   others' weights on it are zero.
 //!
 //! All are made from the tokens and the bytes between them, so fitting,
 //! explaining and the scorer's fast path share one definition:

@@ -236,6 +236,9 @@ pub(super) fn char_grams_by_length(
 }
 
 pub(super) fn occurrence_text(passage: &str, tokens: &[Token], occ: Occurrence) -> String {
+    // A context feature's term: its prefix and the word (`NOT_good`).
+    let prefixed =
+        |prefix: &str, token: usize| format!("{prefix}{}", tokens[token].normalized(passage));
     match occ {
         Occurrence::Words { first, n } => {
             let mut s = String::new();
@@ -249,17 +252,9 @@ pub(super) fn occurrence_text(passage: &str, tokens: &[Token], occ: Occurrence) 
         }
         Occurrence::Caps { .. } => CAPS.to_string(),
         Occurrence::Lexicon { marker, .. } => marker.to_string(),
-        Occurrence::Negated { token } => format!(
-            "{}{}",
-            super::context::NEGATED_PREFIX,
-            tokens[token].normalized(passage)
-        ),
+        Occurrence::Negated { token } => prefixed(super::context::NEGATED_PREFIX, token),
         Occurrence::Title { .. } => super::context::TITLE.to_string(),
-        Occurrence::First { token } => format!(
-            "{}{}",
-            super::context::FIRST_PREFIX,
-            tokens[token].normalized(passage)
-        ),
+        Occurrence::First { token } => prefixed(super::context::FIRST_PREFIX, token),
         Occurrence::Chars { token, index, n } => {
             let t = tokens[token];
             let mut word = Vec::new();

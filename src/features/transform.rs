@@ -83,14 +83,15 @@ impl Featurizer {
             let inv = norm.sqrt().recip();
             vector.iter_mut().for_each(|(_, v)| *v *= inv);
         }
-        if let Some((j, v)) = self.lexicon_score(ws) {
-            if v != 0.0 {
-                vector.push((j, v));
-                vector.sort_by_key(|&(j, _)| j);
-            }
+        // The features outside the norm: the compound score, the first word.
+        let normed = vector.len();
+        if let Some((j, v)) = self.lexicon_score(ws).filter(|&(_, v)| v != 0.0) {
+            vector.push((j, v));
         }
         if let Some(j) = ws.first {
             vector.push((j, super::context::FIRST_WORD_VALUE));
+        }
+        if vector.len() > normed {
             vector.sort_by_key(|&(j, _)| j);
         }
         if self.vocab.settings.char_range().is_some() {

@@ -853,25 +853,24 @@ impl Model {
             sum_words::<_, _, AVX2>(&t.words, words.distinct(), words.counts(), words.tfs());
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
+        // A feature outside the word block's norm (the lexicon's compound
+        // score, the first word): `v` times its row.
+        let sc = &t.scales.words;
+        let outside_norm = |scores: &mut Vec<f32>, v: f32, row: &Row<T, W>| {
+            scores
+                .iter_mut()
+                .zip(&row.weights[..c])
+                .enumerate()
+                .for_each(|(l, (s, w))| *s += v * (w.value() * scale(sc, l)));
+        };
         if let Some((row, v)) = words
             .lexicon_score()
             .and_then(|(j, v)| Some((t.row(&self.at, j)?, v)))
         {
-            let sc = &t.scales.words;
-            scores
-                .iter_mut()
-                .zip(&row.weights[..c])
-                .enumerate()
-                .for_each(|(l, (s, w))| *s += v * (w.value() * scale(sc, l)));
+            outside_norm(scores, v, row);
         }
-        // The first word's feature, outside the norm as the compound score.
         if let Some(row) = words.first_word().and_then(|p| t.words.row(p)) {
-            let (sc, v) = (&t.scales.words, crate::features::FIRST_WORD_VALUE);
-            scores
-                .iter_mut()
-                .zip(&row.weights[..c])
-                .enumerate()
-                .for_each(|(l, (s, w))| *s += v * (w.value() * scale(sc, l)));
+            outside_norm(scores, crate::features::FIRST_WORD_VALUE, row);
         }
         if norm > 0.0 {
             let inv = norm.sqrt().recip();

@@ -1153,12 +1153,10 @@ mod tests {
         );
     }
 
-    /// data/fixtures/fixture.toml's sentiment head, trained with
-    /// `char_scale`, and its dev file's log-loss as scoring sees it and as
-    /// the fit saw it.
-    /// The fixture's first head trained with `scale` (its char_scale, or
-    /// with first words on, its first_word), and its dev log-loss as
-    /// scored by the model and as the fit saw it.
+    /// data/fixtures/fixture.toml's sentiment head, trained with `scale`
+    /// as its `char_scale` (or, with `first_word`, as its `first_word`
+    /// with the featurizer's first words on), and its dev file's log-loss
+    /// as scoring sees it and as the fit saw it.
     fn scaled_fixture(scale: f64, first_word: bool) -> (ModelData, f64, f64) {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/fixture.toml");
