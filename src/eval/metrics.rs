@@ -135,6 +135,46 @@ pub enum MetricsError {
     InvalidProbability { row: usize, col: usize, value: f64 },
 }
 
+/// `confusion[true][pred]` over `k` classes, from (true, predicted) class
+/// indices below `k`.
+pub(crate) fn confusion_of(
+    k: usize,
+    pairs: impl IntoIterator<Item = (usize, usize)>,
+) -> Vec<Vec<usize>> {
+    let mut confusion = vec![vec![0_usize; k]; k];
+    for (t, p) in pairs {
+        if let Some(cell) = confusion.get_mut(t).and_then(|row| row.get_mut(p)) {
+            *cell += 1;
+        }
+    }
+    confusion
+}
+
+/// Precision, recall, F1 and support of class `c` in `confusion`.
+fn class_metrics(confusion: &[Vec<usize>], c: usize) -> ClassMetrics {
+    let tp = confusion[c][c];
+    let support: usize = confusion[c].iter().sum();
+    let predicted: usize = confusion.iter().map(|row| row[c]).sum();
+    let fp = predicted - tp;
+    let fn_ = support - tp;
+    ClassMetrics {
+        precision: ratio(tp as f64, predicted as f64),
+        recall: ratio(tp as f64, support as f64),
+        f1: ratio(2.0 * tp as f64, (2 * tp + fp + fn_) as f64),
+        support,
+    }
+}
+
+/// Accuracy and macro-F1 (over every class of `confusion`, as defined
+/// above) of a square confusion matrix.
+pub(crate) fn accuracy_and_macro_f1(confusion: &[Vec<usize>]) -> (f64, f64) {
+    let k = confusion.len();
+    let n: usize = confusion.iter().flatten().sum();
+    let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
+    let f1_sum: f64 = (0..k).map(|c| class_metrics(confusion, c).f1).sum();
+    (ratio(correct as f64, n as f64), ratio(f1_sum, k as f64))
+}
+
 impl ClassificationReport {
     /// Computes every metric in the report.
     ///
@@ -151,32 +191,13 @@ impl ClassificationReport {
         let n = y_true.len();
         let k = labels.len();
 
-        let mut confusion = vec![vec![0_usize; k]; k];
-        for (&t, &p) in y_true.iter().zip(y_pred) {
-            confusion[t][p] += 1;
-        }
-
-        let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
-        let accuracy = ratio(correct as f64, n as f64);
-
-        let mut per_class = BTreeMap::new();
-        let mut f1_sum = 0.0;
-        for (c, label) in labels.iter().enumerate() {
-            let tp = confusion[c][c];
-            let support: usize = confusion[c].iter().sum();
-            let predicted: usize = confusion.iter().map(|row| row[c]).sum();
-            let fp = predicted - tp;
-            let fn_ = support - tp;
-            let metrics = ClassMetrics {
-                precision: ratio(tp as f64, predicted as f64),
-                recall: ratio(tp as f64, support as f64),
-                f1: ratio(2.0 * tp as f64, (2 * tp + fp + fn_) as f64),
-                support,
-            };
-            f1_sum += metrics.f1;
-            per_class.insert(label.clone(), metrics);
-        }
-        let macro_f1 = f1_sum / k as f64;
+        let confusion = confusion_of(k, y_true.iter().copied().zip(y_pred.iter().copied()));
+        let (accuracy, macro_f1) = accuracy_and_macro_f1(&confusion);
+        let per_class = labels
+            .iter()
+            .enumerate()
+            .map(|(c, label)| (label.clone(), class_metrics(&confusion, c)))
+            .collect();
 
         let log_loss = y_true
             .iter()
