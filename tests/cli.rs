@@ -333,6 +333,100 @@ fn eval_reports_every_metric_and_restricts_labels() {
     .unwrap();
     let r = &r["sets"][0];
     assert!(r["macro_f1"].as_f64().unwrap() > 0.8, "{r}");
+    assert!(
+        r.get("bootstrap").is_none() && r.get("versus").is_none(),
+        "{r}"
+    );
+
+    // Bootstrap intervals, and the model against itself on the same draws,
+    // on the dev set with every third label turned, so that some
+    // predictions are wrong and the intervals have width.
+    let dev = std::fs::read_to_string("data/fixtures/sentiment_dev.jsonl").unwrap();
+    let turned: Vec<String> = dev
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            if i % 3 == 0 {
+                let to = if v["label"] == "positive" {
+                    "negative"
+                } else {
+                    "positive"
+                };
+                v["label"] = to.into();
+            }
+            v.to_string()
+        })
+        .collect();
+    let turned_path = dir.path().join("turned.jsonl");
+    std::fs::write(&turned_path, turned.join("\n")).unwrap();
+    let args = [
+        "eval",
+        "--model",
+        m,
+        "--head",
+        "sentiment",
+        "--data",
+        turned_path.to_str().unwrap(),
+        "--bootstrap",
+        "200",
+        "--compare",
+        m,
+    ];
+    let r: Value = serde_json::from_str(&ok(&slant(&[&args[..], &["--json"]].concat()))).unwrap();
+    let r = &r["sets"][0];
+    let b = &r["bootstrap"];
+    assert_eq!(
+        (b["resamples"].as_u64(), b["level"].as_f64()),
+        (Some(200), Some(0.95)),
+        "{r}"
+    );
+    for metric in ["accuracy", "macro_f1"] {
+        let (low, high) = (
+            b[metric][0].as_f64().unwrap(),
+            b[metric][1].as_f64().unwrap(),
+        );
+        let point = r[metric].as_f64().unwrap();
+        assert!(low <= point && point <= high && low < high, "{metric}: {r}");
+    }
+    let v = &r["versus"];
+    assert_eq!(v["model_id"], model_id(m));
+    assert_eq!(v["macro_f1"], r["macro_f1"]);
+    assert_eq!(v["macro_f1_difference"], 0.0);
+    assert_eq!(v["difference_interval"], serde_json::json!([0.0, 0.0]));
+    assert_eq!(v["share_better"], 0.5);
+    let table = ok(&slant(&args));
+    assert!(
+        table.contains("95% bootstrap intervals (200 resamples"),
+        "{table}"
+    );
+    assert!(table.contains("against model "), "{table}");
+    let row = table
+        .lines()
+        .rfind(|l| l.starts_with("sentiment ") && l.contains("turned.jsonl"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("+0.000") && row.contains("0.000..0.000") && row.ends_with("0.50"),
+        "{table}"
+    );
+    // A model that is not there is named.
+    let mut missing = args.to_vec();
+    missing[args.len() - 1] = "no/such.slant";
+    let err = slant(&missing);
+    assert!(!err.status.success());
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("no/such.slant"),
+        "{err:?}"
+    );
+}
+
+/// The model id `slant info` prints for the model at `path`.
+fn model_id(path: &str) -> String {
+    let info = ok(&slant(&["info", "--model", path]));
+    info.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{data_error, load, parse_format};
 use crate::data::{DataError, Format};
 use crate::eval::config::{EvalConfig, EvalError, EvalSet, DEFAULT_SLICES};
-use crate::eval::{evaluate_set, SetReport};
+use crate::eval::{bootstrap, evaluate_set, SetReport};
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
@@ -54,7 +54,21 @@ pub struct EvalArgs {
     /// Print one JSON object: the model id and every set's metrics.
     #[arg(long)]
     pub json: bool,
+    /// Bootstrap resamples per set (0: none): each set's accuracy and
+    /// macro-F1 get a 95% interval, how far they could move on another
+    /// sample of the same size.
+    #[arg(long, default_value_t = 0)]
+    pub bootstrap: usize,
+    /// Another model to score every set too: each set reports its
+    /// figures and the difference in macro-F1 (this model's less the
+    /// other's) with a 95% paired-bootstrap interval and the share of
+    /// resamples this model wins (--bootstrap resamples, 1000 if unset).
+    #[arg(long, value_name = "MODEL")]
+    pub compare: Option<PathBuf>,
 }
+
+/// Resamples for `--compare` when `--bootstrap` does not say.
+const COMPARE_RESAMPLES: usize = 1000;
 
 fn parse_label_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -100,14 +114,38 @@ pub(super) fn run(a: EvalArgs) -> Result<()> {
         ("--text-field", a.text_field.as_str()),
         ("--label-field", a.label_field.as_str()),
     ];
+    let other = a.compare.as_deref().map(load).transpose()?;
     let mut reports = Vec::with_capacity(sets.len());
     for set in &sets {
-        let r = evaluate_set(&model, set, &slices, a.skip_invalid).map_err(|e| match e {
-            EvalError::Data(e @ DataError::Io { .. }) => anyhow::Error::from(e),
-            EvalError::Data(e) => data_error(e, &flags),
-            e => e.into(),
-        });
-        let r = r.with_context(|| format!("cannot evaluate {}", set.path.display()))?;
+        let evaluate = |model| {
+            evaluate_set(model, set, &slices, a.skip_invalid)
+                .map_err(|e| match e {
+                    EvalError::Data(e @ DataError::Io { .. }) => anyhow::Error::from(e),
+                    EvalError::Data(e) => data_error(e, &flags),
+                    e => e.into(),
+                })
+                .with_context(|| format!("cannot evaluate {}", set.path.display()))
+        };
+        let mut r = evaluate(&model)?;
+        if a.bootstrap > 0 {
+            r.bootstrap = Some(bootstrap::uncertainty(&r.report.decided, a.bootstrap));
+        }
+        if let Some(other) = &other {
+            let theirs = evaluate(other)?;
+            let resamples = if a.bootstrap > 0 {
+                a.bootstrap
+            } else {
+                COMPARE_RESAMPLES
+            };
+            let versus = bootstrap::paired(
+                &r.report.decided,
+                &theirs.report.decided,
+                other.id(),
+                resamples,
+            )
+            .with_context(|| format!("cannot compare the models on {}", set.path.display()))?;
+            r.versus = Some(versus);
+        }
         if r.skipped > 0 {
             eprintln!(
                 "skipped {} invalid lines in {} (first: {})",
@@ -158,7 +196,24 @@ fn opt(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.3}"))
 }
 
-/// The head × set table, then each set's slices.
+/// An interval as `low..high`, three decimals each.
+fn span(i: bootstrap::Interval) -> String {
+    format!("{:.3}..{:.3}", i.0, i.1)
+}
+
+/// A line for each set that `cells` gives cells for: its head, its set,
+/// then the cells.
+fn per_set(s: &mut String, reports: &[SetReport], cells: impl Fn(&SetReport) -> Option<String>) {
+    use std::fmt::Write as _;
+    for r in reports {
+        if let Some(cells) = cells(r) {
+            let _ = writeln!(s, "{:<16} {:<40} {cells}", r.report.head, short(&r.data));
+        }
+    }
+}
+
+/// The head × set table, its intervals and comparison when asked for,
+/// then each set's slices.
 fn table(model_id: &str, reports: &[SetReport]) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
@@ -182,6 +237,47 @@ fn table(model_id: &str, reports: &[SetReport]) -> String {
             opt(m.roc_auc),
             opt(Some(m.ece))
         );
+    }
+    if let Some(u) = reports.iter().find_map(|r| r.bootstrap.as_ref()) {
+        let _ = writeln!(
+            s,
+            "\n{:.0}% bootstrap intervals ({} resamples of each set):",
+            u.level * 100.0,
+            u.resamples
+        );
+        let _ = writeln!(
+            s,
+            "{:<16} {:<40} {:>13} {:>13}",
+            "head", "set", "accuracy", "macro-F1"
+        );
+        per_set(&mut s, reports, |r| {
+            let u = r.bootstrap.as_ref()?;
+            Some(format!("{:>13} {:>13}", span(u.accuracy), span(u.macro_f1)))
+        });
+    }
+    if let Some(v) = reports.iter().find_map(|r| r.versus.as_ref()) {
+        let _ = writeln!(
+            s,
+            "\nagainst model {} (macro-F1; difference: this model's less its, with a {:.0}% paired-bootstrap interval over {} resamples; share of resamples this model wins):",
+            v.model_id,
+            bootstrap::LEVEL * 100.0,
+            v.resamples
+        );
+        let _ = writeln!(
+            s,
+            "{:<16} {:<40} {:>8} {:>10} {:>15} {:>6}",
+            "head", "set", "its", "difference", "interval", "wins"
+        );
+        per_set(&mut s, reports, |r| {
+            let v = r.versus.as_ref()?;
+            Some(format!(
+                "{:>8.3} {:>+10.3} {:>15} {:>6.2}",
+                v.macro_f1,
+                v.macro_f1_difference,
+                span(v.difference_interval),
+                v.share_better
+            ))
+        });
     }
     for r in reports.iter().filter(|r| !r.report.slices.is_empty()) {
         let _ = writeln!(s, "\n{} on {}, by slice:", r.report.head, short(&r.data));

@@ -8,6 +8,7 @@
 //! says so in `restricted_to`. Otherwise the head's own decision rule
 //! (its tuned threshold for two-class heads) is used.
 
+pub mod bootstrap;
 pub mod config;
 pub mod metrics;
 
@@ -33,6 +34,9 @@ pub struct EvalReport {
     /// By field (e.g. `outlet`): each value's metrics, most examples first.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub slices: BTreeMap<String, Vec<SliceReport>>,
+    /// Every example's truth and prediction, for bootstrap intervals.
+    #[serde(skip)]
+    pub decided: bootstrap::Decided,
 }
 
 /// Metrics of the examples with one value of a slice field.
@@ -193,6 +197,11 @@ pub fn evaluate(
     let used = d.restricted_to.as_deref().unwrap_or(&h.labels);
     let report = ClassificationReport::compute(used, &d.truth, &d.pred, d.probs.view())?;
     let restricted_to = d.restricted_to.clone();
+    let decided = bootstrap::Decided {
+        classes: used.len(),
+        truth: d.truth.clone(),
+        pred: d.pred.clone(),
+    };
     let decision = match (&restricted_to, h.threshold) {
         (Some(l), _) => format!("argmax over the {} labels present in the data", l.len()),
         (None, Some(t)) => format!("{} when its probability >= {t}", h.labels[1]),
@@ -231,6 +240,7 @@ pub fn evaluate(
         decision,
         report,
         slices: by_field,
+        decided,
     })
 }
 
@@ -245,6 +255,12 @@ pub struct SetReport {
     pub first_skip: Option<String>,
     #[serde(flatten)]
     pub report: EvalReport,
+    /// With resamples asked for: the bootstrap intervals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<bootstrap::Uncertainty>,
+    /// Against another model (`slant eval --compare`), on the same draws.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versus: Option<bootstrap::Paired>,
 }
 
 /// Reads and scores one set with its head, reporting by `slices`.
@@ -274,6 +290,8 @@ pub fn evaluate_set(
         skipped: data.skipped,
         first_skip: data.first_skip,
         report,
+        bootstrap: None,
+        versus: None,
     })
 }
 
