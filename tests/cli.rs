@@ -392,8 +392,15 @@ fn eval_reports_every_metric_and_restricts_labels() {
     let v = &r["versus"];
     assert_eq!(v["model_id"], model_id(m));
     assert_eq!(v["macro_f1"], r["macro_f1"]);
-    assert_eq!(v["macro_f1_difference"], 0.0);
-    assert_eq!(v["difference_interval"], serde_json::json!([0.0, 0.0]));
+    assert_eq!(v["accuracy"], r["accuracy"]);
+    for d in ["accuracy_difference", "macro_f1_difference"] {
+        assert_eq!(v[d], 0.0, "{d}: {v}");
+        assert_eq!(
+            v[format!("{d}_interval")],
+            serde_json::json!([0.0, 0.0]),
+            "{d}: {v}"
+        );
+    }
     assert_eq!(v["share_better"], 0.5);
     let table = ok(&slant(&args));
     assert!(
@@ -406,7 +413,7 @@ fn eval_reports_every_metric_and_restricts_labels() {
         .rfind(|l| l.starts_with("sentiment ") && l.contains("turned.jsonl"))
         .unwrap_or_default();
     assert!(
-        row.contains("+0.000") && row.contains("0.000..0.000") && row.ends_with("0.50"),
+        row.matches("+0.000 (0.000..0.000)").count() == 2 && row.ends_with("0.50"),
         "{table}"
     );
     // A model that is not there is named.

@@ -258,23 +258,31 @@ fn table(model_id: &str, reports: &[SetReport]) -> String {
     if let Some(v) = reports.iter().find_map(|r| r.versus.as_ref()) {
         let _ = writeln!(
             s,
-            "\nagainst model {} (macro-F1; difference: this model's less its, with a {:.0}% paired-bootstrap interval over {} resamples; share of resamples this model wins):",
+            "\nagainst model {} (its figures; this model's less its, each with a {:.0}% paired-bootstrap interval over {} resamples; the share of resamples this model's macro-F1 wins):",
             v.model_id,
             bootstrap::LEVEL * 100.0,
             v.resamples
         );
         let _ = writeln!(
             s,
-            "{:<16} {:<40} {:>8} {:>10} {:>15} {:>6}",
-            "head", "set", "its", "difference", "interval", "wins"
+            "{:<16} {:<40} {:>8} {:>8} {:>23} {:>23} {:>6}",
+            "head",
+            "set",
+            "accuracy",
+            "macro-F1",
+            "accuracy difference",
+            "macro-F1 difference",
+            "wins"
         );
         per_set(&mut s, reports, |r| {
             let v = r.versus.as_ref()?;
+            let difference = |d: f64, i| format!("{d:+.3} ({})", span(i));
             Some(format!(
-                "{:>8.3} {:>+10.3} {:>15} {:>6.2}",
+                "{:>8.3} {:>8.3} {:>23} {:>23} {:>6.2}",
+                v.accuracy,
                 v.macro_f1,
-                v.macro_f1_difference,
-                span(v.difference_interval),
+                difference(v.accuracy_difference, v.accuracy_difference_interval),
+                difference(v.macro_f1_difference, v.macro_f1_difference_interval),
                 v.share_better
             ))
         });

@@ -61,10 +61,13 @@ pub struct Paired {
     pub model_id: String,
     pub accuracy: f64,
     pub macro_f1: f64,
-    /// This model's macro-F1 less the other's, on the whole set.
+    /// This model's accuracy less the other's, on the whole set, and the
+    /// difference's interval over the resamples.
+    pub accuracy_difference: f64,
+    pub accuracy_difference_interval: Interval,
+    /// The same for macro-F1.
     pub macro_f1_difference: f64,
-    /// The difference's interval over the resamples.
-    pub difference_interval: Interval,
+    pub macro_f1_difference_interval: Interval,
     /// The share of resamples in which this model's macro-F1 is higher
     /// (ties count half).
     pub share_better: f64,
@@ -146,7 +149,7 @@ pub fn paired(
             d.truth.iter().copied().zip(d.pred.iter().copied()),
         ))
     };
-    let ((_, f1), (accuracy, other_f1)) = (whole(this), whole(other));
+    let ((our_accuracy, our_f1), (accuracy, macro_f1)) = (whole(this), whole(other));
     let figures = resampled(
         this.classes,
         &this.truth,
@@ -154,8 +157,10 @@ pub fn paired(
         resamples,
     );
     let (ours, theirs) = (&figures[0], &figures[1]);
-    let mut differences: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a.1 - b.1).collect();
-    let better = differences
+    let mut accuracy_differences: Vec<f64> =
+        ours.iter().zip(theirs).map(|(a, b)| a.0 - b.0).collect();
+    let mut f1_differences: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a.1 - b.1).collect();
+    let better = f1_differences
         .iter()
         .map(|&d| {
             if d > 0.0 {
@@ -170,9 +175,11 @@ pub fn paired(
     Ok(Paired {
         model_id: other_id.to_string(),
         accuracy,
-        macro_f1: other_f1,
-        macro_f1_difference: f1 - other_f1,
-        difference_interval: Interval::of(&mut differences),
+        macro_f1,
+        accuracy_difference: our_accuracy - accuracy,
+        accuracy_difference_interval: Interval::of(&mut accuracy_differences),
+        macro_f1_difference: our_f1 - macro_f1,
+        macro_f1_difference_interval: Interval::of(&mut f1_differences),
         share_better: better / resamples.max(1) as f64,
         resamples,
     })
@@ -237,7 +244,9 @@ mod tests {
         let worse = decided(400, 4);
         let p = paired(&worse, &worse, "same", 300).unwrap();
         assert_eq!(p.macro_f1_difference, 0.0);
-        assert_eq!(p.difference_interval, Interval(0.0, 0.0));
+        assert_eq!(p.macro_f1_difference_interval, Interval(0.0, 0.0));
+        assert_eq!(p.accuracy_difference, 0.0);
+        assert_eq!(p.accuracy_difference_interval, Interval(0.0, 0.0));
         assert_eq!(p.share_better, 0.5);
         assert_eq!(p.model_id, "same");
         // Right wherever `worse` is right, and on half its errors more.
@@ -249,11 +258,16 @@ mod tests {
         }
         let p = paired(&better, &worse, "worse", 300).unwrap();
         assert!(p.macro_f1_difference > 0.1, "{p:?}");
-        assert!(p.difference_interval.0 > 0.0, "{p:?}");
+        assert!(p.macro_f1_difference_interval.0 > 0.0, "{p:?}");
         assert!(
-            p.difference_interval.contains(p.macro_f1_difference),
+            p.macro_f1_difference_interval
+                .contains(p.macro_f1_difference),
             "{p:?}"
         );
+        // `worse` is wrong on every fourth example, `better` on every eighth.
+        assert!((p.accuracy_difference - 0.125).abs() < 1e-12, "{p:?}");
+        assert!(p.accuracy_difference_interval.0 > 0.0, "{p:?}");
+        assert!(p.accuracy_difference_interval.contains(0.125), "{p:?}");
         assert_eq!(p.share_better, 1.0);
         assert!((p.accuracy - 0.75).abs() < 1e-12, "{p:?}");
         let back = paired(&worse, &better, "better", 300).unwrap();
