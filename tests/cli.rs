@@ -638,11 +638,53 @@ dev = [{ path = "a/dev.jsonl" }, { path = "b/dev.jsonl" }]
         }
     }
     assert_eq!(json["skipped"][0]["left_out"], "c/train.jsonl");
+    assert!(rows.iter().all(|r| r.get("macro_f1_interval").is_none()));
     let text = ok(&slant(&["train", "--config", config, "--leave-one-out"]));
     assert!(
         text.contains("F1 without") && text.contains("skipped: no dev file"),
         "{text}"
     );
+    assert!(!text.contains("95% interval"), "{text}");
+    // Each held-out figure with its bootstrap interval.
+    let args = [
+        "train",
+        "--config",
+        config,
+        "--leave-one-out",
+        "--bootstrap",
+        "200",
+    ];
+    let json: Value =
+        serde_json::from_str(&ok(&slant(&[&args[..], &["--json"]].concat()))).unwrap();
+    for r in json["rows"].as_array().unwrap() {
+        let i = &r["macro_f1_interval"];
+        let (low, high) = (i[0].as_f64().unwrap(), i[1].as_f64().unwrap());
+        let f1 = r["macro_f1"].as_f64().unwrap();
+        assert!(low <= f1 && f1 <= high, "{r}");
+    }
+    let text = ok(&slant(&args));
+    assert!(
+        text.contains("95% interval") && text.contains(".."),
+        "{text}"
+    );
+    // --bootstrap, --json and --head belong to --leave-one-out: without it
+    // they are refused, and no model is written.
+    let out_path = dir.path().join("x.slant");
+    let out_path = out_path.to_str().unwrap();
+    for extra in [
+        &["--bootstrap", "5"][..],
+        &["--json"],
+        &["--head", "sentiment"],
+    ] {
+        let alone = slant(&[&["train", "--config", config, "--out", out_path][..], extra].concat());
+        assert!(!alone.status.success(), "{extra:?}");
+        let err = String::from_utf8_lossy(&alone.stderr);
+        assert!(
+            err.contains(extra[0]) && err.contains("--leave-one-out"),
+            "{err}"
+        );
+    }
+    assert!(!dir.path().join("x.slant").exists());
     // No model is written, and --out cannot be given with it.
     let out = slant(&[
         "train",

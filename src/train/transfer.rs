@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::config::{same_source, HeadConfig, TrainConfig};
 use super::run::{train, Progress, TrainError, TrainOptions};
 use crate::data::DataSpec;
+use crate::eval::bootstrap::{self, Interval};
 use crate::eval::config::{EvalError, EvalSet};
 use crate::eval::evaluate_set;
 use crate::model::{Model, ModelError};
@@ -37,6 +38,11 @@ pub struct Transfer {
     /// Trained without the source.
     pub accuracy: f64,
     pub macro_f1: f64,
+    /// With resamples asked for: the 95% bootstrap interval of `macro_f1`
+    /// over the dev file's examples (how far it could move on another
+    /// sample of the same size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub macro_f1_interval: Option<Interval>,
     pub ece: f64,
     /// Trained with every source (the in-domain figure).
     pub with_accuracy: f64,
@@ -122,11 +128,14 @@ fn others(head: &HeadConfig, source: &DataSpec) -> (Vec<DataSpec>, Vec<DataSpec>
     (keep(&head.train), keep(&head.dev))
 }
 
-/// Leaves each source of each head in `heads` (all when empty) out in turn.
+/// Leaves each source of each head in `heads` (all when empty) out in turn;
+/// with `resamples` above 0, each held-out figure gets its bootstrap
+/// interval.
 pub fn leave_one_source_out(
     config: &TrainConfig,
     config_bytes: &[u8],
     heads: &[String],
+    resamples: usize,
     options: &TrainOptions,
     progress: &mut dyn Progress,
 ) -> Result<TransferReport, TransferError> {
@@ -199,6 +208,8 @@ pub fn leave_one_source_out(
                 n: out.report.report.n,
                 accuracy: out.report.report.accuracy,
                 macro_f1: out.report.report.macro_f1,
+                macro_f1_interval: (resamples > 0)
+                    .then(|| bootstrap::uncertainty(&out.report.decided, resamples).macro_f1),
                 ece: out.report.report.ece,
                 with_accuracy: inside.report.report.accuracy,
                 with_macro_f1: inside.report.report.macro_f1,
@@ -210,16 +221,22 @@ pub fn leave_one_source_out(
 
 impl std::fmt::Display for TransferReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let intervals = self.rows.iter().any(|r| r.macro_f1_interval.is_some());
+        let header = if intervals { "95% interval" } else { "" };
         writeln!(
             f,
-            "{:<16} {:<36} {:>6} {:>10} {:>10} {:>8}",
-            "head", "left out (measured on its dev)", "n", "F1 without", "F1 with", "ECE"
+            "{:<16} {:<36} {:>6} {:>10} {:>12} {:>10} {:>8}",
+            "head", "left out (measured on its dev)", "n", "F1 without", header, "F1 with", "ECE"
         )?;
         for r in &self.rows {
+            let interval = r
+                .macro_f1_interval
+                .map(|i| format!("{:.3}..{:.3}", i.0, i.1))
+                .unwrap_or_default();
             writeln!(
                 f,
-                "{:<16} {:<36} {:>6} {:>10.3} {:>10.3} {:>8.3}",
-                r.head, r.left_out, r.n, r.macro_f1, r.with_macro_f1, r.ece
+                "{:<16} {:<36} {:>6} {:>10.3} {:>12} {:>10.3} {:>8.3}",
+                r.head, r.left_out, r.n, r.macro_f1, interval, r.with_macro_f1, r.ece
             )?;
         }
         for s in &self.skipped {
