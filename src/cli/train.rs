@@ -82,7 +82,10 @@ pub(super) fn run(a: TrainArgs) -> Result<()> {
         .filter_map(|(flag, given)| given.then_some(flag))
         .collect();
         if !given.is_empty() {
-            bail!("{} can only be given with --leave-one-out", given.join(", "));
+            bail!(
+                "{} can only be given with --leave-one-out",
+                given.join(", ")
+            );
         }
     }
     let (config, bytes) = TrainConfig::load(&a.config, a.data_root.as_deref())?;
