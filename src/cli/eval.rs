@@ -196,11 +196,6 @@ fn opt(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.3}"))
 }
 
-/// An interval as `low..high`, three decimals each.
-fn span(i: bootstrap::Interval) -> String {
-    format!("{:.3}..{:.3}", i.0, i.1)
-}
-
 /// A line for each set that `cells` gives cells for: its head, its set,
 /// then the cells.
 fn per_set(s: &mut String, reports: &[SetReport], cells: impl Fn(&SetReport) -> Option<String>) {
@@ -252,7 +247,11 @@ fn table(model_id: &str, reports: &[SetReport]) -> String {
         );
         per_set(&mut s, reports, |r| {
             let u = r.bootstrap.as_ref()?;
-            Some(format!("{:>13} {:>13}", span(u.accuracy), span(u.macro_f1)))
+            Some(format!(
+                "{:>13} {:>13}",
+                u.accuracy.to_string(),
+                u.macro_f1.to_string()
+            ))
         });
     }
     if let Some(v) = reports.iter().find_map(|r| r.versus.as_ref()) {
@@ -276,7 +275,7 @@ fn table(model_id: &str, reports: &[SetReport]) -> String {
         );
         per_set(&mut s, reports, |r| {
             let v = r.versus.as_ref()?;
-            let difference = |d: f64, i| format!("{d:+.3} ({})", span(i));
+            let difference = |d: f64, i: bootstrap::Interval| format!("{d:+.3} ({i})");
             Some(format!(
                 "{:>8.3} {:>8.3} {:>23} {:>23} {:>6.2}",
                 v.accuracy,

@@ -40,8 +40,16 @@ impl Interval {
         Self(at((1.0 - LEVEL) / 2.0), at((1.0 + LEVEL) / 2.0))
     }
 
-    pub fn contains(&self, x: f64) -> bool {
+    #[cfg(test)]
+    fn contains(&self, x: f64) -> bool {
         self.0 <= x && x <= self.1
+    }
+}
+
+/// `low..high`, three decimals each, as tables print intervals.
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.3}..{:.3}", self.0, self.1)
     }
 }
 

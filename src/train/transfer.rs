@@ -231,7 +231,7 @@ impl std::fmt::Display for TransferReport {
         for r in &self.rows {
             let interval = r
                 .macro_f1_interval
-                .map(|i| format!("{:.3}..{:.3}", i.0, i.1))
+                .map(|i| i.to_string())
                 .unwrap_or_default();
             writeln!(
                 f,
