@@ -175,6 +175,19 @@ pub(crate) fn accuracy_and_macro_f1(confusion: &[Vec<usize>]) -> (f64, f64) {
     (ratio(correct as f64, n as f64), ratio(f1_sum, k as f64))
 }
 
+/// Macro-F1 over the classes of `confusion` that occur in the truth or
+/// the predictions (scikit-learn's default labels); 0 when none do.
+pub(crate) fn present_macro_f1(confusion: &[Vec<usize>]) -> f64 {
+    let present: Vec<usize> = (0..confusion.len())
+        .filter(|&c| confusion[c].iter().any(|&x| x > 0) || confusion.iter().any(|row| row[c] > 0))
+        .collect();
+    let f1_sum: f64 = present
+        .iter()
+        .map(|&c| class_metrics(confusion, c).f1)
+        .sum();
+    ratio(f1_sum, present.len() as f64)
+}
+
 impl ClassificationReport {
     /// Computes every metric in the report.
     ///

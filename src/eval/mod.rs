@@ -135,35 +135,11 @@ pub fn report(
 /// Accuracy and macro-F1 (over the labels in the truth or the
 /// predictions, as scikit-learn's default) of the examples `rows`.
 fn slice_metrics(truth: &[usize], pred: &[usize], rows: &[usize]) -> (f64, f64) {
-    let n = rows.len().max(1) as f64;
-    let correct = rows.iter().filter(|&&i| truth[i] == pred[i]).count() as f64;
-    let mut labels: Vec<usize> = rows.iter().flat_map(|&i| [truth[i], pred[i]]).collect();
-    labels.sort_unstable();
-    labels.dedup();
-    let f1 = labels
-        .iter()
-        .map(|&l| {
-            let tp = rows
-                .iter()
-                .filter(|&&i| truth[i] == l && pred[i] == l)
-                .count() as f64;
-            let fp = rows
-                .iter()
-                .filter(|&&i| truth[i] != l && pred[i] == l)
-                .count() as f64;
-            let fn_ = rows
-                .iter()
-                .filter(|&&i| truth[i] == l && pred[i] != l)
-                .count() as f64;
-            if tp == 0.0 {
-                0.0
-            } else {
-                2.0 * tp / (2.0 * tp + fp + fn_)
-            }
-        })
-        .sum::<f64>()
-        / labels.len().max(1) as f64;
-    (correct / n, f1)
+    let pairs = || rows.iter().map(|&i| (truth[i], pred[i]));
+    let classes = pairs().map(|(t, p)| t.max(p) + 1).max().unwrap_or(0);
+    let confusion = metrics::confusion_of(classes, pairs());
+    let (accuracy, _) = metrics::accuracy_and_macro_f1(&confusion);
+    (accuracy, metrics::present_macro_f1(&confusion))
 }
 
 /// Scores `examples` (labels index the head's labels) with head `head`;
@@ -197,11 +173,7 @@ pub fn evaluate(
     let used = d.restricted_to.as_deref().unwrap_or(&h.labels);
     let report = ClassificationReport::compute(used, &d.truth, &d.pred, d.probs.view())?;
     let restricted_to = d.restricted_to.clone();
-    let decided = bootstrap::Decided {
-        classes: used.len(),
-        truth: d.truth.clone(),
-        pred: d.pred.clone(),
-    };
+    let classes = used.len();
     let decision = match (&restricted_to, h.threshold) {
         (Some(l), _) => format!("argmax over the {} labels present in the data", l.len()),
         (None, Some(t)) => format!("{} when its probability >= {t}", h.labels[1]),
@@ -240,7 +212,11 @@ pub fn evaluate(
         decision,
         report,
         slices: by_field,
-        decided,
+        decided: bootstrap::Decided {
+            classes,
+            truth: d.truth,
+            pred: d.pred,
+        },
     })
 }
 
