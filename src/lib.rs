@@ -18,7 +18,8 @@
 //!   traits, L-BFGS over an objective summed in a fixed order) and the run
 //!   that trains every head into model data.
 //! - [`data`]: reading labeled files (JSONL/CSV/TSV) and passages to score.
-//! - [`eval`]: metrics and evaluation of a head on labeled data.
+//! - [`eval`]: metrics and evaluation of a head on labeled data, and
+//!   behaviour suites (template sentences by capability).
 //! - [`bench`]: single-thread scoring throughput over the peers' corpus,
 //!   alone or against the peers in the same rounds (medians of ratios).
 //! - [`service`]: the slant.v1 server, as a library: gRPC (health,

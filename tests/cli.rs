@@ -697,6 +697,190 @@ dev = [{ path = "a/dev.jsonl" }, { path = "b/dev.jsonl" }]
     assert!(!out.status.success());
 }
 
+/// A behaviour suite for the fixture model: a label test, a "not" test
+/// and an invariance test.
+const FIXTURE_SUITE: &str = r#"
+[fill]
+thing = ["film", "report", "park"]
+good = ["wonderful", "superb"]
+bad = ["awful", "terrible"]
+
+[[tests]]
+name = "praise"
+capability = "vocabulary"
+head = "sentiment"
+templates = ["The {thing} was {good}.", "The {thing} was {bad}."]
+label = "positive"
+
+[[tests]]
+name = "no bait in plain headlines"
+capability = "reporting"
+head = "clickbait"
+templates = ["Officials said the {thing} opened last week"]
+not = "clickbait"
+
+[[tests]]
+name = "a link appended"
+capability = "robustness"
+head = "sentiment"
+templates = ["The {thing} was {good}.", "The {thing} was {bad}."]
+append = [" https://t.co/Xk3Lq9Zp2a"]
+typo = true
+"#;
+
+#[test]
+fn check_runs_a_behaviour_suite_and_counts_what_score_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_fixture(dir.path());
+    let m = model.to_str().unwrap();
+    let suite = dir.path().join("suite.toml");
+    std::fs::write(&suite, FIXTURE_SUITE).unwrap();
+    let sp = suite.to_str().unwrap();
+    let j: Value = serde_json::from_str(&ok(&slant(&[
+        "check",
+        "--model",
+        m,
+        "--suite",
+        sp,
+        "--json",
+        "--examples",
+        "100",
+    ])))
+    .unwrap();
+    assert_eq!(j["model_id"], Value::String(model_id(m)));
+    let tests = j["tests"].as_array().unwrap();
+    let kinds: Vec<(&str, &str, u64)> = tests
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap(),
+                t["kind"].as_str().unwrap(),
+                t["cases"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("praise", "label", 12),
+            ("no bait in plain headlines", "not", 3),
+            ("a link appended", "same", 12),
+        ]
+    );
+    // The label test's failures are the cases `slant score` labels
+    // otherwise, each shown (--examples 100) with that label.
+    let cases: Vec<String> = ["film", "report", "park"]
+        .iter()
+        .flat_map(|t| {
+            ["wonderful", "superb", "awful", "terrible"]
+                .iter()
+                .map(move |a| format!("The {t} was {a}."))
+        })
+        .collect();
+    let scored = ok(&slant_stdin(
+        &[
+            "score",
+            "--model",
+            m,
+            "--heads",
+            "sentiment",
+            "--format",
+            "plain",
+        ],
+        &cases.join("\n"),
+    ));
+    let mut wrong = Vec::new();
+    for (case, line) in cases.iter().zip(scored.lines()) {
+        let r: ScoreResponse = serde_json::from_str(line).unwrap();
+        let label = &r.results[0].heads[0].label;
+        if label != "positive" {
+            wrong.push((case.clone(), label.clone()));
+        }
+    }
+    // The bad adjectives at least are not praise.
+    assert!(wrong.len() >= 6, "{wrong:?}");
+    let praise = &tests[0];
+    assert_eq!(praise["failed"].as_u64().unwrap() as usize, wrong.len());
+    let rate = praise["failure_rate"].as_f64().unwrap();
+    assert!((rate - wrong.len() as f64 / 12.0).abs() < 1e-12, "{rate}");
+    let shown: Vec<(String, String)> = praise["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["passage"].as_str().unwrap().to_string(),
+                e["label"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, wrong);
+    // An invariance failure names the edited passage and its label.
+    for e in tests[2]["examples"].as_array().unwrap() {
+        let edited = e["edited"].as_str().unwrap();
+        let base = e["passage"].as_str().unwrap();
+        assert!(
+            edited.starts_with(base) || edited.len() == base.len(),
+            "{e}"
+        );
+        assert_ne!(e["label"], e["edited_label"], "{e}");
+    }
+
+    // The table: one row a test, and the totals.
+    let table = ok(&slant(&["check", "--model", m, "--suite", sp]));
+    assert!(
+        table.contains("capability") && table.contains("failed"),
+        "{table}"
+    );
+    for name in ["praise", "no bait in plain headlines", "a link appended"] {
+        assert!(table.contains(name), "{name}: {table}");
+    }
+    assert!(table.contains("3 tests, 27 cases"), "{table}");
+
+    // A test the model cannot run is named, and nothing is printed.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[tests]]\nname = 'tone'\ncapability = 'c'\nhead = 'tone'\ntemplates = ['x']\nlabel = 'up'\n",
+    )
+    .unwrap();
+    let out = slant(&["check", "--model", m, "--suite", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("test \"tone\"") && err.contains("no head \"tone\""),
+        "{err}"
+    );
+    // A file that is not a suite names itself and the field.
+    std::fs::write(&bad, "[[tests]]\nname = 'x'\n").unwrap();
+    let out = slant(&["check", "--model", m, "--suite", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("bad.toml") && err.contains("capability"),
+        "{err}"
+    );
+    let out = slant(&["check", "--model", m, "--suite", "no/such/suite.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no/such/suite.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_teams_behaviour_suite_runs_on_the_default_model() {
+    // data/behaviour.toml, as the README runs it: every test runs on the
+    // committed model (its heads and labels), whatever its failure rates.
+    let j: Value = serde_json::from_str(&ok(&slant(&["check", "--json"]))).unwrap();
+    let tests = j["tests"].as_array().unwrap();
+    assert!(tests.len() >= 10, "{j}");
+    for t in tests {
+        let (cases, failed) = (t["cases"].as_u64().unwrap(), t["failed"].as_u64().unwrap());
+        assert!(cases > 0 && failed <= cases, "{t}");
+    }
+}
+
 #[test]
 fn score_writes_labels_probabilities_and_spans() {
     let dir = tempfile::tempdir().unwrap();

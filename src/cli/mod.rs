@@ -3,6 +3,7 @@
 //! library modules.
 
 mod bench;
+mod check;
 mod eval;
 mod info;
 mod score;
@@ -17,6 +18,7 @@ use crate::data::{DataError, Format};
 use crate::model::Model;
 
 pub use bench::{BenchLoadArgs, BenchScoreArgs};
+pub use check::CheckArgs;
 pub use eval::EvalArgs;
 pub use info::InfoArgs;
 pub use score::ScoreArgs;
@@ -40,6 +42,10 @@ pub enum Command {
     Train(TrainArgs),
     /// Report a head's metrics on labeled data.
     Eval(EvalArgs),
+    /// Run a behaviour suite: sentences made from templates, by capability
+    /// (negation, contrast, robustness to links and typos, …), and how often
+    /// each test fails.
+    Check(CheckArgs),
     /// Score passages (plain lines or JSONL with a `text` field), one JSON line each.
     Score(ScoreArgs),
     /// Describe a model file.
@@ -77,6 +83,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Check(a) => check::run(a),
         Command::Score(a) => score::run(a),
         Command::Info(a) => info::run(a),
         Command::Bench(BenchCommand::Score(a)) => bench::run(a),

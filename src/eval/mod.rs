@@ -8,6 +8,7 @@
 //! says so in `restricted_to`. Otherwise the head's own decision rule
 //! (its tuned threshold for two-class heads) is used.
 
+pub mod behaviour;
 pub mod bootstrap;
 pub mod config;
 pub mod metrics;

@@ -1,0 +1,100 @@
+//! `slant check`: a model's heads against a behaviour suite (sentences made
+//! from templates, by capability), one table of tests with their failure
+//! rates, and its JSON form.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::load;
+use crate::eval::behaviour::{Suite, TestReport};
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    #[arg(long, default_value = "models/default.slant")]
+    pub model: PathBuf,
+    /// The behaviour suite (TOML): templates, what fills them, and what
+    /// each test expects; see data/behaviour.toml.
+    #[arg(long, default_value = "data/behaviour.toml")]
+    pub suite: PathBuf,
+    /// Failed cases shown per test.
+    #[arg(long, default_value_t = 2)]
+    pub examples: usize,
+    /// Print one JSON object: the model id and every test's outcome.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(super) fn run(a: CheckArgs) -> Result<()> {
+    let model = load(&a.model)?;
+    let suite = Suite::load(&a.suite)?;
+    let reports = suite.run(&model, a.examples)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(
+            out,
+            "{}",
+            json!({ "model_id": model.id(), "suite": a.suite.display().to_string(), "tests": reports })
+        )?;
+    } else {
+        write!(out, "{}", table(model.id(), &reports))?;
+    }
+    Ok(())
+}
+
+/// What a test expects, in words.
+fn expects(r: &TestReport) -> String {
+    match (r.kind, &r.expected) {
+        ("label", Some(l)) => l.clone(),
+        ("not", Some(l)) => format!("not {l}"),
+        _ => "same label".into(),
+    }
+}
+
+fn table(model_id: &str, reports: &[TestReport]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "model {model_id}");
+    let _ = writeln!(
+        s,
+        "{:<12} {:<44} {:<15} {:<20} {:>6} {:>7} {:>7}",
+        "capability", "test", "head", "expects", "cases", "failed", "rate"
+    );
+    for r in reports {
+        let _ = writeln!(
+            s,
+            "{:<12} {:<44} {:<15} {:<20} {:>6} {:>7} {:>6.1}%",
+            r.capability,
+            r.name,
+            r.head,
+            expects(r),
+            r.cases,
+            r.failed,
+            100.0 * r.failure_rate
+        );
+    }
+    let cases: usize = reports.iter().map(|r| r.cases).sum();
+    let failed: usize = reports.iter().map(|r| r.failed).sum();
+    let _ = writeln!(s, "{} tests, {cases} cases, {failed} failed", reports.len());
+    let mut first = true;
+    for r in reports.iter().filter(|r| !r.examples.is_empty()) {
+        if first {
+            let _ = writeln!(s, "\nfailures (the first of each test):");
+            first = false;
+        }
+        let _ = writeln!(s, "{}:", r.name);
+        for f in &r.examples {
+            match (&f.edited, &f.edited_label) {
+                (Some(e), Some(l)) => {
+                    let _ = writeln!(s, "  {:?} {} -> {:?} {l}", f.passage, f.label, e);
+                }
+                _ => {
+                    let _ = writeln!(s, "  {:?} {}", f.passage, f.label);
+                }
+            }
+        }
+    }
+    s
+}

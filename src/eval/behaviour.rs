@@ -1,0 +1,642 @@
+//! Behaviour suites: a model's heads against sentences made from
+//! templates, by capability (vocabulary, negation, contrast, robustness to
+//! links and typos, …), in the manner of CheckList (Ribeiro et al., "Beyond
+//! Accuracy: Behavioral Testing of NLP Models with CheckList", ACL 2020).
+//! Accuracy on a labeled set says how often a head is right on data like
+//! its own; a suite says which kinds of sentence it gets wrong.
+//!
+//! ```toml
+//! [fill]                                  # what each {placeholder} takes
+//! thing = ["flight", "meal"]
+//! good = ["great", "pleasant"]
+//!
+//! [[tests]]                               # a label it must give
+//! name = "plain praise"
+//! capability = "vocabulary"
+//! head = "sentiment"
+//! templates = ["The {thing} was {good}."]
+//! label = "positive"
+//!
+//! [[tests]]                               # a label it must not give
+//! name = "negated praise"
+//! capability = "negation"
+//! head = "sentiment"
+//! templates = ["The {thing} was not {good}."]
+//! not = "positive"
+//!
+//! [[tests]]                               # edits that must not change it
+//! name = "a link appended"
+//! capability = "robustness"
+//! head = "sentiment"
+//! templates = ["The {thing} was {good}."]
+//! append = [" https://t.co/Xk3Lq9Zp2a"]   # also: prepend = [...], typo = true
+//! ```
+//!
+//! A template is filled with every combination of its placeholders' words,
+//! in order (at most `max_cases`, spread evenly over them). A case of an
+//! invariance test fails when any of its edited forms gets another label
+//! than the sentence itself. Everything is deterministic: the same suite
+//! and model give the same report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Model, Workspace};
+
+/// Cases per test when the test does not say.
+pub const DEFAULT_MAX_CASES: usize = 200;
+
+/// A suite as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Each placeholder's words.
+    #[serde(default)]
+    pub fill: BTreeMap<String, Vec<String>>,
+    pub tests: Vec<TestSpec>,
+}
+
+/// One test as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSpec {
+    pub name: String,
+    pub capability: String,
+    pub head: String,
+    pub templates: Vec<String>,
+    /// The label every case must get.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// A label no case may get.
+    #[serde(default)]
+    pub not: Option<String>,
+    /// Texts appended to each case: each must keep its label.
+    #[serde(default)]
+    pub append: Vec<String>,
+    /// Texts put before each case: each must keep its label.
+    #[serde(default)]
+    pub prepend: Vec<String>,
+    /// Two neighbouring letters of each case's longest word swapped: it
+    /// must keep its label.
+    #[serde(default)]
+    pub typo: bool,
+    #[serde(default)]
+    pub max_cases: Option<usize>,
+}
+
+/// What a test expects of each case.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expect {
+    Label(usize),
+    Not(usize),
+    /// The case's edited forms keep its label.
+    Same(Vec<Edit>),
+}
+
+/// An edit of an invariance test.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    Append(String),
+    Prepend(String),
+    Typo,
+}
+
+impl Edit {
+    /// The edited passage, or `None` when the edit does not apply (a typo
+    /// in a passage without a word of four letters).
+    pub fn apply(&self, passage: &str) -> Option<String> {
+        match self {
+            Edit::Append(s) => Some(format!("{passage}{s}")),
+            Edit::Prepend(s) => Some(format!("{s}{passage}")),
+            Edit::Typo => typo(passage),
+        }
+    }
+}
+
+/// Swaps two neighbouring letters in the middle of the passage's longest
+/// word (the first, on ties) of at least four letters: "great" → "gerat".
+pub fn typo(passage: &str) -> Option<String> {
+    let mut best: Option<(usize, usize)> = None;
+    let mut start = None;
+    for (i, c) in passage
+        .char_indices()
+        .chain(std::iter::once((passage.len(), ' ')))
+    {
+        match (c.is_alphabetic(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                let letters = passage[s..i].chars().count();
+                if letters >= 4
+                    && best.is_none_or(|(bs, be)| passage[bs..be].chars().count() < letters)
+                {
+                    best = Some((s, i));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    let (s, e) = best?;
+    let mut letters: Vec<char> = passage[s..e].chars().collect();
+    // The pair nearest the middle whose letters differ ("good": "ogod").
+    let middle = letters.len() / 2 - 1;
+    let i = (0..letters.len() - 1)
+        .filter(|&i| letters[i] != letters[i + 1])
+        .min_by_key(|&i| (i.abs_diff(middle), i))?;
+    letters.swap(i, i + 1);
+    let word: String = letters.into_iter().collect();
+    Some(format!("{}{}{}", &passage[..s], word, &passage[e..]))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("the suite lists no [[tests]]")]
+    NoTests,
+    #[error("test {test:?}: {problem}")]
+    Test { test: String, problem: String },
+}
+
+fn problem(test: &TestSpec, problem: impl Into<String>) -> SuiteError {
+    SuiteError::Test {
+        test: test.name.clone(),
+        problem: problem.into(),
+    }
+}
+
+impl Suite {
+    pub fn load(path: &Path) -> Result<Self, SuiteError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| SuiteError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// Runs every test against `model`; a test the model cannot run (an
+    /// unknown head or label, a placeholder the suite does not fill) is an
+    /// error naming the test, before anything is scored.
+    pub fn run(&self, model: &Model, examples: usize) -> Result<Vec<TestReport>, SuiteError> {
+        if self.tests.is_empty() {
+            return Err(SuiteError::NoTests);
+        }
+        let planned = self
+            .tests
+            .iter()
+            .map(|t| self.plan(model, t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut ws = Workspace::default();
+        Ok(planned
+            .into_iter()
+            .zip(&self.tests)
+            .map(|((head, expect, cases), t)| {
+                run_test(model, &mut ws, t, head, &expect, &cases, examples)
+            })
+            .collect())
+    }
+
+    /// A test's head, what it expects and its cases.
+    fn plan(
+        &self,
+        model: &Model,
+        t: &TestSpec,
+    ) -> Result<(usize, Expect, Vec<String>), SuiteError> {
+        let Some(head) = model.head_index(&t.head) else {
+            let known: Vec<&str> = model.heads().iter().map(|h| h.name.as_str()).collect();
+            return Err(problem(
+                t,
+                format!(
+                    "the model has no head {:?} (heads: {})",
+                    t.head,
+                    known.join(", ")
+                ),
+            ));
+        };
+        let labels = &model.heads()[head].labels;
+        let label = |l: &str| {
+            labels.iter().position(|x| x == l).ok_or_else(|| {
+                problem(
+                    t,
+                    format!(
+                        "head {:?} has no label {l:?} (labels: {})",
+                        t.head,
+                        labels.join(", ")
+                    ),
+                )
+            })
+        };
+        let mut edits: Vec<Edit> = t.append.iter().cloned().map(Edit::Append).collect();
+        edits.extend(t.prepend.iter().cloned().map(Edit::Prepend));
+        if t.typo {
+            edits.push(Edit::Typo);
+        }
+        let expect =
+            match (&t.label, &t.not, edits.is_empty()) {
+                (Some(l), None, true) => Expect::Label(label(l)?),
+                (None, Some(l), true) => Expect::Not(label(l)?),
+                (None, None, false) => Expect::Same(edits),
+                _ => return Err(problem(
+                    t,
+                    "give exactly one of `label`, `not`, or edits (`append`, `prepend`, `typo`)",
+                )),
+            };
+        if t.templates.is_empty() {
+            return Err(problem(t, "lists no templates"));
+        }
+        let max = t.max_cases.unwrap_or(DEFAULT_MAX_CASES);
+        if max == 0 {
+            return Err(problem(t, "max_cases must be at least 1"));
+        }
+        let mut cases = Vec::new();
+        for template in &t.templates {
+            cases.extend(self.expand(template).map_err(|p| problem(t, p))?);
+        }
+        Ok((head, expect, spread(cases, max)))
+    }
+
+    /// Every filling of `template`'s placeholders, the first placeholder's
+    /// words varying slowest.
+    pub fn expand(&self, template: &str) -> Result<Vec<String>, String> {
+        let parts = parse_template(template)?;
+        let mut names: Vec<&str> = Vec::new();
+        for p in &parts {
+            if let Part::Slot(n) = p {
+                if !names.contains(n) {
+                    names.push(n);
+                }
+            }
+        }
+        let mut words: Vec<&[String]> = Vec::with_capacity(names.len());
+        for n in &names {
+            match self.fill.get(*n) {
+                Some(w) if !w.is_empty() => words.push(w),
+                Some(_) => return Err(format!("[fill] {n} is empty")),
+                None => return Err(format!("placeholder {{{n}}} is not in [fill]")),
+            }
+        }
+        let total: usize = words.iter().map(|w| w.len()).product();
+        let mut out = Vec::with_capacity(total);
+        for mut k in 0..total {
+            let mut pick = vec![""; names.len()];
+            for (i, w) in words.iter().enumerate().rev() {
+                pick[i] = &w[k % w.len()];
+                k /= w.len();
+            }
+            let mut s = String::with_capacity(template.len() + 16);
+            for p in &parts {
+                match p {
+                    Part::Text(t) => s.push_str(t),
+                    Part::Slot(n) => {
+                        if let Some(i) = names.iter().position(|x| x == n) {
+                            s.push_str(pick[i]);
+                        }
+                    }
+                }
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+}
+
+enum Part<'a> {
+    Text(&'a str),
+    Slot(&'a str),
+}
+
+/// A template's text and `{placeholders}`; `{{` and `}}` are braces.
+fn parse_template(template: &str) -> Result<Vec<Part<'_>>, String> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        if rest[i..].starts_with("{{") || rest[i..].starts_with("}}") {
+            parts.push(Part::Text(&rest[..i + 1]));
+            rest = &rest[i + 2..];
+            continue;
+        }
+        if rest[i..].starts_with('}') {
+            return Err(format!("template {template:?} has a `}}` without its `{{`"));
+        }
+        parts.push(Part::Text(&rest[..i]));
+        let Some(end) = rest[i..].find('}') else {
+            return Err(format!("template {template:?} has a `{{` without its `}}`"));
+        };
+        let name = &rest[i + 1..i + end];
+        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return Err(format!(
+                "template {template:?}: {{{name}}} is not a placeholder name"
+            ));
+        }
+        parts.push(Part::Slot(name));
+        rest = &rest[i + end + 1..];
+    }
+    parts.push(Part::Text(rest));
+    Ok(parts)
+}
+
+/// At most `max` of `cases`, evenly spread over them, in order.
+fn spread(cases: Vec<String>, max: usize) -> Vec<String> {
+    let n = cases.len();
+    if n <= max {
+        return cases;
+    }
+    let mut cases: Vec<Option<String>> = cases.into_iter().map(Some).collect();
+    (0..max).filter_map(|i| cases[i * n / max].take()).collect()
+}
+
+/// One test's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestReport {
+    pub name: String,
+    pub capability: String,
+    pub head: String,
+    /// `label`, `not` or `same`.
+    pub kind: &'static str,
+    /// The label expected (`label`) or ruled out (`not`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    pub cases: usize,
+    pub failed: usize,
+    pub failure_rate: f64,
+    /// The first few failures.
+    pub examples: Vec<Failure>,
+}
+
+/// A failed case: the passage and the label it got; for an invariance
+/// test, the edited passage and its label too.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub passage: String,
+    pub label: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_label: Option<String>,
+}
+
+fn decide(model: &Model, ws: &mut Workspace, head: usize, passage: &str) -> usize {
+    model.classify(passage, ws);
+    ws.head(model, head).map_or(0, |(_, label)| label)
+}
+
+fn run_test(
+    model: &Model,
+    ws: &mut Workspace,
+    t: &TestSpec,
+    head: usize,
+    expect: &Expect,
+    cases: &[String],
+    examples: usize,
+) -> TestReport {
+    let labels = &model.heads()[head].labels;
+    let name = |i: usize| labels.get(i).cloned().unwrap_or_default();
+    let mut failed = 0;
+    let mut shown = Vec::new();
+    for case in cases {
+        let got = decide(model, ws, head, case);
+        let failure = match expect {
+            Expect::Label(l) => (got != *l).then_some(None),
+            Expect::Not(l) => (got == *l).then_some(None),
+            Expect::Same(edits) => edits.iter().find_map(|e| {
+                let edited = e.apply(case)?;
+                let other = decide(model, ws, head, &edited);
+                (other != got).then_some(Some((edited, other)))
+            }),
+        };
+        let Some(edited) = failure else {
+            continue;
+        };
+        failed += 1;
+        if shown.len() < examples {
+            shown.push(Failure {
+                passage: case.clone(),
+                label: name(got),
+                edited_label: edited.as_ref().map(|(_, l)| name(*l)),
+                edited: edited.map(|(p, _)| p),
+            });
+        }
+    }
+    let (kind, expected) = match expect {
+        Expect::Label(l) => ("label", Some(name(*l))),
+        Expect::Not(l) => ("not", Some(name(*l))),
+        Expect::Same(_) => ("same", None),
+    };
+    TestReport {
+        name: t.name.clone(),
+        capability: t.capability.clone(),
+        head: t.head.clone(),
+        kind,
+        expected,
+        cases: cases.len(),
+        failed,
+        failure_rate: if cases.is_empty() {
+            0.0
+        } else {
+            failed as f64 / cases.len() as f64
+        },
+        examples: shown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite(toml: &str) -> Suite {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn templates_fill_every_combination_in_order() {
+        let s = suite(
+            r#"
+            tests = []
+            [fill]
+            a = ["x", "y"]
+            b = ["1", "2", "3"]
+            "#,
+        );
+        assert_eq!(
+            s.expand("{a}-{b}-{a}").unwrap(),
+            ["x-1-x", "x-2-x", "x-3-x", "y-1-y", "y-2-y", "y-3-y"]
+        );
+        assert_eq!(s.expand("no slots").unwrap(), ["no slots"]);
+        assert_eq!(
+            s.expand("{{literal}} {a}").unwrap(),
+            ["{literal} x", "{literal} y"]
+        );
+    }
+
+    #[test]
+    fn bad_templates_are_named() {
+        let s = suite("tests = []\n[fill]\na = [\"x\"]\nempty = []");
+        assert!(s
+            .expand("{b}")
+            .unwrap_err()
+            .contains("{b} is not in [fill]"));
+        assert!(s.expand("{empty}").unwrap_err().contains("empty is empty"));
+        assert!(s.expand("{a").unwrap_err().contains("without its"));
+        assert!(s.expand("a}").unwrap_err().contains("without its"));
+        assert!(s.expand("{a b}").unwrap_err().contains("not a placeholder"));
+    }
+
+    #[test]
+    fn cases_are_spread_evenly_when_capped() {
+        let cases: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(spread(cases.clone(), 20), cases);
+        assert_eq!(spread(cases, 4), ["0", "2", "5", "7"]);
+    }
+
+    #[test]
+    fn a_typo_swaps_the_middle_of_the_longest_word() {
+        assert_eq!(
+            typo("The meal was great.").as_deref(),
+            Some("The meal was gerat.")
+        );
+        assert_eq!(typo("Flights are fun").as_deref(), Some("Flgihts are fun"));
+        assert_eq!(
+            typo("Ça coûte très cher").as_deref(),
+            Some("Ça cûote très cher")
+        );
+        // Never a swap of two equal letters, which would change nothing.
+        assert_eq!(typo("good food").as_deref(), Some("ogod food"));
+        assert_eq!(typo("It is ok"), None);
+        assert_eq!(typo("aaaa"), None);
+    }
+
+    #[test]
+    fn edits_apply_around_the_passage() {
+        assert_eq!(Edit::Append(" x".into()).apply("a").as_deref(), Some("a x"));
+        assert_eq!(
+            Edit::Prepend("@b ".into()).apply("a").as_deref(),
+            Some("@b a")
+        );
+    }
+
+    fn tiny() -> Model {
+        Model::from_data(crate::model::tiny(), "t".into(), Path::new("t")).unwrap()
+    }
+
+    const TINY_SUITE: &str = r#"
+        [fill]
+        w = ["good", "bad"]
+
+        [[tests]]
+        name = "praise"
+        capability = "vocabulary"
+        head = "sentiment"
+        templates = ["{w} news"]
+        label = "positive"
+
+        [[tests]]
+        name = "not negative"
+        capability = "vocabulary"
+        head = "sentiment"
+        templates = ["good news", "news"]
+        not = "negative"
+
+        [[tests]]
+        name = "a neutral word appended"
+        capability = "robustness"
+        head = "sentiment"
+        templates = ["{w} news"]
+        append = [" news"]
+
+        [[tests]]
+        name = "a contrary word appended"
+        capability = "robustness"
+        head = "sentiment"
+        templates = ["good news"]
+        append = [" news", " bad bad bad"]
+    "#;
+
+    #[test]
+    fn a_suite_counts_each_tests_failures() {
+        let model = tiny();
+        let r = suite(TINY_SUITE).run(&model, 5).unwrap();
+        let got: Vec<(&str, usize, usize)> = r
+            .iter()
+            .map(|t| (t.name.as_str(), t.cases, t.failed))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("praise", 2, 1),
+                ("not negative", 2, 0),
+                ("a neutral word appended", 2, 0),
+                ("a contrary word appended", 1, 1),
+            ]
+        );
+        assert_eq!(r[0].failure_rate, 0.5);
+        assert_eq!(
+            (r[0].kind, r[0].expected.as_deref()),
+            ("label", Some("positive"))
+        );
+        assert_eq!(r[0].examples[0].passage, "bad news");
+        assert_eq!(r[0].examples[0].label, "negative");
+        assert_eq!(r[2].kind, "same");
+        let f = &r[3].examples[0];
+        assert_eq!(
+            (f.passage.as_str(), f.label.as_str()),
+            ("good news", "positive")
+        );
+        assert_eq!(f.edited.as_deref(), Some("good news bad bad bad"));
+        assert_eq!(f.edited_label.as_deref(), Some("negative"));
+        // Examples are capped; the count is not.
+        let r = suite(TINY_SUITE).run(&model, 0).unwrap();
+        assert_eq!((r[0].failed, r[0].examples.len()), (1, 0));
+    }
+
+    #[test]
+    fn a_test_the_model_cannot_run_is_named() {
+        let model = tiny();
+        let err = |extra: &str| {
+            let toml = format!(
+                "[fill]\nw = ['x']\n[[tests]]\nname = 'bad one'\ncapability = 'c'\n{extra}"
+            );
+            suite(&toml).run(&model, 1).unwrap_err().to_string()
+        };
+        let e = err("head = 'tone'\ntemplates = ['a']\nlabel = 'positive'");
+        assert!(
+            e.contains("\"bad one\"") && e.contains("no head \"tone\""),
+            "{e}"
+        );
+        let e = err("head = 'sentiment'\ntemplates = ['a']\nlabel = 'upbeat'");
+        assert!(e.contains("no label \"upbeat\""), "{e}");
+        let e = err("head = 'sentiment'\ntemplates = ['a']\nlabel = 'positive'\ntypo = true");
+        assert!(e.contains("exactly one of"), "{e}");
+        let e = err("head = 'sentiment'\ntemplates = ['a']");
+        assert!(e.contains("exactly one of"), "{e}");
+        let e = err("head = 'sentiment'\ntemplates = ['{v}']\nnot = 'positive'");
+        assert!(e.contains("{v} is not in [fill]"), "{e}");
+        let e = err("head = 'sentiment'\ntemplates = []\nnot = 'positive'");
+        assert!(e.contains("no templates"), "{e}");
+        let e = err("head = 'sentiment'\ntemplates = ['a']\nnot = 'positive'\nmax_cases = 0");
+        assert!(e.contains("max_cases"), "{e}");
+        let empty = suite("tests = []").run(&model, 1).unwrap_err();
+        assert!(matches!(empty, SuiteError::NoTests));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = toml::from_str::<Suite>(
+            "[[tests]]\nname='n'\ncapability='c'\nhead='h'\ntemplates=['t']\nlabel='x'\nlabl='y'",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("labl"), "{e}");
+    }
+}
