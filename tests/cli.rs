@@ -726,6 +726,14 @@ head = "sentiment"
 templates = ["The {thing} was {good}.", "The {thing} was {bad}."]
 append = [" https://t.co/Xk3Lq9Zp2a"]
 typo = true
+
+[[tests]]
+name = "intensified"
+capability = "intensity"
+head = "sentiment"
+templates = ["The {thing} was {good}.", "The {thing} was {bad}."]
+edited = ["The {thing} was very {good}.", "The {thing} was very {bad}."]
+raises = "positive"
 "#;
 
 #[test]
@@ -765,6 +773,7 @@ fn check_runs_a_behaviour_suite_and_counts_what_score_says() {
             ("praise", "label", 12),
             ("no bait in plain headlines", "not", 3),
             ("a link appended", "same", 12),
+            ("intensified", "raises", 12),
         ]
     );
     // The label test's failures are the cases `slant score` labels
@@ -826,16 +835,73 @@ fn check_runs_a_behaviour_suite_and_counts_what_score_says() {
         assert_ne!(e["label"], e["edited_label"], "{e}");
     }
 
+    // The directional test's failures are the cases whose edited form
+    // `slant score` gives a lower P(positive), each shown with both.
+    let p_positive = |passages: &[String]| -> Vec<f64> {
+        let out = ok(&slant_stdin(
+            &[
+                "score",
+                "--model",
+                m,
+                "--heads",
+                "sentiment",
+                "--format",
+                "plain",
+            ],
+            &passages.join("\n"),
+        ));
+        out.lines()
+            .map(|l| {
+                let r: ScoreResponse = serde_json::from_str(l).unwrap();
+                r.results[0].heads[0].probabilities[2].probability
+            })
+            .collect()
+    };
+    let edited: Vec<String> = cases
+        .iter()
+        .map(|c| c.replace(" was ", " was very "))
+        .collect();
+    let (before, after) = (p_positive(&cases), p_positive(&edited));
+    let lower: Vec<usize> = (0..cases.len()).filter(|&i| after[i] < before[i]).collect();
+    let intensified = &tests[3];
+    assert_eq!(
+        intensified["failed"].as_u64().unwrap() as usize,
+        lower.len()
+    );
+    for (e, &i) in intensified["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&lower)
+    {
+        assert_eq!(e["passage"].as_str().unwrap(), cases[i]);
+        assert_eq!(e["edited"].as_str().unwrap(), edited[i]);
+        assert!(
+            (e["probability"].as_f64().unwrap() - before[i]).abs() < 1e-9,
+            "{e}"
+        );
+        assert!(
+            (e["edited_probability"].as_f64().unwrap() - after[i]).abs() < 1e-9,
+            "{e}"
+        );
+    }
+
     // The table: one row a test, and the totals.
     let table = ok(&slant(&["check", "--model", m, "--suite", sp]));
     assert!(
         table.contains("capability") && table.contains("failed"),
         "{table}"
     );
-    for name in ["praise", "no bait in plain headlines", "a link appended"] {
+    for name in [
+        "praise",
+        "no bait in plain headlines",
+        "a link appended",
+        "intensified",
+    ] {
         assert!(table.contains(name), "{name}: {table}");
     }
-    assert!(table.contains("3 tests, 27 cases"), "{table}");
+    assert!(table.contains("P(positive) not lower"), "{table}");
+    assert!(table.contains("4 tests, 39 cases"), "{table}");
 
     // A test the model cannot run is named, and nothing is printed.
     let bad = dir.path().join("bad.toml");

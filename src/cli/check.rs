@@ -50,6 +50,8 @@ fn expects(r: &TestReport) -> String {
     match (r.kind, &r.expected) {
         ("label", Some(l)) => l.clone(),
         ("not", Some(l)) => format!("not {l}"),
+        ("raises", Some(l)) => format!("P({l}) not lower"),
+        ("lowers", Some(l)) => format!("P({l}) not higher"),
         _ => "same label".into(),
     }
 }
@@ -59,13 +61,13 @@ fn table(model_id: &str, reports: &[TestReport]) -> String {
     let _ = writeln!(s, "model {model_id}");
     let _ = writeln!(
         s,
-        "{:<12} {:<44} {:<15} {:<20} {:>6} {:>7} {:>7}",
+        "{:<12} {:<44} {:<15} {:<23} {:>6} {:>7} {:>7}",
         "capability", "test", "head", "expects", "cases", "failed", "rate"
     );
     for r in reports {
         let _ = writeln!(
             s,
-            "{:<12} {:<44} {:<15} {:<20} {:>6} {:>7} {:>6.1}%",
+            "{:<12} {:<44} {:<15} {:<23} {:>6} {:>7} {:>6.1}%",
             r.capability,
             r.name,
             r.head,
@@ -87,9 +89,14 @@ fn table(model_id: &str, reports: &[TestReport]) -> String {
         let _ = writeln!(s, "{}:", r.name);
         for f in &r.examples {
             match (&f.edited, &f.edited_label) {
-                (Some(e), Some(l)) => {
-                    let _ = writeln!(s, "  {:?} {} -> {:?} {l}", f.passage, f.label, e);
-                }
+                (Some(e), Some(l)) => match (f.probability, f.edited_probability, &r.expected) {
+                    (Some(p), Some(q), Some(of)) => {
+                        let _ = writeln!(s, "  {:?} P({of}) {p:.3} -> {:?} {q:.3}", f.passage, e);
+                    }
+                    _ => {
+                        let _ = writeln!(s, "  {:?} {} -> {:?} {l}", f.passage, f.label, e);
+                    }
+                },
                 _ => {
                     let _ = writeln!(s, "  {:?} {}", f.passage, f.label);
                 }

@@ -30,13 +30,24 @@
 //! head = "sentiment"
 //! templates = ["The {thing} was {good}."]
 //! append = [" https://t.co/Xk3Lq9Zp2a"]   # also: prepend = [...], typo = true
+//!
+//! [[tests]]                               # edits that must move it one way
+//! name = "intensified praise"
+//! capability = "intensifiers"
+//! head = "sentiment"
+//! templates = ["The {thing} was {good}."]
+//! edited = ["The {thing} was very {good}."]   # one for each template
+//! raises = "positive"                     # or lowers = "..."; tolerance = 0.0
 //! ```
 //!
-//! A template is filled with every combination of its placeholders' words,
-//! in order (at most `max_cases`, spread evenly over them). A case of an
-//! invariance test fails when any of its edited forms gets another label
-//! than the sentence itself. Everything is deterministic: the same suite
-//! and model give the same report.
+//! A template is filled with every combination of its placeholders' words
+//! (and its edited form, if any, with the same words), in order (at most
+//! `max_cases`, spread evenly over them). A case of a test of edits fails
+//! when any of its edited forms gets another label than the sentence
+//! itself (no `raises` or `lowers`: an invariance test), or a lower
+//! probability of the `raises` label (a higher one of the `lowers` label)
+//! by more than `tolerance`: a directional test. Everything is
+//! deterministic: the same suite and model give the same report.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,20 +93,47 @@ pub struct TestSpec {
     /// must keep its label.
     #[serde(default)]
     pub typo: bool,
+    /// Edited templates, one for each of `templates`, filled with the same
+    /// words: "The {thing} was very {good}." beside "The {thing} was
+    /// {good}.".
+    #[serde(default)]
+    pub edited: Vec<String>,
+    /// A label whose probability each edit must not lower (by more than
+    /// `tolerance`): a directional test.
+    #[serde(default)]
+    pub raises: Option<String>,
+    /// A label whose probability each edit must not raise (by more than
+    /// `tolerance`).
+    #[serde(default)]
+    pub lowers: Option<String>,
+    #[serde(default)]
+    pub tolerance: f64,
     #[serde(default)]
     pub max_cases: Option<usize>,
 }
 
 /// What a test expects of each case.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Expect {
     Label(usize),
     Not(usize),
     /// The case's edited forms keep its label.
-    Same(Vec<Edit>),
+    Same,
+    /// The case's edited forms do not lower this label's probability by
+    /// more than the tolerance.
+    Raises(usize, f64),
+    /// Nor raise it.
+    Lowers(usize, f64),
 }
 
-/// An edit of an invariance test.
+/// A case: a filled template and its edited forms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub text: String,
+    pub edited: Vec<String>,
+}
+
+/// An edit made to every case of a test.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Edit {
     Append(String),
@@ -204,17 +242,13 @@ impl Suite {
             .into_iter()
             .zip(&self.tests)
             .map(|((head, expect, cases), t)| {
-                run_test(model, &mut ws, t, head, &expect, &cases, examples)
+                run_test(model, &mut ws, t, head, expect, &cases, examples)
             })
             .collect())
     }
 
     /// A test's head, what it expects and its cases.
-    fn plan(
-        &self,
-        model: &Model,
-        t: &TestSpec,
-    ) -> Result<(usize, Expect, Vec<String>), SuiteError> {
+    fn plan(&self, model: &Model, t: &TestSpec) -> Result<(usize, Expect, Vec<Case>), SuiteError> {
         let Some(head) = model.head_index(&t.head) else {
             let known: Vec<&str> = model.heads().iter().map(|h| h.name.as_str()).collect();
             return Err(problem(
@@ -244,36 +278,86 @@ impl Suite {
         if t.typo {
             edits.push(Edit::Typo);
         }
-        let expect =
-            match (&t.label, &t.not, edits.is_empty()) {
-                (Some(l), None, true) => Expect::Label(label(l)?),
-                (None, Some(l), true) => Expect::Not(label(l)?),
-                (None, None, false) => Expect::Same(edits),
-                _ => return Err(problem(
+        let edited = !edits.is_empty() || !t.edited.is_empty();
+        let tolerance = t.tolerance;
+        if !(tolerance.is_finite() && tolerance >= 0.0) {
+            return Err(problem(
+                t,
+                format!("tolerance {tolerance} is not a number ≥ 0"),
+            ));
+        }
+        let expect = match (&t.label, &t.not, &t.raises, &t.lowers, edited) {
+            (Some(l), None, None, None, false) => Expect::Label(label(l)?),
+            (None, Some(l), None, None, false) => Expect::Not(label(l)?),
+            (None, None, None, None, true) => Expect::Same,
+            (None, None, Some(l), None, true) => Expect::Raises(label(l)?, tolerance),
+            (None, None, None, Some(l), true) => Expect::Lowers(label(l)?, tolerance),
+            _ => {
+                return Err(problem(
                     t,
-                    "give exactly one of `label`, `not`, or edits (`append`, `prepend`, `typo`)",
-                )),
-            };
+                    "give `label` or `not` without edits, or edits (`edited`, `append`, \
+                     `prepend`, `typo`) with `raises`, `lowers` or neither (same label)",
+                ))
+            }
+        };
         if t.templates.is_empty() {
             return Err(problem(t, "lists no templates"));
+        }
+        if !t.edited.is_empty() && t.edited.len() != t.templates.len() {
+            return Err(problem(
+                t,
+                format!(
+                    "has {} templates but {} edited ones: give one edited template for each",
+                    t.templates.len(),
+                    t.edited.len()
+                ),
+            ));
         }
         let max = t.max_cases.unwrap_or(DEFAULT_MAX_CASES);
         if max == 0 {
             return Err(problem(t, "max_cases must be at least 1"));
         }
-        let mut cases = Vec::new();
-        for template in &t.templates {
-            cases.extend(self.expand(template).map_err(|p| problem(t, p))?);
+        let mut pairs = Vec::new();
+        for (i, template) in t.templates.iter().enumerate() {
+            let other = t.edited.get(i).map(String::as_str);
+            pairs.extend(
+                self.expand_pair(template, other)
+                    .map_err(|p| problem(t, p))?,
+            );
         }
-        Ok((head, expect, spread(cases, max)))
+        let cases = spread(pairs, max)
+            .into_iter()
+            .map(|(text, other)| {
+                let mut edited: Vec<String> = other.into_iter().collect();
+                edited.extend(edits.iter().filter_map(|e| e.apply(&text)));
+                Case { text, edited }
+            })
+            .collect();
+        Ok((head, expect, cases))
     }
 
     /// Every filling of `template`'s placeholders, the first placeholder's
     /// words varying slowest.
     pub fn expand(&self, template: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .expand_pair(template, None)?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect())
+    }
+
+    /// [`Suite::expand`] of a template and, when given, its edited form,
+    /// each filling of the two placeholders' words (those of both, in the
+    /// order they first appear) making one pair.
+    pub fn expand_pair(
+        &self,
+        template: &str,
+        edited: Option<&str>,
+    ) -> Result<Vec<(String, Option<String>)>, String> {
         let parts = parse_template(template)?;
+        let other = edited.map(parse_template).transpose()?;
         let mut names: Vec<&str> = Vec::new();
-        for p in &parts {
+        for p in parts.iter().chain(other.iter().flatten()) {
             if let Part::Slot(n) = p {
                 if !names.contains(n) {
                     names.push(n);
@@ -296,18 +380,21 @@ impl Suite {
                 pick[i] = &w[k % w.len()];
                 k /= w.len();
             }
-            let mut s = String::with_capacity(template.len() + 16);
-            for p in &parts {
-                match p {
-                    Part::Text(t) => s.push_str(t),
-                    Part::Slot(n) => {
-                        if let Some(i) = names.iter().position(|x| x == n) {
-                            s.push_str(pick[i]);
+            let fill = |parts: &[Part]| {
+                let mut s = String::with_capacity(template.len() + 16);
+                for p in parts {
+                    match p {
+                        Part::Text(t) => s.push_str(t),
+                        Part::Slot(n) => {
+                            if let Some(i) = names.iter().position(|x| x == n) {
+                                s.push_str(pick[i]);
+                            }
                         }
                     }
                 }
-            }
-            out.push(s);
+                s
+            };
+            out.push((fill(&parts), other.as_deref().map(fill)));
         }
         Ok(out)
     }
@@ -349,12 +436,12 @@ fn parse_template(template: &str) -> Result<Vec<Part<'_>>, String> {
 }
 
 /// At most `max` of `cases`, evenly spread over them, in order.
-fn spread(cases: Vec<String>, max: usize) -> Vec<String> {
+fn spread<T>(cases: Vec<T>, max: usize) -> Vec<T> {
     let n = cases.len();
     if n <= max {
         return cases;
     }
-    let mut cases: Vec<Option<String>> = cases.into_iter().map(Some).collect();
+    let mut cases: Vec<Option<T>> = cases.into_iter().map(Some).collect();
     (0..max).filter_map(|i| cases[i * n / max].take()).collect()
 }
 
@@ -364,9 +451,10 @@ pub struct TestReport {
     pub name: String,
     pub capability: String,
     pub head: String,
-    /// `label`, `not` or `same`.
+    /// `label`, `not`, `same`, `raises` or `lowers`.
     pub kind: &'static str,
-    /// The label expected (`label`) or ruled out (`not`).
+    /// The label expected (`label`), ruled out (`not`) or whose
+    /// probability the edits must not lower (`raises`) or raise (`lowers`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<String>,
     pub cases: usize,
@@ -376,8 +464,9 @@ pub struct TestReport {
     pub examples: Vec<Failure>,
 }
 
-/// A failed case: the passage and the label it got; for an invariance
-/// test, the edited passage and its label too.
+/// A failed case: the passage and the label it got; for a test of edits,
+/// the edited passage that failed and its label too, and for a
+/// directional test the two probabilities of the test's label.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     pub passage: String,
@@ -386,11 +475,25 @@ pub struct Failure {
     pub edited: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edited_label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_probability: Option<f64>,
 }
 
-fn decide(model: &Model, ws: &mut Workspace, head: usize, passage: &str) -> usize {
+/// Head `head`'s decided label for `passage`, and the probability of
+/// label `of`.
+fn decide(
+    model: &Model,
+    ws: &mut Workspace,
+    head: usize,
+    passage: &str,
+    of: usize,
+) -> (usize, f64) {
     model.classify(passage, ws);
-    ws.head(model, head).map_or(0, |(_, label)| label)
+    ws.head(model, head).map_or((0, 0.0), |(p, label)| {
+        (label, p.get(of).copied().unwrap_or(0.0))
+    })
 }
 
 fn run_test(
@@ -398,42 +501,59 @@ fn run_test(
     ws: &mut Workspace,
     t: &TestSpec,
     head: usize,
-    expect: &Expect,
-    cases: &[String],
+    expect: Expect,
+    cases: &[Case],
     examples: usize,
 ) -> TestReport {
     let labels = &model.heads()[head].labels;
     let name = |i: usize| labels.get(i).cloned().unwrap_or_default();
+    let of = match expect {
+        Expect::Raises(l, _) | Expect::Lowers(l, _) => l,
+        _ => 0,
+    };
     let mut failed = 0;
     let mut shown = Vec::new();
     for case in cases {
-        let got = decide(model, ws, head, case);
-        let failure = match expect {
-            Expect::Label(l) => (got != *l).then_some(None),
-            Expect::Not(l) => (got == *l).then_some(None),
-            Expect::Same(edits) => edits.iter().find_map(|e| {
-                let edited = e.apply(case)?;
-                let other = decide(model, ws, head, &edited);
-                (other != got).then_some(Some((edited, other)))
-            }),
+        let (got, p) = decide(model, ws, head, &case.text, of);
+        let mut failure = |edited: Option<(&String, usize, f64)>, directional: bool| {
+            failed += 1;
+            if shown.len() < examples {
+                shown.push(Failure {
+                    passage: case.text.clone(),
+                    label: name(got),
+                    edited: edited.map(|(e, _, _)| e.clone()),
+                    edited_label: edited.map(|(_, l, _)| name(l)),
+                    probability: directional.then_some(p),
+                    edited_probability: edited.filter(|_| directional).map(|(_, _, q)| q),
+                });
+            }
         };
-        let Some(edited) = failure else {
-            continue;
-        };
-        failed += 1;
-        if shown.len() < examples {
-            shown.push(Failure {
-                passage: case.clone(),
-                label: name(got),
-                edited_label: edited.as_ref().map(|(_, l)| name(*l)),
-                edited: edited.map(|(p, _)| p),
-            });
+        match expect {
+            Expect::Label(l) if got != l => failure(None, false),
+            Expect::Not(l) if got == l => failure(None, false),
+            Expect::Label(_) | Expect::Not(_) => {}
+            Expect::Same | Expect::Raises(..) | Expect::Lowers(..) => {
+                let bad = case.edited.iter().find_map(|e| {
+                    let (other, q) = decide(model, ws, head, e, of);
+                    let fails = match expect {
+                        Expect::Raises(_, tol) => q < p - tol,
+                        Expect::Lowers(_, tol) => q > p + tol,
+                        _ => other != got,
+                    };
+                    fails.then_some((e, other, q))
+                });
+                if let Some(bad) = bad {
+                    failure(Some(bad), !matches!(expect, Expect::Same));
+                }
+            }
         }
     }
     let (kind, expected) = match expect {
-        Expect::Label(l) => ("label", Some(name(*l))),
-        Expect::Not(l) => ("not", Some(name(*l))),
-        Expect::Same(_) => ("same", None),
+        Expect::Label(l) => ("label", Some(name(l))),
+        Expect::Not(l) => ("not", Some(name(l))),
+        Expect::Same => ("same", None),
+        Expect::Raises(l, _) => ("raises", Some(name(l))),
+        Expect::Lowers(l, _) => ("lowers", Some(name(l))),
     };
     TestReport {
         name: t.name.clone(),
@@ -492,6 +612,35 @@ mod tests {
         assert!(s.expand("{a").unwrap_err().contains("without its"));
         assert!(s.expand("a}").unwrap_err().contains("without its"));
         assert!(s.expand("{a b}").unwrap_err().contains("not a placeholder"));
+    }
+
+    #[test]
+    fn an_edited_template_takes_the_same_words() {
+        let s = suite("tests = []\n[fill]\na = ['x', 'y']\nb = ['1', '2']");
+        assert_eq!(
+            s.expand_pair("{a} is {b}", Some("{a} is very {b}"))
+                .unwrap(),
+            [
+                ("x is 1".to_string(), Some("x is very 1".to_string())),
+                ("x is 2".into(), Some("x is very 2".into())),
+                ("y is 1".into(), Some("y is very 1".into())),
+                ("y is 2".into(), Some("y is very 2".into())),
+            ]
+        );
+        // A placeholder of the edited form alone varies too, after the others.
+        assert_eq!(
+            s.expand_pair("{a}", Some("{a}{b}")).unwrap(),
+            [
+                ("x".to_string(), Some("x1".to_string())),
+                ("x".into(), Some("x2".into())),
+                ("y".into(), Some("y1".into())),
+                ("y".into(), Some("y2".into())),
+            ]
+        );
+        assert!(s
+            .expand_pair("{a}", Some("{c}"))
+            .unwrap_err()
+            .contains("{c}"));
     }
 
     #[test]
@@ -602,6 +751,71 @@ mod tests {
     }
 
     #[test]
+    fn directional_tests_compare_the_labels_probability() {
+        // "good" raises P(positive) and "bad" lowers it, in the tiny model.
+        let model = tiny();
+        let toml = r#"
+            [fill]
+            w = ["news", "bad news"]
+
+            [[tests]]
+            name = "good raises positive"
+            capability = "c"
+            head = "sentiment"
+            templates = ["{w}"]
+            edited = ["good {w}"]
+            raises = "positive"
+
+            [[tests]]
+            name = "good lowers positive"
+            capability = "c"
+            head = "sentiment"
+            templates = ["{w}"]
+            edited = ["good {w}"]
+            lowers = "positive"
+
+            [[tests]]
+            name = "bad raises positive"
+            capability = "c"
+            head = "sentiment"
+            templates = ["good news"]
+            append = [" bad"]
+            raises = "positive"
+
+            [[tests]]
+            name = "within a tolerance of 1"
+            capability = "c"
+            head = "sentiment"
+            templates = ["good news"]
+            append = [" bad"]
+            raises = "positive"
+            tolerance = 1.0
+        "#;
+        let r = suite(toml).run(&model, 5).unwrap();
+        let got: Vec<(&str, &str, usize, usize)> = r
+            .iter()
+            .map(|t| (t.name.as_str(), t.kind, t.cases, t.failed))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("good raises positive", "raises", 2, 0),
+                ("good lowers positive", "lowers", 2, 2),
+                ("bad raises positive", "raises", 1, 1),
+                ("within a tolerance of 1", "raises", 1, 0),
+            ]
+        );
+        let f = &r[1].examples[0];
+        assert_eq!(f.edited.as_deref(), Some("good news"));
+        let (p, q) = (f.probability.unwrap(), f.edited_probability.unwrap());
+        assert!(q > p, "{p} {q}");
+        // Invariance and label tests carry no probabilities.
+        let r = suite(TINY_SUITE).run(&model, 5).unwrap();
+        assert!(r[3].examples[0].probability.is_none());
+        assert!(r[0].examples[0].edited_probability.is_none());
+    }
+
+    #[test]
     fn a_test_the_model_cannot_run_is_named() {
         let model = tiny();
         let err = |extra: &str| {
@@ -618,9 +832,22 @@ mod tests {
         let e = err("head = 'sentiment'\ntemplates = ['a']\nlabel = 'upbeat'");
         assert!(e.contains("no label \"upbeat\""), "{e}");
         let e = err("head = 'sentiment'\ntemplates = ['a']\nlabel = 'positive'\ntypo = true");
-        assert!(e.contains("exactly one of"), "{e}");
+        assert!(e.contains("without edits"), "{e}");
         let e = err("head = 'sentiment'\ntemplates = ['a']");
-        assert!(e.contains("exactly one of"), "{e}");
+        assert!(e.contains("without edits"), "{e}");
+        let e = err("head = 'sentiment'\ntemplates = ['a']\nraises = 'positive'");
+        assert!(e.contains("without edits"), "{e}");
+        let e = err(
+            "head = 'sentiment'\ntemplates = ['a']\nedited = ['b']\nraises = 'positive'\nlowers = 'negative'",
+        );
+        assert!(e.contains("without edits"), "{e}");
+        let e =
+            err("head = 'sentiment'\ntemplates = ['a', 'b']\nedited = ['c']\nraises = 'positive'");
+        assert!(e.contains("2 templates but 1 edited"), "{e}");
+        let e = err("head = 'sentiment'\ntemplates = ['a']\nedited = ['b']\nraises = 'upbeat'");
+        assert!(e.contains("no label \"upbeat\""), "{e}");
+        let e = err("head = 'sentiment'\ntemplates = ['a']\ntypo = true\ntolerance = -0.1");
+        assert!(e.contains("tolerance -0.1"), "{e}");
         let e = err("head = 'sentiment'\ntemplates = ['{v}']\nnot = 'positive'");
         assert!(e.contains("{v} is not in [fill]"), "{e}");
         let e = err("head = 'sentiment'\ntemplates = []\nnot = 'positive'");
