@@ -697,8 +697,8 @@ dev = [{ path = "a/dev.jsonl" }, { path = "b/dev.jsonl" }]
     assert!(!out.status.success());
 }
 
-/// A behaviour suite for the fixture model: a label test, a "not" test
-/// and an invariance test.
+/// A behaviour suite for the fixture model: a label test, a "not" test,
+/// an invariance test and a directional one.
 const FIXTURE_SUITE: &str = r#"
 [fill]
 thing = ["film", "report", "park"]
@@ -786,26 +786,35 @@ fn check_runs_a_behaviour_suite_and_counts_what_score_says() {
                 .map(move |a| format!("The {t} was {a}."))
         })
         .collect();
-    let scored = ok(&slant_stdin(
-        &[
-            "score",
-            "--model",
-            m,
-            "--heads",
-            "sentiment",
-            "--format",
-            "plain",
-        ],
-        &cases.join("\n"),
-    ));
-    let mut wrong = Vec::new();
-    for (case, line) in cases.iter().zip(scored.lines()) {
-        let r: ScoreResponse = serde_json::from_str(line).unwrap();
-        let label = &r.results[0].heads[0].label;
-        if label != "positive" {
-            wrong.push((case.clone(), label.clone()));
-        }
-    }
+    // Each passage's sentiment label and P(positive), as `slant score` says.
+    let sentiment = |passages: &[String]| -> Vec<(String, f64)> {
+        let out = ok(&slant_stdin(
+            &[
+                "score",
+                "--model",
+                m,
+                "--heads",
+                "sentiment",
+                "--format",
+                "plain",
+            ],
+            &passages.join("\n"),
+        ));
+        out.lines()
+            .map(|l| {
+                let r: ScoreResponse = serde_json::from_str(l).unwrap();
+                let h = &r.results[0].heads[0];
+                (h.label.clone(), h.probabilities[2].probability)
+            })
+            .collect()
+    };
+    let scored = sentiment(&cases);
+    let wrong: Vec<(String, String)> = cases
+        .iter()
+        .zip(&scored)
+        .filter(|(_, (label, _))| label != "positive")
+        .map(|(case, (label, _))| (case.clone(), label.clone()))
+        .collect();
     // The bad adjectives at least are not praise.
     assert!(wrong.len() >= 6, "{wrong:?}");
     let praise = &tests[0];
@@ -837,31 +846,12 @@ fn check_runs_a_behaviour_suite_and_counts_what_score_says() {
 
     // The directional test's failures are the cases whose edited form
     // `slant score` gives a lower P(positive), each shown with both.
-    let p_positive = |passages: &[String]| -> Vec<f64> {
-        let out = ok(&slant_stdin(
-            &[
-                "score",
-                "--model",
-                m,
-                "--heads",
-                "sentiment",
-                "--format",
-                "plain",
-            ],
-            &passages.join("\n"),
-        ));
-        out.lines()
-            .map(|l| {
-                let r: ScoreResponse = serde_json::from_str(l).unwrap();
-                r.results[0].heads[0].probabilities[2].probability
-            })
-            .collect()
-    };
     let edited: Vec<String> = cases
         .iter()
         .map(|c| c.replace(" was ", " was very "))
         .collect();
-    let (before, after) = (p_positive(&cases), p_positive(&edited));
+    let before: Vec<f64> = scored.iter().map(|(_, p)| *p).collect();
+    let after: Vec<f64> = sentiment(&edited).iter().map(|(_, p)| *p).collect();
     let lower: Vec<usize> = (0..cases.len()).filter(|&i| after[i] < before[i]).collect();
     let intensified = &tests[3];
     assert_eq!(
