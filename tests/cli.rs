@@ -893,6 +893,77 @@ fn check_runs_a_behaviour_suite_and_counts_what_score_says() {
     assert!(table.contains("P(positive) not lower"), "{table}");
     assert!(table.contains("4 tests, 39 cases"), "{table}");
 
+    // Against another model (the committed default, this model's --compare):
+    // its failures on the same cases, and the cases fixed and broken,
+    // which account for the difference.
+    let j: Value = serde_json::from_str(&ok(&slant(&[
+        "check",
+        "--model",
+        "models/default.slant",
+        "--suite",
+        sp,
+        "--json",
+        "--compare",
+        m,
+    ])))
+    .unwrap();
+    let mine_and_theirs: Vec<(i64, i64)> = j["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(tests)
+        .map(|(t, fixture)| {
+            let v = &t["versus"];
+            assert_eq!(v["model_id"], Value::String(model_id(m)), "{t}");
+            assert_eq!(v["failed"], fixture["failed"], "{t}");
+            let (fixed, broken) = (v["fixed"].as_i64().unwrap(), v["broken"].as_i64().unwrap());
+            let (a, b) = (t["failed"].as_i64().unwrap(), v["failed"].as_i64().unwrap());
+            assert_eq!(a - b, broken - fixed, "{t}");
+            (a, b)
+        })
+        .collect();
+    assert_eq!(mine_and_theirs.len(), 4);
+    let table = ok(&slant(&[
+        "check",
+        "--model",
+        m,
+        "--suite",
+        sp,
+        "--compare",
+        m,
+    ]));
+    assert!(
+        table.contains("fixed") && table.contains("broken"),
+        "{table}"
+    );
+    // A model compared with itself fixes and breaks nothing.
+    let j: Value = serde_json::from_str(&ok(&slant(&[
+        "check",
+        "--model",
+        m,
+        "--suite",
+        sp,
+        "--json",
+        "--compare",
+        m,
+    ])))
+    .unwrap();
+    for t in j["tests"].as_array().unwrap() {
+        assert_eq!(
+            (&t["versus"]["fixed"], &t["versus"]["broken"]),
+            (&Value::from(0), &Value::from(0)),
+            "{t}"
+        );
+    }
+    // A --compare model the suite cannot run on is named (the team's suite
+    // reads heads the fixture lacks).
+    let out = slant(&["check", "--compare", m]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(m) && err.contains("no head"),
+        "{err}"
+    );
+
     // A test the model cannot run is named, and nothing is printed.
     let bad = dir.path().join("bad.toml");
     std::fs::write(

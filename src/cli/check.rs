@@ -6,11 +6,11 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde_json::json;
 
 use super::load;
-use crate::eval::behaviour::{Suite, TestReport};
+use crate::eval::behaviour::{compare, Suite, TestReport};
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
@@ -26,12 +26,24 @@ pub struct CheckArgs {
     /// Print one JSON object: the model id and every test's outcome.
     #[arg(long)]
     pub json: bool,
+    /// Another model to run the suite too: each test reports its
+    /// failures beside this model's, and how many cases this model fixes
+    /// (passes where the other fails) and breaks (the reverse).
+    #[arg(long, value_name = "MODEL")]
+    pub compare: Option<PathBuf>,
 }
 
 pub(super) fn run(a: CheckArgs) -> Result<()> {
     let model = load(&a.model)?;
     let suite = Suite::load(&a.suite)?;
-    let reports = suite.run(&model, a.examples)?;
+    let mut reports = suite.run(&model, a.examples)?;
+    if let Some(path) = &a.compare {
+        let other = load(path)?;
+        let theirs = suite
+            .run(&other, 0)
+            .with_context(|| format!("cannot run the suite on {}", path.display()))?;
+        compare(&mut reports, &theirs, other.id());
+    }
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(
@@ -59,13 +71,25 @@ fn expects(r: &TestReport) -> String {
 fn table(model_id: &str, reports: &[TestReport]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "model {model_id}");
-    let _ = writeln!(
+    let versus = reports.iter().find_map(|r| r.versus.as_ref());
+    if let Some(v) = versus {
+        let _ = writeln!(
+            s,
+            "against {}: its rate, and the cases this model fixes and breaks",
+            v.model_id
+        );
+    }
+    let _ = write!(
         s,
         "{:<12} {:<44} {:<15} {:<23} {:>6} {:>7} {:>7}",
         "capability", "test", "head", "expects", "cases", "failed", "rate"
     );
+    if versus.is_some() {
+        let _ = write!(s, " {:>7} {:>6} {:>6}", "other", "fixed", "broken");
+    }
+    let _ = writeln!(s);
     for r in reports {
-        let _ = writeln!(
+        let _ = write!(
             s,
             "{:<12} {:<44} {:<15} {:<23} {:>6} {:>7} {:>6.1}%",
             r.capability,
@@ -76,6 +100,16 @@ fn table(model_id: &str, reports: &[TestReport]) -> String {
             r.failed,
             100.0 * r.failure_rate
         );
+        if let Some(v) = &r.versus {
+            let _ = write!(
+                s,
+                " {:>6.1}% {:>6} {:>6}",
+                100.0 * v.failure_rate,
+                v.fixed,
+                v.broken
+            );
+        }
+        let _ = writeln!(s);
     }
     let cases: usize = reports.iter().map(|r| r.cases).sum();
     let failed: usize = reports.iter().map(|r| r.failed).sum();

@@ -462,6 +462,39 @@ pub struct TestReport {
     pub failure_rate: f64,
     /// The first few failures.
     pub examples: Vec<Failure>,
+    /// Another model's outcome on the same cases (see [`compare`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versus: Option<Versus>,
+    /// Whether each case failed, in order.
+    #[serde(skip)]
+    pub outcomes: Vec<bool>,
+}
+
+/// Another model's failures on a test's cases, beside this model's:
+/// `fixed` cases this model passes and the other fails, `broken` the
+/// reverse.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Versus {
+    pub model_id: String,
+    pub failed: usize,
+    pub failure_rate: f64,
+    pub fixed: usize,
+    pub broken: usize,
+}
+
+/// Sets each test's [`Versus`] from `other`, the same suite's reports for
+/// another model (the same tests and cases, in the same order).
+pub fn compare(reports: &mut [TestReport], other: &[TestReport], other_id: &str) {
+    for (r, o) in reports.iter_mut().zip(other) {
+        let pairs = || r.outcomes.iter().zip(&o.outcomes);
+        r.versus = Some(Versus {
+            model_id: other_id.to_string(),
+            failed: o.failed,
+            failure_rate: o.failure_rate,
+            fixed: pairs().filter(|&(&mine, &theirs)| !mine && theirs).count(),
+            broken: pairs().filter(|&(&mine, &theirs)| mine && !theirs).count(),
+        });
+    }
 }
 
 /// A failed case: the passage and the label it got; for a test of edits,
@@ -513,7 +546,9 @@ fn run_test(
     };
     let mut failed = 0;
     let mut shown = Vec::new();
+    let mut outcomes = Vec::with_capacity(cases.len());
     for case in cases {
+        let before = failed;
         let (got, p) = decide(model, ws, head, &case.text, of);
         let mut failure = |edited: Option<(&String, usize, f64)>, directional: bool| {
             failed += 1;
@@ -547,6 +582,7 @@ fn run_test(
                 }
             }
         }
+        outcomes.push(failed > before);
     }
     let (kind, expected) = match expect {
         Expect::Label(l) => ("label", Some(name(l))),
@@ -569,6 +605,8 @@ fn run_test(
             failed as f64 / cases.len() as f64
         },
         examples: shown,
+        versus: None,
+        outcomes,
     }
 }
 
@@ -813,6 +851,32 @@ mod tests {
         let r = suite(TINY_SUITE).run(&model, 5).unwrap();
         assert!(r[3].examples[0].probability.is_none());
         assert!(r[0].examples[0].edited_probability.is_none());
+    }
+
+    #[test]
+    fn a_comparison_counts_cases_fixed_and_broken() {
+        let model = tiny();
+        let mut mine = suite(TINY_SUITE).run(&model, 0).unwrap();
+        // The same model: nothing fixed or broken.
+        let same = suite(TINY_SUITE).run(&model, 0).unwrap();
+        compare(&mut mine, &same, "t");
+        for r in &mine {
+            let v = r.versus.as_ref().unwrap();
+            assert_eq!((v.failed, v.fixed, v.broken), (r.failed, 0, 0));
+            assert_eq!(r.outcomes.iter().filter(|&&f| f).count(), r.failed);
+        }
+        // Another whose outcomes differ: counted case by case.
+        let mut other = same.clone();
+        other[0].outcomes = vec![true, true];
+        other[0].failed = 2;
+        compare(&mut mine, &other, "u");
+        let v = mine[0].versus.as_ref().unwrap();
+        // "good news" passes here and fails there; "bad news" fails both.
+        assert_eq!(mine[0].outcomes, [false, true]);
+        assert_eq!(
+            (v.model_id.as_str(), v.failed, v.fixed, v.broken),
+            ("u", 2, 1, 0)
+        );
     }
 
     #[test]
