@@ -58,6 +58,8 @@ use crate::model::{Model, Workspace};
 
 /// Cases per test when the test does not say.
 pub const DEFAULT_MAX_CASES: usize = 200;
+/// The most cases a test may ask for.
+pub const MAX_CASES: usize = 100_000;
 
 /// A suite as written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -317,16 +319,30 @@ impl Suite {
         if max == 0 {
             return Err(problem(t, "max_cases must be at least 1"));
         }
-        let mut pairs = Vec::new();
+        if max > MAX_CASES {
+            return Err(problem(t, format!("max_cases must be at most {MAX_CASES}")));
+        }
+        let mut fillings = Vec::with_capacity(t.templates.len());
         for (i, template) in t.templates.iter().enumerate() {
             let other = t.edited.get(i).map(String::as_str);
-            pairs.extend(
-                self.expand_pair(template, other)
-                    .map_err(|p| problem(t, p))?,
-            );
+            fillings.push(self.filling(template, other).map_err(|p| problem(t, p))?);
         }
-        let cases = spread(pairs, max)
-            .into_iter()
+        let total = fillings
+            .iter()
+            .try_fold(0usize, |n, f| n.checked_add(f.total))
+            .ok_or_else(|| problem(t, "has too many fillings to count"))?;
+        let cases = spread(total, max)
+            .filter_map(|mut k| {
+                // Case k of the templates' fillings, one template's after another's.
+                fillings.iter().find_map(|f| {
+                    if k < f.total {
+                        Some(f.fill(k))
+                    } else {
+                        k -= f.total;
+                        None
+                    }
+                })
+            })
             .map(|(text, other)| {
                 let mut edited: Vec<String> = other.into_iter().collect();
                 edited.extend(edits.iter().filter_map(|e| e.apply(&text)));
@@ -348,12 +364,26 @@ impl Suite {
 
     /// [`Suite::expand`] of a template and, when given, its edited form,
     /// each filling of the two placeholders' words (those of both, in the
-    /// order they first appear) making one pair.
+    /// order they first appear) making one pair. At most [`MAX_CASES`].
     pub fn expand_pair(
         &self,
         template: &str,
         edited: Option<&str>,
     ) -> Result<Vec<(String, Option<String>)>, String> {
+        let f = self.filling(template, edited)?;
+        if f.total > MAX_CASES {
+            return Err(format!("{} fillings, more than {MAX_CASES}", f.total));
+        }
+        Ok((0..f.total).map(|k| f.fill(k)).collect())
+    }
+
+    /// A template (and its edited form) ready to fill, and how many
+    /// fillings it has (an error when they would not fit a `usize`).
+    fn filling<'s>(
+        &'s self,
+        template: &'s str,
+        edited: Option<&'s str>,
+    ) -> Result<Filling<'s>, String> {
         let parts = parse_template(template)?;
         let other = edited.map(parse_template).transpose()?;
         let mut names: Vec<&str> = Vec::new();
@@ -372,31 +402,56 @@ impl Suite {
                 None => return Err(format!("placeholder {{{n}}} is not in [fill]")),
             }
         }
-        let total: usize = words.iter().map(|w| w.len()).product();
-        let mut out = Vec::with_capacity(total);
-        for mut k in 0..total {
-            let mut pick = vec![""; names.len()];
-            for (i, w) in words.iter().enumerate().rev() {
-                pick[i] = &w[k % w.len()];
-                k /= w.len();
-            }
-            let fill = |parts: &[Part]| {
-                let mut s = String::with_capacity(template.len() + 16);
-                for p in parts {
-                    match p {
-                        Part::Text(t) => s.push_str(t),
-                        Part::Slot(n) => {
-                            if let Some(i) = names.iter().position(|x| x == n) {
-                                s.push_str(pick[i]);
-                            }
+        let total = words
+            .iter()
+            .try_fold(1usize, |n, w| n.checked_mul(w.len()))
+            .ok_or_else(|| format!("template {template:?} has too many fillings to count"))?;
+        Ok(Filling {
+            parts,
+            other,
+            names,
+            words,
+            total,
+        })
+    }
+}
+
+/// A template and its edited form, parsed, with their placeholders'
+/// words: filling number `k` is made on demand, so a test capped at
+/// `max_cases` makes only the cases it keeps, however many combinations
+/// its words have.
+struct Filling<'a> {
+    parts: Vec<Part<'a>>,
+    other: Option<Vec<Part<'a>>>,
+    names: Vec<&'a str>,
+    words: Vec<&'a [String]>,
+    total: usize,
+}
+
+impl Filling<'_> {
+    /// Filling `k` (below `total`), the first placeholder's words varying
+    /// slowest.
+    fn fill(&self, mut k: usize) -> (String, Option<String>) {
+        let mut pick = vec![""; self.names.len()];
+        for (i, w) in self.words.iter().enumerate().rev() {
+            pick[i] = w.get(k % w.len()).map_or("", String::as_str);
+            k /= w.len();
+        }
+        let fill = |parts: &[Part]| {
+            let mut s = String::new();
+            for p in parts {
+                match p {
+                    Part::Text(t) => s.push_str(t),
+                    Part::Slot(n) => {
+                        if let Some(i) = self.names.iter().position(|x| x == n) {
+                            s.push_str(pick[i]);
                         }
                     }
                 }
-                s
-            };
-            out.push((fill(&parts), other.as_deref().map(fill)));
-        }
-        Ok(out)
+            }
+            s
+        };
+        (fill(&self.parts), self.other.as_deref().map(fill))
     }
 }
 
@@ -435,14 +490,12 @@ fn parse_template(template: &str) -> Result<Vec<Part<'_>>, String> {
     Ok(parts)
 }
 
-/// At most `max` of `cases`, evenly spread over them, in order.
-fn spread<T>(cases: Vec<T>, max: usize) -> Vec<T> {
-    let n = cases.len();
-    if n <= max {
-        return cases;
-    }
-    let mut cases: Vec<Option<T>> = cases.into_iter().map(Some).collect();
-    (0..max).filter_map(|i| cases[i * n / max].take()).collect()
+/// Which of `n` cases a test keeps: at most `max`, evenly spread over
+/// them, in order.
+fn spread(n: usize, max: usize) -> impl Iterator<Item = usize> {
+    let kept = n.min(max);
+    // In u128, so that i · n cannot overflow for any n.
+    (0..kept).map(move |i| (i as u128 * n as u128 / kept.max(1) as u128) as usize)
 }
 
 /// One test's outcome.
@@ -683,9 +736,45 @@ mod tests {
 
     #[test]
     fn cases_are_spread_evenly_when_capped() {
-        let cases: Vec<String> = (0..10).map(|i| i.to_string()).collect();
-        assert_eq!(spread(cases.clone(), 20), cases);
-        assert_eq!(spread(cases, 4), ["0", "2", "5", "7"]);
+        assert_eq!(
+            spread(10, 20).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(spread(10, 4).collect::<Vec<_>>(), [0, 2, 5, 7]);
+        assert_eq!(spread(0, 4).count(), 0);
+        // However many there are, only the kept ones are counted out.
+        let huge: Vec<usize> = spread(usize::MAX, 3).collect();
+        assert_eq!(huge, [0, usize::MAX / 3, usize::MAX / 3 * 2]);
+    }
+
+    #[test]
+    fn only_the_kept_cases_are_made_however_many_combinations() {
+        let model = tiny();
+        let words: Vec<String> = (0..100).map(|i| format!("w{i}")).collect();
+        let mut s = suite(
+            "[[tests]]\nname = 'many'\ncapability = 'c'\nhead = 'sentiment'\ntemplates = []\nnot = 'negative'\nmax_cases = 5",
+        );
+        let slots: String = (0..8).map(|i| format!("{{p{i}}} ")).collect();
+        for i in 0..8 {
+            s.fill.insert(format!("p{i}"), words.clone());
+        }
+        // 100^8 = 10^16 combinations, of which five are made.
+        s.tests[0].templates = vec![slots.clone()];
+        let r = s.run(&model, 0).unwrap();
+        assert_eq!(r[0].cases, 5);
+        // Too many to count in a usize: refused, not wrapped.
+        let slots: String = (0..12).map(|i| format!("{{p{i}}} ")).collect();
+        for i in 8..12 {
+            s.fill.insert(format!("p{i}"), words.clone());
+        }
+        s.tests[0].templates = vec![slots];
+        let e = s.run(&model, 0).unwrap_err().to_string();
+        assert!(e.contains("too many fillings"), "{e}");
+        assert!(s.expand("{p0}{p1}{p2}").unwrap_err().contains("more than"));
+        // A cap beyond MAX_CASES is refused.
+        s.tests[0].max_cases = Some(MAX_CASES + 1);
+        let e = s.run(&model, 0).unwrap_err().to_string();
+        assert!(e.contains("at most"), "{e}");
     }
 
     #[test]
