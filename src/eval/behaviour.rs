@@ -50,10 +50,11 @@
 //! deterministic: the same suite and model give the same report.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::config::{read_toml, TomlFileError};
 use crate::model::{Model, Workspace};
 
 /// Cases per test when the test does not say.
@@ -192,16 +193,8 @@ pub fn typo(passage: &str) -> Option<String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
+    #[error(transparent)]
+    File(#[from] TomlFileError),
     #[error("the suite lists no [[tests]]")]
     NoTests,
     #[error("test {test:?}: {problem}")]
@@ -217,14 +210,7 @@ fn problem(test: &TestSpec, problem: impl Into<String>) -> SuiteError {
 
 impl Suite {
     pub fn load(path: &Path) -> Result<Self, SuiteError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
-            path: path.into(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| SuiteError::Parse {
-            path: path.into(),
-            source,
-        })
+        Ok(read_toml(path)?)
     }
 
     /// Runs every test against `model`; a test the model cannot run (an

@@ -76,8 +76,9 @@ fn default_slices() -> Vec<String> {
     DEFAULT_SLICES.iter().map(|s| s.to_string()).collect()
 }
 
+/// A TOML file that could not be read or parsed, named.
 #[derive(Debug, thiserror::Error)]
-pub enum EvalConfigError {
+pub enum TomlFileError {
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -88,6 +89,25 @@ pub enum EvalConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+}
+
+/// Reads and parses the TOML file at `path` (an eval config, a behaviour
+/// suite).
+pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TomlFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TomlFileError::Io {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| TomlFileError::Parse {
+        path: path.into(),
+        source,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalConfigError {
+    #[error(transparent)]
+    File(#[from] TomlFileError),
     #[error("{path}: lists no [[sets]]")]
     NoSets { path: PathBuf },
 }
@@ -97,14 +117,7 @@ impl EvalConfig {
     /// (`override_root`, else the file's own `data_root` relative to the
     /// file, else the file's folder).
     pub fn load(path: &Path, override_root: Option<&Path>) -> Result<Self, EvalConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| EvalConfigError::Io {
-            path: path.into(),
-            source,
-        })?;
-        let mut config: Self = toml::from_str(&text).map_err(|source| EvalConfigError::Parse {
-            path: path.into(),
-            source,
-        })?;
+        let mut config: Self = read_toml(path)?;
         if config.sets.is_empty() {
             return Err(EvalConfigError::NoSets { path: path.into() });
         }
@@ -186,7 +199,7 @@ label_map = { biased = "sensational" }
         std::fs::write(&path, "[[sets]]\nhead = \"x\"\npath = \"y\"\nheads = 1\n").unwrap();
         assert!(matches!(
             EvalConfig::load(&path, None),
-            Err(EvalConfigError::Parse { .. })
+            Err(EvalConfigError::File(TomlFileError::Parse { .. }))
         ));
     }
 }
