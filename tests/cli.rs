@@ -744,17 +744,12 @@ fn check_runs_a_behaviour_suite_and_counts_what_score_says() {
     let suite = dir.path().join("suite.toml");
     std::fs::write(&suite, FIXTURE_SUITE).unwrap();
     let sp = suite.to_str().unwrap();
-    let j: Value = serde_json::from_str(&ok(&slant(&[
-        "check",
-        "--model",
-        m,
-        "--suite",
-        sp,
-        "--json",
-        "--examples",
-        "100",
-    ])))
-    .unwrap();
+    // `slant check --suite <this suite>` and more: its table, or its JSON.
+    let check = |args: &[&str]| ok(&slant(&[&["check", "--suite", sp][..], args].concat()));
+    let check_json = |args: &[&str]| -> Value {
+        serde_json::from_str(&check(&[args, &["--json"]].concat())).unwrap()
+    };
+    let j = check_json(&["--model", m, "--examples", "100"]);
     assert_eq!(j["model_id"], Value::String(model_id(m)));
     let tests = j["tests"].as_array().unwrap();
     let kinds: Vec<(&str, &str, u64)> = tests
@@ -877,7 +872,7 @@ fn check_runs_a_behaviour_suite_and_counts_what_score_says() {
     }
 
     // The table: one row a test, and the totals.
-    let table = ok(&slant(&["check", "--model", m, "--suite", sp]));
+    let table = check(&["--model", m]);
     assert!(
         table.contains("capability") && table.contains("failed"),
         "{table}"
@@ -896,58 +891,24 @@ fn check_runs_a_behaviour_suite_and_counts_what_score_says() {
     // Against another model (the committed default, this model's --compare):
     // its failures on the same cases, and the cases fixed and broken,
     // which account for the difference.
-    let j: Value = serde_json::from_str(&ok(&slant(&[
-        "check",
-        "--model",
-        "models/default.slant",
-        "--suite",
-        sp,
-        "--json",
-        "--compare",
-        m,
-    ])))
-    .unwrap();
-    let mine_and_theirs: Vec<(i64, i64)> = j["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(tests)
-        .map(|(t, fixture)| {
-            let v = &t["versus"];
-            assert_eq!(v["model_id"], Value::String(model_id(m)), "{t}");
-            assert_eq!(v["failed"], fixture["failed"], "{t}");
-            let (fixed, broken) = (v["fixed"].as_i64().unwrap(), v["broken"].as_i64().unwrap());
-            let (a, b) = (t["failed"].as_i64().unwrap(), v["failed"].as_i64().unwrap());
-            assert_eq!(a - b, broken - fixed, "{t}");
-            (a, b)
-        })
-        .collect();
-    assert_eq!(mine_and_theirs.len(), 4);
-    let table = ok(&slant(&[
-        "check",
-        "--model",
-        m,
-        "--suite",
-        sp,
-        "--compare",
-        m,
-    ]));
+    let j = check_json(&["--model", "models/default.slant", "--compare", m]);
+    let compared = j["tests"].as_array().unwrap();
+    assert_eq!(compared.len(), 4);
+    for (t, fixture) in compared.iter().zip(tests) {
+        let v = &t["versus"];
+        assert_eq!(v["model_id"], Value::String(model_id(m)), "{t}");
+        assert_eq!(v["failed"], fixture["failed"], "{t}");
+        let (fixed, broken) = (v["fixed"].as_i64().unwrap(), v["broken"].as_i64().unwrap());
+        let (a, b) = (t["failed"].as_i64().unwrap(), v["failed"].as_i64().unwrap());
+        assert_eq!(a - b, broken - fixed, "{t}");
+    }
+    let table = check(&["--model", m, "--compare", m]);
     assert!(
         table.contains("fixed") && table.contains("broken"),
         "{table}"
     );
     // A model compared with itself fixes and breaks nothing.
-    let j: Value = serde_json::from_str(&ok(&slant(&[
-        "check",
-        "--model",
-        m,
-        "--suite",
-        sp,
-        "--json",
-        "--compare",
-        m,
-    ])))
-    .unwrap();
+    let j = check_json(&["--model", m, "--compare", m]);
     for t in j["tests"].as_array().unwrap() {
         assert_eq!(
             (&t["versus"]["fixed"], &t["versus"]["broken"]),
