@@ -42,6 +42,9 @@ fn model() -> &'static Model {
         let settings = FeatureSettings {
             char_ngrams: [2, 4],
             char_weight: 0.7,
+            // Misspellings of the lexicon's words ("godo", "shcoking") are
+            // read as the words meant: the alias path gets fuzzed too.
+            typo_aliases: true,
             ..Default::default()
         };
         settings.validate().expect("settings");

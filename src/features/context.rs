@@ -133,24 +133,36 @@ pub(super) fn first_hash(token: u64) -> u64 {
     combine(FIRST_SEED, token)
 }
 
+/// Whether a whitespace-separated chunk is an `@handle` or a link
+/// (`http://`, `https://`, `www.`).
+fn is_handle_or_link(chunk: &str) -> bool {
+    let starts = |prefix: &str| {
+        chunk
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    chunk.starts_with('@') || starts("http://") || starts("https://") || starts("www.")
+}
+
+/// Whether the byte offset `at` of `passage` lies in an `@handle` or a
+/// link: names and addresses, not words (typo aliases leave them be).
+pub(super) fn in_handle_or_link(passage: &str, at: u32) -> bool {
+    let before = passage.get(..at as usize).unwrap_or_default();
+    let from = before.rfind(char::is_whitespace).map_or(0, |w| {
+        w + before[w..].chars().next().map_or(1, char::len_utf8)
+    });
+    is_handle_or_link(passage.get(from..).unwrap_or_default())
+}
+
 /// Where a passage's words open: the byte offset of its first
 /// whitespace-separated chunk (Unicode whitespace, as the tokenizer
 /// splits) that is not an `@handle` or a link (`http://`, `https://`,
 /// `www.`); the passage's length when there is none.
 fn opening(passage: &str) -> u32 {
-    let starts = |chunk: &str, prefix: &str| {
-        chunk
-            .get(..prefix.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
-    };
     let mut rest = passage;
     loop {
         let chunk = rest.trim_start();
-        let skipped = chunk.starts_with('@')
-            || starts(chunk, "http://")
-            || starts(chunk, "https://")
-            || starts(chunk, "www.");
-        if !skipped {
+        if !is_handle_or_link(chunk) {
             return (passage.len() - chunk.len()) as u32;
         }
         let end = chunk.find(char::is_whitespace).unwrap_or(chunk.len());
@@ -224,6 +236,32 @@ pub(super) fn for_each_context_feature(
 mod tests {
     use super::*;
     use crate::text::tokenize;
+
+    #[test]
+    fn handles_and_links_are_told_from_words_anywhere_in_a_passage() {
+        let passage = "Great flight @jmorgan see https://t.co/Xy12 and\u{a0}www.Example.com, @ok";
+        let mut tokens = Vec::new();
+        tokenize(passage, &mut tokens);
+        let inside: Vec<(String, bool)> = tokens
+            .iter()
+            .map(|t| (t.normalized(passage), in_handle_or_link(passage, t.start)))
+            .collect();
+        let named: Vec<&str> = inside
+            .iter()
+            .filter(|w| w.1)
+            .map(|w| w.0.as_str())
+            .collect();
+        let words: Vec<&str> = inside
+            .iter()
+            .filter(|w| !w.1)
+            .map(|w| w.0.as_str())
+            .collect();
+        assert_eq!(words, ["great", "flight", "see", "and"]);
+        assert_eq!(
+            named,
+            ["jmorgan", "https", "t.co", "xy12", "www.example.com", "ok"]
+        );
+    }
 
     fn features(settings: &FeatureSettings, passage: &str) -> Vec<String> {
         let mut tokens = Vec::new();

@@ -66,29 +66,36 @@ pub(super) fn combine(a: u64, b: u64) -> u64 {
 /// shared by fitting and explaining; scoring makes the same hashes in
 /// another order (`Featurizer::word_hits`, and `char_grams_by_length`
 /// directly), and a property test holds the word block to this.
+///
+/// `meant(token)` is the word a misspelt token is read as (see `typos`):
+/// its hash and text, which stand for the token's own in its unigram and
+/// its character n-grams (n-grams spanning it keep the written word, as
+/// the scan does).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn for_each_feature(
+pub(super) fn for_each_feature<'w>(
     settings: &FeatureSettings,
     lexicon: &Lexicon,
     lex: &[TokenLex],
     with_chars: bool,
-    passage: &str,
+    passage: &'w str,
     tokens: &[Token],
     grams: &mut GramScratch,
+    meant: impl Fn(usize) -> Option<(u64, &'w str)>,
     mut visit: impl FnMut(u64, Occurrence),
 ) {
-    for_each_word_feature(settings, tokens, &mut visit);
+    for_each_word_feature(settings, tokens, |h, occ| match occ {
+        Occurrence::Words { first, n: 1 } => visit(meant(first).map_or(h, |m| m.0), occ),
+        _ => visit(h, occ),
+    });
     super::context::for_each_context_feature(settings, passage, tokens, &mut visit);
     for_each_lexicon_feature(lexicon, lex, 0..lex.len(), &mut visit);
     if with_chars && settings.char_range().is_some() {
         for (i, t) in tokens.iter().enumerate() {
             if t.kind == TokenKind::Word {
-                for_each_char_gram(
-                    settings,
-                    &passage[t.start as usize..t.end as usize],
-                    grams,
-                    |h, index, n| visit(h, Occurrence::Chars { token: i, index, n }),
-                );
+                let word = meant(i).map_or(&passage[t.start as usize..t.end as usize], |m| m.1);
+                for_each_char_gram(settings, word, grams, |h, index, n| {
+                    visit(h, Occurrence::Chars { token: i, index, n })
+                });
             }
         }
     }

@@ -27,6 +27,7 @@
 //! - `fit`: fitting on a corpus, rebuilding from a stored [`Vocabulary`].
 //! - `scan`: a passage's features looked up, stage by stage.
 //! - `transform`: the reference vector and feature spans.
+//! - `typos`: misspellings read as the word meant (`typo_aliases`).
 
 mod context;
 mod define;
@@ -36,6 +37,7 @@ mod lexicon;
 mod scan;
 mod settings;
 mod transform;
+mod typos;
 
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +86,9 @@ pub struct Featurizer {
     valences: Vec<f32>,
     /// [`tf_of`] of the counts 0 to 7.
     tf_small: [f32; 8],
+    /// Misspellings of the vocabulary's and the lexicon's words (empty
+    /// unless `typo_aliases`).
+    aliases: typos::TypoAliases,
 }
 
 impl Featurizer {

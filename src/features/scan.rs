@@ -51,6 +51,12 @@ pub struct Scratch {
     pub(super) valenced: Vec<u32>,
     /// Per token: its unigram feature index, or `u32::MAX`.
     unigrams: Vec<u32>,
+    /// Word tokens the index does not know, to be asked of the typo
+    /// aliases.
+    unknown: Vec<u32>,
+    /// Misspelt words read as the word meant (see `typos`): (token, the
+    /// word meant's unigram feature in the scan's numbering).
+    pub(super) aliased: Vec<(u32, u32)>,
     /// Word-block feature hashes of the passage, each with its lookup's
     /// ticket (see [`Lookup`]) and its token when it is a unigram
     /// (`u32::MAX` otherwise).
@@ -209,6 +215,8 @@ impl<'a, L: Lookup> Scan<'a, L> {
             tokens,
             hits,
             unigrams,
+            unknown,
+            aliased,
             lex,
             keys,
             token_keys,
@@ -276,8 +284,18 @@ impl<'a, L: Lookup> Scan<'a, L> {
         if !fz.lexicon.is_empty() {
             lex.resize(tokens.len(), TokenLex::default());
         }
+        unknown.clear();
+        let typos = !fz.aliases.is_empty();
         for &(h, ticket, unigram) in keys.get(..*token_keys).unwrap_or_default() {
+            let word = || {
+                tokens
+                    .get(unigram as usize)
+                    .is_some_and(|t| t.kind == TokenKind::Word)
+            };
             let Some((value, known)) = index.find(h, ticket) else {
+                if typos && word() {
+                    unknown.push(unigram);
+                }
                 continue;
             };
             if value != NO_FEATURE {
@@ -286,15 +304,38 @@ impl<'a, L: Lookup> Scan<'a, L> {
                     *u = value;
                 }
             }
-            let word = || {
-                tokens
-                    .get(unigram as usize)
-                    .is_some_and(|t| t.kind == TokenKind::Word)
-            };
             if known && word() {
                 // Asked below, once the fetch has had time.
                 fz.lex_index.prefetch(h);
                 known_words.push((h, unigram));
+            }
+        }
+        // A word the index does not know may be a misspelling: then its
+        // unigram, lexicon entry and characters are the word meant's
+        // (rare enough that the lookup need not be started early).
+        aliased.clear();
+        for &t in unknown.iter() {
+            let Some(meant) = tokens
+                .get(t as usize)
+                .filter(|tok| t == 0 || !capitalised(passage, tok))
+                .filter(|tok| !super::context::in_handle_or_link(passage, tok.start))
+                .and_then(|tok| fz.aliases.get(tok.hash))
+            else {
+                continue;
+            };
+            let Some((value, known)) = index.find(meant, index.start(meant)) else {
+                continue;
+            };
+            if value != NO_FEATURE {
+                hits.push(value);
+                if let Some(u) = unigrams.get_mut(t as usize) {
+                    *u = value;
+                }
+                aliased.push((t, value));
+            }
+            if known {
+                fz.lex_index.prefetch(meant);
+                known_words.push((meant, t));
             }
         }
     }
@@ -478,6 +519,17 @@ impl<'a> OovChars<'a> {
                     .map(|run| (run[0].feature(), run.len()))
             })
     }
+}
+
+/// Whether `token` is written with a capital first letter and a
+/// lower-case one after it ("Martins"): inside a passage, a name more
+/// often than a misspelling, so typo aliases leave it be.
+fn capitalised(passage: &str, token: &Token) -> bool {
+    let mut letters = passage
+        .get(token.start as usize..token.end as usize)
+        .unwrap_or_default()
+        .chars();
+    letters.next().is_some_and(char::is_uppercase) && letters.any(char::is_lowercase)
 }
 
 /// log2 of the number of [`group`]'s buckets.

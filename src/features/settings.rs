@@ -38,6 +38,11 @@ pub struct FeatureSettings {
     /// religions, orientations, names) become their class token
     /// (`<religion>`, …; see `text::classes`).
     pub identity_classes: bool,
+    /// When scoring, a word outside the vocabulary that is one slip (two
+    /// adjacent letters swapped, one left out) from a word the model
+    /// knows reads as that word (see `features::typos`). Training reads
+    /// words as written.
+    pub typo_aliases: bool,
 }
 
 impl Default for FeatureSettings {
@@ -55,6 +60,7 @@ impl Default for FeatureSettings {
             title_marker: false,
             first_word: false,
             identity_classes: false,
+            typo_aliases: false,
         }
     }
 }

@@ -95,17 +95,19 @@ impl Featurizer {
             vector.sort_by_key(|&(j, _)| j);
         }
         if self.vocab.settings.char_range().is_some() {
-            let words: Vec<(usize, usize)> = ws
-                .tokens
-                .iter()
-                .filter(|t| t.kind == TokenKind::Word)
-                .map(|t| (t.start as usize, t.end as usize))
+            // Each word's characters: a misspelt word's are the word meant's.
+            let words: Vec<&str> = (ws.tokens.iter().enumerate())
+                .filter(|(_, t)| t.kind == TokenKind::Word)
+                .map(|(i, t)| {
+                    self.meant(&ws.aliased, i)
+                        .map_or(&passage[t.start as usize..t.end as usize], |m| m.1)
+                })
                 .collect();
             let mut acc = std::mem::take(&mut ws.char_acc);
             acc.clear();
             let mut total = 0.0f32;
-            for &(a, b) in &words {
-                let (sq, word) = self.word_chars(&passage[a..b], ws);
+            for &w in &words {
+                let (sq, word) = self.word_chars(w, ws);
                 total += sq;
                 acc.extend_from_slice(word);
             }
@@ -124,13 +126,27 @@ impl Featurizer {
         &ws.vector
     }
 
+    /// The word token `token` is read as, when it is misspelt (see
+    /// `typos`): its hash and text. `aliased` is a reference scan's.
+    fn meant(&self, aliased: &[(u32, u32)], token: usize) -> Option<(u64, &str)> {
+        let &(_, j) = aliased.iter().find(|&&(t, _)| t as usize == token)?;
+        Some((
+            *self.vocab.hashes.get(j as usize)?,
+            self.vocab.terms.get(j as usize)?,
+        ))
+    }
+
     /// Byte spans in `passage` of each feature index in `wanted` (sorted,
     /// deduplicated spans per feature), from the tokens that the last
     /// [`Featurizer::transform`] of `passage` left in `ws`.
     pub fn spans(&self, passage: &str, ws: &mut Scratch, wanted: &[u32]) -> Vec<Vec<(u32, u32)>> {
         let mut out = vec![Vec::new(); wanted.len()];
         let Scratch {
-            tokens, grams, lex, ..
+            tokens,
+            grams,
+            lex,
+            aliased,
+            ..
         } = ws;
         for_each_feature(
             &self.vocab.settings,
@@ -140,6 +156,7 @@ impl Featurizer {
             passage,
             tokens,
             grams,
+            |t| self.meant(aliased, t),
             |h, occ| {
                 if let Some(i) = self.feature_of(h, &occ) {
                     if let Some(slot) = wanted.iter().position(|&w| w == i) {
@@ -175,6 +192,7 @@ impl Featurizer {
             grams,
             lex,
             valenced,
+            aliased,
             ..
         } = ws;
         let mut terms = vec![0f32; tokens.len()];
@@ -193,6 +211,7 @@ impl Featurizer {
             passage,
             tokens,
             grams,
+            |t| self.meant(aliased, t),
             |h, occ| {
                 let Some(j) = self.feature_of(h, &occ) else {
                     return;

@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic  "SLANTMDL"
-//!      8     4  format version, u32 little-endian (currently 6)
+//!      8     4  format version, u32 little-endian (currently 7)
 //!     12     4  reserved, zero
 //!     16     8  payload length in bytes, u64 little-endian
 //!     24    32  SHA-256 of the payload
@@ -30,6 +30,8 @@
 //!   Version 4 files are refused by their version, for the same reason.
 //! - 6: the feature settings gain `first_word`. Version 5 files are
 //!   refused by their version, for the same reason.
+//! - 7: the feature settings gain `typo_aliases`. Version 6 files are
+//!   refused by their version, for the same reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,7 +44,7 @@ use crate::data::hex;
 use crate::features::{FeatureError, Vocabulary};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
@@ -699,10 +701,10 @@ mod tests {
         let mut b = bytes.clone();
         b[0] = b'X';
         assert!(matches!(err(&b), ModelError::BadMagic { .. }));
-        // Version 4 and 5 files (heads without a mixture, settings without
-        // `first_word`) are refused by their version, with the message
-        // that says so.
-        for old in [4u8, 5] {
+        // Version 4 to 6 files (heads without a mixture, settings without
+        // `first_word` or `typo_aliases`) are refused by their version,
+        // with the message that says so.
+        for old in [4u8, 5, 6] {
             let mut b = bytes.clone();
             b[8] = old;
             let e = err(&b);
@@ -713,7 +715,7 @@ mod tests {
                 e.to_string().contains(&format!("format version {old}")),
                 "{e}"
             );
-            assert!(e.to_string().contains("reads version 6"), "{e}");
+            assert!(e.to_string().contains("reads version 7"), "{e}");
         }
         let mut b = bytes.clone();
         b[8] = 9;

@@ -1021,6 +1021,17 @@ mod tests {
         lexicon: bool,
         extra_heads: usize,
     ) -> Option<ModelData> {
+        data_repeated(settings, lexicon, extra_heads, 1)
+    }
+
+    /// [`data_with`] fitted on its corpus `repeats` times over (so that
+    /// every word's document frequency is `repeats` times higher).
+    fn data_repeated(
+        settings: FeatureSettings,
+        lexicon: bool,
+        extra_heads: usize,
+        repeats: usize,
+    ) -> Option<ModelData> {
         let settings = FeatureParams(settings).check().unwrap();
         let corpus = [
             "Shocking news: the senator lied!!",
@@ -1037,6 +1048,7 @@ mod tests {
                 .filter(|_| lexicon)
                 .map(|&(w, v)| (w.to_string(), v))
                 .collect();
+        let corpus = corpus.iter().copied().cycle().take(corpus.len() * repeats);
         let f = Featurizer::fit_with_lexicon(&settings, &words, corpus, || {}).ok()?;
         let mut data = tiny();
         let n = f.len();
@@ -1125,6 +1137,7 @@ mod tests {
             title_marker in proptest::bool::ANY,
             first_word in proptest::bool::ANY,
             identity_classes in proptest::bool::ANY,
+            typo_aliases in proptest::bool::ANY,
         ) -> (FeatureSettings, bool) {
             let settings = FeatureSettings {
                 word_ngrams,
@@ -1139,6 +1152,7 @@ mod tests {
                 title_marker,
                 first_word,
                 identity_classes,
+                typo_aliases,
             };
             (settings, lexicon)
         }
@@ -1174,13 +1188,70 @@ mod tests {
         #[test]
         fn fast_scores_equal_the_reference_under_any_settings(
             (settings, lexicon) in any_settings(),
-            passage in "(good|GOOD|bad|not|n't|never|very|but|awful|café|CAFÉ|news|rally|With|The|Of|French|french|Muslim|Paris|paris|John|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|[a-z]{1,6}| |, |\\. ){0,14}",
+            passage in "(good|GOOD|bad|not|n't|never|very|but|awful|café|CAFÉ|news|rally|With|The|Of|French|french|Muslim|Paris|paris|John|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|ogod|AWFLU|rlaly|sentor|nwes|@rlaly|[a-z]{1,6}| |, |\\. ){0,14}",
             extra_heads in proptest::sample::select(vec![0usize, 2, 4, 12, 16]),
         ) {
             if let Some(m) = model_with(settings.clone(), lexicon, extra_heads) {
                 fast_matches_reference(&m, &passage, &(&passage, &settings))?;
             }
         }
+    }
+
+    /// With `typo_aliases`, a misspelt word alone scores as the word meant
+    /// (its unigram, lexicon entry and characters; alone, it has no
+    /// n-grams with other words), in the fast path and the reference; a
+    /// handle and a link do not.
+    #[test]
+    fn a_misspelt_word_scores_as_the_word_meant() {
+        let settings = FeatureSettings {
+            typo_aliases: true,
+            char_weight: 0.7,
+            ..char_settings()
+        };
+        let off = FeatureSettings {
+            typo_aliases: false,
+            ..settings.clone()
+        };
+        // Words seen in 20 documents (`typos::MIN_DF`), and not in 19.
+        let compile = |settings, repeats| {
+            let data = data_repeated(settings, true, 2, repeats).unwrap();
+            Model::from_data(data, "t".into(), Path::new("t")).unwrap()
+        };
+        let (m, off, rare) = (
+            compile(settings.clone(), 20),
+            compile(off, 20),
+            compile(settings, 19),
+        );
+        let scores = |m: &Model, passage: &str| {
+            let (mut ws, mut out) = (Scratch::default(), Vec::new());
+            m.raw_scores(passage, &mut ws, &mut out);
+            let reference = reference_scores(m, passage, &mut ws);
+            for (a, b) in out.iter().zip(&reference) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b} for {passage}");
+            }
+            out
+        };
+        for (written, meant) in [
+            ("shcoking", "shocking"),
+            ("snator", "senator"),
+            ("AWFLU", "AWFUL"),
+            ("ogod", "good"),
+        ] {
+            assert_eq!(scores(&m, written), scores(&m, meant), "{written}");
+            assert_ne!(scores(&off, written), scores(&off, meant), "{written}");
+        }
+        // The lexicon's words whatever their frequency; others only when
+        // common enough.
+        assert_eq!(scores(&rare, "awflu"), scores(&rare, "awful"));
+        assert_ne!(scores(&rare, "snator"), scores(&rare, "senator"));
+        // Handles, links and capitalised words inside a passage (names,
+        // more often than slips) are not read as other words; a passage's
+        // first word and a word in capitals are.
+        for passage in ["@snator", "https://t.co/snator", "the Snator"] {
+            assert_eq!(scores(&m, passage), scores(&off, passage), "{passage}");
+        }
+        assert_eq!(scores(&m, "Snator"), scores(&m, "Senator"));
+        assert_eq!(scores(&m, "rates SNATOR"), scores(&m, "rates SENATOR"));
     }
 
     /// A mixture's probabilities are its joint model's and its experts'
