@@ -1,8 +1,8 @@
 //! Behaviour of the committed default model (models/default.slant) on
 //! sentences written for these tests (no test set, no CheckList): negation,
-//! intensifiers, invariance to swapping nationalities, religions,
-//! cities, names and orientations, and ordinary reporting not called
-//! misinformation.
+//! intensifiers, misspelt words, invariance to swapping nationalities,
+//! religions, cities, names and orientations, and ordinary reporting not
+//! called misinformation.
 //!
 //! Each test asserts what the model does hold to. Cases it fails are kept
 //! below as `KNOWN_FAILURES`, checked to still fail (so that a model that
@@ -94,6 +94,37 @@ fn negation_does_not_leave_the_plain_reading() {
     // Plain readings, for contrast.
     assert_eq!(sentiment(&m, &mut ws, "The hotel was good.").0, "positive");
     assert_eq!(sentiment(&m, &mut ws, "The hotel was bad.").0, "negative");
+}
+
+/// Sentences whose one sentiment word is misspelt (two letters swapped,
+/// one left out), beside the sentence spelt right.
+const TYPOS: &[(&str, &str)] = &[
+    ("The flight was exclelent.", "The flight was excellent."),
+    ("The service was terirble.", "The service was terrible."),
+    ("What a wonderfl evening.", "What a wonderful evening."),
+    (
+        "The staff were so rdue to us.",
+        "The staff were so rude to us.",
+    ),
+    (
+        "I ahte waiting in this queue.",
+        "I hate waiting in this queue.",
+    ),
+    ("The new phone is amazign.", "The new phone is amazing."),
+    ("That meal was disgustng.", "That meal was disgusting."),
+    ("Our guide was very hlepful.", "Our guide was very helpful."),
+];
+
+#[test]
+fn a_misspelt_word_keeps_its_sentiment() {
+    let m = model();
+    let mut ws = Workspace::default();
+    for &(written, meant) in TYPOS {
+        let (label, probs) = sentiment(&m, &mut ws, written);
+        let (expected, _) = sentiment(&m, &mut ws, meant);
+        assert_ne!(expected, "neutral", "{meant:?}");
+        assert_eq!(label, expected, "{written:?}: {probs:?}");
+    }
 }
 
 #[test]
