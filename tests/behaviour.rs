@@ -97,7 +97,7 @@ fn negation_does_not_leave_the_plain_reading() {
 }
 
 /// Sentences whose one sentiment word is misspelt (two letters swapped,
-/// one left out), beside the sentence spelt right.
+/// one left out, one held down), beside the sentence spelt right.
 const TYPOS: &[(&str, &str)] = &[
     ("The flight was exclelent.", "The flight was excellent."),
     ("The service was terirble.", "The service was terrible."),
@@ -113,6 +113,9 @@ const TYPOS: &[(&str, &str)] = &[
     ("The new phone is amazign.", "The new phone is amazing."),
     ("That meal was disgustng.", "That meal was disgusting."),
     ("Our guide was very hlepful.", "Our guide was very helpful."),
+    ("The show was sooo goooood.", "The show was so good."),
+    ("I loooove this song.", "I love this song."),
+    ("What a terrrible day.", "What a terrible day."),
 ];
 
 #[test]

@@ -57,6 +57,8 @@ pub struct Scratch {
     /// Misspelt words read as the word meant (see `typos`): (token, the
     /// word meant's unigram feature in the scan's numbering).
     pub(super) aliased: Vec<(u32, u32)>,
+    /// A word respelt with fewer repeated letters (see `typos`).
+    spelling: Vec<u8>,
     /// Word-block feature hashes of the passage, each with its lookup's
     /// ticket (see [`Lookup`]) and its token when it is a unigram
     /// (`u32::MAX` otherwise).
@@ -217,6 +219,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
             unigrams,
             unknown,
             aliased,
+            spelling,
             lex,
             keys,
             token_keys,
@@ -285,7 +288,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
             lex.resize(tokens.len(), TokenLex::default());
         }
         unknown.clear();
-        let typos = !fz.aliases.is_empty();
+        let typos = fz.aliases.is_on();
         for &(h, ticket, unigram) in keys.get(..*token_keys).unwrap_or_default() {
             let word = || {
                 tokens
@@ -319,7 +322,10 @@ impl<'a, L: Lookup> Scan<'a, L> {
                 .get(t as usize)
                 .filter(|tok| t == 0 || !capitalised(passage, tok))
                 .filter(|tok| !super::context::in_handle_or_link(passage, tok.start))
-                .and_then(|tok| fz.aliases.get(tok.hash))
+                .and_then(|tok| {
+                    let word = passage.get(tok.start as usize..tok.end as usize)?;
+                    fz.aliases.get(tok.hash, word, spelling)
+                })
             else {
                 continue;
             };

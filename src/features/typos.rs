@@ -11,7 +11,10 @@
 //!   [`MIN_SWAP`] letters;
 //! - one letter left out ("excelent"), for words of at least
 //!   [`MIN_DROP`] letters (shorter words' deletions are too often other
-//!   words).
+//!   words);
+//! - a letter held down ("goooood"): an unknown word with a letter three
+//!   times or more in a row is respelt with fewer repeats until it is one
+//!   of those words (see [`fewer_repeats`]).
 //!
 //! They are made from the vocabulary alone when a model is loaded, so the
 //! model file holds no more than the setting; training reads words as
@@ -25,7 +28,7 @@
 //! that are not features after every feature) takes it, then the earlier
 //! in term order: the same vocabulary gives the same aliases.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 
 use super::index::IdentityHasher;
@@ -41,11 +44,17 @@ pub const MIN_DROP: usize = 6;
 /// slip; from a common one, a slip.
 pub const MIN_DF: f64 = 20.0;
 
+type IdentityBuild = BuildHasherDefault<IdentityHasher>;
+
 /// A misspelling's token hash → the token hash of the word meant (as the
-/// index and the lexicon know it).
+/// index and the lexicon know it), and the words misspellings may be read
+/// as. The default is off: every word reads as written.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TypoAliases {
-    aliases: HashMap<u64, u64, BuildHasherDefault<IdentityHasher>>,
+    aliases: HashMap<u64, u64, IdentityBuild>,
+    /// The token hashes of the words misspellings may be read as.
+    targets: HashSet<u64, IdentityBuild>,
+    on: bool,
 }
 
 impl TypoAliases {
@@ -67,10 +76,14 @@ impl TypoAliases {
         words.sort_by(|a, b| a.0.cmp(b.0).then(a.1.total_cmp(&b.1)));
         words.dedup_by(|next, kept| next.0 == kept.0);
         words.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)));
-        let mut out = Self::default();
+        let mut out = Self {
+            on: true,
+            ..Self::default()
+        };
         let mut variant = Vec::new();
         for (w, _) in words {
             let meant = hash_str(w);
+            out.targets.insert(meant);
             neighbours(w.as_bytes(), &mut variant, |v| {
                 // Neighbours are ASCII letters, so UTF-8.
                 let h = hash_str(std::str::from_utf8(v).unwrap_or_default());
@@ -82,15 +95,59 @@ impl TypoAliases {
         out
     }
 
-    /// The token hash of the word meant by the word with token hash `h`,
-    /// if that is a misspelling.
+    /// The token hash of the word meant by `word` (its token hash `h`), if
+    /// that is a misspelling: one slip from a word the model knows, or
+    /// that word with a letter held down ("goooood", see [`fewer_repeats`]).
+    /// `buf` is scratch space.
     #[inline]
-    pub(crate) fn get(&self, h: u64) -> Option<u64> {
-        self.aliases.get(&h).copied()
+    pub(crate) fn get(&self, h: u64, word: &str, buf: &mut Vec<u8>) -> Option<u64> {
+        if let Some(&meant) = self.aliases.get(&h) {
+            return Some(meant);
+        }
+        let mut meant = None;
+        fewer_repeats(word, buf, |w| {
+            // ASCII letters, so UTF-8.
+            let h = hash_str(std::str::from_utf8(w).unwrap_or_default());
+            let known = self.targets.contains(&h);
+            if known {
+                meant = Some(h);
+            }
+            known
+        });
+        meant
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.aliases.is_empty()
+    /// Whether misspellings are read as the words meant (`typo_aliases`,
+    /// when scoring).
+    pub(crate) fn is_on(&self) -> bool {
+        self.on
+    }
+}
+
+/// `word` (ASCII letters; lower-cased here) as written with a key held
+/// down: every run of three or more of a letter (which English words do
+/// not have) cut to two ("goooood" → "good"), then to one ("sooo" →
+/// "so"), into `buf` in turn until `each` says it is a word. A doubled
+/// letter is left as it is: "rapped" is not "raped", nor "scarred"
+/// "scared".
+fn fewer_repeats(word: &str, buf: &mut Vec<u8>, mut each: impl FnMut(&[u8]) -> bool) {
+    let w = word.as_bytes();
+    if w.len() < 3 || !w.iter().all(u8::is_ascii_alphabetic) {
+        return;
+    }
+    let runs = || w.chunk_by(|a, b| a.eq_ignore_ascii_case(b));
+    if !runs().any(|r| r.len() >= 3) {
+        return;
+    }
+    for cut in [2, 1] {
+        buf.clear();
+        for run in runs() {
+            let n = if run.len() >= 3 { cut } else { run.len() };
+            buf.extend(std::iter::repeat_n(run[0].to_ascii_lowercase(), n));
+        }
+        if each(buf) {
+            return;
+        }
     }
 }
 
@@ -129,6 +186,11 @@ mod tests {
     use super::*;
     use crate::text::tokenize;
 
+    /// What `a` reads `written` as.
+    fn get(a: &TypoAliases, written: &str) -> Option<u64> {
+        a.get(hash_str(&written.to_lowercase()), written, &mut Vec::new())
+    }
+
     fn strings(w: &str) -> Vec<String> {
         let mut out = Vec::new();
         neighbours(w.as_bytes(), &mut Vec::new(), |v| {
@@ -149,6 +211,25 @@ mod tests {
         );
     }
 
+    fn respellings(word: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        fewer_repeats(word, &mut Vec::new(), |v| {
+            out.push(String::from_utf8(v.to_vec()).unwrap());
+            false
+        });
+        out
+    }
+
+    #[test]
+    fn a_held_down_letter_is_let_go() {
+        assert_eq!(respellings("Goooood"), ["good", "god"]);
+        assert_eq!(respellings("sooo"), ["soo", "so"]);
+        assert_eq!(respellings("exceLLLennt"), ["excellennt", "excelennt"]);
+        assert!(respellings("rapped").is_empty());
+        assert!(respellings("cat").is_empty());
+        assert!(respellings("café").is_empty());
+    }
+
     #[test]
     fn a_misspelt_word_reads_as_the_word_meant() {
         let a = TypoAliases::build([("excellent", 1.0), ("good", 1.0)], |_| false);
@@ -159,10 +240,11 @@ mod tests {
             ("ogod", "good"),
         ] {
             tokenize(written, &mut tokens);
-            assert_eq!(a.get(tokens[0].hash), Some(tokens_hash(meant)), "{written}");
+            let got = a.get(tokens[0].hash, written, &mut Vec::new());
+            assert_eq!(got, Some(tokens_hash(meant)), "{written}");
         }
         tokenize("excellent", &mut tokens);
-        assert_eq!(a.get(tokens[0].hash), None);
+        assert_eq!(a.get(tokens[0].hash, "excellent", &mut Vec::new()), None);
     }
 
     fn tokens_hash(w: &str) -> u64 {
@@ -176,14 +258,13 @@ mod tests {
         // "form" and "from" swap into each other; both are known words.
         let known = |h: u64| h == hash_str("from") || h == hash_str("form");
         let a = TypoAliases::build([("form", 2.0), ("from", 1.0)], known);
-        assert_eq!(a.get(hash_str("from")), None);
-        assert_eq!(a.get(hash_str("form")), None);
-        assert_eq!(a.get(hash_str("ofrm")), Some(hash_str("form")));
-        assert_eq!(a.get(hash_str("rfom")), Some(hash_str("from")));
+        assert_eq!(get(&a, "from"), None);
+        assert_eq!(get(&a, "form"), None);
+        assert_eq!(get(&a, "ofrm"), Some(hash_str("form")));
+        assert_eq!(get(&a, "rfom"), Some(hash_str("from")));
         // "planet" and "plaint" both lose a letter to "plant": the lower
         // rank takes it, then the earlier term, whatever the input order.
-        let meant =
-            |words: [(&str, f32); 2]| TypoAliases::build(words, |_| false).get(hash_str("plant"));
+        let meant = |words: [(&str, f32); 2]| get(&TypoAliases::build(words, |_| false), "plant");
         let (planet, plaint) = (Some(hash_str("planet")), Some(hash_str("plaint")));
         assert_eq!(meant([("planet", 0.5), ("plaint", 1.0)]), planet);
         assert_eq!(meant([("plaint", 1.0), ("planet", 0.5)]), planet);
@@ -192,10 +273,7 @@ mod tests {
         // A word listed twice (a feature and a lexicon word) keeps its
         // lower rank.
         let twice = [("planet", f32::INFINITY), ("plaint", 1.0), ("planet", 0.5)];
-        assert_eq!(
-            TypoAliases::build(twice, |_| false).get(hash_str("plant")),
-            planet
-        );
+        assert_eq!(get(&TypoAliases::build(twice, |_| false), "plant"), planet);
     }
 
     #[test]
@@ -204,6 +282,6 @@ mod tests {
             [("don't", 1.0), ("<caps>", 1.0), ("café", 1.0), ("ab", 1.0)],
             |_| false,
         );
-        assert!(a.is_empty());
+        assert!(a.aliases.is_empty());
     }
 }
