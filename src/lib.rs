@@ -9,8 +9,8 @@
 //!   splitter.
 //! - [`features`]: the TF-IDF featurizer: settings, what a feature is, the
 //!   hash index, the lexicon, the context features, fitting, the scan that
-//!   looks a passage's features up, and the reference vector with its
-//!   spans and word shares.
+//!   looks a passage's features up, the reference vector with its spans
+//!   and word shares, and misspellings read as the words meant.
 //! - [`model`]: the model file format, the link functions, the compiled
 //!   scorer (perfect-hash tables of weight rows) and explanations in the
 //!   passage's words.
