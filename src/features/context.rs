@@ -154,6 +154,27 @@ pub(super) fn in_handle_or_link(passage: &str, at: u32) -> bool {
     is_handle_or_link(passage.get(from..).unwrap_or_default())
 }
 
+/// Whether the word at byte offset `at` opens a sentence of `passage`:
+/// nothing but spaces, opening quotes and brackets between it and the
+/// passage's start, the end of a sentence (`.`, `!`, `?`, `…`, `:`, `;`)
+/// or an `@handle` or link.
+pub(super) fn opens_sentence(passage: &str, at: u32) -> bool {
+    let before = passage.get(..at as usize).unwrap_or_default();
+    let before = before.trim_end_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '"' | '\'' | '(' | '[' | '“' | '‘' | '«')
+    });
+    match before.chars().next_back() {
+        None => true,
+        Some('.' | '!' | '?' | '…' | ':' | ';') => true,
+        Some(_) => {
+            let last = before.rfind(char::is_whitespace).map_or(0, |w| {
+                w + before[w..].chars().next().map_or(1, char::len_utf8)
+            });
+            is_handle_or_link(before.get(last..).unwrap_or_default())
+        }
+    }
+}
+
 /// Where a passage's words open: the byte offset of its first
 /// whitespace-separated chunk (Unicode whitespace, as the tokenizer
 /// splits) that is not an `@handle` or a link (`http://`, `https://`,
@@ -236,6 +257,20 @@ pub(super) fn for_each_context_feature(
 mod tests {
     use super::*;
     use crate::text::tokenize;
+
+    #[test]
+    fn sentences_open_at_the_start_after_a_stop_or_a_handle() {
+        let passage = "Great flight. Terirble food! \"Ruid\" staff, said Martins; @united Slow";
+        let mut tokens = Vec::new();
+        tokenize(passage, &mut tokens);
+        let opening: Vec<String> = tokens
+            .iter()
+            .filter(|t| opens_sentence(passage, t.start))
+            .map(|t| t.normalized(passage))
+            .collect();
+        assert_eq!(opening, ["great", "terirble", "ruid", "united", "slow"]);
+        assert!(opens_sentence("", 0));
+    }
 
     #[test]
     fn handles_and_links_are_told_from_words_anywhere_in_a_passage() {

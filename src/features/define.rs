@@ -24,7 +24,9 @@ pub(super) enum Occurrence {
     /// Token `token` as the passage's first word (`<first>word`).
     First { token: usize },
     /// Character n-gram number `index` (of length `n`) of token `token`,
-    /// counted over the word padded with one boundary mark on each side.
+    /// counted over the word padded with one boundary mark on each side
+    /// (the word meant, for a misspelt token: see `typos`; only fitting,
+    /// which reads words as written, asks for an occurrence's text).
     Chars {
         token: usize,
         index: usize,
@@ -64,7 +66,7 @@ pub(super) fn combine(a: u64, b: u64) -> u64 {
 /// Walks every feature occurrence of a tokenized passage, calling
 /// `visit(hash, occurrence)`. The single definition of what a feature is,
 /// shared by fitting and explaining; scoring makes the same hashes in
-/// another order (`Featurizer::word_hits`, and `char_grams_by_length`
+/// another order (`Scan::token_hits`, and `char_grams_by_length`
 /// directly), and a property test holds the word block to this.
 ///
 /// `meant(token)` is the word a misspelt token is read as (see `typos`):

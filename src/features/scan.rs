@@ -54,11 +54,11 @@ pub struct Scratch {
     /// Word tokens the index does not know, to be asked of the typo
     /// aliases.
     unknown: Vec<u32>,
-    /// Misspelt words read as the word meant (see `typos`): (token, the
-    /// word meant's unigram feature in the scan's numbering).
-    pub(super) aliased: Vec<(u32, u32)>,
+    /// Misspelt words read as a word meant that is a feature (see
+    /// `typos`): (token, the word meant's hash), in token order.
+    pub(super) aliased: Vec<(u32, u64)>,
     /// A word respelt with fewer repeated letters (see `typos`).
-    spelling: Vec<u8>,
+    respelt: Vec<u8>,
     /// Word-block feature hashes of the passage, each with its lookup's
     /// ticket (see [`Lookup`]) and its token when it is a unigram
     /// (`u32::MAX` otherwise).
@@ -219,7 +219,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
             unigrams,
             unknown,
             aliased,
-            spelling,
+            respelt,
             lex,
             keys,
             token_keys,
@@ -288,7 +288,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
             lex.resize(tokens.len(), TokenLex::default());
         }
         unknown.clear();
-        let typos = fz.aliases.is_on();
+        let aliases_on = fz.aliases.is_on();
         for &(h, ticket, unigram) in keys.get(..*token_keys).unwrap_or_default() {
             let word = || {
                 tokens
@@ -296,7 +296,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
                     .is_some_and(|t| t.kind == TokenKind::Word)
             };
             let Some((value, known)) = index.find(h, ticket) else {
-                if typos && word() {
+                if aliases_on && word() {
                     unknown.push(unigram);
                 }
                 continue;
@@ -314,19 +314,18 @@ impl<'a, L: Lookup> Scan<'a, L> {
             }
         }
         // A word the index does not know may be a misspelling: then its
-        // unigram, lexicon entry and characters are the word meant's
-        // (rare enough that the lookup need not be started early).
+        // unigram, lexicon entry and (when it is a feature) characters are
+        // the word meant's (rare enough that the lookup need not be started
+        // early). Its context features keep the word as written.
         aliased.clear();
         for &t in unknown.iter() {
-            let Some(meant) = tokens
-                .get(t as usize)
-                .filter(|tok| t == 0 || !capitalised(passage, tok))
-                .filter(|tok| !super::context::in_handle_or_link(passage, tok.start))
-                .and_then(|tok| {
-                    let word = passage.get(tok.start as usize..tok.end as usize)?;
-                    fz.aliases.get(tok.hash, word, spelling)
-                })
-            else {
+            let Some(meant) = tokens.get(t as usize).and_then(|tok| {
+                let word = passage.get(tok.start as usize..tok.end as usize)?;
+                let meant = fz.aliases.get(tok.hash, word, respelt)?;
+                // Names and addresses are not misspellings.
+                let name = capitalised(word) && !super::context::opens_sentence(passage, tok.start);
+                (!name && !super::context::in_handle_or_link(passage, tok.start)).then_some(meant)
+            }) else {
                 continue;
             };
             let Some((value, known)) = index.find(meant, index.start(meant)) else {
@@ -337,7 +336,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
                 if let Some(u) = unigrams.get_mut(t as usize) {
                     *u = value;
                 }
-                aliased.push((t, value));
+                aliased.push((t, meant));
             }
             if known {
                 fz.lex_index.prefetch(meant);
@@ -527,14 +526,11 @@ impl<'a> OovChars<'a> {
     }
 }
 
-/// Whether `token` is written with a capital first letter and a
-/// lower-case one after it ("Martins"): inside a passage, a name more
-/// often than a misspelling, so typo aliases leave it be.
-fn capitalised(passage: &str, token: &Token) -> bool {
-    let mut letters = passage
-        .get(token.start as usize..token.end as usize)
-        .unwrap_or_default()
-        .chars();
+/// Whether `word` is written with a capital first letter and a lower-case
+/// one after it ("Martins"): inside a sentence, a name more often than a
+/// misspelling, so typo aliases leave it be.
+fn capitalised(word: &str) -> bool {
+    let mut letters = word.chars();
     letters.next().is_some_and(char::is_uppercase) && letters.any(char::is_lowercase)
 }
 

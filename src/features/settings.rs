@@ -39,9 +39,10 @@ pub struct FeatureSettings {
     /// (`<religion>`, …; see `text::classes`).
     pub identity_classes: bool,
     /// When scoring, a word outside the vocabulary that is one slip (two
-    /// adjacent letters swapped, one left out) from a word the model
-    /// knows reads as that word (see `features::typos`). Training reads
-    /// words as written.
+    /// adjacent letters swapped, one inner letter left out, a letter held
+    /// down) from a word seen in 20 training documents or a lexicon word
+    /// reads as that word; names, handles and links excepted (see
+    /// `features::typos`). Training reads words as written.
     pub typo_aliases: bool,
 }
 

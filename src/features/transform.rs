@@ -127,13 +127,14 @@ impl Featurizer {
     }
 
     /// The word token `token` is read as, when it is misspelt (see
-    /// `typos`): its hash and text. `aliased` is a reference scan's.
-    fn meant(&self, aliased: &[(u32, u32)], token: usize) -> Option<(u64, &str)> {
-        let &(_, j) = aliased.iter().find(|&&(t, _)| t as usize == token)?;
-        Some((
-            *self.vocab.hashes.get(j as usize)?,
-            self.vocab.terms.get(j as usize)?,
-        ))
+    /// `typos`): its hash and text. `aliased` is a scan's, in token order.
+    fn meant(&self, aliased: &[(u32, u64)], token: usize) -> Option<(u64, &str)> {
+        let k = aliased
+            .binary_search_by_key(&token, |&(t, _)| t as usize)
+            .ok()?;
+        let (_, h) = aliased.get(k)?;
+        let j = self.index.get(*h)?;
+        Some((*h, self.vocab.terms.get(j as usize)?))
     }
 
     /// Byte spans in `passage` of each feature index in `wanted` (sorted,

@@ -4,7 +4,9 @@
 //! A misspelt word has no word feature, and shares few of its character
 //! n-grams with the word meant ("exclelent" keeps 5 of "excellent"'s 21),
 //! so the one word that carries a short passage's sentiment is lost to a
-//! typo. The aliases are every vocabulary word's (and lexicon word's)
+//! typo. The words misspellings may be read as are the vocabulary's
+//! words seen in at least [`MIN_DF`] training documents and the lexicon's
+//! words (plain lower-case ASCII letters); a misspelling is one of their
 //! neighbours by one slip of the hand:
 //!
 //! - two adjacent letters swapped ("exclelent"), for words of at least
@@ -21,12 +23,14 @@
 //! written (see `Featurizer::fit_with_lexicon`). An alias is
 //! asked only about a word the index does not know (a word the model knows
 //! is never read as another), and answers with the word meant: its unigram
-//! feature, what the lexicon says of it, and its characters (the scan and
-//! the reference vector both read the word meant in place of the word
-//! written; n-grams spanning it keep the written word). Where two words
-//! share a neighbour, the more frequent word (the lower idf; lexicon words
-//! that are not features after every feature) takes it, then the earlier
-//! in term order: the same vocabulary gives the same aliases.
+//! feature, what the lexicon says of it, and, when it is a feature, its
+//! characters (the scan and the reference vector both read the word meant
+//! in place of the word written). N-grams spanning it and its context
+//! features (`NOT_word`, `<first>word`) keep the written word. The scan
+//! leaves names (a capitalised word inside a sentence), handles and links
+//! alone. Where two words share a neighbour, the more frequent word (the
+//! lower idf; lexicon words after every vocabulary word) takes it, then
+//! the earlier in term order: the same vocabulary gives the same aliases.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
@@ -58,17 +62,17 @@ pub(crate) struct TypoAliases {
 }
 
 impl TypoAliases {
-    /// The aliases of `words`: (word, rank) pairs, a lower rank winning a
-    /// shared neighbour. Words that are not plain lower-case ASCII letters
-    /// get none; `known` says which hashes are words of their own (never
-    /// aliases).
+    /// The aliases of `words` (the words misspellings may be read as):
+    /// (word, rank) pairs, a lower rank winning a shared neighbour. Words
+    /// that are not plain lower-case ASCII letters are left out; `known`
+    /// says which hashes are words of their own (never aliases).
     pub(crate) fn build<'a>(
         words: impl IntoIterator<Item = (&'a str, f32)>,
         known: impl Fn(u64) -> bool,
     ) -> Self {
         let mut words: Vec<(&str, f32)> = words
             .into_iter()
-            .filter(|(w, _)| w.len() >= MIN_SWAP && w.bytes().all(|b| b.is_ascii_lowercase()))
+            .filter(|(w, _)| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
             .collect();
         // Each word once, at its lowest rank; then winners first: lower
         // rank, then term order. A neighbour goes to the first word that
@@ -170,7 +174,7 @@ fn neighbours(w: &[u8], buf: &mut Vec<u8>, mut each: impl FnMut(&[u8])) {
         // is "embers", "rackets" without its last "racket", other words.
         for i in 1..w.len() - 1 {
             // Leaving out one of a doubled letter gives the same word twice.
-            if i > 0 && w[i] == w[i - 1] {
+            if w[i] == w[i - 1] {
                 continue;
             }
             buf.clear();
@@ -227,6 +231,11 @@ mod tests {
         assert_eq!(respellings("exceLLLennt"), ["excellennt", "excelennt"]);
         assert!(respellings("rapped").is_empty());
         assert!(respellings("cat").is_empty());
+        // Short words are words to read too, though they have no aliases.
+        let a = TypoAliases::build([("so", 1.0), ("bad", 1.0)], |_| false);
+        assert_eq!(get(&a, "sooo"), Some(hash_str("so")));
+        assert_eq!(get(&a, "BAAAAD"), Some(hash_str("bad")));
+        assert_eq!(get(&a, "abd"), None);
         assert!(respellings("café").is_empty());
     }
 

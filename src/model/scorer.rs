@@ -1258,6 +1258,28 @@ mod tests {
         assert_eq!(scores(&m, "rates SNATOR"), scores(&m, "rates SENATOR"));
     }
 
+    proptest::proptest! {
+        /// With typo aliases and words common enough to be read (every
+        /// corpus passage 20 times over), misspelt and stretched words
+        /// among them, the fast path and the reference agree.
+        #[test]
+        fn fast_scores_equal_the_reference_with_typo_aliases(
+            passage in "(Shocking|shcoking|snator|Snator|rlaly|RLALY|nwes|sentor|goooood|@rlaly|https://t\\.co/nwes|not|rally|news|the|\\. |, |[a-z]{1,6}| ){0,14}",
+            lexicon in proptest::bool::ANY,
+        ) {
+            let settings = FeatureSettings {
+                typo_aliases: true,
+                negation_scope: true,
+                first_word: true,
+                char_weight: 0.7,
+                ..char_settings()
+            };
+            let data = data_repeated(settings, lexicon, 2, 20).unwrap();
+            let m = Model::from_data(data, "t".into(), Path::new("t")).unwrap();
+            fast_matches_reference(&m, &passage, &passage)?;
+        }
+    }
+
     /// A mixture's probabilities are its joint model's and its experts'
     /// (linear or constant) blended by its gate, each from its own columns
     /// of the raw scores.
