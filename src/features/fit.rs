@@ -125,13 +125,20 @@ impl Featurizer {
         // they cost dev (SST-2 0.808 → 0.798, BABE 0.731 → 0.718 with the
         // default config), where aliases at scoring alone moved no dev set
         // by more than 0.003.
-        let mut fitted = Self::from_vocabulary(vocab)?;
-        fitted.aliases = TypoAliases::default();
-        Ok(fitted)
+        Self::rebuild(vocab, false)
     }
 
     /// Rebuilds the lookup index from a stored vocabulary, checking it.
+    /// With `typo_aliases` in its settings, misspellings are read as the
+    /// words meant.
     pub fn from_vocabulary(vocab: Vocabulary) -> Result<Self, FeatureError> {
+        let typos = vocab.settings.typo_aliases;
+        Self::rebuild(vocab, typos)
+    }
+
+    /// [`Featurizer::from_vocabulary`], with typo aliases made only when
+    /// `typos` (training makes none: it would throw them away).
+    fn rebuild(vocab: Vocabulary, typos: bool) -> Result<Self, FeatureError> {
         vocab.settings.validate()?;
         let n = vocab.terms.len();
         if vocab.hashes.len() != n || vocab.idf.len() != n {
@@ -224,7 +231,7 @@ impl Featurizer {
         // Misspellings of the words the model knows: its unigram words
         // (ranked by idf, the more frequent first) and the lexicon's words
         // (after them).
-        let aliases = if vocab.settings.typo_aliases {
+        let aliases = typos.then(|| {
             let unigrams = vocab
                 .terms
                 .iter()
@@ -239,9 +246,7 @@ impl Featurizer {
                 .iter()
                 .map(|(w, _)| (w.as_str(), f32::INFINITY));
             TypoAliases::build(unigrams.chain(lexicon_words), |h| index.slot(h).is_some())
-        } else {
-            TypoAliases::default()
-        };
+        });
         Ok(Self {
             vocab,
             index,

@@ -86,9 +86,9 @@ pub struct Featurizer {
     valences: Vec<f32>,
     /// [`tf_of`] of the counts 0 to 7.
     tf_small: [f32; 8],
-    /// Misspellings of the vocabulary's and the lexicon's words (empty
-    /// unless `typo_aliases`).
-    aliases: typos::TypoAliases,
+    /// Misspellings of the vocabulary's and the lexicon's words: `None`
+    /// (every word read as written) unless a model with `typo_aliases`.
+    aliases: Option<typos::TypoAliases>,
 }
 
 impl Featurizer {

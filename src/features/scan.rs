@@ -288,7 +288,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
             lex.resize(tokens.len(), TokenLex::default());
         }
         unknown.clear();
-        let aliases_on = fz.aliases.is_on();
+        let aliases = fz.aliases.as_ref();
         for &(h, ticket, unigram) in keys.get(..*token_keys).unwrap_or_default() {
             let word = || {
                 tokens
@@ -296,7 +296,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
                     .is_some_and(|t| t.kind == TokenKind::Word)
             };
             let Some((value, known)) = index.find(h, ticket) else {
-                if aliases_on && word() {
+                if aliases.is_some() && word() {
                     unknown.push(unigram);
                 }
                 continue;
@@ -321,7 +321,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
         for &t in unknown.iter() {
             let Some(meant) = tokens.get(t as usize).and_then(|tok| {
                 let word = passage.get(tok.start as usize..tok.end as usize)?;
-                let meant = fz.aliases.get(tok.hash, word, respelt)?;
+                let meant = aliases?.get(tok.hash, word, respelt)?;
                 // Names and addresses are not misspellings.
                 let name = capitalised(word) && !super::context::opens_sentence(passage, tok.start);
                 (!name && !super::context::in_handle_or_link(passage, tok.start)).then_some(meant)

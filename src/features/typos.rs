@@ -52,13 +52,12 @@ type IdentityBuild = BuildHasherDefault<IdentityHasher>;
 
 /// A misspelling's token hash → the token hash of the word meant (as the
 /// index and the lexicon know it), and the words misspellings may be read
-/// as. The default is off: every word reads as written.
+/// as.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TypoAliases {
     aliases: HashMap<u64, u64, IdentityBuild>,
     /// The token hashes of the words misspellings may be read as.
     targets: HashSet<u64, IdentityBuild>,
-    on: bool,
 }
 
 impl TypoAliases {
@@ -80,10 +79,7 @@ impl TypoAliases {
         words.sort_by(|a, b| a.0.cmp(b.0).then(a.1.total_cmp(&b.1)));
         words.dedup_by(|next, kept| next.0 == kept.0);
         words.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)));
-        let mut out = Self {
-            on: true,
-            ..Self::default()
-        };
+        let mut out = Self::default();
         let mut variant = Vec::new();
         for (w, _) in words {
             let meant = hash_str(w);
@@ -119,12 +115,6 @@ impl TypoAliases {
             known
         });
         meant
-    }
-
-    /// Whether misspellings are read as the words meant (`typo_aliases`,
-    /// when scoring).
-    pub(crate) fn is_on(&self) -> bool {
-        self.on
     }
 }
 
