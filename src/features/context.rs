@@ -144,13 +144,17 @@ fn is_handle_or_link(chunk: &str) -> bool {
     chunk.starts_with('@') || starts("http://") || starts("https://") || starts("www.")
 }
 
+/// The last whitespace-separated chunk of `text` (from the last Unicode
+/// whitespace on; all of it when there is none).
+fn last_chunk(text: &str) -> &str {
+    text.rsplit(char::is_whitespace).next().unwrap_or(text)
+}
+
 /// Whether the byte offset `at` of `passage` lies in an `@handle` or a
 /// link: names and addresses, not words (typo aliases leave them be).
 pub(super) fn in_handle_or_link(passage: &str, at: u32) -> bool {
     let before = passage.get(..at as usize).unwrap_or_default();
-    let from = before.rfind(char::is_whitespace).map_or(0, |w| {
-        w + before[w..].chars().next().map_or(1, char::len_utf8)
-    });
+    let from = before.len() - last_chunk(before).len();
     is_handle_or_link(passage.get(from..).unwrap_or_default())
 }
 
@@ -166,12 +170,7 @@ pub(super) fn opens_sentence(passage: &str, at: u32) -> bool {
     match before.chars().next_back() {
         None => true,
         Some('.' | '!' | '?' | '…' | ':' | ';') => true,
-        Some(_) => {
-            let last = before.rfind(char::is_whitespace).map_or(0, |w| {
-                w + before[w..].chars().next().map_or(1, char::len_utf8)
-            });
-            is_handle_or_link(before.get(last..).unwrap_or_default())
-        }
+        Some(_) => is_handle_or_link(last_chunk(before)),
     }
 }
 

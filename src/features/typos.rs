@@ -85,8 +85,7 @@ impl TypoAliases {
             let meant = hash_str(w);
             out.targets.insert(meant);
             neighbours(w.as_bytes(), &mut variant, |v| {
-                // Neighbours are ASCII letters, so UTF-8.
-                let h = hash_str(std::str::from_utf8(v).unwrap_or_default());
+                let h = hash_letters(v);
                 if !known(h) {
                     out.aliases.entry(h).or_insert(meant);
                 }
@@ -106,8 +105,7 @@ impl TypoAliases {
         }
         let mut meant = None;
         fewer_repeats(word, buf, |w| {
-            // ASCII letters, so UTF-8.
-            let h = hash_str(std::str::from_utf8(w).unwrap_or_default());
+            let h = hash_letters(w);
             let known = self.targets.contains(&h);
             if known {
                 meant = Some(h);
@@ -116,6 +114,11 @@ impl TypoAliases {
         });
         meant
     }
+}
+
+/// The token hash of a word made here of ASCII letters (so UTF-8).
+fn hash_letters(word: &[u8]) -> u64 {
+    hash_str(std::str::from_utf8(word).unwrap_or_default())
 }
 
 /// `word` (ASCII letters; lower-cased here) as written with a key held
