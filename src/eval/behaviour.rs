@@ -561,46 +561,41 @@ fn run_test(
         Expect::Raises(l, _) | Expect::Lowers(l, _) => l,
         _ => 0,
     };
-    let mut failed = 0;
+    let directional = matches!(expect, Expect::Raises(..) | Expect::Lowers(..));
     let mut shown = Vec::new();
     let mut outcomes = Vec::with_capacity(cases.len());
     for case in cases {
-        let before = failed;
         let (got, p) = decide(model, ws, head, &case.text, of);
-        let mut failure = |edited: Option<(&String, usize, f64)>, directional: bool| {
-            failed += 1;
-            if shown.len() < examples {
-                shown.push(Failure {
-                    passage: case.text.clone(),
-                    label: name(got),
-                    edited: edited.map(|(e, _, _)| e.clone()),
-                    edited_label: edited.map(|(_, l, _)| name(l)),
-                    probability: directional.then_some(p),
-                    edited_probability: edited.filter(|_| directional).map(|(_, _, q)| q),
-                });
-            }
-        };
-        match expect {
-            Expect::Label(l) if got != l => failure(None, false),
-            Expect::Not(l) if got == l => failure(None, false),
-            Expect::Label(_) | Expect::Not(_) => {}
+        // `Some` when the case fails, with the edit that broke it (its
+        // text, label and probability), if an edit did.
+        let failure = match expect {
+            Expect::Label(l) => (got != l).then_some(None),
+            Expect::Not(l) => (got == l).then_some(None),
             Expect::Same | Expect::Raises(..) | Expect::Lowers(..) => {
-                let bad = case.edited.iter().find_map(|e| {
+                case.edited.iter().find_map(|e| {
                     let (other, q) = decide(model, ws, head, e, of);
                     let fails = match expect {
                         Expect::Raises(_, tol) => q < p - tol,
                         Expect::Lowers(_, tol) => q > p + tol,
                         _ => other != got,
                     };
-                    fails.then_some((e, other, q))
-                });
-                if let Some(bad) = bad {
-                    failure(Some(bad), !matches!(expect, Expect::Same));
-                }
+                    fails.then_some(Some((e, other, q)))
+                })
             }
+        };
+        outcomes.push(failure.is_some());
+        if let Some(edited) = failure.filter(|_| shown.len() < examples) {
+            shown.push(Failure {
+                passage: case.text.clone(),
+                label: name(got),
+                edited: edited.map(|(e, _, _)| e.clone()),
+                edited_label: edited.map(|(_, l, _)| name(l)),
+                probability: directional.then_some(p),
+                edited_probability: edited.filter(|_| directional).map(|(_, _, q)| q),
+            });
         }
-        outcomes.push(failed > before);
     }
+    let failed = outcomes.iter().filter(|&&f| f).count();
     let (kind, expected) = match expect {
         Expect::Label(l) => ("label", Some(name(l))),
         Expect::Not(l) => ("not", Some(name(l))),

@@ -1223,13 +1223,11 @@ mod tests {
             compile(off, 20),
             compile(settings, 19),
         );
+        // The fast path's scores, checked against the reference.
         let scores = |m: &Model, passage: &str| {
+            fast_matches_reference(m, passage, &passage).unwrap();
             let (mut ws, mut out) = (Scratch::default(), Vec::new());
             m.raw_scores(passage, &mut ws, &mut out);
-            let reference = reference_scores(m, passage, &mut ws);
-            for (a, b) in out.iter().zip(&reference) {
-                assert!((a - b).abs() < 1e-4, "{a} vs {b} for {passage}");
-            }
             out
         };
         for (written, meant) in [
