@@ -5,8 +5,8 @@
 //!
 //! # Layout
 //! - [`text`]: tokenizer (Unicode words, emphasis and number tokens, byte
-//!   spans, hashes), identity word classes and the article → passages
-//!   splitter.
+//!   spans, hashes), identity word classes, negative contractions split
+//!   in two, and the article → passages splitter.
 //! - [`features`]: the TF-IDF featurizer: settings, what a feature is, the
 //!   hash index, the lexicon, the context features, fitting, the scan that
 //!   looks a passage's features up, the reference vector with its spans

@@ -45,6 +45,8 @@ fn model() -> &'static Model {
             // Misspellings of the lexicon's words ("godo", "shcoking") are
             // read as the words meant: the alias path gets fuzzed too.
             typo_aliases: true,
+            // Contractions ("won't") are split in two: that path too.
+            expand_contractions: true,
             ..Default::default()
         };
         settings.validate().expect("settings");

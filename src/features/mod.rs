@@ -89,6 +89,9 @@ pub struct Featurizer {
     /// Misspellings of the vocabulary's and the lexicon's words: `None`
     /// (every word read as written) unless a model with `typo_aliases`.
     aliases: Option<typos::TypoAliases>,
+    /// Whether negative contractions read as their two words: only a
+    /// model's, with `expand_contractions` (see `text::contractions`).
+    contractions: bool,
 }
 
 impl Featurizer {

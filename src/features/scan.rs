@@ -57,6 +57,9 @@ pub struct Scratch {
     /// Misspelt words read as a word meant that is a feature (see
     /// `typos`): (token, the word meant's hash), in token order.
     pub(super) aliased: Vec<(u32, u64)>,
+    /// Tokens made by splitting contractions whose hash is not their text
+    /// as written (see `text::contractions`), in token order.
+    made: Vec<u32>,
     /// A word respelt with fewer repeated letters (see `typos`).
     respelt: Vec<u8>,
     /// Word-block feature hashes of the passage, each with its lookup's
@@ -213,12 +216,17 @@ impl<'a, L: Lookup> Scan<'a, L> {
         if fz.vocab.settings.identity_classes {
             crate::text::classes::apply(passage, &mut self.s.tokens);
         }
+        self.s.made.clear();
+        if fz.contractions {
+            crate::text::contractions::split(passage, &mut self.s.tokens, &mut self.s.made);
+        }
         let Scratch {
             tokens,
             hits,
             unigrams,
             unknown,
             aliased,
+            made,
             respelt,
             lex,
             keys,
@@ -296,7 +304,8 @@ impl<'a, L: Lookup> Scan<'a, L> {
                     .is_some_and(|t| t.kind == TokenKind::Word)
             };
             let Some((value, known)) = index.find(h, ticket) else {
-                if aliases.is_some() && word() {
+                // A contraction's made word ("not" for "n't") is no slip.
+                if aliases.is_some() && word() && !made.contains(&unigram) {
                     unknown.push(unigram);
                 }
                 continue;
@@ -313,11 +322,21 @@ impl<'a, L: Lookup> Scan<'a, L> {
                 known_words.push((h, unigram));
             }
         }
+        // A contraction's made words are read as the words meant, as a
+        // misspelling is: the reference path finds their text in `aliased`.
+        aliased.clear();
+        for &t in made.iter() {
+            if let Some(&tok) = tokens.get(t as usize) {
+                if unigrams.get(t as usize).is_some_and(|&u| u != u32::MAX) {
+                    aliased.push((t, tok.hash));
+                }
+            }
+        }
+        let contracted = aliased.len();
         // A word the index does not know may be a misspelling: then its
         // unigram, lexicon entry and (when it is a feature) characters are
         // the word meant's (rare enough that the lookup need not be started
         // early). Its context features keep the word as written.
-        aliased.clear();
         for &t in unknown.iter() {
             let Some(meant) = tokens.get(t as usize).and_then(|tok| {
                 let word = passage.get(tok.start as usize..tok.end as usize)?;
@@ -342,6 +361,9 @@ impl<'a, L: Lookup> Scan<'a, L> {
                 fz.lex_index.prefetch(meant);
                 known_words.push((meant, t));
             }
+        }
+        if contracted > 0 && aliased.len() > contracted {
+            aliased.sort_unstable_by_key(|&(t, _)| t);
         }
     }
 

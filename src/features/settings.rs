@@ -44,6 +44,10 @@ pub struct FeatureSettings {
     /// reads as that word; names, handles and links excepted (see
     /// `features::typos`). Training reads words as written.
     pub typo_aliases: bool,
+    /// When scoring, a negative contraction reads as its two words:
+    /// "wasn't" as "was not", "won't" as "will not" (see
+    /// `text::contractions`). Training reads words as written.
+    pub expand_contractions: bool,
 }
 
 impl Default for FeatureSettings {
@@ -62,6 +66,7 @@ impl Default for FeatureSettings {
             first_word: false,
             identity_classes: false,
             typo_aliases: false,
+            expand_contractions: false,
         }
     }
 }

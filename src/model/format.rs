@@ -32,6 +32,8 @@
 //!   refused by their version, for the same reason.
 //! - 7: the feature settings gain `typo_aliases`. Version 6 files are
 //!   refused by their version, for the same reason.
+//! - 8: the feature settings gain `expand_contractions`. Version 7 files
+//!   are refused by their version, for the same reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +46,7 @@ use crate::data::hex;
 use crate::features::{FeatureError, Vocabulary};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
@@ -701,10 +703,10 @@ mod tests {
         let mut b = bytes.clone();
         b[0] = b'X';
         assert!(matches!(err(&b), ModelError::BadMagic { .. }));
-        // Version 4 to 6 files (heads without a mixture, settings without
-        // `first_word` or `typo_aliases`) are refused by their version,
-        // with the message that says so.
-        for old in [4u8, 5, 6] {
+        // Version 4 to 7 files (heads without a mixture, settings without
+        // `first_word`, `typo_aliases` or `expand_contractions`) are
+        // refused by their version, with the message that says so.
+        for old in [4u8, 5, 6, 7] {
             let mut b = bytes.clone();
             b[8] = old;
             let e = err(&b);
@@ -715,7 +717,7 @@ mod tests {
                 e.to_string().contains(&format!("format version {old}")),
                 "{e}"
             );
-            assert!(e.to_string().contains("reads version 7"), "{e}");
+            assert!(e.to_string().contains("reads version 8"), "{e}");
         }
         let mut b = bytes.clone();
         b[8] = 9;

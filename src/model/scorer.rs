@@ -1138,6 +1138,7 @@ mod tests {
             first_word in proptest::bool::ANY,
             identity_classes in proptest::bool::ANY,
             typo_aliases in proptest::bool::ANY,
+            expand_contractions in proptest::bool::ANY,
         ) -> (FeatureSettings, bool) {
             let settings = FeatureSettings {
                 word_ngrams,
@@ -1153,6 +1154,7 @@ mod tests {
                 first_word,
                 identity_classes,
                 typo_aliases,
+                expand_contractions,
             };
             (settings, lexicon)
         }
@@ -1188,7 +1190,7 @@ mod tests {
         #[test]
         fn fast_scores_equal_the_reference_under_any_settings(
             (settings, lexicon) in any_settings(),
-            passage in "(good|GOOD|bad|not|n't|never|very|but|awful|café|CAFÉ|news|rally|With|The|Of|French|french|Muslim|Paris|paris|John|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|ogod|AWFLU|rlaly|sentor|nwes|@rlaly|goood|raally|[a-z]{1,6}| |, |\\. ){0,14}",
+            passage in "(good|GOOD|bad|not|n't|isn't|ISN’T|doesn't|can't|won't|never|very|but|awful|café|CAFÉ|news|rally|With|The|Of|French|french|Muslim|Paris|paris|John|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|ogod|AWFLU|rlaly|sentor|nwes|@rlaly|goood|raally|[a-z]{1,6}| |, |\\. ){0,14}",
             extra_heads in proptest::sample::select(vec![0usize, 2, 4, 12, 16]),
         ) {
             if let Some(m) = model_with(settings.clone(), lexicon, extra_heads) {
@@ -1256,17 +1258,60 @@ mod tests {
         assert_eq!(scores(&m, "rates SNATOR"), scores(&m, "rates SENATOR"));
     }
 
+    /// With `expand_contractions`, a negative contraction scores as its
+    /// two words written out, in the fast path and the reference; without
+    /// it, as a word of its own.
+    #[test]
+    fn a_contracted_negation_scores_as_its_two_words() {
+        let on = FeatureSettings {
+            expand_contractions: true,
+            negation_scope: true,
+            char_weight: 0.7,
+            ..char_settings()
+        };
+        let off = FeatureSettings {
+            expand_contractions: false,
+            ..on.clone()
+        };
+        let compile = |settings| {
+            let data = data_with(settings, true, 2).unwrap();
+            Model::from_data(data, "t".into(), Path::new("t")).unwrap()
+        };
+        let (m, off) = (compile(on), compile(off));
+        let scores = |m: &Model, passage: &str| {
+            fast_matches_reference(m, passage, &passage).unwrap();
+            let (mut ws, mut out) = (Scratch::default(), Vec::new());
+            m.raw_scores(passage, &mut ws, &mut out);
+            out
+        };
+        for (written, meant) in [
+            ("the rally isn't good", "the rally is not good"),
+            ("the rally ISN’T good", "the rally IS not good"),
+            ("It doesn't rally", "It does not rally"),
+        ] {
+            assert_eq!(scores(&m, written), scores(&m, meant), "{written}");
+            assert_ne!(scores(&off, written), scores(&off, meant), "{written}");
+        }
+        // A detached "n't" (Penn Treebank tokens) is read as written.
+        assert_eq!(
+            scores(&m, "It does n't rally"),
+            scores(&off, "It does n't rally")
+        );
+    }
+
     proptest::proptest! {
         /// With typo aliases and words common enough to be read (every
         /// corpus passage 20 times over), misspelt and stretched words
         /// among them, the fast path and the reference agree.
         #[test]
         fn fast_scores_equal_the_reference_with_typo_aliases(
-            passage in "(Shocking|shcoking|snator|Snator|rlaly|RLALY|nwes|sentor|goooood|@rlaly|https://t\\.co/nwes|not|rally|news|the|\\. |, |[a-z]{1,6}| ){0,14}",
+            passage in "(Shocking|shcoking|snator|Snator|rlaly|RLALY|nwes|sentor|goooood|@rlaly|https://t\\.co/nwes|not|isn't|doesn’t|can't|rally|news|the|\\. |, |[a-z]{1,6}| ){0,14}",
             lexicon in proptest::bool::ANY,
+            expand_contractions in proptest::bool::ANY,
         ) {
             let settings = FeatureSettings {
                 typo_aliases: true,
+                expand_contractions,
                 negation_scope: true,
                 first_word: true,
                 char_weight: 0.7,

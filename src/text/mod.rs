@@ -10,6 +10,7 @@
 //! building strings on the scoring path.
 
 pub mod classes;
+pub mod contractions;
 pub mod split;
 
 use unicode_segmentation::UnicodeSegmentation;
