@@ -63,6 +63,17 @@ pub(super) fn combine(a: u64, b: u64) -> u64 {
     finish(a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b)
 }
 
+/// A passage's tokens as the featurizer reads them, in training and
+/// scoring alike: identity words as their class (with
+/// `identity_classes`). Scoring may read more (see `Scan::token_hits`).
+#[inline]
+pub(super) fn tokens_of(settings: &FeatureSettings, passage: &str, tokens: &mut Vec<Token>) {
+    crate::text::tokenize(passage, tokens);
+    if settings.identity_classes {
+        crate::text::classes::apply(passage, tokens);
+    }
+}
+
 /// Walks every feature occurrence of a tokenized passage, calling
 /// `visit(hash, occurrence)`. The single definition of what a feature is,
 /// shared by fitting and explaining; scoring makes the same hashes in

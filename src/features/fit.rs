@@ -9,7 +9,7 @@ use super::lexicon::*;
 use super::settings::tf_of;
 use super::typos::{self, TypoAliases};
 use super::*;
-use crate::text::{hash_str, tokenize};
+use crate::text::hash_str;
 
 impl Featurizer {
     /// Fits the vocabulary and IDF on `corpus` with checked settings.
@@ -47,10 +47,7 @@ impl Featurizer {
         let mut annotations = Vec::new();
         for passage in corpus {
             n_docs += 1;
-            tokenize(passage, &mut tokens);
-            if settings.identity_classes {
-                crate::text::classes::apply(passage, &mut tokens);
-            }
+            tokens_of(settings, passage, &mut tokens);
             seen.clear();
             lex.annotate(&tokens, &mut annotations);
             for_each_feature(

@@ -28,7 +28,7 @@ use super::index::*;
 use super::lexicon::*;
 use super::settings::tf_of;
 use super::*;
-use crate::text::{finish, tokenize, Token, TokenKind};
+use crate::text::{finish, Token, TokenKind};
 
 /// The featurizer's scratch buffers, reused across passages so that a scan
 /// allocates nothing once they have grown. Filled by a scan or by
@@ -212,10 +212,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
     #[inline(always)]
     fn token_hits(&mut self, passage: &str) {
         let (fz, index) = (self.fz, self.index);
-        tokenize(passage, &mut self.s.tokens);
-        if fz.vocab.settings.identity_classes {
-            crate::text::classes::apply(passage, &mut self.s.tokens);
-        }
+        tokens_of(&fz.vocab.settings, passage, &mut self.s.tokens);
         self.s.made.clear();
         if fz.contractions {
             crate::text::contractions::split(passage, &mut self.s.tokens, &mut self.s.made);
