@@ -59,7 +59,7 @@ pub struct Scratch {
     pub(super) aliased: Vec<(u32, u64)>,
     /// Tokens made by splitting contractions whose hash is not their text
     /// as written (see `text::contractions`), in token order.
-    made: Vec<u32>,
+    pub(super) made: Vec<u32>,
     /// A word respelt with fewer repeated letters (see `typos`).
     respelt: Vec<u8>,
     /// Word-block feature hashes of the passage, each with its lookup's

@@ -253,11 +253,32 @@ impl Featurizer {
     }
 
     /// The tokens the last [`Featurizer::transform`] left in `ws`, as
-    /// (kind, byte span) pairs.
+    /// (kind, byte span of the word written) pairs. The two parts of a
+    /// contraction read as two words ("ca" + "n't", see
+    /// `text::contractions`) both span the word as written ("can't"): one
+    /// word to a reader.
     pub(crate) fn token_spans(
         ws: &Scratch,
     ) -> impl Iterator<Item = (crate::text::TokenKind, (u32, u32))> + '_ {
-        ws.tokens.iter().map(|t| (t.kind, (t.start, t.end)))
+        use crate::text::contractions::NOT;
+        // Every "not" in `made` is a split's second part (a detached
+        // "n't" is not split), its first part the token before.
+        let second = |i: usize| {
+            ws.tokens.get(i).is_some_and(|t| t.hash == NOT)
+                && ws.made.binary_search(&(i as u32)).is_ok()
+        };
+        ws.tokens.iter().enumerate().map(move |(i, t)| {
+            let (mut start, mut end) = (t.start, t.end);
+            if second(i) {
+                start = i
+                    .checked_sub(1)
+                    .and_then(|p| ws.tokens.get(p))
+                    .map_or(start, |p| p.start);
+            } else if second(i + 1) {
+                end = ws.tokens.get(i + 1).map_or(end, |n| n.end);
+            }
+            (t.kind, (start, end))
+        })
     }
 }
 

@@ -243,8 +243,20 @@ impl Model {
         // way (a negated "good") stay apart, so neither hides the other.
         let mut words: Vec<(f64, Vec<(u32, u32)>)> = Vec::new();
         let mut index: HashMap<(&str, bool), usize> = HashMap::new();
+        // Tokens that span one written word (a contraction's two parts)
+        // are one word, their weights summed.
+        let mut by_word: Vec<((u32, u32), f64, bool)> = Vec::new();
         let tokens = crate::features::Featurizer::token_spans(&ws.scan).zip(&by_token);
-        for (((_, (a, b)), &w), &opens) in tokens.zip(&opening) {
+        for (((_, span), &w), &opens) in tokens.zip(&opening) {
+            match by_word.last_mut() {
+                Some(last) if last.0 == span => {
+                    last.1 += w;
+                    last.2 |= opens;
+                }
+                _ => by_word.push((span, w, opens)),
+            }
+        }
+        for ((a, b), w, opens) in by_word {
             let text = passage.get(a as usize..b as usize).unwrap_or("");
             if w == 0.0 || (hidden(text) && !opens) {
                 continue;
@@ -333,6 +345,7 @@ mod tests {
             title_marker: true,
             first_word: true,
             identity_classes: true,
+            expand_contractions: true,
             ..Default::default()
         })
         .check()
@@ -380,6 +393,7 @@ mod tests {
             "GOOD news, not bad: the rally is very good",
             "zebra café Über 3.5 With The French",
             "This Is Why the senator LIED",
+            "the rally isn't good, the news isn’t bad",
         ] {
             m.classify(passage, &mut ws);
             m.featurizer.transform(passage, &mut ws.scan);
@@ -406,6 +420,23 @@ mod tests {
     /// Every head of `m` on `passage`, each with all its words.
     fn every_head_in_words(m: &Model, passage: &str, ws: &mut Workspace) -> Vec<HeadScore> {
         m.score(passage, &m.every_head(), Explain::Words(usize::MAX), ws)
+    }
+
+    /// A contraction read as two words ("is" + "not") is one word to a
+    /// reader: the word as written, with its span.
+    #[test]
+    fn a_contraction_is_one_word() {
+        let m = model();
+        let mut ws = Workspace::default();
+        let passage = "the rally isn't good";
+        for s in every_head_in_words(&m, passage, &mut ws) {
+            let words: Vec<&str> = (s.contributions.iter())
+                .flat_map(|c| &c.spans)
+                .map(|&(a, b)| &passage[a as usize..b as usize])
+                .collect();
+            assert!(words.contains(&"isn't"), "{words:?}");
+            assert!(!words.contains(&"n't"), "{words:?}");
+        }
     }
 
     #[test]
