@@ -439,6 +439,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever the passage, its explanation lists words of it: each
+        /// span a non-empty piece of the passage, none listed twice or
+        /// overlapping another (a contraction's two parts are one word).
+        #[test]
+        fn explanations_list_each_word_once(
+            passage in "(isn't|ISN’T|can't|won't|n't|not|good|bad|rally|the|news|'|’|@x|[a-z]{1,5}| |, |\\. ){0,14}",
+        ) {
+            let m = model();
+            let mut ws = Workspace::default();
+            for s in every_head_in_words(&m, &passage, &mut ws) {
+                let mut spans: Vec<(u32, u32)> =
+                    s.contributions.iter().flat_map(|c| c.spans.iter().copied()).collect();
+                for &(a, b) in &spans {
+                    proptest::prop_assert!(passage
+                        .get(a as usize..b as usize)
+                        .is_some_and(|w| !w.is_empty()));
+                }
+                spans.sort_unstable();
+                for pair in spans.windows(2) {
+                    proptest::prop_assert!(pair[0].1 <= pair[1].0, "{:?}", spans);
+                }
+            }
+        }
+    }
+
     #[test]
     fn words_come_toward_the_explained_label_first_and_name_no_marker() {
         let m = model();
