@@ -110,6 +110,44 @@ const CONTRACTIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Sentences with @handles, beside the same without: a handle names an
+/// account, and is left out when scoring (`skip_handles`), so each pair
+/// scores the same. While handles were read as words, an appended handle
+/// turned the first two neutral.
+const HANDLES: &[(&str, &str)] = &[
+    ("The meal was good. @traveller_42", "The meal was good."),
+    (
+        "The meal was fantastic. @traveller_42",
+        "The meal was fantastic.",
+    ),
+    ("@united the flight was awful", "the flight was awful"),
+    (
+        "Thanks @JetBlue, the crew were wonderful!",
+        "Thanks, the crew were wonderful!",
+    ),
+    (
+        "@xK9_q2 @bank shares fell after the report",
+        "shares fell after the report",
+    ),
+];
+
+#[test]
+fn a_handle_changes_nothing() {
+    let m = model();
+    let mut ws = Workspace::default();
+    for &(with, without) in HANDLES {
+        let (label, probs) = sentiment(&m, &mut ws, with);
+        let (expected, expected_probs) = sentiment(&m, &mut ws, without);
+        assert_eq!(label, expected, "{with:?}: {probs:?}");
+        for ((_, a), (_, b)) in probs.iter().zip(&expected_probs) {
+            assert!(
+                (a - b).abs() < 1e-9,
+                "{with:?}: {probs:?} against {expected_probs:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_contracted_negation_reads_as_written_out() {
     let m = model();

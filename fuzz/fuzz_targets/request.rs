@@ -47,6 +47,8 @@ fn model() -> &'static Model {
             typo_aliases: true,
             // Contractions ("won't") are split in two: that path too.
             expand_contractions: true,
+            // Handles are left out: that path too.
+            skip_handles: true,
             ..Default::default()
         };
         settings.validate().expect("settings");

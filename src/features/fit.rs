@@ -116,9 +116,10 @@ impl Featurizer {
             terms: kept.into_iter().map(|(_, e)| e.term).collect(),
             lexicon,
         };
-        // Training reads every word as written: `typo_aliases` and
-        // `expand_contractions` are for the passages a model scores (see
-        // `typos`, `text::contractions`). A training corpus's rare words
+        // Training reads every word as written: `typo_aliases`,
+        // `expand_contractions` and `skip_handles` are for the passages a
+        // model scores (see `typos`, `text::contractions`,
+        // `text::handles`). A training corpus's rare words
         // are mostly words, not slips, and read as their neighbours they
         // cost dev (SST-2 0.808 → 0.798, BABE 0.731 → 0.718 with the
         // default config), where aliases at scoring alone moved no dev set
@@ -133,13 +134,13 @@ impl Featurizer {
     /// Rebuilds the lookup index from a stored vocabulary, checking it.
     /// With `typo_aliases` in its settings, misspellings are read as the
     /// words meant; with `expand_contractions`, negative contractions as
-    /// their two words.
+    /// their two words; with `skip_handles`, `@handles` are left out.
     pub fn from_vocabulary(vocab: Vocabulary) -> Result<Self, FeatureError> {
         Self::rebuild(vocab, true)
     }
 
     /// [`Featurizer::from_vocabulary`], with the scoring-time readings
-    /// its settings ask for (typo aliases, contractions) only when
+    /// its settings ask for (typo aliases, contractions, handles) only when
     /// `scoring` (training reads words as written).
     fn rebuild(vocab: Vocabulary, scoring: bool) -> Result<Self, FeatureError> {
         vocab.settings.validate()?;
@@ -235,6 +236,7 @@ impl Featurizer {
         // (ranked by idf, the more frequent first) and the lexicon's words
         // (after them).
         let contractions = scoring && vocab.settings.expand_contractions;
+        let skip_handles = scoring && vocab.settings.skip_handles;
         let aliases = (scoring && vocab.settings.typo_aliases).then(|| {
             let unigrams = vocab
                 .terms
@@ -263,6 +265,7 @@ impl Featurizer {
             tf_small,
             aliases,
             contractions,
+            skip_handles,
         })
     }
 }

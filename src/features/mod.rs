@@ -92,6 +92,9 @@ pub struct Featurizer {
     /// Whether negative contractions read as their two words: only a
     /// model's, with `expand_contractions` (see `text::contractions`).
     contractions: bool,
+    /// Whether `@handles` are left out: only a model's, with
+    /// `skip_handles` (see `text::handles`).
+    skip_handles: bool,
 }
 
 impl Featurizer {

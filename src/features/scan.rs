@@ -213,6 +213,9 @@ impl<'a, L: Lookup> Scan<'a, L> {
     fn token_hits(&mut self, passage: &str) {
         let (fz, index) = (self.fz, self.index);
         tokens_of(&fz.vocab.settings, passage, &mut self.s.tokens);
+        if fz.skip_handles {
+            crate::text::handles::remove(passage, &mut self.s.tokens);
+        }
         self.s.made.clear();
         if fz.contractions {
             crate::text::contractions::split(passage, &mut self.s.tokens, &mut self.s.made);

@@ -48,6 +48,9 @@ pub struct FeatureSettings {
     /// "wasn't" as "was not", "won't" as "will not" (see
     /// `text::contractions`). Training reads words as written.
     pub expand_contractions: bool,
+    /// When scoring, `@handles` are left out (see `text::handles`).
+    /// Training reads them as written.
+    pub skip_handles: bool,
 }
 
 impl Default for FeatureSettings {
@@ -67,6 +70,7 @@ impl Default for FeatureSettings {
             identity_classes: false,
             typo_aliases: false,
             expand_contractions: false,
+            skip_handles: false,
         }
     }
 }

@@ -34,6 +34,8 @@
 //!   refused by their version, for the same reason.
 //! - 8: the feature settings gain `expand_contractions`. Version 7 files
 //!   are refused by their version, for the same reason.
+//! - 9: the feature settings gain `skip_handles`. Version 8 files are
+//!   refused by their version, for the same reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +48,7 @@ use crate::data::hex;
 use crate::features::{FeatureError, Vocabulary};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
@@ -703,10 +705,11 @@ mod tests {
         let mut b = bytes.clone();
         b[0] = b'X';
         assert!(matches!(err(&b), ModelError::BadMagic { .. }));
-        // Version 4 to 7 files (heads without a mixture, settings without
-        // `first_word`, `typo_aliases` or `expand_contractions`) are
-        // refused by their version, with the message that says so.
-        for old in [4u8, 5, 6, 7] {
+        // Version 4 to 8 files (heads without a mixture, settings without
+        // `first_word`, `typo_aliases`, `expand_contractions` or
+        // `skip_handles`) are refused by their version, with the message
+        // that says so.
+        for old in [4u8, 5, 6, 7, 8] {
             let mut b = bytes.clone();
             b[8] = old;
             let e = err(&b);
@@ -717,13 +720,13 @@ mod tests {
                 e.to_string().contains(&format!("format version {old}")),
                 "{e}"
             );
-            assert!(e.to_string().contains("reads version 8"), "{e}");
+            assert!(e.to_string().contains("reads version 9"), "{e}");
         }
         let mut b = bytes.clone();
-        b[8] = 9;
+        b[8] = 10;
         assert!(matches!(
             err(&b),
-            ModelError::UnsupportedVersion { found: 9, .. }
+            ModelError::UnsupportedVersion { found: 10, .. }
         ));
         let mut b = bytes.clone();
         let last = b.len() - 1;

@@ -1139,6 +1139,7 @@ mod tests {
             identity_classes in proptest::bool::ANY,
             typo_aliases in proptest::bool::ANY,
             expand_contractions in proptest::bool::ANY,
+            skip_handles in proptest::bool::ANY,
         ) -> (FeatureSettings, bool) {
             let settings = FeatureSettings {
                 word_ngrams,
@@ -1155,6 +1156,7 @@ mod tests {
                 identity_classes,
                 typo_aliases,
                 expand_contractions,
+                skip_handles,
             };
             (settings, lexicon)
         }
@@ -1190,7 +1192,7 @@ mod tests {
         #[test]
         fn fast_scores_equal_the_reference_under_any_settings(
             (settings, lexicon) in any_settings(),
-            passage in "(good|GOOD|bad|not|n't|isn't|ISN’T|doesn't|can't|won't|never|very|but|awful|café|CAFÉ|news|rally|With|The|Of|French|french|Muslim|Paris|paris|John|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|ogod|AWFLU|rlaly|sentor|nwes|@rlaly|goood|raally|[a-z]{1,6}| |, |\\. ){0,14}",
+            passage in "(good|GOOD|bad|not|n't|isn't|ISN’T|doesn't|can't|won't|never|very|but|awful|café|CAFÉ|news|rally|With|The|Of|French|french|Muslim|Paris|paris|John|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|ogod|AWFLU|rlaly|sentor|nwes|@rlaly|goood|raally|@news|@x_1:|[a-z]{1,6}| |, |\\. ){0,14}",
             extra_heads in proptest::sample::select(vec![0usize, 2, 4, 12, 16]),
         ) {
             if let Some(m) = model_with(settings.clone(), lexicon, extra_heads) {
@@ -1297,6 +1299,46 @@ mod tests {
             scores(&m, "It does n't rally"),
             scores(&off, "It does n't rally")
         );
+    }
+
+    /// With `skip_handles`, a passage with handles scores as it does
+    /// without them, in the fast path and the reference; without the
+    /// setting, a handle's word counts.
+    #[test]
+    fn handles_are_left_out_when_scoring() {
+        let on = FeatureSettings {
+            skip_handles: true,
+            negation_scope: true,
+            first_word: true,
+            char_weight: 0.7,
+            ..char_settings()
+        };
+        let off = FeatureSettings {
+            skip_handles: false,
+            ..on.clone()
+        };
+        let compile = |settings| {
+            let data = data_with(settings, true, 2).unwrap();
+            Model::from_data(data, "t".into(), Path::new("t")).unwrap()
+        };
+        let (m, off) = (compile(on), compile(off));
+        let scores = |m: &Model, passage: &str| {
+            fast_matches_reference(m, passage, &passage).unwrap();
+            let (mut ws, mut out) = (Scratch::default(), Vec::new());
+            m.raw_scores(passage, &mut ws, &mut out);
+            out
+        };
+        for (with, without) in [
+            ("the rally is good @news", "the rally is good"),
+            ("@rally: Shocking news", "Shocking news"),
+            (
+                "rates fall @senator @zq9x_ but awful",
+                "rates fall but awful",
+            ),
+        ] {
+            assert_eq!(scores(&m, with), scores(&m, without), "{with}");
+            assert_ne!(scores(&off, with), scores(&off, without), "{with}");
+        }
     }
 
     proptest::proptest! {

@@ -11,6 +11,7 @@
 
 pub mod classes;
 pub mod contractions;
+pub mod handles;
 pub mod split;
 
 use unicode_segmentation::UnicodeSegmentation;
