@@ -131,38 +131,32 @@ const HANDLES: &[(&str, &str)] = &[
     ),
 ];
 
-#[test]
-fn a_handle_changes_nothing() {
+/// Each pair of sentences gets the same sentiment label and
+/// probabilities.
+fn assert_read_alike(pairs: &[(&str, &str)]) {
     let m = model();
     let mut ws = Workspace::default();
-    for &(with, without) in HANDLES {
-        let (label, probs) = sentiment(&m, &mut ws, with);
-        let (expected, expected_probs) = sentiment(&m, &mut ws, without);
-        assert_eq!(label, expected, "{with:?}: {probs:?}");
+    for &(sentence, alike) in pairs {
+        let (label, probs) = sentiment(&m, &mut ws, sentence);
+        let (expected, expected_probs) = sentiment(&m, &mut ws, alike);
+        assert_eq!(label, expected, "{sentence:?}: {probs:?}");
         for ((_, a), (_, b)) in probs.iter().zip(&expected_probs) {
             assert!(
                 (a - b).abs() < 1e-9,
-                "{with:?}: {probs:?} against {expected_probs:?}"
+                "{sentence:?}: {probs:?} against {expected_probs:?}"
             );
         }
     }
 }
 
 #[test]
+fn a_handle_changes_nothing() {
+    assert_read_alike(HANDLES);
+}
+
+#[test]
 fn a_contracted_negation_reads_as_written_out() {
-    let m = model();
-    let mut ws = Workspace::default();
-    for &(contracted, written_out) in CONTRACTIONS {
-        let (label, probs) = sentiment(&m, &mut ws, contracted);
-        let (expected, expected_probs) = sentiment(&m, &mut ws, written_out);
-        assert_eq!(label, expected, "{contracted:?}: {probs:?}");
-        for ((_, a), (_, b)) in probs.iter().zip(&expected_probs) {
-            assert!(
-                (a - b).abs() < 1e-9,
-                "{contracted:?}: {probs:?} against {expected_probs:?}"
-            );
-        }
-    }
+    assert_read_alike(CONTRACTIONS);
 }
 
 #[test]

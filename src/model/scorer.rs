@@ -1227,13 +1227,7 @@ mod tests {
             compile(off, 20),
             compile(settings, 19),
         );
-        // The fast path's scores, checked against the reference.
-        let scores = |m: &Model, passage: &str| {
-            fast_matches_reference(m, passage, &passage).unwrap();
-            let (mut ws, mut out) = (Scratch::default(), Vec::new());
-            m.raw_scores(passage, &mut ws, &mut out);
-            out
-        };
+        let scores = checked_scores;
         for (written, meant) in [
             ("shcoking", "shocking"),
             ("snator", "senator"),
@@ -1260,6 +1254,38 @@ mod tests {
         assert_eq!(scores(&m, "rates SNATOR"), scores(&m, "rates SENATOR"));
     }
 
+    /// The fast path's raw scores of `passage`, checked against the
+    /// reference.
+    fn checked_scores(m: &Model, passage: &str) -> Vec<f32> {
+        fast_matches_reference(m, passage, &passage).unwrap();
+        let (mut ws, mut out) = (Scratch::default(), Vec::new());
+        m.raw_scores(passage, &mut ws, &mut out);
+        out
+    }
+
+    /// Models of [`data_with`] under `on` (a scoring-time reading set)
+    /// and under `on` with `unset` applied, after checking that each pair
+    /// of passages scores the same with the reading and differently
+    /// without it.
+    fn read_alike(
+        on: FeatureSettings,
+        unset: impl FnOnce(&mut FeatureSettings),
+        pairs: &[(&str, &str)],
+    ) -> (Model, Model) {
+        let mut off = on.clone();
+        unset(&mut off);
+        let compile = |settings| {
+            let data = data_with(settings, true, 2).unwrap();
+            Model::from_data(data, "t".into(), Path::new("t")).unwrap()
+        };
+        let (m, off) = (compile(on), compile(off));
+        for &(a, b) in pairs {
+            assert_eq!(checked_scores(&m, a), checked_scores(&m, b), "{a}");
+            assert_ne!(checked_scores(&off, a), checked_scores(&off, b), "{a}");
+        }
+        (m, off)
+    }
+
     /// With `expand_contractions`, a negative contraction scores as its
     /// two words written out, in the fast path and the reference; without
     /// it, as a word of its own.
@@ -1271,33 +1297,19 @@ mod tests {
             char_weight: 0.7,
             ..char_settings()
         };
-        let off = FeatureSettings {
-            expand_contractions: false,
-            ..on.clone()
-        };
-        let compile = |settings| {
-            let data = data_with(settings, true, 2).unwrap();
-            Model::from_data(data, "t".into(), Path::new("t")).unwrap()
-        };
-        let (m, off) = (compile(on), compile(off));
-        let scores = |m: &Model, passage: &str| {
-            fast_matches_reference(m, passage, &passage).unwrap();
-            let (mut ws, mut out) = (Scratch::default(), Vec::new());
-            m.raw_scores(passage, &mut ws, &mut out);
-            out
-        };
-        for (written, meant) in [
-            ("the rally isn't good", "the rally is not good"),
-            ("the rally ISN’T good", "the rally IS not good"),
-            ("It doesn't rally", "It does not rally"),
-        ] {
-            assert_eq!(scores(&m, written), scores(&m, meant), "{written}");
-            assert_ne!(scores(&off, written), scores(&off, meant), "{written}");
-        }
+        let (m, off) = read_alike(
+            on,
+            |s| s.expand_contractions = false,
+            &[
+                ("the rally isn't good", "the rally is not good"),
+                ("the rally ISN’T good", "the rally IS not good"),
+                ("It doesn't rally", "It does not rally"),
+            ],
+        );
         // A detached "n't" (Penn Treebank tokens) is read as written.
         assert_eq!(
-            scores(&m, "It does n't rally"),
-            scores(&off, "It does n't rally")
+            checked_scores(&m, "It does n't rally"),
+            checked_scores(&off, "It does n't rally")
         );
     }
 
@@ -1313,32 +1325,18 @@ mod tests {
             char_weight: 0.7,
             ..char_settings()
         };
-        let off = FeatureSettings {
-            skip_handles: false,
-            ..on.clone()
-        };
-        let compile = |settings| {
-            let data = data_with(settings, true, 2).unwrap();
-            Model::from_data(data, "t".into(), Path::new("t")).unwrap()
-        };
-        let (m, off) = (compile(on), compile(off));
-        let scores = |m: &Model, passage: &str| {
-            fast_matches_reference(m, passage, &passage).unwrap();
-            let (mut ws, mut out) = (Scratch::default(), Vec::new());
-            m.raw_scores(passage, &mut ws, &mut out);
-            out
-        };
-        for (with, without) in [
-            ("the rally is good @news", "the rally is good"),
-            ("@rally: Shocking news", "Shocking news"),
-            (
-                "rates fall @senator @zq9x_ but awful",
-                "rates fall but awful",
-            ),
-        ] {
-            assert_eq!(scores(&m, with), scores(&m, without), "{with}");
-            assert_ne!(scores(&off, with), scores(&off, without), "{with}");
-        }
+        read_alike(
+            on,
+            |s| s.skip_handles = false,
+            &[
+                ("the rally is good @news", "the rally is good"),
+                ("@rally: Shocking news", "Shocking news"),
+                (
+                    "rates fall @senator @zq9x_ but awful",
+                    "rates fall but awful",
+                ),
+            ],
+        );
     }
 
     proptest::proptest! {
