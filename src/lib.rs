@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`text`]: tokenizer (Unicode words, emphasis and number tokens, byte
 //!   spans, hashes), identity word classes, negative contractions split
-//!   in two, @handles left out, and the article → passages splitter.
+//!   in two, @handles left out, what follows a contrasting "but", and the
+//!   article → passages splitter.
 //! - [`features`]: the TF-IDF featurizer: settings, what a feature is, the
 //!   hash index, the lexicon, the context features, fitting, the scan that
 //!   looks a passage's features up, the reference vector with its spans

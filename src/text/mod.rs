@@ -11,6 +11,7 @@
 
 pub mod classes;
 pub mod contractions;
+pub mod contrast;
 pub mod handles;
 pub mod split;
 
