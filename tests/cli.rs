@@ -176,7 +176,9 @@ fn a_mixture_head_trains_scores_and_explains() {
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let info = ok(&slant(&["info", "--model", a.to_str().unwrap()]));
     assert!(
-        info.contains("mixture: joint weight 0.3; gate over news, reviews, headlines (constant ["),
+        info.contains(
+            "mixture: joint weight 0.3; gate over news, reviews (reads what follows a contrasting \"but\"), headlines (constant ["
+        ),
         "{info}"
     );
     assert!(
@@ -186,6 +188,14 @@ fn a_mixture_head_trains_scores_and_explains() {
     let json = info_json(&a);
     let experts = &json["heads"][0]["mixture"]["experts"];
     assert_eq!(experts[2]["kind"], "constant", "{json}");
+    assert_eq!(
+        (
+            experts[0]["after_contrast"].as_bool(),
+            experts[1]["after_contrast"].as_bool()
+        ),
+        (Some(false), Some(true)),
+        "{json}"
+    );
     // The constant expert: "neutral" for all 50 headlines, add-one smoothed.
     let p = experts[2]["probabilities"].as_array().unwrap();
     assert!((p[1].as_f64().unwrap() - 51.0 / 53.0).abs() < 1e-9, "{p:?}");

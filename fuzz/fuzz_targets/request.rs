@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use slant::features::{FeatureSettings, Featurizer};
-use slant::model::{HeadData, Model, ModelData, Workspace};
+use slant::model::{Expert, HeadData, Linear, Mixture, Model, ModelData, Workspace};
 use slant::proto::{ArticleRequest, ScoreRequest};
 use slant::service::request::{check_article, check_contributions, check_score};
 use slant::service::Limits;
@@ -93,17 +93,34 @@ fn model() -> &'static Model {
                     mixture: None,
                 }
             };
+        // Sentiment a mixture of two experts under a gate, the second
+        // reading only what follows a contrasting "but".
+        let mut linear = |k: usize| Linear {
+            weights: (0..n * k).map(|_| rnd()).collect(),
+            intercept: (0..k).map(|_| rnd()).collect(),
+        };
+        let mixture = Mixture {
+            joint_weight: 0.0,
+            sources: vec!["general".into(), "other".into()],
+            gate: linear(1),
+            experts: vec![Expert::Linear(linear(3)), Expert::Linear(linear(3))],
+            after_contrast: Some(1),
+        };
+        let mut sentiment = head(
+            "sentiment",
+            &["negative", "neutral", "positive"],
+            None,
+            &mut rnd,
+        );
+        sentiment.weights.clear();
+        sentiment.intercept.clear();
+        sentiment.mixture = Some(mixture);
         let data = ModelData {
             slant_version: "fuzz".into(),
             config_sha256: "0".repeat(64),
             vocabulary: f.vocabulary().clone(),
             heads: vec![
-                head(
-                    "sentiment",
-                    &["negative", "neutral", "positive"],
-                    None,
-                    &mut rnd,
-                ),
+                sentiment,
                 head(
                     "clickbait",
                     &["not_clickbait", "clickbait"],

@@ -35,8 +35,8 @@ pub(super) fn run(a: InfoArgs) -> Result<()> {
                 "dev_metrics": h.dev_metrics,
                 "mixture": h.mixture.as_ref().map(|m| json!({
                     "joint_weight": m.joint_weight,
-                    "experts": m.sources.iter().zip(&m.experts).map(|(s, e)| match e {
-                        Expert::Linear(_) => json!({"domain": s, "kind": "linear"}),
+                    "experts": m.sources.iter().zip(&m.experts).enumerate().map(|(i, (s, e))| match e {
+                        Expert::Linear(_) => json!({"domain": s, "kind": "linear", "after_contrast": m.after_contrast == Some(i as u32)}),
                         Expert::Constant(p) => json!({"domain": s, "kind": "constant", "probabilities": p}),
                     }).collect::<Vec<_>>(),
                 })),
@@ -82,7 +82,11 @@ pub(super) fn run(a: InfoArgs) -> Result<()> {
                 .sources
                 .iter()
                 .zip(&m.experts)
-                .map(|(s, e)| match e {
+                .enumerate()
+                .map(|(i, (s, e))| match e {
+                    Expert::Linear(_) if m.after_contrast == Some(i as u32) => {
+                        format!("{s} (reads what follows a contrasting \"but\")")
+                    }
                     Expert::Linear(_) => s.clone(),
                     Expert::Constant(p) => format!("{s} (constant {p:.4?})"),
                 })

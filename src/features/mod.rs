@@ -45,6 +45,7 @@ pub(crate) use context::FIRST_WORD_VALUE;
 pub use index::IdentityHasher;
 pub(crate) use index::{prefetch, Lookup, NO_FEATURE};
 pub use lexicon::{Lexicon, LEXICON_SCORE};
+pub(crate) use scan::Contrast;
 pub use scan::Scratch;
 pub use settings::{FeatureError, FeatureParams, FeatureSettings};
 

@@ -87,6 +87,22 @@ pub struct Scratch {
     /// The last transformed passage's features: (feature index, value),
     /// sorted by index.
     pub(super) vector: Vec<(u32, f32)>,
+    /// What a scan does with a contrast (see `text::contrast`).
+    pub(crate) contrast: Contrast,
+    /// Whether the last scanned passage has a contrast (always false
+    /// under [`Contrast::Ignore`]).
+    pub(crate) contrasted: bool,
+}
+
+/// What a scan does with a passage's last contrasting "but" (see
+/// `text::contrast`): nothing, note whether there is one (in
+/// [`Scratch::contrasted`]), or read only what follows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Contrast {
+    #[default]
+    Ignore,
+    Find,
+    After,
 }
 
 impl Scratch {
@@ -216,6 +232,12 @@ impl<'a, L: Lookup> Scan<'a, L> {
         if fz.skip_handles {
             crate::text::handles::remove(passage, &mut self.s.tokens);
         }
+        // Before contractions are split: `made` counts tokens from here.
+        self.s.contrasted = match self.s.contrast {
+            Contrast::Ignore => false,
+            Contrast::Find => crate::text::contrast::last(&self.s.tokens).is_some(),
+            Contrast::After => crate::text::contrast::keep_after(&mut self.s.tokens),
+        };
         self.s.made.clear();
         if fz.contractions {
             crate::text::contractions::split(passage, &mut self.s.tokens, &mut self.s.made);

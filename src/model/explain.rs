@@ -18,6 +18,7 @@
 
 use super::scorer::Workspace;
 use super::scorer::{Head, Model};
+use crate::features::Contrast;
 use std::collections::HashMap;
 
 /// What [`Model::score`] adds to each head's score.
@@ -139,63 +140,126 @@ impl Model {
             return Vec::new();
         }
         self.classify(passage, ws);
-        let mut shares = Vec::new();
-        match explain {
-            Explain::None => {}
-            Explain::Features(_) => {
-                self.featurizer.transform(passage, &mut ws.scan);
+        // Each head's label, and the label its contributions lean toward.
+        let chosen: Vec<(usize, &Head, usize, usize)> = heads
+            .iter()
+            .filter_map(|&h| {
+                let head = self.heads.get(h)?;
+                let label = *ws.labels.get(h)?;
+                let toward = match explain {
+                    Explain::Words(_) if head.outputs == 1 => 1,
+                    _ => label,
+                };
+                Some((h, head, label, toward))
+            })
+            .collect();
+        let contributions: Vec<Vec<Contribution>> = match explain {
+            Explain::None | Explain::Words(0) | Explain::Features(0) => {
+                chosen.iter().map(|_| Vec::new()).collect()
             }
-            Explain::Words(_) => {
-                self.featurizer.transform(passage, &mut ws.scan);
-                self.featurizer
-                    .token_shares(passage, &mut ws.scan, &mut shares);
+            Explain::Words(k) => {
+                let mut words =
+                    self.each_reading(passage, &chosen, ws, |m, head, toward, parts, ws| {
+                        let mut shares = Vec::new();
+                        m.featurizer
+                            .token_shares(passage, &mut ws.scan, &mut shares);
+                        m.word_weights(head, toward, parts, &shares, ws)
+                    });
+                words
+                    .iter_mut()
+                    .map(|w| explain_words(passage, std::mem::take(w), k))
+                    .collect()
             }
-        }
-        let mut out = Vec::with_capacity(heads.len());
-        for &h in heads {
-            let Some(head) = self.heads.get(h) else {
-                continue;
-            };
-            let label = ws.labels[h];
-            let probabilities =
-                ws.probabilities[head.offset..head.offset + head.labels.len()].to_vec();
-            let (explained, contributions) = match explain {
-                Explain::None | Explain::Words(0) | Explain::Features(0) => (label, Vec::new()),
-                Explain::Features(k) => (label, self.explain(passage, head, label, k, ws)),
-                Explain::Words(k) => {
-                    let toward = if head.outputs == 1 { 1 } else { label };
-                    (
-                        toward,
-                        self.explain_words(passage, head, toward, k, &shares, ws),
-                    )
-                }
-            };
-            out.push(HeadScore {
+            Explain::Features(k) => {
+                let by_feature =
+                    self.each_reading(passage, &chosen, ws, |m, head, toward, parts, ws| {
+                        m.feature_weights(head, toward, parts, ws)
+                    });
+                by_feature
+                    .into_iter()
+                    .map(|c| self.explain_features(passage, c, k, ws))
+                    .collect()
+            }
+        };
+        ws.scan.contrast = Contrast::Ignore;
+        chosen
+            .into_iter()
+            .zip(contributions)
+            .map(|((h, head, label, toward), contributions)| HeadScore {
                 head: h,
                 label,
-                probabilities,
-                explained,
+                probabilities: ws
+                    .probabilities
+                    .get(head.offset..head.offset + head.labels.len())
+                    .unwrap_or_default()
+                    .to_vec(),
+                explained: toward,
                 contributions,
-            });
+            })
+            .collect()
+    }
+
+    /// `weigh` for each chosen head (index, head, label, label toward) with
+    /// the passage as each of its models reads it, the results of a head
+    /// appended: the passage whole for the models that read it whole, then,
+    /// when [`Model::classify`] found a contrast, what follows it for the
+    /// expert that reads only that (see `text::contrast`). `weigh` gets
+    /// the models (see [`Head::parts`]) and `ws` with the passage's vector
+    /// transformed.
+    fn each_reading<T>(
+        &self,
+        passage: &str,
+        chosen: &[(usize, &Head, usize, usize)],
+        ws: &mut Workspace,
+        weigh: impl Fn(&Self, &Head, usize, &[(usize, f64)], &mut Workspace) -> Vec<T>,
+    ) -> Vec<Vec<T>> {
+        let contrasted = ws.scan.contrasted;
+        let (whole, after): (Vec<_>, Vec<_>) = chosen
+            .iter()
+            .map(|&(_, head, _, _)| {
+                let only_after = head.after_contrast().filter(|_| contrasted);
+                head.parts(ws)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|&(c, _)| Some(c) != only_after)
+            })
+            .unzip();
+        ws.scan.contrast = Contrast::Ignore;
+        self.featurizer.transform(passage, &mut ws.scan);
+        let mut out: Vec<Vec<T>> = chosen
+            .iter()
+            .zip(&whole)
+            .map(|(&(_, head, _, toward), parts)| weigh(self, head, toward, parts, ws))
+            .collect();
+        if after.iter().any(|p| !p.is_empty()) {
+            ws.scan.contrast = Contrast::After;
+            self.featurizer.transform(passage, &mut ws.scan);
+            for ((&(_, head, _, toward), parts), o) in chosen.iter().zip(&after).zip(&mut out) {
+                if !parts.is_empty() {
+                    o.extend(weigh(self, head, toward, parts, ws));
+                }
+            }
+            ws.scan.contrast = Contrast::Ignore;
         }
         out
     }
 
-    /// Every token's contribution toward `label` (see the module comment),
-    /// from the vector and `shares` of the last transformed passage, and
-    /// whether the token is the passage's opening word as the head reads
-    /// it (a first-word feature with weight in the head).
+    /// Every token's contribution toward `label` (see the module comment)
+    /// through the models `parts` (see [`Head::parts`]), from the vector
+    /// and `shares` of the last transformed passage: (the word's span,
+    /// contribution, whether the token is the passage's opening word as the
+    /// head reads it, a first-word feature with weight in the head), in
+    /// token order.
     fn word_weights(
         &self,
         head: &Head,
         label: usize,
+        parts: &[(usize, f64)],
         shares: &[(u32, u32, f32)],
         ws: &Workspace,
-    ) -> (Vec<f64>, Vec<bool>) {
-        let tokens = crate::features::Featurizer::token_spans(&ws.scan).count();
-        let mut by_token = vec![0f64; tokens];
-        let mut opening = vec![false; tokens];
-        let parts = head.parts(ws);
+    ) -> Vec<WordWeight> {
+        let mut out: Vec<WordWeight> = crate::features::Featurizer::token_spans(&ws.scan)
+            .map(|(_, span)| (span, 0.0, false))
+            .collect();
         let vector = ws.scan.vector();
         let mut v = 0;
         for &(j, t, share) in shares {
@@ -208,108 +272,74 @@ impl Model {
             if f != j {
                 continue;
             }
-            let w = self.toward(j, head, &parts, label);
-            if let Some(acc) = by_token.get_mut(t as usize) {
-                *acc += f64::from(x) * w * f64::from(share);
-            }
-            if w != 0.0 && self.featurizer.is_first_word(j) {
-                if let Some(o) = opening.get_mut(t as usize) {
-                    *o = true;
-                }
+            let w = self.toward(j, head, parts, label);
+            if let Some(o) = out.get_mut(t as usize) {
+                o.1 += f64::from(x) * w * f64::from(share);
+                o.2 |= w != 0.0 && self.featurizer.is_first_word(j);
             }
         }
-        (by_token, opening)
+        out
     }
 
-    /// The `k` passage words that push `head` toward `label` most, in the
-    /// passage's own words: every feature's contribution folded into the
-    /// tokens it comes from. Words pushing toward `label` come first,
-    /// largest first; then, if fewer than `k` do, those pushing against it,
-    /// largest first. A word is a token (`!!` and numbers count as words);
-    /// one written several times is one contribution with every
-    /// occurrence's span. Function words ([`HIDDEN_WORDS`]) are left out.
-    fn explain_words(
+    /// Every feature's contribution toward `label` through the models
+    /// `parts` (see [`Head::parts`]), from the vector of the last
+    /// transformed passage: (feature, contribution), the zeros left out.
+    fn feature_weights(
         &self,
-        passage: &str,
         head: &Head,
         label: usize,
-        k: usize,
-        shares: &[(u32, u32, f32)],
+        parts: &[(usize, f64)],
         ws: &Workspace,
-    ) -> Vec<Contribution> {
-        let (by_token, opening) = self.word_weights(head, label, shares, ws);
-        // A word written several times is one contribution with a span per
-        // occurrence, its weight their sum; occurrences pushing the other
-        // way (a negated "good") stay apart, so neither hides the other.
-        let mut words: Vec<(f64, Vec<(u32, u32)>)> = Vec::new();
-        let mut index: HashMap<(&str, bool), usize> = HashMap::new();
-        // Tokens that span one written word (a contraction's two parts)
-        // are one word, their weights summed.
-        let mut by_word: Vec<((u32, u32), f64, bool)> = Vec::new();
-        let tokens = crate::features::Featurizer::token_spans(&ws.scan).zip(&by_token);
-        for (((_, span), &w), &opens) in tokens.zip(&opening) {
-            match by_word.last_mut() {
-                Some(last) if last.0 == span => {
-                    last.1 += w;
-                    last.2 |= opens;
-                }
-                _ => by_word.push((span, w, opens)),
-            }
-        }
-        for ((a, b), w, opens) in by_word {
-            let text = passage.get(a as usize..b as usize).unwrap_or("");
-            if w == 0.0 || (hidden(text) && !opens) {
-                continue;
-            }
-            let i = *index.entry((text, w > 0.0)).or_insert_with(|| {
-                words.push((0.0, Vec::new()));
-                words.len() - 1
-            });
-            words[i].0 += w;
-            words[i].1.push((a, b));
-        }
-        words.sort_by(|a, b| {
-            (b.0 > 0.0)
-                .cmp(&(a.0 > 0.0))
-                .then(b.0.abs().total_cmp(&a.0.abs()))
-                .then(a.1.cmp(&b.1))
-        });
-        words.truncate(k);
-        words
-            .into_iter()
-            .map(|(weight, spans)| Contribution {
-                weight,
-                spans,
-                feature: None,
-            })
+    ) -> Vec<(u32, f64)> {
+        ws.scan
+            .vector()
+            .iter()
+            .map(|&(j, v)| (j, f64::from(v) * self.toward(j, head, parts, label)))
+            .filter(|&(_, w)| w != 0.0)
             .collect()
     }
 
-    /// The `k` features of the last transformed passage with the largest
-    /// contribution (in absolute value) to `label`'s score relative to the
-    /// other labels. Needs the vector of `featurizer.transform(passage)`
-    /// in `ws`.
-    fn explain(
+    /// The `k` features with the largest contribution (in absolute value)
+    /// among `by_feature` (a feature may come twice, from the passage
+    /// whole and from what follows its contrast: its contributions add),
+    /// with their spans in the passage.
+    fn explain_features(
         &self,
         passage: &str,
-        head: &Head,
-        label: usize,
+        mut by_feature: Vec<(u32, f64)>,
         k: usize,
         ws: &mut Workspace,
     ) -> Vec<Contribution> {
-        let parts = head.parts(ws);
-        let mut contrib: Vec<(u32, f64)> = ws
-            .scan
-            .vector()
-            .iter()
-            .map(|&(j, v)| (j, f64::from(v) * self.toward(j, head, &parts, label)))
-            .filter(|&(_, w)| w != 0.0)
-            .collect();
-        contrib.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
-        contrib.truncate(k);
-        let wanted: Vec<u32> = contrib.iter().map(|&(j, _)| j).collect();
-        let spans = self.featurizer.spans(passage, &mut ws.scan, &wanted);
-        contrib
+        by_feature.sort_by_key(|&(j, _)| j);
+        by_feature.dedup_by(|next, kept| {
+            let same = next.0 == kept.0;
+            if same {
+                kept.1 += next.1;
+            }
+            same
+        });
+        by_feature.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+        by_feature.truncate(k);
+        let wanted: Vec<u32> = by_feature.iter().map(|&(j, _)| j).collect();
+        // Spans from the passage whole; a feature only what follows its
+        // contrast has (its first word, say) from that.
+        ws.scan.contrast = Contrast::Ignore;
+        self.featurizer.transform(passage, &mut ws.scan);
+        let mut spans = self.featurizer.spans(passage, &mut ws.scan, &wanted);
+        if ws.scan.contrasted || spans.iter().any(Vec::is_empty) {
+            ws.scan.contrast = Contrast::After;
+            self.featurizer.transform(passage, &mut ws.scan);
+            if ws.scan.contrasted {
+                let after = self.featurizer.spans(passage, &mut ws.scan, &wanted);
+                for (s, a) in spans.iter_mut().zip(after) {
+                    if s.is_empty() {
+                        *s = a;
+                    }
+                }
+            }
+            ws.scan.contrast = Contrast::Ignore;
+        }
+        by_feature
             .into_iter()
             .zip(spans)
             .map(|((feature, weight), spans)| Contribution {
@@ -319,6 +349,66 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// A token's contribution to an explanation: the span of the word it is
+/// part of, its weight, and whether it opens the passage as a head that
+/// reads first words sees it.
+type WordWeight = ((u32, u32), f64, bool);
+
+/// The `k` passage words that push a head most, from its tokens'
+/// contributions (see [`Model::word_weights`]; from the passage whole and
+/// from what follows its contrast, in any order), in the passage's own
+/// words. Words pushing toward the label come first, largest first; then,
+/// if fewer than `k` do, those pushing against it, largest first. A word
+/// is a token (`!!` and numbers count as words); one written several times
+/// is one contribution with every occurrence's span. Function words
+/// ([`HIDDEN_WORDS`]) are left out.
+fn explain_words(passage: &str, mut tokens: Vec<WordWeight>, k: usize) -> Vec<Contribution> {
+    // Tokens that span one written word (a contraction's two parts, or a
+    // token read both whole and after its contrast) are one word, their
+    // weights summed.
+    tokens.sort_by_key(|t| t.0);
+    tokens.dedup_by(|next, kept| {
+        let same = next.0 == kept.0;
+        if same {
+            kept.1 += next.1;
+            kept.2 |= next.2;
+        }
+        same
+    });
+    // A word written several times is one contribution with a span per
+    // occurrence, its weight their sum; occurrences pushing the other
+    // way (a negated "good") stay apart, so neither hides the other.
+    let mut words: Vec<(f64, Vec<(u32, u32)>)> = Vec::new();
+    let mut index: HashMap<(&str, bool), usize> = HashMap::new();
+    for ((a, b), w, opens) in tokens {
+        let text = passage.get(a as usize..b as usize).unwrap_or("");
+        if w == 0.0 || (hidden(text) && !opens) {
+            continue;
+        }
+        let i = *index.entry((text, w > 0.0)).or_insert_with(|| {
+            words.push((0.0, Vec::new()));
+            words.len() - 1
+        });
+        words[i].0 += w;
+        words[i].1.push((a, b));
+    }
+    words.sort_by(|a, b| {
+        (b.0 > 0.0)
+            .cmp(&(a.0 > 0.0))
+            .then(b.0.abs().total_cmp(&a.0.abs()))
+            .then(a.1.cmp(&b.1))
+    });
+    words.truncate(k);
+    words
+        .into_iter()
+        .map(|(weight, spans)| Contribution {
+            weight,
+            spans,
+            feature: None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -332,12 +422,13 @@ mod tests {
     /// context features on, and pseudo-random weights; its second head a
     /// mixture.
     fn model() -> Model {
-        model_with(0.3)
+        model_with(0.3, None)
     }
 
     /// [`model`] with its mixture's joint weight `joint_weight` (at 0, no
-    /// joint model).
-    fn model_with(joint_weight: f64) -> Model {
+    /// joint model), and `after_contrast` as its expert that reads only
+    /// what follows a contrast (0 and 2 are linear).
+    fn model_with(joint_weight: f64, after_contrast: Option<u32>) -> Model {
         let settings = FeatureParams(FeatureSettings {
             char_ngrams: [2, 4],
             min_df: 1,
@@ -371,50 +462,99 @@ mod tests {
         // The second head a mixture: its explanations fold its joint model
         // and linear experts by their shares of the blend.
         super::super::make_mixture(&mut data, 1, 0x51ab, joint_weight);
+        if let Some(m) = data.heads[1].mixture.as_mut() {
+            m.after_contrast = after_contrast;
+        }
         Model::from_data(data, "t".into(), Path::new("t")).unwrap()
     }
 
     /// Folding features into words loses nothing: a passage's word
     /// contributions (function words included) add up to its feature
     /// contributions, for every head and label, with or without a mixture's
-    /// joint model.
+    /// joint model, and with an expert that reads only what follows a
+    /// contrast.
     #[test]
     fn word_contributions_add_up_to_the_feature_contributions() {
-        for joint_weight in [0.3, 0.0] {
-            word_contributions_add_up(&model_with(joint_weight));
+        for (joint_weight, after) in [(0.3, None), (0.0, None), (0.3, Some(2)), (0.0, Some(0))] {
+            word_contributions_add_up(&model_with(joint_weight, after));
         }
+    }
+
+    /// Every head and label of `m`, as `Model::each_reading` takes them.
+    fn every_label(m: &Model) -> Vec<(usize, &Head, usize, usize)> {
+        (m.heads.iter().enumerate())
+            .flat_map(|(h, head)| (0..head.labels.len()).map(move |l| (h, head, l, l)))
+            .collect()
     }
 
     fn word_contributions_add_up(m: &Model) {
         let mut ws = Workspace::default();
-        let mut shares = Vec::new();
         for passage in [
             "Shocking news: the senator LIED!! not good, but awful",
             "GOOD news, not bad: the rally is very good",
             "zebra café Über 3.5 With The French",
             "This Is Why the senator LIED",
             "the rally isn't good, the news isn’t bad",
+            "the rally is good but the news is bad",
         ] {
+            let chosen = every_label(m);
             m.classify(passage, &mut ws);
-            m.featurizer.transform(passage, &mut ws.scan);
-            m.featurizer
-                .token_shares(passage, &mut ws.scan, &mut shares);
-            for head in &m.heads {
-                for label in 0..head.labels.len() {
-                    let words: f64 = m.word_weights(head, label, &shares, &ws).0.iter().sum();
-                    let features: f64 = m
-                        .explain(passage, head, label, usize::MAX, &mut ws)
-                        .iter()
-                        .map(|c| c.weight)
-                        .sum();
-                    assert!(
-                        (words - features).abs() < 1e-4 * (1.0 + features.abs()),
-                        "{passage:?} head {} label {label}: {words} vs {features}",
-                        head.name
-                    );
-                }
+            let words = m.each_reading(passage, &chosen, &mut ws, |m, head, l, parts, ws| {
+                let mut shares = Vec::new();
+                m.featurizer
+                    .token_shares(passage, &mut ws.scan, &mut shares);
+                m.word_weights(head, l, parts, &shares, ws)
+            });
+            m.classify(passage, &mut ws);
+            let features = m.each_reading(passage, &chosen, &mut ws, |m, head, l, parts, ws| {
+                m.feature_weights(head, l, parts, ws)
+            });
+            for (((_, head, label, _), w), f) in chosen.iter().zip(words).zip(features) {
+                let words: f64 = w.iter().map(|t| t.1).sum();
+                let features: f64 = f.iter().map(|c| c.1).sum();
+                assert!(
+                    (words - features).abs() < 1e-4 * (1.0 + features.abs()),
+                    "{passage:?} head {} label {label}: {words} vs {features}",
+                    head.name
+                );
             }
         }
+    }
+
+    /// An expert that reads only what follows a contrast gives no weight
+    /// to the words before it; the others do.
+    #[test]
+    fn an_expert_after_a_contrast_explains_only_what_follows() {
+        let m = model_with(0.0, Some(2));
+        let mut ws = Workspace::default();
+        let passage = "the rally is very good, but awful news";
+        let but = passage.find("but").unwrap() as u32;
+        m.classify(passage, &mut ws);
+        assert!(ws.scan.contrasted);
+        let head = &m.heads[1];
+        let after = head.after_contrast().unwrap();
+        let chosen = [(1, head, 1, 1)];
+        let only = |keep: bool| {
+            move |m: &Model, head: &Head, l: usize, parts: &[(usize, f64)], ws: &mut Workspace| {
+                let parts: Vec<_> = (parts.iter().copied())
+                    .filter(|&(c, _)| (c == after) == keep)
+                    .collect();
+                let mut shares = Vec::new();
+                m.featurizer
+                    .token_shares(passage, &mut ws.scan, &mut shares);
+                m.word_weights(head, l, &parts, &shares, ws)
+            }
+        };
+        m.classify(passage, &mut ws);
+        let read_after = &m.each_reading(passage, &chosen, &mut ws, only(true))[0];
+        assert!(read_after.iter().any(|t| t.1 != 0.0));
+        assert!(
+            read_after.iter().all(|t| t.1 == 0.0 || t.0 .0 > but),
+            "{read_after:?}"
+        );
+        m.classify(passage, &mut ws);
+        let read_whole = &m.each_reading(passage, &chosen, &mut ws, only(false))[0];
+        assert!(read_whole.iter().any(|t| t.0 .1 < but && t.1 != 0.0));
     }
 
     /// Every head of `m` on `passage`, each with all its words.

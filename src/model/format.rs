@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic  "SLANTMDL"
-//!      8     4  format version, u32 little-endian (currently 7)
+//!      8     4  format version, u32 little-endian (currently 10)
 //!     12     4  reserved, zero
 //!     16     8  payload length in bytes, u64 little-endian
 //!     24    32  SHA-256 of the payload
@@ -36,6 +36,8 @@
 //!   are refused by their version, for the same reason.
 //! - 9: the feature settings gain `skip_handles`. Version 8 files are
 //!   refused by their version, for the same reason.
+//! - 10: a [`Mixture`] gains `after_contrast`. Version 9 files are
+//!   refused by their version, for the same reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,7 +50,7 @@ use crate::data::hex;
 use crate::features::{FeatureError, Vocabulary};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
@@ -151,6 +153,10 @@ pub struct Mixture {
     pub gate: Linear,
     /// One per source, in the same order.
     pub experts: Vec<Expert>,
+    /// The linear expert (an index into `experts`) that reads only what
+    /// follows a passage's last contrasting "but" when scoring (see
+    /// `text::contrast`); the gate and the other experts read it all.
+    pub after_contrast: Option<u32>,
 }
 
 /// A linear model's weights (n_features × outputs, feature-major) and
@@ -559,6 +565,14 @@ impl Mixture {
                 }
             }
         }
+        if let Some(e) = self.after_contrast {
+            if !matches!(self.experts.get(e as usize), Some(Expert::Linear(_))) {
+                return Err(bad(format!(
+                    "after_contrast {e} is not one of its {} experts, or not a linear one",
+                    self.experts.len()
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -705,11 +719,11 @@ mod tests {
         let mut b = bytes.clone();
         b[0] = b'X';
         assert!(matches!(err(&b), ModelError::BadMagic { .. }));
-        // Version 4 to 8 files (heads without a mixture, settings without
+        // Version 4 to 9 files (heads without a mixture, settings without
         // `first_word`, `typo_aliases`, `expand_contractions` or
-        // `skip_handles`) are refused by their version, with the message
-        // that says so.
-        for old in [4u8, 5, 6, 7, 8] {
+        // `skip_handles`, mixtures without `after_contrast`) are refused by
+        // their version, with the message that says so.
+        for old in [4u8, 5, 6, 7, 8, 9] {
             let mut b = bytes.clone();
             b[8] = old;
             let e = err(&b);
@@ -720,13 +734,13 @@ mod tests {
                 e.to_string().contains(&format!("format version {old}")),
                 "{e}"
             );
-            assert!(e.to_string().contains("reads version 9"), "{e}");
+            assert!(e.to_string().contains("reads version 10"), "{e}");
         }
         let mut b = bytes.clone();
-        b[8] = 10;
+        b[8] = 11;
         assert!(matches!(
             err(&b),
-            ModelError::UnsupportedVersion { found: 10, .. }
+            ModelError::UnsupportedVersion { found: 11, .. }
         ));
         let mut b = bytes.clone();
         let last = b.len() - 1;
@@ -803,6 +817,15 @@ mod tests {
             },
             "sensational (expert a)",
         );
+        refused(&|m| m.after_contrast = Some(3), "after_contrast 3");
+        // Expert b answers a constant: it reads no passage.
+        refused(&|m| m.after_contrast = Some(1), "not a linear one");
+        let mut d = data.clone();
+        if let Some(m) = d.heads[1].mixture.as_mut() {
+            m.after_contrast = Some(2);
+        }
+        let (back, _) = ModelData::from_bytes(&d.to_bytes().unwrap(), Path::new("m")).unwrap();
+        assert_eq!(back, d);
         // Joint weight 0: no joint model is kept, and its columns go.
         let mut lean = tiny();
         super::super::make_mixture(&mut lean, 1, 2, 0.0);

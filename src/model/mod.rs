@@ -142,5 +142,6 @@ pub(crate) fn make_mixture(data: &mut ModelData, head: usize, seed: u64, joint_w
             Expert::Constant(constant),
             Expert::Linear(second),
         ],
+        after_contrast: None,
     });
 }

@@ -10,7 +10,7 @@ use super::format::{Expert, HeadData, InvalidModel, ModelData, ModelError, Scope
 use super::has_avx2;
 use super::link::{add_share, kept, Links};
 use super::table::{Lane, Row, Table};
-use crate::features::{FeatureError, Featurizer, Scratch, NO_FEATURE};
+use crate::features::{Contrast, FeatureError, Featurizer, Scratch, NO_FEATURE};
 
 /// Row widths, by the columns a model keeps (see [`kept`]). Up to 6,
 /// `f32` rows of 8 lanes: with the key, or the squared norm and idf, in
@@ -177,6 +177,9 @@ pub(super) struct Blend {
     gate: usize,
     sources: usize,
     experts: Vec<Answer>,
+    /// The first column of the expert that reads only what follows a
+    /// passage's contrast (see [`super::Mixture::after_contrast`]).
+    after_contrast: Option<usize>,
 }
 
 /// What a mixture's expert answers.
@@ -258,6 +261,12 @@ impl Head {
         parts
     }
 
+    /// The first column of the expert that reads only what follows a
+    /// passage's contrast, if the head has one.
+    pub(super) fn after_contrast(&self) -> Option<usize> {
+        self.mixture.as_ref()?.after_contrast
+    }
+
     /// The decision: threshold on `labels[1]` for two classes, else argmax.
     pub fn decide(&self, probs: &[f64]) -> usize {
         decide(self.threshold, probs)
@@ -298,6 +307,9 @@ pub struct Workspace {
     pub(super) scan: Scratch,
     /// Raw scores, every column.
     pub(super) scores: Vec<f32>,
+    /// Raw scores of what follows a passage's contrast, for the experts
+    /// that read only that (see [`Model::classify`]).
+    after: Vec<f32>,
     /// Every head's probabilities, after [`Model::classify`]: head `h`'s
     /// at [`Head::offset`], one per label.
     pub probabilities: Vec<f64>,
@@ -349,6 +361,9 @@ pub struct Model {
     /// Every head's labels, counted: the length of
     /// [`Workspace::probabilities`].
     labels: usize,
+    /// The columns (first, count) of the experts that read only what
+    /// follows a passage's last contrast; empty when none does.
+    after_contrast: Vec<(usize, usize)>,
 }
 
 /// Marks a position in [`Model::at`] as one in the character table.
@@ -675,7 +690,7 @@ impl Model {
             let mixture = h.mixture.as_mut().map(|m| {
                 let sources = m.sources.len();
                 let gate = put(&mut m.gate.weights, &m.gate.intercept, sources);
-                let experts = m
+                let experts: Vec<Answer> = m
                     .experts
                     .iter_mut()
                     .map(|e| match e {
@@ -685,11 +700,19 @@ impl Model {
                         Expert::Constant(p) => Answer::Constant(p.clone()),
                     })
                     .collect();
+                // Validated: a linear expert's.
+                let after_contrast = m
+                    .after_contrast
+                    .and_then(|e| match experts.get(e as usize) {
+                        Some(Answer::Column(c)) => Some(*c),
+                        _ => None,
+                    });
                 Blend {
                     joint_weight: m.joint_weight,
                     gate,
                     sources,
                     experts,
+                    after_contrast,
                 }
             });
             // The head's linear models, in the order `classify` reads
@@ -719,6 +742,10 @@ impl Model {
         if with_chars {
             with_tables!(&mut tables, t => t.precompute_word_chars(&featurizer, &at, columns));
         }
+        let after_contrast = heads
+            .iter()
+            .filter_map(|h| Some((h.mixture.as_ref()?.after_contrast?, h.outputs)))
+            .collect();
         // The markers' positions in the word table (their features are
         // word-block ones).
         let markers = featurizer
@@ -737,6 +764,7 @@ impl Model {
             markers,
             links: Links::new(&linear),
             labels: offset,
+            after_contrast,
         })
     }
 
@@ -949,12 +977,31 @@ impl Model {
         let Workspace {
             scan,
             scores,
+            after,
             probabilities,
             labels,
             linked,
             exps,
         } = ws;
+        scan.contrast = if self.after_contrast.is_empty() {
+            Contrast::Ignore
+        } else {
+            Contrast::Find
+        };
         self.raw_scores(passage, scan, scores);
+        if scan.contrasted {
+            // The experts that read what follows the contrast take their
+            // columns from a second pass over that alone. Its rows were
+            // fetched by the first pass: the second waits on no memory.
+            scan.contrast = Contrast::After;
+            self.raw_scores(passage, scan, after);
+            for &(c, n) in &self.after_contrast {
+                if let (Some(dst), Some(src)) = (scores.get_mut(c..c + n), after.get(c..c + n)) {
+                    dst.copy_from_slice(src);
+                }
+            }
+            scan.contrast = Contrast::Find;
+        }
         self.links.run(scores, exps, linked);
         // Sized once (the first passage); later passages overwrite.
         probabilities.resize(self.labels, 0.0);
@@ -1432,6 +1479,72 @@ mod tests {
                 }
                 assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
                 assert_eq!(label, head.decide(p));
+            }
+        }
+    }
+
+    /// An expert set to read only what follows a contrast scores a passage
+    /// with a contrasting "but" as it scores the words after it alone; the
+    /// joint model, the gate and the other experts read the whole passage.
+    #[test]
+    fn an_expert_after_a_contrast_reads_what_follows_it() {
+        let mut data = data_with(char_settings(), true, 0).unwrap();
+        super::super::make_mixture(&mut data, 0, 7, 0.3);
+        if let Some(m) = data.heads[0].mixture.as_mut() {
+            m.after_contrast = Some(2);
+        }
+        let m = Model::from_data(data, "t".into(), Path::new("t")).unwrap();
+        let head = &m.heads[0];
+        let (labels, k) = (head.labels.len(), head.outputs);
+        let second = head.after_contrast().unwrap();
+        assert_eq!(second, k + 2 + k);
+        let mut ws = Workspace::default();
+        let mut scratch = Scratch::default();
+        let probs = |raw: &[f32], c: usize, classes: usize| {
+            let mut z: Vec<f64> = raw[c..c + kept(classes)]
+                .iter()
+                .map(|&s| f64::from(s))
+                .collect();
+            if classes > 2 {
+                z.insert(0, 0.0);
+            }
+            let mut p = vec![0.0; classes];
+            link(&z, &mut p);
+            p
+        };
+        for (passage, after) in [
+            (
+                "Shocking news, but the senator lied!!",
+                "the senator lied!!",
+            ),
+            ("Markets rally but rates fall. But zebra", "zebra"),
+            ("Markets rally as rates fall", "Markets rally as rates fall"),
+            ("nothing but shocking news", "nothing but shocking news"),
+            ("not only news but also lies", "not only news but also lies"),
+        ] {
+            m.classify(passage, &mut ws);
+            assert_eq!(ws.scan.contrasted, passage != after, "{passage:?}");
+            let whole = reference_scores(&m, passage, &mut scratch);
+            let tail = reference_scores(&m, after, &mut scratch);
+            let gate = probs(&whole, k, 3);
+            let constant = super::super::constant_answer(labels);
+            let (joint, first, last) = (
+                probs(&whole, 0, labels),
+                probs(&whole, k + 2, labels),
+                probs(&tail, second, labels),
+            );
+            let (p, _) = ws.head(&m, 0).unwrap();
+            for l in 0..labels {
+                let expected = 0.3 * joint[l]
+                    + 0.7 * (gate[0] * first[l] + gate[1] * constant[l] + gate[2] * last[l]);
+                assert!((p[l] - expected).abs() < 1e-5, "{passage:?}: {p:?}");
+            }
+            // The other heads read the whole passage.
+            let other = &m.heads[1];
+            let expected = probs(&whole, other.column.unwrap(), other.labels.len());
+            let (q, _) = ws.head(&m, 1).unwrap();
+            for (a, b) in q.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-5, "{passage:?}: {q:?} vs {expected:?}");
             }
         }
     }

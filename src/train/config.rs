@@ -142,6 +142,11 @@ pub struct MixtureConfig {
     /// The gate's C (a single value: the gate is not chosen on dev).
     #[serde(default = "default_gate_c")]
     pub gate_c: f64,
+    /// The expert (one of the head's domains, with a linear model) that
+    /// reads only what follows a passage's last contrasting "but" when
+    /// scoring (see `text::contrast`). Training reads passages whole.
+    #[serde(default)]
+    pub after_contrast: Option<String>,
 }
 
 fn default_gate_c() -> f64 {
@@ -263,6 +268,12 @@ pub enum InvalidConfig {
         gate_c: f64,
         domains: Vec<String>,
     },
+    #[error("head {head:?}: after_contrast = {expert:?} is not one of the mixture's domains {domains:?}")]
+    AfterContrast {
+        head: String,
+        expert: String,
+        domains: Vec<String>,
+    },
 }
 
 impl TrainConfig {
@@ -353,6 +364,13 @@ impl TrainConfig {
                         head: head(),
                         joint_weight: m.joint_weight,
                         gate_c: m.gate_c,
+                        domains,
+                    });
+                }
+                if let Some(e) = m.after_contrast.as_ref().filter(|e| !domains.contains(e)) {
+                    return Err(InvalidConfig::AfterContrast {
+                        head: head(),
+                        expert: e.clone(),
                         domains,
                     });
                 }
@@ -470,6 +488,32 @@ dev = [{ path = "d.csv", text = "body" }]
         assert_eq!(c.heads[0].train[1].domain(), "y");
         // 1 (a two-expert gate) + 2 × 2 (experts), no joint model.
         assert_eq!(c.heads[0].columns(), 5);
+        // The expert that reads what follows a contrast is one of them.
+        let c = head(
+            r#"mixture = { joint_weight = 0.0, after_contrast = "g" }"#,
+            joined,
+        )
+        .unwrap();
+        assert_eq!(
+            c.heads[0]
+                .mixture
+                .as_ref()
+                .unwrap()
+                .after_contrast
+                .as_deref(),
+            Some("g")
+        );
+        let e = head(
+            r#"mixture = { joint_weight = 0.0, after_contrast = "x" }"#,
+            joined,
+        )
+        .unwrap_err();
+        assert!(matches!(e, InvalidConfig::AfterContrast { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains(r#"after_contrast = "x" is not one of the mixture's domains ["g", "f"]"#),
+            "{e}"
+        );
         // A plain head has no domains, and its own columns.
         let plain = head("", two).unwrap();
         assert!(plain.heads[0].domains().is_empty());

@@ -36,6 +36,8 @@ pub enum TrainError {
     Solver { head: String, source: SolverError },
     #[error("head {head:?}: {source}")]
     Metrics { head: String, source: MetricsError },
+    #[error("head {head:?}: after_contrast = {expert:?} names a domain whose rows all have one label: its expert answers that label's frequency and reads no passage")]
+    ConstantAfterContrast { head: String, expert: String },
 }
 
 /// Progress callbacks, so the CLI can draw bars and tests stay quiet.
@@ -1045,6 +1047,20 @@ fn train_mixture(
             (l.weights, l.intercept)
         })
         .unwrap_or_default();
+    // The expert that reads what follows a contrast (a domain, as the
+    // config's check made sure), which must read passages.
+    let after_contrast = match &m.after_contrast {
+        None => None,
+        Some(name) => match domains.iter().position(|d| d == name) {
+            Some(d) if matches!(experts.get(d), Some(Part::Linear(_))) => Some(d as u32),
+            _ => {
+                return Err(TrainError::ConstantAfterContrast {
+                    head: h.name.clone(),
+                    expert: name.clone(),
+                })
+            }
+        },
+    };
     let head = HeadData {
         name: h.name.clone(),
         scope: h.scope,
@@ -1066,6 +1082,7 @@ fn train_mixture(
                     Part::Constant(p) => crate::model::Expert::Constant(p),
                 })
                 .collect(),
+            after_contrast,
         }),
     };
     let summary = HeadSummary {
@@ -1349,6 +1366,35 @@ mod tests {
         }
         let trained = train(&config, &bytes, &TrainOptions::default(), &mut Quiet).unwrap();
         trained.model.heads.into_iter().next().unwrap()
+    }
+
+    /// The expert that reads what follows a contrast is stored by its
+    /// index; one that answers a constant reads no passage, and is refused.
+    #[test]
+    fn after_contrast_names_a_linear_expert() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/mixture.toml");
+        let (mut config, bytes) = TrainConfig::load(&path, None).unwrap();
+        config.heads.truncate(1);
+        let trained = train(&config, &bytes, &TrainOptions::default(), &mut Quiet).unwrap();
+        let m = trained.model.heads[0].mixture.as_ref().unwrap();
+        assert_eq!(
+            (m.sources[1].as_str(), m.after_contrast),
+            ("reviews", Some(1))
+        );
+        if let Some(m) = config.heads[0].mixture.as_mut() {
+            m.after_contrast = Some("headlines".into());
+        }
+        let e = train(&config, &bytes, &TrainOptions::default(), &mut Quiet)
+            .err()
+            .unwrap();
+        assert!(matches!(e, TrainError::ConstantAfterContrast { .. }), "{e}");
+        assert!(
+            e.to_string().contains(
+                r#"after_contrast = "headlines" names a domain whose rows all have one label"#
+            ),
+            "{e}"
+        );
     }
 
     #[test]
