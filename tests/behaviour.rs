@@ -172,6 +172,48 @@ fn negation_does_not_leave_the_plain_reading() {
     assert_eq!(sentiment(&m, &mut ws, "The hotel was bad.").0, "negative");
 }
 
+/// (sentence, the label it must read as): a contrast's second part
+/// decides. The general expert reads only what follows the last
+/// contrasting "but" (`after_contrast`); before it did, such sentences read
+/// neutral in most of the behaviour suite's cases.
+const CONTRAST: &[(&str, &str)] = &[
+    (
+        "I thought the hotel would be lovely, but it was dirty and loud.",
+        "negative",
+    ),
+    (
+        "I expected a dull lecture, but it was fascinating.",
+        "positive",
+    ),
+    ("I used to hate this cafe, but now I love it.", "positive"),
+    (
+        "We used to enjoy the show, but now it is boring.",
+        "negative",
+    ),
+    (
+        "The room was small, but the staff were wonderful.",
+        "positive",
+    ),
+    (
+        "The food looked delicious, but it tasted awful.",
+        "negative",
+    ),
+    (
+        "Everyone warned us the trip would be miserable, but we had a great time.",
+        "positive",
+    ),
+];
+
+#[test]
+fn what_follows_a_contrast_decides() {
+    let m = model();
+    let mut ws = Workspace::default();
+    for &(sentence, expected) in CONTRAST {
+        let (label, probs) = sentiment(&m, &mut ws, sentence);
+        assert_eq!(label, expected, "{sentence:?}: {probs:?}");
+    }
+}
+
 /// Sentences whose one sentiment word is misspelt (two letters swapped,
 /// one left out, one held down), beside the sentence spelt right.
 const TYPOS: &[(&str, &str)] = &[
