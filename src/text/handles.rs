@@ -21,26 +21,28 @@ pub fn remove(passage: &str, tokens: &mut Vec<Token>) {
     let Some(first) = memchr::memchr(b'@', b) else {
         return;
     };
-    // Each handle's byte range, from its "@" to the next whitespace.
-    let mut handles = Vec::new();
-    for at in memchr::memchr_iter(b'@', b.get(first..).unwrap_or_default()).map(|k| k + first) {
-        let opens_chunk = passage
-            .get(..at)
-            .is_some_and(|before| before.chars().next_back().is_none_or(char::is_whitespace));
-        if !opens_chunk {
-            continue;
-        }
-        let rest = passage.get(at..).unwrap_or_default();
-        let end = at + rest.find(char::is_whitespace).unwrap_or(rest.len());
-        handles.push((at as u32, end as u32));
-    }
-    if handles.is_empty() {
+    // Each handle's byte range, from its "@" to the next whitespace, in
+    // order, found as the tokens are walked (no list is built: this runs
+    // for every passage with an "@" that is scored).
+    let mut handles = memchr::memchr_iter(b'@', b.get(first..).unwrap_or_default())
+        .map(|k| k + first)
+        .filter(|&at| {
+            passage
+                .get(..at)
+                .is_some_and(|before| before.chars().next_back().is_none_or(char::is_whitespace))
+        })
+        .map(|at| {
+            let rest = passage.get(at..).unwrap_or_default();
+            let end = at + rest.find(char::is_whitespace).unwrap_or(rest.len());
+            (at as u32, end as u32)
+        })
+        .peekable();
+    if handles.peek().is_none() {
         return;
     }
-    let mut h = handles.iter().peekable();
     tokens.retain(|t| {
-        while h.next_if(|&&(_, end)| end <= t.start).is_some() {}
-        h.peek().is_none_or(|&&(at, _)| at > t.start)
+        while handles.next_if(|&(_, end)| end <= t.start).is_some() {}
+        handles.peek().is_none_or(|&(at, _)| at > t.start)
     });
 }
 
