@@ -92,17 +92,27 @@ pub struct Scratch {
     /// Whether the last scanned passage has a contrast (always false
     /// under [`Contrast::Ignore`]).
     pub(crate) contrasted: bool,
+    /// The tokens after it, kept by a [`Contrast::Find`] scan that found
+    /// one, for a [`Contrast::Kept`] scan of the same passage.
+    after: Vec<Token>,
 }
 
 /// What a scan does with a passage's last contrasting "but" (see
-/// `text::contrast`): nothing, note whether there is one (in
-/// [`Scratch::contrasted`]), or read only what follows it.
+/// `text::contrast`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Contrast {
+    /// Nothing.
     #[default]
     Ignore,
+    /// Notes whether there is one (in [`Scratch::contrasted`]), and keeps
+    /// the tokens after it.
     Find,
+    /// Reads only what follows it.
     After,
+    /// Reads only what follows it, from the tokens the last
+    /// [`Contrast::Find`] scan kept (of the same passage, which had one):
+    /// as [`Contrast::After`] without tokenizing again.
+    Kept,
 }
 
 impl Scratch {
@@ -228,16 +238,30 @@ impl<'a, L: Lookup> Scan<'a, L> {
     #[inline(always)]
     fn token_hits(&mut self, passage: &str) {
         let (fz, index) = (self.fz, self.index);
-        tokens_of(&fz.vocab.settings, passage, &mut self.s.tokens);
-        if fz.skip_handles {
-            crate::text::handles::remove(passage, &mut self.s.tokens);
+        let s = &mut *self.s;
+        if s.contrast == Contrast::Kept {
+            s.tokens.clear();
+            s.tokens.extend_from_slice(&s.after);
+        } else {
+            tokens_of(&fz.vocab.settings, passage, &mut s.tokens);
+            if fz.skip_handles {
+                crate::text::handles::remove(passage, &mut s.tokens);
+            }
+            // Before contractions are split: `made` counts tokens from here.
+            s.contrasted = match s.contrast {
+                Contrast::Ignore | Contrast::Kept => false,
+                Contrast::Find => match crate::text::contrast::last(&s.tokens) {
+                    Some(k) => {
+                        s.after.clear();
+                        s.after
+                            .extend_from_slice(s.tokens.get(k + 1..).unwrap_or_default());
+                        true
+                    }
+                    None => false,
+                },
+                Contrast::After => crate::text::contrast::keep_after(&mut s.tokens),
+            };
         }
-        // Before contractions are split: `made` counts tokens from here.
-        self.s.contrasted = match self.s.contrast {
-            Contrast::Ignore => false,
-            Contrast::Find => crate::text::contrast::last(&self.s.tokens).is_some(),
-            Contrast::After => crate::text::contrast::keep_after(&mut self.s.tokens),
-        };
         self.s.made.clear();
         if fz.contractions {
             crate::text::contractions::split(passage, &mut self.s.tokens, &mut self.s.made);

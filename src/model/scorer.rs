@@ -991,9 +991,10 @@ impl Model {
         self.raw_scores(passage, scan, scores);
         if scan.contrasted {
             // The experts that read what follows the contrast take their
-            // columns from a second pass over that alone. Its rows were
-            // fetched by the first pass: the second waits on no memory.
-            scan.contrast = Contrast::After;
+            // columns from a second pass over that alone, from the tokens
+            // the first kept. Its rows were fetched by the first pass: the
+            // second waits on no memory.
+            scan.contrast = Contrast::Kept;
             self.raw_scores(passage, scan, after);
             for &(c, n) in &self.after_contrast {
                 if let (Some(dst), Some(src)) = (scores.get_mut(c..c + n), after.get(c..c + n)) {
