@@ -31,21 +31,27 @@ const EXCEPT_AFTER: [u64; 8] = [
 ];
 
 /// The index of the passage's last contrasting "but" among `tokens` (its
-/// tokens, in order), if it has one.
+/// tokens, in order), if it has one. Every scored passage is asked, so the
+/// loop that runs over all its tokens compares hashes alone; a "but" found
+/// is then checked.
 pub fn last(tokens: &[Token]) -> Option<usize> {
     let is_word = |k: usize, h: u64| {
         tokens
             .get(k)
             .is_some_and(|t| t.kind == TokenKind::Word && t.hash == h)
     };
-    (0..tokens.len()).rev().find(|&k| {
-        is_word(k, BUT)
-            && !is_word(k + 1, ALSO)
-            && !k
-                .checked_sub(1)
-                .and_then(|p| tokens.get(p))
-                .is_some_and(|t| t.kind == TokenKind::Word && EXCEPT_AFTER.contains(&t.hash))
-    })
+    let mut end = tokens.len();
+    while let Some(k) = tokens.get(..end)?.iter().rposition(|t| t.hash == BUT) {
+        let except = k
+            .checked_sub(1)
+            .and_then(|p| tokens.get(p))
+            .is_some_and(|t| t.kind == TokenKind::Word && EXCEPT_AFTER.contains(&t.hash));
+        if is_word(k, BUT) && !is_word(k + 1, ALSO) && !except {
+            return Some(k);
+        }
+        end = k;
+    }
+    None
 }
 
 /// Leaves in `tokens` only those after the passage's last contrasting
