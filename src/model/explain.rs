@@ -147,7 +147,7 @@ impl Model {
                 let head = self.heads.get(h)?;
                 let label = *ws.labels.get(h)?;
                 let toward = match explain {
-                    Explain::Words(_) if head.outputs == 1 => 1,
+                    Explain::Words(k) if k > 0 && head.outputs == 1 => 1,
                     _ => label,
                 };
                 Some((h, head, label, toward))
@@ -555,6 +555,29 @@ mod tests {
         m.classify(passage, &mut ws);
         let read_whole = &m.each_reading(passage, &chosen, &mut ws, only(false))[0];
         assert!(read_whole.iter().any(|t| t.0 .1 < but && t.1 != 0.0));
+    }
+
+    /// Without contributions, the label explained is the one decided,
+    /// whatever kind of explanation was asked for.
+    #[test]
+    fn no_contributions_explain_the_decided_label() {
+        let m = model();
+        let mut ws = Workspace::default();
+        let mut a_two_class_head_said_no = false;
+        for passage in [
+            "Shocking news: the senator LIED!!",
+            "GOOD news, not bad: the rally is very good",
+            "zebra café Über 3.5 With The French",
+        ] {
+            for explain in [Explain::None, Explain::Words(0), Explain::Features(0)] {
+                for s in m.score(passage, &m.every_head(), explain, &mut ws) {
+                    assert_eq!(s.explained, s.label, "{passage:?} {explain:?}");
+                    assert!(s.contributions.is_empty());
+                    a_two_class_head_said_no |= m.heads[s.head].labels.len() == 2 && s.label == 0;
+                }
+            }
+        }
+        assert!(a_two_class_head_said_no);
     }
 
     /// Every head of `m` on `passage`, each with all its words.
