@@ -158,23 +158,28 @@ impl Model {
                 chosen.iter().map(|_| Vec::new()).collect()
             }
             Explain::Words(k) => {
-                let mut words =
-                    self.each_reading(passage, &chosen, ws, |m, head, toward, parts, ws| {
-                        let mut shares = Vec::new();
-                        m.featurizer
-                            .token_shares(passage, &mut ws.scan, &mut shares);
-                        m.word_weights(head, toward, parts, &shares, ws)
-                    });
+                let mut words = self.each_reading(
+                    passage,
+                    &chosen,
+                    ws,
+                    |m, ws| token_shares(m, passage, ws),
+                    |m, head, toward, parts, shares, ws| {
+                        m.word_weights(head, toward, parts, shares, ws)
+                    },
+                );
                 words
                     .iter_mut()
                     .map(|w| explain_words(passage, std::mem::take(w), k))
                     .collect()
             }
             Explain::Features(k) => {
-                let by_feature =
-                    self.each_reading(passage, &chosen, ws, |m, head, toward, parts, ws| {
-                        m.feature_weights(head, toward, parts, ws)
-                    });
+                let by_feature = self.each_reading(
+                    passage,
+                    &chosen,
+                    ws,
+                    |_, _| (),
+                    |m, head, toward, parts, (), ws| m.feature_weights(head, toward, parts, ws),
+                );
                 by_feature
                     .into_iter()
                     .map(|c| self.explain_features(passage, c, k, ws))
@@ -204,14 +209,16 @@ impl Model {
     /// appended: the passage whole for the models that read it whole, then,
     /// when [`Model::classify`] found a contrast, what follows it for the
     /// expert that reads only that (see `text::contrast`). `weigh` gets
-    /// the models (see [`Head::parts`]) and `ws` with the passage's vector
+    /// the models (see [`Head::parts`]), what `prepare` made of the reading
+    /// (once for every head) and `ws` with the passage's vector
     /// transformed.
-    fn each_reading<T>(
+    fn each_reading<P, T>(
         &self,
         passage: &str,
         chosen: &[(usize, &Head, usize, usize)],
         ws: &mut Workspace,
-        weigh: impl Fn(&Self, &Head, usize, &[(usize, f64)], &mut Workspace) -> Vec<T>,
+        prepare: impl Fn(&Self, &mut Workspace) -> P,
+        weigh: impl Fn(&Self, &Head, usize, &[(usize, f64)], &P, &Workspace) -> Vec<T>,
     ) -> Vec<Vec<T>> {
         let contrasted = ws.scan.contrasted;
         let (whole, after): (Vec<_>, Vec<_>) = chosen
@@ -225,17 +232,19 @@ impl Model {
             .unzip();
         ws.scan.contrast = Contrast::Ignore;
         self.featurizer.transform(passage, &mut ws.scan);
+        let prepared = prepare(self, ws);
         let mut out: Vec<Vec<T>> = chosen
             .iter()
             .zip(&whole)
-            .map(|(&(_, head, _, toward), parts)| weigh(self, head, toward, parts, ws))
+            .map(|(&(_, head, _, toward), parts)| weigh(self, head, toward, parts, &prepared, ws))
             .collect();
         if after.iter().any(|p| !p.is_empty()) {
             ws.scan.contrast = Contrast::After;
             self.featurizer.transform(passage, &mut ws.scan);
+            let prepared = prepare(self, ws);
             for ((&(_, head, _, toward), parts), o) in chosen.iter().zip(&after).zip(&mut out) {
                 if !parts.is_empty() {
-                    o.extend(weigh(self, head, toward, parts, ws));
+                    o.extend(weigh(self, head, toward, parts, &prepared, ws));
                 }
             }
             ws.scan.contrast = Contrast::Ignore;
@@ -349,6 +358,16 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// Each feature's tokens and their shares (see
+/// [`Featurizer::token_shares`](crate::features::Featurizer::token_shares))
+/// in the passage `ws` last transformed.
+fn token_shares(m: &Model, passage: &str, ws: &mut Workspace) -> Vec<(u32, u32, f32)> {
+    let mut shares = Vec::new();
+    m.featurizer
+        .token_shares(passage, &mut ws.scan, &mut shares);
+    shares
 }
 
 /// A token's contribution to an explanation: the span of the word it is
@@ -499,16 +518,21 @@ mod tests {
         ] {
             let chosen = every_label(m);
             m.classify(passage, &mut ws);
-            let words = m.each_reading(passage, &chosen, &mut ws, |m, head, l, parts, ws| {
-                let mut shares = Vec::new();
-                m.featurizer
-                    .token_shares(passage, &mut ws.scan, &mut shares);
-                m.word_weights(head, l, parts, &shares, ws)
-            });
+            let words = m.each_reading(
+                passage,
+                &chosen,
+                &mut ws,
+                |m, ws| token_shares(m, passage, ws),
+                |m, head, l, parts, shares, ws| m.word_weights(head, l, parts, shares, ws),
+            );
             m.classify(passage, &mut ws);
-            let features = m.each_reading(passage, &chosen, &mut ws, |m, head, l, parts, ws| {
-                m.feature_weights(head, l, parts, ws)
-            });
+            let features = m.each_reading(
+                passage,
+                &chosen,
+                &mut ws,
+                |_, _| (),
+                |m, head, l, parts, (), ws| m.feature_weights(head, l, parts, ws),
+            );
             for (((_, head, label, _), w), f) in chosen.iter().zip(words).zip(features) {
                 let words: f64 = w.iter().map(|t| t.1).sum();
                 let features: f64 = f.iter().map(|c| c.1).sum();
@@ -535,25 +559,28 @@ mod tests {
         let after = head.after_contrast().unwrap();
         let chosen = [(1, head, 1, 1)];
         let only = |keep: bool| {
-            move |m: &Model, head: &Head, l: usize, parts: &[(usize, f64)], ws: &mut Workspace| {
+            move |m: &Model,
+                  head: &Head,
+                  l: usize,
+                  parts: &[(usize, f64)],
+                  shares: &Vec<(u32, u32, f32)>,
+                  ws: &Workspace| {
                 let parts: Vec<_> = (parts.iter().copied())
                     .filter(|&(c, _)| (c == after) == keep)
                     .collect();
-                let mut shares = Vec::new();
-                m.featurizer
-                    .token_shares(passage, &mut ws.scan, &mut shares);
-                m.word_weights(head, l, &parts, &shares, ws)
+                m.word_weights(head, l, &parts, shares, ws)
             }
         };
+        let shares = |m: &Model, ws: &mut Workspace| token_shares(m, passage, ws);
         m.classify(passage, &mut ws);
-        let read_after = &m.each_reading(passage, &chosen, &mut ws, only(true))[0];
+        let read_after = &m.each_reading(passage, &chosen, &mut ws, shares, only(true))[0];
         assert!(read_after.iter().any(|t| t.1 != 0.0));
         assert!(
             read_after.iter().all(|t| t.1 == 0.0 || t.0 .0 > but),
             "{read_after:?}"
         );
         m.classify(passage, &mut ws);
-        let read_whole = &m.each_reading(passage, &chosen, &mut ws, only(false))[0];
+        let read_whole = &m.each_reading(passage, &chosen, &mut ws, shares, only(false))[0];
         assert!(read_whole.iter().any(|t| t.0 .1 < but && t.1 != 0.0));
     }
 
