@@ -180,10 +180,9 @@ impl Model {
                     |_, _| (),
                     |m, head, toward, parts, (), ws| m.feature_weights(head, toward, parts, ws),
                 );
-                by_feature
-                    .into_iter()
-                    .map(|c| self.explain_features(passage, c, k, ws))
-                    .collect()
+                let tops: Vec<Vec<(u32, f64)>> =
+                    by_feature.into_iter().map(|c| top_features(c, k)).collect();
+                self.with_spans(passage, tops, ws)
             }
         };
         ws.scan.contrast = Contrast::Ignore;
@@ -308,34 +307,23 @@ impl Model {
             .collect()
     }
 
-    /// The `k` features with the largest contribution (in absolute value)
-    /// among `by_feature` (a feature may come twice, from the passage
-    /// whole and from what follows its contrast: its contributions add),
-    /// with their spans in the passage.
-    fn explain_features(
+    /// Each head's features (`tops`, see [`top_features`]) as
+    /// contributions with their spans in the passage: from the passage
+    /// whole, and for a feature only what follows its contrast has (its
+    /// first word, say), from that.
+    fn with_spans(
         &self,
         passage: &str,
-        mut by_feature: Vec<(u32, f64)>,
-        k: usize,
+        tops: Vec<Vec<(u32, f64)>>,
         ws: &mut Workspace,
-    ) -> Vec<Contribution> {
-        by_feature.sort_by_key(|&(j, _)| j);
-        by_feature.dedup_by(|next, kept| {
-            let same = next.0 == kept.0;
-            if same {
-                kept.1 += next.1;
-            }
-            same
-        });
-        by_feature.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
-        by_feature.truncate(k);
-        let wanted: Vec<u32> = by_feature.iter().map(|&(j, _)| j).collect();
-        // Spans from the passage whole; a feature only what follows its
-        // contrast has (its first word, say) from that.
+    ) -> Vec<Vec<Contribution>> {
+        let mut wanted: Vec<u32> = tops.iter().flatten().map(|&(j, _)| j).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
         ws.scan.contrast = Contrast::Ignore;
         self.featurizer.transform(passage, &mut ws.scan);
         let mut spans = self.featurizer.spans(passage, &mut ws.scan, &wanted);
-        if ws.scan.contrasted || spans.iter().any(Vec::is_empty) {
+        if spans.iter().any(Vec::is_empty) {
             ws.scan.contrast = Contrast::After;
             self.featurizer.transform(passage, &mut ws.scan);
             if ws.scan.contrasted {
@@ -348,16 +336,40 @@ impl Model {
             }
             ws.scan.contrast = Contrast::Ignore;
         }
-        by_feature
-            .into_iter()
-            .zip(spans)
-            .map(|((feature, weight), spans)| Contribution {
-                weight,
-                spans,
-                feature: Some(feature),
+        tops.into_iter()
+            .map(|top| {
+                top.into_iter()
+                    .map(|(feature, weight)| Contribution {
+                        weight,
+                        spans: wanted
+                            .binary_search(&feature)
+                            .ok()
+                            .and_then(|i| spans.get(i))
+                            .cloned()
+                            .unwrap_or_default(),
+                        feature: Some(feature),
+                    })
+                    .collect()
             })
             .collect()
     }
+}
+
+/// The `k` features with the largest contribution (in absolute value)
+/// among `by_feature` (a feature may come twice, from the passage whole
+/// and from what follows its contrast: its contributions add).
+fn top_features(mut by_feature: Vec<(u32, f64)>, k: usize) -> Vec<(u32, f64)> {
+    by_feature.sort_by_key(|&(j, _)| j);
+    by_feature.dedup_by(|next, kept| {
+        let same = next.0 == kept.0;
+        if same {
+            kept.1 += next.1;
+        }
+        same
+    });
+    by_feature.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+    by_feature.truncate(k);
+    by_feature
 }
 
 /// Each feature's tokens and their shares (see
@@ -582,6 +594,21 @@ mod tests {
         m.classify(passage, &mut ws);
         let read_whole = &m.each_reading(passage, &chosen, &mut ws, shares, only(false))[0];
         assert!(read_whole.iter().any(|t| t.0 .1 < but && t.1 != 0.0));
+        // Every raw feature shown has a span: one only what follows the
+        // contrast has (its first word) is found there.
+        let passage = "the rally is good, but shocking news";
+        let at = passage.find("shocking").unwrap() as u32;
+        let first = crate::features::index_of(&m.featurizer, "<first>shocking");
+        let raw = &m.score(passage, &[1], Explain::Features(usize::MAX), &mut ws)[0];
+        assert!(
+            raw.contributions.iter().all(|c| !c.spans.is_empty()),
+            "{raw:?}"
+        );
+        let opening = raw.contributions.iter().find(|c| c.feature == Some(first));
+        assert_eq!(
+            opening.map(|c| c.spans.as_slice()),
+            Some(&[(at, at + 8)][..])
+        );
     }
 
     /// Without contributions, the label explained is the one decided,
