@@ -14,7 +14,9 @@
 //! that passage: λ, and (1 − λ)·g_d for domain d's expert. This is how
 //! the blend leans on each model there, not an exact split of its
 //! probability; the gate's own weights (which domain a passage reads like)
-//! are not shown.
+//! are not shown. An expert that reads only what follows a passage's
+//! contrast (`Mixture::after_contrast`) contributes through the vector of
+//! that text alone, so the words before the "but" get nothing from it.
 
 use super::scorer::Workspace;
 use super::scorer::{Head, Model};
