@@ -107,11 +107,8 @@ pub enum Contrast {
     /// Notes whether there is one (in [`Scratch::contrasted`]), and keeps
     /// the tokens after it.
     Find,
-    /// Reads only what follows it.
-    After,
-    /// Reads only what follows it, from the tokens the last
-    /// [`Contrast::Find`] scan kept (of the same passage, which had one):
-    /// as [`Contrast::After`] without tokenizing again.
+    /// Reads only what follows it: the tokens the last [`Contrast::Find`]
+    /// scan kept, which must have been of the same passage and found one.
     Kept,
 }
 
@@ -248,19 +245,16 @@ impl<'a, L: Lookup> Scan<'a, L> {
                 crate::text::handles::remove(passage, &mut s.tokens);
             }
             // Before contractions are split: `made` counts tokens from here.
-            s.contrasted = match s.contrast {
-                Contrast::Ignore | Contrast::Kept => false,
-                Contrast::Find => match crate::text::contrast::last(&s.tokens) {
-                    Some(k) => {
-                        s.after.clear();
-                        s.after
-                            .extend_from_slice(s.tokens.get(k + 1..).unwrap_or_default());
-                        true
-                    }
-                    None => false,
-                },
-                Contrast::After => crate::text::contrast::keep_after(&mut s.tokens),
+            let found = match s.contrast {
+                Contrast::Find => crate::text::contrast::last(&s.tokens),
+                Contrast::Ignore | Contrast::Kept => None,
             };
+            if let Some(k) = found {
+                s.after.clear();
+                s.after
+                    .extend_from_slice(s.tokens.get(k + 1..).unwrap_or_default());
+            }
+            s.contrasted = found.is_some();
         }
         self.s.made.clear();
         if fz.contractions {

@@ -208,8 +208,8 @@ impl Model {
     /// `weigh` for each chosen head (index, head, label, label toward) with
     /// the passage as each of its models reads it, the results of a head
     /// appended: the passage whole for the models that read it whole, then,
-    /// when [`Model::classify`] found a contrast, what follows it for the
-    /// expert that reads only that (see `text::contrast`). `weigh` gets
+    /// when the passage has a contrast, what follows it for the expert that
+    /// reads only that (see `text::contrast`). `weigh` gets
     /// the models (see [`Head::parts`]), what `prepare` made of the reading
     /// (once for every head) and `ws` with the passage's vector
     /// transformed.
@@ -221,6 +221,9 @@ impl Model {
         prepare: impl Fn(&Self, &mut Workspace) -> P,
         weigh: impl Fn(&Self, &Head, usize, &[(usize, f64)], &P, &Workspace) -> Vec<T>,
     ) -> Vec<Vec<T>> {
+        // The passage whole, noting its contrast (and keeping what follows).
+        ws.scan.contrast = Contrast::Find;
+        self.featurizer.transform(passage, &mut ws.scan);
         let contrasted = ws.scan.contrasted;
         let (whole, after): (Vec<_>, Vec<_>) = chosen
             .iter()
@@ -231,8 +234,6 @@ impl Model {
                     .partition::<Vec<_>, _>(|&(c, _)| Some(c) != only_after)
             })
             .unzip();
-        ws.scan.contrast = Contrast::Ignore;
-        self.featurizer.transform(passage, &mut ws.scan);
         let prepared = prepare(self, ws);
         let mut out: Vec<Vec<T>> = chosen
             .iter()
@@ -240,7 +241,7 @@ impl Model {
             .map(|(&(_, head, _, toward), parts)| weigh(self, head, toward, parts, &prepared, ws))
             .collect();
         if after.iter().any(|p| !p.is_empty()) {
-            ws.scan.contrast = Contrast::After;
+            ws.scan.contrast = Contrast::Kept;
             self.featurizer.transform(passage, &mut ws.scan);
             let prepared = prepare(self, ws);
             for ((&(_, head, _, toward), parts), o) in chosen.iter().zip(&after).zip(&mut out) {
@@ -322,22 +323,20 @@ impl Model {
         let mut wanted: Vec<u32> = tops.iter().flatten().map(|&(j, _)| j).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        ws.scan.contrast = Contrast::Ignore;
+        ws.scan.contrast = Contrast::Find;
         self.featurizer.transform(passage, &mut ws.scan);
         let mut spans = self.featurizer.spans(passage, &mut ws.scan, &wanted);
-        if spans.iter().any(Vec::is_empty) {
-            ws.scan.contrast = Contrast::After;
+        if ws.scan.contrasted && spans.iter().any(Vec::is_empty) {
+            ws.scan.contrast = Contrast::Kept;
             self.featurizer.transform(passage, &mut ws.scan);
-            if ws.scan.contrasted {
-                let after = self.featurizer.spans(passage, &mut ws.scan, &wanted);
-                for (s, a) in spans.iter_mut().zip(after) {
-                    if s.is_empty() {
-                        *s = a;
-                    }
+            let after = self.featurizer.spans(passage, &mut ws.scan, &wanted);
+            for (s, a) in spans.iter_mut().zip(after) {
+                if s.is_empty() {
+                    *s = a;
                 }
             }
-            ws.scan.contrast = Contrast::Ignore;
         }
+        ws.scan.contrast = Contrast::Ignore;
         tops.into_iter()
             .map(|top| {
                 top.into_iter()
