@@ -1411,6 +1411,22 @@ mod tests {
         }
     }
 
+    /// The probabilities of a model over `classes` classes whose kept
+    /// scores start at column `c` of `raw`: the log-odds for two, else 0
+    /// then the others.
+    fn column_probs(raw: &[f32], c: usize, classes: usize) -> Vec<f64> {
+        let mut z: Vec<f64> = raw[c..c + kept(classes)]
+            .iter()
+            .map(|&s| f64::from(s))
+            .collect();
+        if classes > 2 {
+            z.insert(0, 0.0);
+        }
+        let mut p = vec![0.0; classes];
+        link(&z, &mut p);
+        p
+    }
+
     /// A mixture's probabilities are its joint model's and its experts'
     /// (linear or constant) blended by its gate, each from its own columns
     /// of the raw scores.
@@ -1433,20 +1449,7 @@ mod tests {
         ] {
             m.classify(passage, &mut ws);
             let raw = reference_scores(&m, passage, &mut scratch);
-            // A model over `classes` classes whose kept scores start at
-            // column `c`: the log-odds for two, else 0 then the others.
-            let probs = |c: usize, classes: usize| {
-                let mut z: Vec<f64> = raw[c..c + kept(classes)]
-                    .iter()
-                    .map(|&s| f64::from(s))
-                    .collect();
-                if classes > 2 {
-                    z.insert(0, 0.0);
-                }
-                let mut p = vec![0.0; classes];
-                link(&z, &mut p);
-                p
-            };
+            let probs = |c: usize, classes: usize| column_probs(&raw, c, classes);
             let mut start = 0;
             for (i, head) in m.heads.iter().enumerate() {
                 let labels = head.labels.len();
@@ -1501,18 +1504,7 @@ mod tests {
         assert_eq!(second, k + 2 + k);
         let mut ws = Workspace::default();
         let mut scratch = Scratch::default();
-        let probs = |raw: &[f32], c: usize, classes: usize| {
-            let mut z: Vec<f64> = raw[c..c + kept(classes)]
-                .iter()
-                .map(|&s| f64::from(s))
-                .collect();
-            if classes > 2 {
-                z.insert(0, 0.0);
-            }
-            let mut p = vec![0.0; classes];
-            link(&z, &mut p);
-            p
-        };
+        let probs = column_probs;
         for (passage, after) in [
             (
                 "Shocking news, but the senator lied!!",
