@@ -152,6 +152,18 @@ impl Featurizer {
     }
 }
 
+/// Pairs sorted by key, each key once: the values of a run of equal keys
+/// added into the first.
+pub(crate) fn add_equal_keys<K: PartialEq, V: std::ops::AddAssign + Copy>(pairs: &mut Vec<(K, V)>) {
+    pairs.dedup_by(|next, kept| {
+        let same = next.0 == kept.0;
+        if same {
+            kept.1 += next.1;
+        }
+        same
+    });
+}
+
 #[cfg(test)]
 pub(crate) fn fitted(settings: FeatureSettings, corpus: &[&str]) -> Featurizer {
     use linfa::ParamGuard;

@@ -36,13 +36,7 @@ impl Featurizer {
         });
         word_vec.sort_unstable_by_key(|&(j, _)| j);
         // Each n-gram once, with its count, then × idf.
-        word_vec.dedup_by(|next, kept| {
-            let same = next.0 == kept.0;
-            if same {
-                kept.1 += next.1;
-            }
-            same
-        });
+        super::add_equal_keys(word_vec);
         let mut norm = 0.0f32;
         for (j, v) in word_vec.iter_mut() {
             *v *= self.vocab.idf[*j as usize];

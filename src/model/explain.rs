@@ -361,13 +361,7 @@ impl Model {
 /// and from what follows its contrast: its contributions add).
 fn top_features(mut by_feature: Vec<(u32, f64)>, k: usize) -> Vec<(u32, f64)> {
     by_feature.sort_by_key(|&(j, _)| j);
-    by_feature.dedup_by(|next, kept| {
-        let same = next.0 == kept.0;
-        if same {
-            kept.1 += next.1;
-        }
-        same
-    });
+    crate::features::add_equal_keys(&mut by_feature);
     by_feature.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
     by_feature.truncate(k);
     by_feature
