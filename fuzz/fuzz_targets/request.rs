@@ -49,6 +49,8 @@ fn model() -> &'static Model {
             expand_contractions: true,
             // Handles are left out: that path too.
             skip_handles: true,
+            // Market moves ("rally", "fall") are marked: that path too.
+            market_words: true,
             ..Default::default()
         };
         settings.validate().expect("settings");

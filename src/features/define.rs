@@ -23,6 +23,9 @@ pub(super) enum Occurrence {
     Title { token: usize },
     /// Token `token` as the passage's first word (`<first>word`).
     First { token: usize },
+    /// A market direction marker (`<mkt+>` when `up`, else `<mkt->`) on
+    /// token `token`.
+    Market { token: usize, up: bool },
     /// Character n-gram number `index` (of length `n`) of token `token`,
     /// counted over the word padded with one boundary mark on each side
     /// (the word meant, for a misspelt token: see `typos`; only fitting,
@@ -275,6 +278,7 @@ pub(super) fn occurrence_text(passage: &str, tokens: &[Token], occ: Occurrence) 
         Occurrence::Negated { token } => prefixed(super::context::NEGATED_PREFIX, token),
         Occurrence::Title { .. } => super::context::TITLE.to_string(),
         Occurrence::First { token } => prefixed(super::context::FIRST_PREFIX, token),
+        Occurrence::Market { up, .. } => super::context::MARKET_TERMS[usize::from(up)].to_string(),
         Occurrence::Chars { token, index, n } => {
             let t = tokens[token];
             let mut word = Vec::new();
@@ -293,6 +297,7 @@ pub(super) fn occurrence_span(tokens: &[Token], occ: Occurrence) -> (u32, u32) {
         | Occurrence::Negated { token }
         | Occurrence::Title { token }
         | Occurrence::First { token }
+        | Occurrence::Market { token, .. }
         | Occurrence::Chars { token, .. } => (tokens[token].start, tokens[token].end),
     }
 }

@@ -150,6 +150,18 @@ impl Featurizer {
     pub(crate) fn first_word_features(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.vocab.terms.len() as u32).filter(|&j| self.is_first_word(j))
     }
+
+    /// The market markers' features (`<mkt->`, `<mkt+>` that the
+    /// vocabulary has, see `market_words` in [`FeatureSettings`]), in
+    /// feature order.
+    pub(crate) fn market_features(&self) -> Vec<u32> {
+        let mut found: Vec<u32> = context::MARKET_HASHES
+            .iter()
+            .filter_map(|&h| self.index.get(h))
+            .collect();
+        found.sort_unstable();
+        found
+    }
 }
 
 /// Pairs sorted by key, each key once: the values of a run of equal keys

@@ -73,6 +73,12 @@ pub struct Scratch {
     first_key: Option<(u64, u32)>,
     /// Its feature, once found.
     pub(super) first: Option<u32>,
+    /// How many market markers the passage has: down, up (see
+    /// `market_words`).
+    market_counts: [u32; 2],
+    /// Their features (in the scan's numbering) with those counts, once
+    /// found: outside the word block's norm, as the first word is.
+    pub(super) market: [Option<(u32, u32)>; 2],
     /// Words the lexicon knows: (hash, token), their annotations fetched.
     known: Vec<(u64, u32)>,
     /// Character n-gram hashes of out-of-vocabulary words, each with its
@@ -273,10 +279,12 @@ impl<'a, L: Lookup> Scan<'a, L> {
             token_keys,
             known: known_words,
             first_key,
+            market_counts,
             ..
         } = &mut *self.s;
         keys.clear();
         *first_key = None;
+        *market_counts = [0; 2];
         known_words.clear();
         // The keys of `for_each_word_feature`, n-gram length by length: a
         // loop per length runs without branches on where an n-gram ends,
@@ -320,12 +328,11 @@ impl<'a, L: Lookup> Scan<'a, L> {
                 keys.push((CAPS_HASH, index.start(CAPS_HASH), u32::MAX));
             }
         }
-        super::context::for_each_context_feature(settings, passage, tokens, |h, occ| {
-            if matches!(occ, Occurrence::First { .. }) {
-                *first_key = Some((h, index.start(h)));
-            } else {
-                keys.push((h, index.start(h), u32::MAX));
-            }
+        super::context::for_each_context_feature(settings, passage, tokens, |h, occ| match occ {
+            Occurrence::First { .. } => *first_key = Some((h, index.start(h))),
+            // Counted; looked up once each in `words`.
+            Occurrence::Market { up, .. } => market_counts[usize::from(up)] += 1,
+            _ => keys.push((h, index.start(h), u32::MAX)),
         });
         hits.clear();
         unigrams.clear();
@@ -477,6 +484,8 @@ impl<'a, L: Lookup> Scan<'a, L> {
             token_keys,
             first_key,
             first,
+            market_counts,
+            market,
             ..
         } = &mut *self.s;
         for &(h, ticket, _) in keys.get(*token_keys..).unwrap_or_default() {
@@ -488,6 +497,21 @@ impl<'a, L: Lookup> Scan<'a, L> {
             .and_then(|(h, ticket)| index.find(h, ticket))
             .map(|(value, _)| value)
             .filter(|&v| v != NO_FEATURE);
+        *market = [None; 2];
+        if *market_counts != [0; 2] {
+            for ((m, &count), &h) in market
+                .iter_mut()
+                .zip(market_counts.iter())
+                .zip(&super::context::MARKET_HASHES)
+            {
+                *m = (count > 0)
+                    .then(|| index.find(h, index.start(h)))
+                    .flatten()
+                    .map(|(value, _)| value)
+                    .filter(|&v| v != NO_FEATURE)
+                    .map(|value| (value, count));
+            }
+        }
         WordHits { scan: self }
     }
 }
@@ -542,6 +566,21 @@ impl<'a, L: Lookup> Words<'a, L> {
     #[inline]
     pub(crate) fn first_word(&self) -> Option<u32> {
         self.scan.s.first
+    }
+
+    /// The passage's market markers (in the scan's numbering), each with
+    /// its count: valued by the count's term frequency, outside the word
+    /// block's norm.
+    #[inline]
+    pub(crate) fn market(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.scan.s.market.iter().flatten().copied()
+    }
+
+    /// Whether the passage has a market marker the vocabulary knows (most
+    /// have none: the scorer then skips [`Words::market`]).
+    #[inline]
+    pub(crate) fn has_market(&self) -> bool {
+        self.scan.s.market != [None; 2]
     }
 
     /// Stage 4: the character n-gram lookups that [`Featurizer::scan`]

@@ -51,6 +51,11 @@ pub struct FeatureSettings {
     /// When scoring, `@handles` are left out (see `text::handles`).
     /// Training reads them as written.
     pub skip_handles: bool,
+    /// A `<mkt+>` or `<mkt->` marker for each market direction word
+    /// ("rose", "plunged", "upgraded"; flipped in a negation's scope),
+    /// outside the word block's norm, read only by heads that ask to (see
+    /// `features::context`).
+    pub market_words: bool,
 }
 
 impl Default for FeatureSettings {
@@ -71,6 +76,7 @@ impl Default for FeatureSettings {
             typo_aliases: false,
             expand_contractions: false,
             skip_handles: false,
+            market_words: false,
         }
     }
 }

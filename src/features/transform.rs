@@ -77,13 +77,17 @@ impl Featurizer {
             let inv = norm.sqrt().recip();
             vector.iter_mut().for_each(|(_, v)| *v *= inv);
         }
-        // The features outside the norm: the compound score, the first word.
+        // The features outside the norm: the compound score, the first
+        // word, the market markers.
         let normed = vector.len();
         if let Some((j, v)) = self.lexicon_score(ws).filter(|&(_, v)| v != 0.0) {
             vector.push((j, v));
         }
         if let Some(j) = ws.first {
             vector.push((j, super::context::FIRST_WORD_VALUE));
+        }
+        for &(j, count) in ws.market.iter().flatten() {
+            vector.push((j, self.tf(count as usize)));
         }
         if vector.len() > normed {
             vector.sort_by_key(|&(j, _)| j);
@@ -175,7 +179,7 @@ impl Featurizer {
     ///
     /// - a word n-gram: its tokens, equally (each occurrence equally);
     /// - a character n-gram, `<caps>`, `NOT_word`, `<title>`, a `<lex±>`
-    ///   marker: the word it came from, each occurrence equally;
+    ///   or `<mkt±>` marker: the word it came from, each occurrence equally;
     /// - the compound score ([`LEXICON_SCORE`]): each lexicon word in
     ///   proportion to its term in the score's sum (negation, boosters and
     ///   "but" included; see [`Lexicon::valence_terms`]), so a negated
@@ -225,6 +229,7 @@ impl Featurizer {
                     | Occurrence::Negated { token }
                     | Occurrence::Title { token }
                     | Occurrence::First { token }
+                    | Occurrence::Market { token, .. }
                     | Occurrence::Chars { token, .. } => out.push((j, token as u32, 1.0)),
                 }
             },

@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic  "SLANTMDL"
-//!      8     4  format version, u32 little-endian (currently 10)
+//!      8     4  format version, u32 little-endian (currently 11)
 //!     12     4  reserved, zero
 //!     16     8  payload length in bytes, u64 little-endian
 //!     24    32  SHA-256 of the payload
@@ -38,6 +38,8 @@
 //!   refused by their version, for the same reason.
 //! - 10: a [`Mixture`] gains `after_contrast`. Version 9 files are
 //!   refused by their version, for the same reason.
+//! - 11: the feature settings gain `market_words`. Version 10 files are
+//!   refused by their version, for the same reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,7 +52,7 @@ use crate::data::hex;
 use crate::features::{FeatureError, Vocabulary};
 
 pub const MAGIC: [u8; 8] = *b"SLANTMDL";
-pub const FORMAT_VERSION: u32 = 10;
+pub const FORMAT_VERSION: u32 = 11;
 pub const HEADER_LEN: usize = 56;
 /// Larger files are refused before reading: no model needs this much.
 pub const MAX_MODEL_BYTES: u64 = 1 << 30;
@@ -719,11 +721,12 @@ mod tests {
         let mut b = bytes.clone();
         b[0] = b'X';
         assert!(matches!(err(&b), ModelError::BadMagic { .. }));
-        // Version 4 to 9 files (heads without a mixture, settings without
-        // `first_word`, `typo_aliases`, `expand_contractions` or
-        // `skip_handles`, mixtures without `after_contrast`) are refused by
-        // their version, with the message that says so.
-        for old in [4u8, 5, 6, 7, 8, 9] {
+        // Version 4 to 10 files (heads without a mixture, settings without
+        // `first_word`, `typo_aliases`, `expand_contractions`,
+        // `skip_handles` or `market_words`, mixtures without
+        // `after_contrast`) are refused by their version, with the message
+        // that says so.
+        for old in [4u8, 5, 6, 7, 8, 9, 10] {
             let mut b = bytes.clone();
             b[8] = old;
             let e = err(&b);
@@ -734,13 +737,13 @@ mod tests {
                 e.to_string().contains(&format!("format version {old}")),
                 "{e}"
             );
-            assert!(e.to_string().contains("reads version 10"), "{e}");
+            assert!(e.to_string().contains("reads version 11"), "{e}");
         }
         let mut b = bytes.clone();
-        b[8] = 11;
+        b[8] = 12;
         assert!(matches!(
             err(&b),
-            ModelError::UnsupportedVersion { found: 11, .. }
+            ModelError::UnsupportedVersion { found: 12, .. }
         ));
         let mut b = bytes.clone();
         let last = b.len() - 1;

@@ -882,7 +882,7 @@ impl Model {
         scores.clear();
         scores.extend_from_slice(&self.intercepts);
         // A feature outside the word block's norm (the lexicon's compound
-        // score, the first word): `v` times its row.
+        // score, the first word, the market markers): `v` times its row.
         let sc = &t.scales.words;
         let outside_norm = |scores: &mut Vec<f32>, v: f32, row: &Row<T, W>| {
             scores
@@ -899,6 +899,13 @@ impl Model {
         }
         if let Some(row) = words.first_word().and_then(|p| t.words.row(p)) {
             outside_norm(scores, crate::features::FIRST_WORD_VALUE, row);
+        }
+        if words.has_market() {
+            for (p, count) in words.market() {
+                if let Some(row) = t.words.row(p) {
+                    outside_norm(scores, fz.tf(count as usize), row);
+                }
+            }
         }
         if norm > 0.0 {
             let inv = norm.sqrt().recip();
@@ -1188,6 +1195,7 @@ mod tests {
             typo_aliases in proptest::bool::ANY,
             expand_contractions in proptest::bool::ANY,
             skip_handles in proptest::bool::ANY,
+            market_words in proptest::bool::ANY,
         ) -> (FeatureSettings, bool) {
             let settings = FeatureSettings {
                 word_ngrams,
@@ -1205,6 +1213,7 @@ mod tests {
                 typo_aliases,
                 expand_contractions,
                 skip_handles,
+                market_words,
             };
             (settings, lexicon)
         }
@@ -1240,7 +1249,7 @@ mod tests {
         #[test]
         fn fast_scores_equal_the_reference_under_any_settings(
             (settings, lexicon) in any_settings(),
-            passage in "(good|GOOD|bad|not|n't|isn't|ISN’T|doesn't|can't|won't|never|very|but|awful|café|CAFÉ|news|rally|With|The|Of|French|french|Muslim|Paris|paris|John|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|ogod|AWFLU|rlaly|sentor|nwes|@rlaly|goood|raally|@news|@x_1:|[a-z]{1,6}| |, |\\. ){0,14}",
+            passage in "(good|GOOD|bad|not|n't|isn't|ISN’T|doesn't|can't|won't|never|very|but|awful|café|CAFÉ|news|rally|fell|surged|With|The|Of|French|french|Muslim|Paris|paris|John|ΟΔΟΣ|οδος|東京|3.5|!!|\\?\\?|ogod|AWFLU|rlaly|sentor|nwes|@rlaly|goood|raally|@news|@x_1:|[a-z]{1,6}| |, |\\. ){0,14}",
             extra_heads in proptest::sample::select(vec![0usize, 2, 4, 12, 16]),
         ) {
             if let Some(m) = model_with(settings.clone(), lexicon, extra_heads) {

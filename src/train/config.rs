@@ -113,6 +113,12 @@ pub struct HeadConfig {
     /// words: its weights on them stay zero.
     #[serde(default)]
     pub first_word: f64,
+    /// This head's scale of the market markers (`<mkt+>`, `<mkt->`: the
+    /// featurizer's `market_words`, which it must have on for a scale
+    /// above 0), as `first_word` scales the first word's. 0, the default,
+    /// is a head that does not read them.
+    #[serde(default)]
+    pub market_words: f64,
     /// Once C (each expert's, in a mixture) and the threshold are chosen
     /// on dev, fit the head's models once more at them on the training
     /// files together with the dev files of the same sources (see
@@ -147,6 +153,12 @@ pub struct MixtureConfig {
     /// scoring (see `text::contrast`). Training reads passages whole.
     #[serde(default)]
     pub after_contrast: Option<String>,
+    /// The one model of the mixture that reads the market markers (one of
+    /// its domains; the head's `market_words` must be above 0): the gate,
+    /// the joint model and the other experts leave them unread, their
+    /// weights there zero. Without it, every model of the head reads them.
+    #[serde(default)]
+    pub market_expert: Option<String>,
 }
 
 fn default_gate_c() -> f64 {
@@ -255,8 +267,12 @@ pub enum InvalidConfig {
     CGrid { head: String },
     #[error("head {head:?}: char_scale must be a positive number, got {value}")]
     CharScale { head: String, value: f64 },
-    #[error("head {head:?}: first_word must be 0 (not read) or a positive number, and above 0 needs first_word = true in [features]; got {value}")]
-    FirstWord { head: String, value: f64 },
+    #[error("head {head:?}: {key} must be 0 (not read) or a positive number, and above 0 needs {key} = true in [features]; got {value}")]
+    ReadScale {
+        head: String,
+        key: &'static str,
+        value: f64,
+    },
     #[error("head {head:?}: refit = true, but no dev file is of a training file's source (the same folder, domain and expert) to join it")]
     Refit { head: String },
     #[error("head {head:?}: weight of {} must be positive", file.display())]
@@ -268,12 +284,15 @@ pub enum InvalidConfig {
         gate_c: f64,
         domains: Vec<String>,
     },
-    #[error("head {head:?}: after_contrast = {expert:?} is not one of the mixture's domains {domains:?}")]
-    AfterContrast {
+    #[error("head {head:?}: {key} = {expert:?} is not one of the mixture's domains {domains:?}")]
+    ExpertName {
         head: String,
+        key: &'static str,
         expert: String,
         domains: Vec<String>,
     },
+    #[error("head {head:?}: market_expert = {expert:?}, but the head's market_words is 0, so no model of it reads the market markers")]
+    MarketExpertUnread { head: String, expert: String },
 }
 
 impl TrainConfig {
@@ -339,14 +358,19 @@ impl TrainConfig {
                     value: h.char_scale,
                 });
             }
-            let first_word_ok = (h.first_word as f32).is_finite()
-                && h.first_word >= 0.0
-                && (h.first_word == 0.0 || self.features.0.first_word);
-            if !first_word_ok {
-                return Err(InvalidConfig::FirstWord {
-                    head: head(),
-                    value: h.first_word,
-                });
+            // A head's scale of a feature it may choose to read.
+            let features = &self.features.0;
+            for (key, value, on) in [
+                ("first_word", h.first_word, features.first_word),
+                ("market_words", h.market_words, features.market_words),
+            ] {
+                if !((value as f32).is_finite() && value >= 0.0 && (value == 0.0 || on)) {
+                    return Err(InvalidConfig::ReadScale {
+                        head: head(),
+                        key,
+                        value,
+                    });
+                }
             }
             if h.refit && h.dev_joins().iter().all(Option::is_none) {
                 return Err(InvalidConfig::Refit { head: head() });
@@ -367,11 +391,23 @@ impl TrainConfig {
                         domains,
                     });
                 }
-                if let Some(e) = m.after_contrast.as_ref().filter(|e| !domains.contains(e)) {
-                    return Err(InvalidConfig::AfterContrast {
+                for (key, named) in [
+                    ("after_contrast", &m.after_contrast),
+                    ("market_expert", &m.market_expert),
+                ] {
+                    if let Some(e) = named.as_ref().filter(|e| !domains.contains(e)) {
+                        return Err(InvalidConfig::ExpertName {
+                            head: head(),
+                            key,
+                            expert: e.clone(),
+                            domains,
+                        });
+                    }
+                }
+                if let Some(e) = m.market_expert.as_ref().filter(|_| h.market_words == 0.0) {
+                    return Err(InvalidConfig::MarketExpertUnread {
                         head: head(),
                         expert: e.clone(),
-                        domains,
                     });
                 }
             }
@@ -465,14 +501,20 @@ dev = [{ path = "d.csv", text = "body" }]
 
     #[test]
     fn mixtures_name_their_domains_and_are_checked() {
-        let head = |mixture: &str, train: &str| -> Result<TrainConfig, InvalidConfig> {
+        // A head with these [features], head keys, mixture and training files.
+        let head_with = |features: &str,
+                         keys: &str,
+                         mixture: &str,
+                         train: &str|
+         -> Result<TrainConfig, InvalidConfig> {
             let c: TrainConfig = toml::from_str(&format!(
-                "[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\", \"c\"]\n{mixture}\n\
+                "{features}[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\", \"c\"]\n{keys}\n{mixture}\n\
                  train = [{train}]\ndev = [{{ path = \"x/dev.jsonl\" }}]\n"
             ))
             .unwrap();
             c.validate().map(|()| c)
         };
+        let head = |mixture: &str, train: &str| head_with("", "", mixture, train);
         let two = r#"{ path = "x/train.jsonl" }, { path = "y/train.jsonl" }, { path = "z.jsonl", domain = "x" }"#;
         let c = head("mixture = { joint_weight = 0.3 }", two).unwrap();
         // Folders name domains unless a file says otherwise; each once.
@@ -508,12 +550,52 @@ dev = [{ path = "d.csv", text = "body" }]
             joined,
         )
         .unwrap_err();
-        assert!(matches!(e, InvalidConfig::AfterContrast { .. }), "{e}");
+        assert!(matches!(e, InvalidConfig::ExpertName { .. }), "{e}");
         assert!(
             e.to_string()
                 .contains(r#"after_contrast = "x" is not one of the mixture's domains ["g", "f"]"#),
             "{e}"
         );
+        // The expert that reads the market markers: one of them, on a head
+        // that reads them.
+        let market = "[features]\nmarket_words = true\n";
+        let c = head_with(
+            market,
+            "market_words = 1.0",
+            r#"mixture = { joint_weight = 0.0, market_expert = "f" }"#,
+            joined,
+        )
+        .unwrap();
+        assert_eq!(
+            c.heads[0]
+                .mixture
+                .as_ref()
+                .unwrap()
+                .market_expert
+                .as_deref(),
+            Some("f")
+        );
+        let e = head_with(
+            market,
+            "market_words = 1.0",
+            r#"mixture = { joint_weight = 0.0, market_expert = "x" }"#,
+            joined,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(r#"market_expert = "x" is not one of the mixture's domains ["g", "f"]"#),
+            "{e}"
+        );
+        let e = head_with(
+            market,
+            "",
+            r#"mixture = { joint_weight = 0.0, market_expert = "f" }"#,
+            joined,
+        )
+        .unwrap_err();
+        assert!(matches!(e, InvalidConfig::MarketExpertUnread { .. }), "{e}");
+        assert!(e.to_string().contains("market_words is 0"), "{e}");
         // A plain head has no domains, and its own columns.
         let plain = head("", two).unwrap();
         assert!(plain.heads[0].domains().is_empty());
@@ -578,34 +660,37 @@ dev = [{ path = "d.csv", text = "body" }]
     }
 
     #[test]
-    fn first_word_must_be_zero_or_positive_and_needs_the_feature() {
-        let config = |features: &str, value: &str| -> TrainConfig {
-            toml::from_str(&format!(
-                "{features}[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\nfirst_word = {value}\n\
-                 train = [{{ path = \"t\" }}]\ndev = [{{ path = \"d\" }}]\n"
-            ))
-            .unwrap()
-        };
-        let on = "[features]\nfirst_word = true\n";
-        for (features, value) in [
-            (on, "-1.0"),
-            (on, "nan"),
-            (on, "inf"),
-            (on, "1e39"),
-            ("", "1.0"),
-        ] {
-            let e = config(features, value).validate().unwrap_err();
-            assert!(
-                matches!(e, InvalidConfig::FirstWord { .. }),
-                "{value}: {e:?}"
-            );
-            assert!(e.to_string().contains("first_word"), "{e}");
-        }
-        for (features, value) in [(on, "0.0"), (on, "0.5"), ("", "0.0")] {
-            assert!(
-                config(features, value).validate().is_ok(),
-                "{features}{value}"
-            );
+    fn read_scales_must_be_zero_or_positive_and_need_their_feature() {
+        for key in ["first_word", "market_words"] {
+            let config = |features: &str, value: &str| -> TrainConfig {
+                toml::from_str(&format!(
+                    "{features}[[heads]]\nname = \"s\"\nlabels = [\"a\", \"b\"]\n{key} = {value}\n\
+                     train = [{{ path = \"t\" }}]\ndev = [{{ path = \"d\" }}]\n"
+                ))
+                .unwrap()
+            };
+            let on = format!("[features]\n{key} = true\n");
+            let on = on.as_str();
+            for (features, value) in [
+                (on, "-1.0"),
+                (on, "nan"),
+                (on, "inf"),
+                (on, "1e39"),
+                ("", "1.0"),
+            ] {
+                let e = config(features, value).validate().unwrap_err();
+                assert!(
+                    matches!(e, InvalidConfig::ReadScale { key: k, .. } if k == key),
+                    "{key} = {value}: {e:?}"
+                );
+                assert!(e.to_string().contains(key), "{e}");
+            }
+            for (features, value) in [(on, "0.0"), (on, "0.5"), ("", "0.0")] {
+                assert!(
+                    config(features, value).validate().is_ok(),
+                    "{features}{key} = {value}"
+                );
+            }
         }
     }
 

@@ -84,6 +84,22 @@ impl SparseRecords {
         (Self { matrix }, used)
     }
 
+    /// Every entry of these columns set to 0 (the matrix's shape and
+    /// entries kept): a model fitted on it leaves their weights at 0, and
+    /// fits every other weight as if the columns were not there.
+    pub(super) fn clear_columns(&mut self, columns: &[u32]) {
+        if columns.is_empty() {
+            return;
+        }
+        for mut row in self.matrix.outer_iterator_mut() {
+            for (j, v) in row.iter_mut() {
+                if columns.contains(&(j as u32)) {
+                    *v = 0.0;
+                }
+            }
+        }
+    }
+
     /// The rows in `ranges`, in order, as a matrix of their own.
     pub(super) fn rows(&self, ranges: &[std::ops::Range<usize>]) -> SparseRecords {
         let parts: Vec<(&Self, std::ops::Range<usize>)> =

@@ -236,27 +236,34 @@ fn matrix(featurizer: &Featurizer, examples: &[Example], scale: Option<&[f32]>) 
 
 /// A head's scale of each feature while it is fitted: its `char_scale`
 /// for the character n-grams, its `first_word` for the first-word
-/// features (0 for a head that does not read them: their weights stay
-/// zero), 1 for the rest; `None` when that is 1 for every feature (nothing
-/// is multiplied, so the model is the same bits as without the settings).
-fn feature_scale(featurizer: &Featurizer, char_scale: f64, first_word: f64) -> Option<Vec<f32>> {
-    let mut first_words = featurizer.first_word_features().peekable();
-    let scaled_first = first_word != 1.0 && first_words.peek().is_some();
-    if char_scale == 1.0 && !scaled_first {
+/// features and its `market_words` for the market markers (0 for a head
+/// that does not read them: their weights stay zero), 1 for the rest;
+/// `None` when that is 1 for every feature (nothing is multiplied, so the
+/// model is the same bits as without the settings).
+fn feature_scale(featurizer: &Featurizer, h: &HeadConfig) -> Option<Vec<f32>> {
+    let read = [
+        (
+            featurizer.first_word_features().collect::<Vec<u32>>(),
+            h.first_word,
+        ),
+        (featurizer.market_features(), h.market_words),
+    ];
+    let scaled = |(features, s): &&(Vec<u32>, f64)| *s != 1.0 && !features.is_empty();
+    if h.char_scale == 1.0 && !read.iter().any(|r| scaled(&r)) {
         return None;
     }
     let mut scale = vec![1.0f32; featurizer.len()];
-    if char_scale != 1.0 {
+    if h.char_scale != 1.0 {
         for (_, j, _) in featurizer.char_keys() {
             if let Some(s) = scale.get_mut(j as usize) {
-                *s = char_scale as f32;
+                *s = h.char_scale as f32;
             }
         }
     }
-    if scaled_first {
-        for j in first_words {
-            if let Some(s) = scale.get_mut(j as usize) {
-                *s = first_word as f32;
+    for (features, s) in read.iter().filter(scaled) {
+        for &j in features {
+            if let Some(k) = scale.get_mut(j as usize) {
+                *k = *s as f32;
             }
         }
     }
@@ -654,7 +661,7 @@ fn train_head(
 ) -> Result<(HeadData, HeadSummary), TrainError> {
     let named = |e: FitError| e.named(h.name.clone());
     let featurize_start = Instant::now();
-    let scale = feature_scale(featurizer, h.char_scale, h.first_word);
+    let scale = feature_scale(featurizer, h);
     let scale = scale.as_deref();
     let x = matrix(featurizer, &d.train, scale);
     let featurize_seconds = featurize_start.elapsed().as_secs_f64();
@@ -677,7 +684,12 @@ fn train_head(
         weight: d.train_weight.clone(),
     };
     if let Some(m) = &h.mixture {
-        let (head, mut summary) = train_mixture(h, m, d, rows, dev, scale, progress)?;
+        // The market markers, when one expert alone reads them.
+        let unread = match &m.market_expert {
+            Some(_) => featurizer.market_features(),
+            None => Vec::new(),
+        };
+        let (head, mut summary) = train_mixture(h, m, d, rows, dev, scale, &unread, progress)?;
         summary.fit_seconds += featurize_seconds;
         return Ok((head, summary));
     }
@@ -752,6 +764,9 @@ fn hyperparameters(h: &HeadConfig, c: Option<f64>) -> BTreeMap<String, f64> {
     }
     if h.first_word != 0.0 {
         out.insert("first_word".to_string(), h.first_word);
+    }
+    if h.market_words != 0.0 {
+        out.insert("market_words".to_string(), h.market_words);
     }
     if h.refit {
         out.insert(crate::model::REFIT_WITH_DEV.to_string(), 1.0);
@@ -843,6 +858,10 @@ impl Part {
 /// A mixture head (see [`crate::train::MixtureConfig`]): its joint model
 /// on the domains that have experts, one expert per such domain, the
 /// gate over every domain, then the threshold tuned on the blend.
+/// `unread`: columns that only the `market_expert` reads (cleared in every
+/// other model's rows, so their weights there stay 0; empty: every model
+/// reads every column).
+#[allow(clippy::too_many_arguments)]
 fn train_mixture(
     h: &HeadConfig,
     m: &crate::train::MixtureConfig,
@@ -850,6 +869,7 @@ fn train_mixture(
     all: Rows,
     dev: Vec<DevSet>,
     scale: Option<&[f32]>,
+    unread: &[u32],
     progress: &mut dyn Progress,
 ) -> Result<(HeadData, HeadSummary), TrainError> {
     let part = |what: &str| {
@@ -881,6 +901,18 @@ fn train_mixture(
         })
         .collect();
     let dev_domain: Vec<Option<usize>> = h.dev.iter().map(domain_of).collect();
+    // The rows a model fits on: `unread` cleared unless it is the market
+    // expert.
+    let market = m
+        .market_expert
+        .as_ref()
+        .and_then(|name| domains.iter().position(|d| d == name));
+    let rows_for = |mut r: Rows, model: Option<usize>| {
+        if model.is_none() || model != market {
+            r.x.clear_columns(unread);
+        }
+        r
+    };
     let every: Vec<&DevSet> = dev.iter().collect();
     let fit = Fit::of(h);
     let linear: Vec<usize> = (0..domains.len())
@@ -900,8 +932,13 @@ fn train_mixture(
         let mut joint_files: Vec<usize> =
             linear.iter().flat_map(|&di| files_of[di].clone()).collect();
         joint_files.sort_unstable();
-        let (joint, _) =
-            fit_grid(&fit, subset(&all, &joint_files), &every, progress).map_err(part("joint"))?;
+        let (joint, _) = fit_grid(
+            &fit,
+            rows_for(subset(&all, &joint_files), None),
+            &every,
+            progress,
+        )
+        .map_err(part("joint"))?;
         cold += joint.cold_seconds;
         unconverged.extend(joint.unconverged.iter().copied());
         Some((joint, joint_files))
@@ -922,8 +959,13 @@ fn train_mixture(
             .map(|(s, _)| s)
             .collect();
         let sets = if own.is_empty() { &every } else { &own };
-        let (e, _) = fit_grid(&fit, subset(&all, &files_of[di]), sets, progress)
-            .map_err(part(&format!("expert {name}")))?;
+        let (e, _) = fit_grid(
+            &fit,
+            rows_for(subset(&all, &files_of[di]), Some(di)),
+            sets,
+            progress,
+        )
+        .map_err(part(&format!("expert {name}")))?;
         cold += e.cold_seconds;
         unconverged.extend(e.unconverged.iter().copied());
         hyper.insert(format!("expert {name} C"), e.c);
@@ -968,8 +1010,17 @@ fn train_mixture(
         files,
         weight,
     } = all;
+    // The gate's rows, cleared of `unread`; the refit below reads the rows
+    // as they were.
+    let (gate_x, whole_x) = if unread.is_empty() {
+        (x, None)
+    } else {
+        let mut g = x.clone();
+        g.clear_columns(unread);
+        (g, Some(x))
+    };
     let (mut gate, gated) =
-        fit_grid(&gate_fit, gate_rows(x, &files), &[], progress).map_err(part("gate"))?;
+        fit_grid(&gate_fit, gate_rows(gate_x, &files), &[], progress).map_err(part("gate"))?;
     cold += gate.cold_seconds;
     unconverged.extend(gate.unconverged.iter().copied());
     // The blend on dev, and its threshold.
@@ -1008,20 +1059,22 @@ fn train_mixture(
     // threshold and the dev metrics above are the chosen blend's.
     if h.refit {
         let all = Rows {
-            x: gated.x,
+            x: whole_x.unwrap_or(gated.x),
             y,
             files,
             weight,
         };
         let r = with_dev(&all, &dev, &h.dev_joins(), &file_weight);
         if let Some((j, files)) = &mut joint {
-            j.model = refit(&fit, j, subset(&r, files), &mut unconverged).map_err(part("joint"))?;
+            j.model = refit(&fit, j, rows_for(subset(&r, files), None), &mut unconverged)
+                .map_err(part("joint"))?;
             progress.advance(1);
         }
         for (di, expert) in experts.iter_mut().enumerate() {
             match expert {
                 Part::Linear(e) => {
-                    e.model = refit(&fit, e, subset(&r, &files_of[di]), &mut unconverged)
+                    let rows = rows_for(subset(&r, &files_of[di]), Some(di));
+                    e.model = refit(&fit, e, rows, &mut unconverged)
                         .map_err(part(&format!("expert {}", domains[di])))?;
                     progress.advance(1);
                 }
@@ -1029,8 +1082,15 @@ fn train_mixture(
                 Part::Constant(p) => *p = label_frequencies(&r, &files_of[di], k).0,
             }
         }
-        gate.model = refit(&gate_fit, &gate, gate_rows(r.x, &r.files), &mut unconverged)
-            .map_err(part("gate"))?;
+        let mut gate_x = r.x;
+        gate_x.clear_columns(unread);
+        gate.model = refit(
+            &gate_fit,
+            &gate,
+            gate_rows(gate_x, &r.files),
+            &mut unconverged,
+        )
+        .map_err(part("gate"))?;
         progress.advance(1);
     }
     progress.finish();
@@ -1038,6 +1098,12 @@ fn train_mixture(
     let mut hyperparameters = hyperparameters(h, joint.as_ref().map(|(j, _)| j.c));
     hyperparameters.extend(hyper);
     hyperparameters.insert("gate C".to_string(), m.gate_c);
+    // Read by one expert alone: said as that expert's.
+    if let Some(name) = &m.market_expert {
+        if let Some(v) = hyperparameters.remove("market_words") {
+            hyperparameters.insert(format!("expert {name} market_words"), v);
+        }
+    }
     hyperparameters.insert("joint_weight".to_string(), m.joint_weight);
     // The joint model's weights and intercept, empty without one.
     let (weights, intercept) = joint
@@ -1128,6 +1194,17 @@ mod tests {
              train = [{{ path = \"t\" }}]\ndev = [{{ path = \"d\" }}]\n"
         ))
         .unwrap()
+    }
+
+    /// A head with these scales of the character block, the first words
+    /// and the market markers.
+    fn scaled(char_scale: f64, first_word: f64, market_words: f64) -> HeadConfig {
+        HeadConfig {
+            char_scale,
+            first_word,
+            market_words,
+            ..head("none")
+        }
     }
 
     #[test]
@@ -1271,8 +1348,8 @@ mod tests {
             },
             &["shocking news", "news today"],
         );
-        assert!(feature_scale(&fz, 1.0, 0.0).is_none());
-        let scale = feature_scale(&fz, 0.5, 0.0).unwrap();
+        assert!(feature_scale(&fz, &scaled(1.0, 0.0, 0.0)).is_none());
+        let scale = feature_scale(&fz, &scaled(0.5, 0.0, 0.0)).unwrap();
         assert_eq!(scale.len(), fz.len());
         for (j, &k) in scale.iter().enumerate() {
             let chars = fz.term(j as u32).starts_with("ch:");
@@ -1286,32 +1363,46 @@ mod tests {
     }
 
     #[test]
-    fn a_head_fits_first_words_at_its_own_scale_zero_when_unread() {
+    fn a_head_fits_first_words_and_market_markers_at_its_own_scales_zero_when_unread() {
         let fz = crate::features::fitted(
             crate::features::FeatureSettings {
                 char_ngrams: [3, 3],
                 first_word: true,
+                market_words: true,
                 ..Default::default()
             },
-            &["Why news matters", "why it matters", "news today"],
+            &[
+                "Why shares fell",
+                "why it rose",
+                "shares did not fall today",
+            ],
         );
         let first: Vec<u32> = fz.first_word_features().collect();
         let terms: Vec<&str> = first.iter().map(|&j| fz.term(j)).collect();
-        assert_eq!(terms, ["<first>news", "<first>why"]);
-        // A head that reads them at 1, at char_scale 1: nothing to scale.
-        assert!(feature_scale(&fz, 1.0, 1.0).is_none());
-        for (char_scale, first_word) in [(1.0, 0.0), (0.5, 0.0), (0.5, 1.0), (1.0, 0.25)] {
-            let scale = feature_scale(&fz, char_scale, first_word).unwrap();
+        assert_eq!(terms, ["<first>shares", "<first>why"]);
+        let market: Vec<&str> = fz.market_features().iter().map(|&j| fz.term(j)).collect();
+        assert_eq!(market, ["<mkt+>", "<mkt->"]);
+        // A head that reads both at 1, at char_scale 1: nothing to scale.
+        assert!(feature_scale(&fz, &scaled(1.0, 1.0, 1.0)).is_none());
+        for (c, f, m) in [
+            (1.0, 0.0, 0.0),
+            (0.5, 0.0, 1.0),
+            (0.5, 1.0, 0.0),
+            (1.0, 0.25, 2.0),
+        ] {
+            let scale = feature_scale(&fz, &scaled(c, f, m)).unwrap();
             for (j, &k) in scale.iter().enumerate() {
                 let term = fz.term(j as u32);
                 let expected = if term.starts_with("<first>") {
-                    first_word as f32
+                    f
+                } else if term.starts_with("<mkt") {
+                    m
                 } else if term.starts_with("ch:") {
-                    char_scale as f32
+                    c
                 } else {
                     1.0
                 };
-                assert_eq!(k, expected, "{term} at {char_scale}, {first_word}");
+                assert_eq!(k, expected as f32, "{term} at {c}, {f}, {m}");
             }
         }
     }
@@ -1370,6 +1461,88 @@ mod tests {
 
     /// The expert that reads what follows a contrast is stored by its
     /// index; one that answers a constant reads no passage, and is refused.
+    #[test]
+    fn only_the_market_expert_reads_the_market_markers() {
+        // Two small domains whose texts move markets up and down, and one
+        // of plain reviews.
+        let dir = tempfile::tempdir().unwrap();
+        let line = |text: &str, label: &str| serde_json::json!({ "text": text, "label": label });
+        let write = |name: &str, rows: &[(&str, &str)]| {
+            let body: Vec<String> = rows.iter().map(|(t, l)| line(t, l).to_string()).collect();
+            std::fs::write(dir.path().join(name), body.join("\n")).unwrap();
+        };
+        let markets = [
+            ("Shares rose after the results", "positive"),
+            ("The stock surged on the deal", "positive"),
+            ("Shares fell after the warning", "negative"),
+            ("The index plunged on rates", "negative"),
+            ("The bank reported results", "neutral"),
+            ("The fund did not fall today", "neutral"),
+        ];
+        let reviews = [
+            ("A wonderful film, the plot rose to the end", "positive"),
+            ("A dull film that fell flat", "negative"),
+            ("The film runs two hours", "neutral"),
+            ("A great cast and a fine score", "positive"),
+            ("A boring, slow story", "negative"),
+            ("The film opens on Friday", "neutral"),
+        ];
+        write("markets.jsonl", &markets);
+        write("reviews.jsonl", &reviews);
+        let config = |market_expert: &str| {
+            format!(
+                "data_root = \".\"\n[features]\nmarket_words = true\nnegation_scope = true\n\
+                 [[heads]]\nname = \"s\"\nlabels = [\"negative\", \"neutral\", \"positive\"]\n\
+                 c_grid = [1]\nmarket_words = 1.0\n\
+                 mixture = {{ joint_weight = 0.5{market_expert} }}\n\
+                 train = [{{ path = \"markets.jsonl\" }}, {{ path = \"reviews.jsonl\" }}]\n\
+                 dev = [{{ path = \"markets.jsonl\" }}, {{ path = \"reviews.jsonl\" }}]\n"
+            )
+        };
+        // The rows of each model of the head at the market markers.
+        let at_markers = |market_expert: &str| {
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, config(market_expert)).unwrap();
+            let (config, bytes) = TrainConfig::load(&path, None).unwrap();
+            let m = train(&config, &bytes, &TrainOptions::default(), &mut Quiet)
+                .unwrap()
+                .model;
+            let terms = &m.vocabulary.terms;
+            let markers: Vec<usize> = (0..terms.len())
+                .filter(|&j| terms[j].starts_with("<mkt"))
+                .collect();
+            assert_eq!(markers.len(), 2, "{terms:?}");
+            let h = &m.heads[0];
+            let mixture = h.mixture.as_ref().unwrap();
+            let rows = |w: &[f32]| -> Vec<f32> {
+                let k = w.len() / terms.len();
+                markers
+                    .iter()
+                    .flat_map(|&j| w[j * k..(j + 1) * k].to_vec())
+                    .collect()
+            };
+            let mut models = vec![
+                ("joint".to_string(), rows(&h.weights)),
+                ("gate".to_string(), rows(&mixture.gate.weights)),
+            ];
+            for (name, e) in mixture.sources.iter().zip(&mixture.experts) {
+                if let crate::model::Expert::Linear(l) = e {
+                    models.push((name.clone(), rows(&l.weights)));
+                }
+            }
+            (models, h.hyperparameters.clone())
+        };
+        let read = |w: &[f32]| w.iter().any(|&x| x != 0.0);
+        let (every, _) = at_markers("");
+        assert!(every.iter().all(|(_, w)| read(w)), "{every:?}");
+        let (one, hyper) = at_markers(", market_expert = \"markets\"");
+        for (name, w) in &one {
+            assert_eq!(read(w), name == "markets", "{name}: {w:?}");
+        }
+        assert_eq!(hyper["expert markets market_words"], 1.0);
+        assert!(!hyper.contains_key("market_words"));
+    }
+
     #[test]
     fn after_contrast_names_a_linear_expert() {
         let path =
