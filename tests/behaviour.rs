@@ -214,6 +214,48 @@ fn what_follows_a_contrast_decides() {
     }
 }
 
+/// Financial news, in sentences of our own with made-up names: which way
+/// a price or a rating moved is the news ("sank", "soared",
+/// "downgraded"), and a move denied reads the other way.
+const MARKETS: &[(&str, &str)] = &[
+    (
+        "Shares of Tessaro sank 9% after the chief executive resigned.",
+        "negative",
+    ),
+    (
+        "Brightwell stock soared after the regulator approved its new drug.",
+        "positive",
+    ),
+    (
+        "Analysts downgraded Orlan Foods, citing weaker demand.",
+        "negative",
+    ),
+    ("Copper prices tumbled to a two-year low.", "negative"),
+    (
+        "The bank upgraded its outlook for the retailer.",
+        "positive",
+    ),
+    (
+        "Shares of the carmaker did not fall despite the recall.",
+        "positive",
+    ),
+    (
+        "Quarview shares climbed 4% on strong holiday sales.",
+        "positive",
+    ),
+    ("The index slumped as bond yields rose.", "negative"),
+];
+
+#[test]
+fn a_market_move_says_which_way() {
+    let m = model();
+    let mut ws = Workspace::default();
+    for &(sentence, expected) in MARKETS {
+        let (label, probs) = sentiment(&m, &mut ws, sentence);
+        assert_eq!(label, expected, "{sentence:?}: {probs:?}");
+    }
+}
+
 /// Sentences whose one sentiment word is misspelt (two letters swapped,
 /// one left out, one held down), beside the sentence spelt right.
 const TYPOS: &[(&str, &str)] = &[
