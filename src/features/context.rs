@@ -31,7 +31,7 @@
 //! All are made from the tokens and the bytes between them, so fitting,
 //! explaining and the scorer's fast path share one definition:
 //! [`for_each_context_feature`], which the scan (`features::scan`, stage 1)
-//! also calls to make their keys.
+//! also calls to make their keys (the market markers' counts).
 
 use super::define::{combine, Occurrence};
 use super::lexicon::NEGATORS;

@@ -1,5 +1,5 @@
 //! What a feature is: the word n-grams, `<caps>` markers, context features
-//! (`NOT_word`, `<title>`), lexicon markers and character n-grams of a
+//! (`NOT_word`, `<title>`, `<first>word`, `<mkt±>`), lexicon markers and character n-grams of a
 //! tokenized passage, their hashes, and the text
 //! and span each occurrence stands for. Fitting and explanations walk them
 //! here; the scan makes the same hashes in another order.

@@ -12,7 +12,10 @@
 //!   n-grams (of `_word_`), count × idf, summed over the passage's words,
 //!   divided by √(Σ over words of each word's squared norm) and scaled by
 //!   `char_weight`. That is the L2 norm of the sum when words share no
-//!   n-gram, and keeps the block linear in per-word quantities.
+//!   n-gram, and keeps the block linear in per-word quantities;
+//! - beside both blocks, outside their norms: the lexicon's compound
+//!   score, the first word (`<first>word`) and the market markers
+//!   (`<mkt±>`, valued by their counts' term frequency).
 //!
 //! So a model can precompute each vocabulary word's character contribution
 //! (its n-grams' weights) and squared norm, and score without touching a
@@ -21,7 +24,8 @@
 //!
 //! - `settings`: [`FeatureSettings`], their checks and the term frequency.
 //! - `define`: what a feature is, its hash, text and span.
-//! - `context`: the opt-in context features (negation scope, Title Case).
+//! - `context`: the opt-in context features (negation scope, Title Case,
+//!   the first word, market words).
 //! - `index`: the hash index and the [`Lookup`] trait the scan uses.
 //! - `lexicon`: the sentiment lexicon, its word lists and compound score.
 //! - `fit`: fitting on a corpus, rebuilding from a stored [`Vocabulary`].

@@ -10,8 +10,9 @@
 //!    knows); with a character index, the character n-gram lookups of the
 //!    words outside the vocabulary started too.
 //! 2. [`Scan::words`] → [`WordHits`]: what the lexicon says of each word and
-//!    its markers' features; the longer n-grams' and `<caps>` lookups
-//!    finished.
+//!    its markers' features; the longer n-grams', `<caps>`, first-word and
+//!    market markers' lookups finished (the market markers counted in
+//!    stage 1, looked up here once each).
 //! 3. [`WordHits::group`] → [`Words`]: the hits grouped into distinct
 //!    features with their counts and term frequencies, and the lexicon's
 //!    compound score.

@@ -530,63 +530,30 @@ dev = [{ path = "d.csv", text = "body" }]
         assert_eq!(c.heads[0].train[1].domain(), "y");
         // 1 (a two-expert gate) + 2 × 2 (experts), no joint model.
         assert_eq!(c.heads[0].columns(), 5);
-        // The expert that reads what follows a contrast is one of them.
-        let c = head(
-            r#"mixture = { joint_weight = 0.0, after_contrast = "g" }"#,
-            joined,
-        )
-        .unwrap();
-        assert_eq!(
-            c.heads[0]
-                .mixture
-                .as_ref()
-                .unwrap()
-                .after_contrast
-                .as_deref(),
-            Some("g")
-        );
-        let e = head(
-            r#"mixture = { joint_weight = 0.0, after_contrast = "x" }"#,
-            joined,
-        )
-        .unwrap_err();
-        assert!(matches!(e, InvalidConfig::ExpertName { .. }), "{e}");
-        assert!(
-            e.to_string()
-                .contains(r#"after_contrast = "x" is not one of the mixture's domains ["g", "f"]"#),
-            "{e}"
-        );
-        // The expert that reads the market markers: one of them, on a head
-        // that reads them.
+        // The experts a mixture names (the one that reads what follows a
+        // contrast, the one that reads the market markers) are among its
+        // domains.
         let market = "[features]\nmarket_words = true\n";
-        let c = head_with(
-            market,
-            "market_words = 1.0",
-            r#"mixture = { joint_weight = 0.0, market_expert = "f" }"#,
-            joined,
-        )
-        .unwrap();
-        assert_eq!(
-            c.heads[0]
-                .mixture
-                .as_ref()
-                .unwrap()
-                .market_expert
-                .as_deref(),
-            Some("f")
-        );
-        let e = head_with(
-            market,
-            "market_words = 1.0",
-            r#"mixture = { joint_weight = 0.0, market_expert = "x" }"#,
-            joined,
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains(r#"market_expert = "x" is not one of the mixture's domains ["g", "f"]"#),
-            "{e}"
-        );
+        for (key, features, keys) in [
+            ("after_contrast", "", ""),
+            ("market_expert", market, "market_words = 1.0"),
+        ] {
+            let named = |expert: &str| {
+                let mixture = format!("mixture = {{ joint_weight = 0.0, {key} = \"{expert}\" }}");
+                head_with(features, keys, &mixture, joined)
+            };
+            let m = named("g").unwrap().heads[0].mixture.clone().unwrap();
+            let chosen = match key {
+                "after_contrast" => m.after_contrast,
+                _ => m.market_expert,
+            };
+            assert_eq!(chosen.as_deref(), Some("g"), "{key}");
+            let e = named("x").unwrap_err();
+            assert!(matches!(e, InvalidConfig::ExpertName { .. }), "{e}");
+            let said = format!(r#"{key} = "x" is not one of the mixture's domains ["g", "f"]"#);
+            assert!(e.to_string().contains(&said), "{e}");
+        }
+        // And the market expert's head must read the markers.
         let e = head_with(
             market,
             "",

@@ -36,8 +36,12 @@ pub enum TrainError {
     Solver { head: String, source: SolverError },
     #[error("head {head:?}: {source}")]
     Metrics { head: String, source: MetricsError },
-    #[error("head {head:?}: after_contrast = {expert:?} names a domain whose rows all have one label: its expert answers that label's frequency and reads no passage")]
-    ConstantAfterContrast { head: String, expert: String },
+    #[error("head {head:?}: {key} = {expert:?} names a domain whose rows all have one label: its expert answers that label's frequency and reads no passage")]
+    ConstantExpert {
+        head: String,
+        key: &'static str,
+        expert: String,
+    },
 }
 
 /// Progress callbacks, so the CLI can draw bars and tests stay quiet.
@@ -1010,15 +1014,11 @@ fn train_mixture(
         files,
         weight,
     } = all;
-    // The gate's rows, cleared of `unread`; the refit below reads the rows
-    // as they were.
-    let (gate_x, whole_x) = if unread.is_empty() {
-        (x, None)
-    } else {
-        let mut g = x.clone();
-        g.clear_columns(unread);
-        (g, Some(x))
-    };
+    // The gate's rows, cleared of `unread`; a refit below reads the rows
+    // as they were (kept only for it).
+    let whole_x = (h.refit && !unread.is_empty()).then(|| x.clone());
+    let mut gate_x = x;
+    gate_x.clear_columns(unread);
     let (mut gate, gated) =
         fit_grid(&gate_fit, gate_rows(gate_x, &files), &[], progress).map_err(part("gate"))?;
     cold += gate.cold_seconds;
@@ -1113,20 +1113,22 @@ fn train_mixture(
             (l.weights, l.intercept)
         })
         .unwrap_or_default();
-    // The expert that reads what follows a contrast (a domain, as the
-    // config's check made sure), which must read passages.
-    let after_contrast = match &m.after_contrast {
-        None => None,
+    // The experts the config names (domains, as its check made sure): the
+    // one that reads what follows a contrast and the one that reads the
+    // market markers must read passages.
+    let linear_expert = |key: &'static str, named: &Option<String>| match named {
+        None => Ok(None),
         Some(name) => match domains.iter().position(|d| d == name) {
-            Some(d) if matches!(experts.get(d), Some(Part::Linear(_))) => Some(d as u32),
-            _ => {
-                return Err(TrainError::ConstantAfterContrast {
-                    head: h.name.clone(),
-                    expert: name.clone(),
-                })
-            }
+            Some(d) if matches!(experts.get(d), Some(Part::Linear(_))) => Ok(Some(d as u32)),
+            _ => Err(TrainError::ConstantExpert {
+                head: h.name.clone(),
+                key,
+                expert: name.clone(),
+            }),
         },
     };
+    let after_contrast = linear_expert("after_contrast", &m.after_contrast)?;
+    linear_expert("market_expert", &m.market_expert)?;
     let head = HeadData {
         name: h.name.clone(),
         scope: h.scope,
@@ -1459,12 +1461,12 @@ mod tests {
         trained.model.heads.into_iter().next().unwrap()
     }
 
-    /// The expert that reads what follows a contrast is stored by its
-    /// index; one that answers a constant reads no passage, and is refused.
+    /// With `market_expert`, only that expert has weights on the market
+    /// markers, in the first fit and in a refit; without it, every model.
     #[test]
     fn only_the_market_expert_reads_the_market_markers() {
-        // Two small domains whose texts move markets up and down, and one
-        // of plain reviews.
+        // Two small domains: market news that moves up and down, and
+        // reviews whose "rose" and "fell" say nothing of it.
         let dir = tempfile::tempdir().unwrap();
         let line = |text: &str, label: &str| serde_json::json!({ "text": text, "label": label });
         let write = |name: &str, rows: &[(&str, &str)]| {
@@ -1489,20 +1491,20 @@ mod tests {
         ];
         write("markets.jsonl", &markets);
         write("reviews.jsonl", &reviews);
-        let config = |market_expert: &str| {
+        let config = |market_expert: &str, refit: bool| {
             format!(
                 "data_root = \".\"\n[features]\nmarket_words = true\nnegation_scope = true\n\
                  [[heads]]\nname = \"s\"\nlabels = [\"negative\", \"neutral\", \"positive\"]\n\
-                 c_grid = [1]\nmarket_words = 1.0\n\
+                 c_grid = [1]\nmarket_words = 1.0\nrefit = {refit}\n\
                  mixture = {{ joint_weight = 0.5{market_expert} }}\n\
                  train = [{{ path = \"markets.jsonl\" }}, {{ path = \"reviews.jsonl\" }}]\n\
                  dev = [{{ path = \"markets.jsonl\" }}, {{ path = \"reviews.jsonl\" }}]\n"
             )
         };
         // The rows of each model of the head at the market markers.
-        let at_markers = |market_expert: &str| {
+        let at_markers = |market_expert: &str, refit: bool| {
             let path = dir.path().join("c.toml");
-            std::fs::write(&path, config(market_expert)).unwrap();
+            std::fs::write(&path, config(market_expert, refit)).unwrap();
             let (config, bytes) = TrainConfig::load(&path, None).unwrap();
             let m = train(&config, &bytes, &TrainOptions::default(), &mut Quiet)
                 .unwrap()
@@ -1533,16 +1535,21 @@ mod tests {
             (models, h.hyperparameters.clone())
         };
         let read = |w: &[f32]| w.iter().any(|&x| x != 0.0);
-        let (every, _) = at_markers("");
-        assert!(every.iter().all(|(_, w)| read(w)), "{every:?}");
-        let (one, hyper) = at_markers(", market_expert = \"markets\"");
-        for (name, w) in &one {
-            assert_eq!(read(w), name == "markets", "{name}: {w:?}");
+        for refit in [false, true] {
+            let (every, _) = at_markers("", refit);
+            assert!(every.iter().all(|(_, w)| read(w)), "{refit}: {every:?}");
+            let (one, hyper) = at_markers(", market_expert = \"markets\"", refit);
+            for (name, w) in &one {
+                assert_eq!(read(w), name == "markets", "{refit}, {name}: {w:?}");
+            }
+            assert_eq!(hyper["expert markets market_words"], 1.0);
+            assert!(!hyper.contains_key("market_words"));
         }
-        assert_eq!(hyper["expert markets market_words"], 1.0);
-        assert!(!hyper.contains_key("market_words"));
     }
 
+    /// The expert that reads what follows a contrast is stored by its
+    /// index; one that answers a constant reads no passage, and is refused
+    /// (as it is as the market expert).
     #[test]
     fn after_contrast_names_a_linear_expert() {
         let path =
@@ -1561,10 +1568,25 @@ mod tests {
         let e = train(&config, &bytes, &TrainOptions::default(), &mut Quiet)
             .err()
             .unwrap();
-        assert!(matches!(e, TrainError::ConstantAfterContrast { .. }), "{e}");
+        assert!(matches!(e, TrainError::ConstantExpert { .. }), "{e}");
         assert!(
             e.to_string().contains(
                 r#"after_contrast = "headlines" names a domain whose rows all have one label"#
+            ),
+            "{e}"
+        );
+        config.features.0.market_words = true;
+        config.heads[0].market_words = 1.0;
+        if let Some(m) = config.heads[0].mixture.as_mut() {
+            m.after_contrast = None;
+            m.market_expert = Some("headlines".into());
+        }
+        let e = train(&config, &bytes, &TrainOptions::default(), &mut Quiet)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains(
+                r#"market_expert = "headlines" names a domain whose rows all have one label"#
             ),
             "{e}"
         );
