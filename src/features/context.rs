@@ -157,7 +157,7 @@ const WORD_KINDS: [u8; 4096] = {
 /// The lists a word token may be in (see [`WORD_KINDS`]); none for other
 /// tokens.
 #[inline(always)]
-fn kinds(t: &Token) -> u8 {
+fn word_kinds(t: &Token) -> u8 {
     if t.kind == TokenKind::Word {
         WORD_KINDS[(t.hash >> 52) as usize]
     } else {
@@ -165,7 +165,7 @@ fn kinds(t: &Token) -> u8 {
     }
 }
 
-/// Whether `h` is in `set`, given that the word's [`kinds`] have `bit`.
+/// Whether `h` is in `set`, given that the word's [`word_kinds`] have `bit`.
 #[inline(always)]
 fn is_in(kinds: u8, bit: u8, h: u64, set: &[u64]) -> bool {
     kinds & bit != 0 && set.contains(&h)
@@ -303,7 +303,7 @@ pub(super) fn for_each_context_feature(
             visit(first_hash(t.hash), Occurrence::First { token: i });
             first = false;
         }
-        let kinds = kinds(t);
+        let kinds = word_kinds(t);
         let mut negated = false;
         if settings.negation_scope {
             if scope > 0
@@ -421,7 +421,7 @@ mod tests {
             }
             Occurrence::Market { token, up } => {
                 assert_eq!(h, MARKET_HASHES[usize::from(up)]);
-                assert!(market_direction(kinds(&tokens[token]), tokens[token].hash).is_some());
+                assert!(market_direction(word_kinds(&tokens[token]), tokens[token].hash).is_some());
                 out.push(MARKET_TERMS[usize::from(up)].to_string());
             }
             _ => unreachable!(),

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
-use crate::features::FeatureParams;
+use crate::features::{FeatureParams, FeatureSettings};
 use crate::model::{check_heads, HeadsError, Scope};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,7 +165,45 @@ fn default_gate_c() -> f64 {
     2.0
 }
 
+/// A feature outside the word block's norm that a head reads only if it
+/// asks to, at a scale of its own (0, the default: not read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// `<first>word` (`first_word`).
+    FirstWord,
+    /// The market markers (`market_words`).
+    MarketWords,
+}
+
+impl Read {
+    pub const ALL: [Self; 2] = [Self::FirstWord, Self::MarketWords];
+
+    /// Its key, as `[features]` and a head name it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::FirstWord => "first_word",
+            Self::MarketWords => "market_words",
+        }
+    }
+
+    /// Whether the featurizer makes the feature.
+    pub fn on(self, features: &FeatureSettings) -> bool {
+        match self {
+            Self::FirstWord => features.first_word,
+            Self::MarketWords => features.market_words,
+        }
+    }
+}
+
 impl HeadConfig {
+    /// This head's scale of a feature it may choose to read.
+    pub fn read_scale(&self, read: Read) -> f64 {
+        match read {
+            Read::FirstWord => self.first_word,
+            Read::MarketWords => self.market_words,
+        }
+    }
+
     /// A mixture's experts (see [`DataSpec::expert`]), in order of first
     /// appearance among the training files (empty for a plain head).
     pub fn domains(&self) -> Vec<String> {
@@ -359,15 +397,13 @@ impl TrainConfig {
                 });
             }
             // A head's scale of a feature it may choose to read.
-            let features = &self.features.0;
-            for (key, value, on) in [
-                ("first_word", h.first_word, features.first_word),
-                ("market_words", h.market_words, features.market_words),
-            ] {
+            for read in Read::ALL {
+                let value = h.read_scale(read);
+                let on = read.on(&self.features.0);
                 if !((value as f32).is_finite() && value >= 0.0 && (value == 0.0 || on)) {
                     return Err(InvalidConfig::ReadScale {
                         head: head(),
-                        key,
+                        key: read.key(),
                         value,
                     });
                 }

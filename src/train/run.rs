@@ -17,7 +17,7 @@ use linfa::{DatasetBase, ParamGuard};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 
-use super::config::{ClassWeight, HeadConfig, TrainConfig};
+use super::config::{ClassWeight, HeadConfig, Read, TrainConfig};
 use super::lbfgs::Termination;
 use super::logistic::{LinearModel, LogisticParams, SolverError};
 use super::records::SparseRecords;
@@ -245,13 +245,13 @@ fn matrix(featurizer: &Featurizer, examples: &[Example], scale: Option<&[f32]>) 
 /// `None` when that is 1 for every feature (nothing is multiplied, so the
 /// model is the same bits as without the settings).
 fn feature_scale(featurizer: &Featurizer, h: &HeadConfig) -> Option<Vec<f32>> {
-    let read = [
-        (
-            featurizer.first_word_features().collect::<Vec<u32>>(),
-            h.first_word,
-        ),
-        (featurizer.market_features(), h.market_words),
-    ];
+    let read = Read::ALL.map(|r| {
+        let features = match r {
+            Read::FirstWord => featurizer.first_word_features().collect(),
+            Read::MarketWords => featurizer.market_features(),
+        };
+        (features, h.read_scale(r))
+    });
     let scaled = |(features, s): &&(Vec<u32>, f64)| *s != 1.0 && !features.is_empty();
     if h.char_scale == 1.0 && !read.iter().any(|r| scaled(&r)) {
         return None;
@@ -766,11 +766,11 @@ fn hyperparameters(h: &HeadConfig, c: Option<f64>) -> BTreeMap<String, f64> {
     if h.char_scale != 1.0 {
         out.insert("char_scale".to_string(), h.char_scale);
     }
-    if h.first_word != 0.0 {
-        out.insert("first_word".to_string(), h.first_word);
-    }
-    if h.market_words != 0.0 {
-        out.insert("market_words".to_string(), h.market_words);
+    for read in Read::ALL {
+        let scale = h.read_scale(read);
+        if scale != 0.0 {
+            out.insert(read.key().to_string(), scale);
+        }
     }
     if h.refit {
         out.insert(crate::model::REFIT_WITH_DEV.to_string(), 1.0);
@@ -1100,8 +1100,9 @@ fn train_mixture(
     hyperparameters.insert("gate C".to_string(), m.gate_c);
     // Read by one expert alone: said as that expert's.
     if let Some(name) = &m.market_expert {
-        if let Some(v) = hyperparameters.remove("market_words") {
-            hyperparameters.insert(format!("expert {name} market_words"), v);
+        let key = Read::MarketWords.key();
+        if let Some(v) = hyperparameters.remove(key) {
+            hyperparameters.insert(format!("expert {name} {key}"), v);
         }
     }
     hyperparameters.insert("joint_weight".to_string(), m.joint_weight);
