@@ -20,7 +20,8 @@
 //! [[heads.dev]]
 //! path = "sentiment_sst3/dev.jsonl"
 //! ```
-//! Each data entry is a [`DataSpec`]: `format` (else by extension), `text`
+//! A head may also take the lexicon's strong words as one-word training
+//! rows ([`LexiconWords`]). Each data entry is a [`DataSpec`]: `format` (else by extension), `text`
 //! and `label` columns, `label_map`, `skip_labels` (rows left out by their
 //! label as written) and a sample `weight`. For two-class
 //! heads the second label is the positive one; its decision threshold is
@@ -128,6 +129,64 @@ pub struct HeadConfig {
     /// train on dev.
     #[serde(default)]
     pub refit: bool,
+    /// The lexicon's strongest words as training passages of their own
+    /// (see [`LexiconWords`]); absent, none.
+    #[serde(default)]
+    pub lexicon_words: Option<LexiconWords>,
+}
+
+/// The config's lexicon as training rows: every word whose valence is at
+/// least `min_valence` in magnitude, alone as a passage, labelled
+/// `labels[0]` when its valence is negative and `labels[1]` when positive,
+/// each row weighed `weight` (as a training file's `weight`; with
+/// `balance_sources` the rows together count as one more file). A word
+/// read alone then reads as the lexicon says, which a head trained on
+/// sources where strong words are rare or mixed ("fantastic" in 7
+/// positive, 5 neutral and 1 negative movie reviews) does not learn. The
+/// rows teach weights, not the vocabulary: they do not count toward any
+/// term's document frequency, so every feature and idf is as without them.
+/// Leave-one-out keeps them in every run: they are no source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LexiconWords {
+    pub min_valence: f32,
+    /// The head's labels for negative and positive words, in that order.
+    pub labels: [String; 2],
+    #[serde(default = "default_weight")]
+    pub weight: f32,
+    /// In a mixture, the expert the rows train (one of its domains): the
+    /// gate reads them as that expert's.
+    #[serde(default)]
+    pub expert: Option<String>,
+}
+
+fn default_weight() -> f32 {
+    1.0
+}
+
+/// The domain of [`LexiconWords`]' rows (see [`HeadConfig::lexicon_spec`]).
+pub const LEXICON_DOMAIN: &str = "lexicon words";
+
+impl LexiconWords {
+    /// The rows: each word of `lexicon` (word, valence) strong enough, as
+    /// (word, index among `head_labels` of its label), in lexicon order.
+    /// Labels are checked when the config is loaded; `None` if they are
+    /// not the head's.
+    pub fn rows<'a>(
+        &self,
+        lexicon: &'a [(String, f32)],
+        head_labels: &[String],
+    ) -> Option<Vec<(&'a str, usize)>> {
+        let index = |l: &String| head_labels.iter().position(|h| h == l);
+        let (negative, positive) = (index(&self.labels[0])?, index(&self.labels[1])?);
+        Some(
+            lexicon
+                .iter()
+                .filter(|(_, v)| v.abs() >= self.min_valence)
+                .map(|(w, v)| (w.as_str(), if *v < 0.0 { negative } else { positive }))
+                .collect(),
+        )
+    }
 }
 
 /// A mixture head: its joint model (trained as a plain head is, on the
@@ -202,6 +261,20 @@ impl HeadConfig {
             Read::FirstWord => self.first_word,
             Read::MarketWords => self.market_words,
         }
+    }
+
+    /// The data entry that stands for [`HeadConfig::lexicon_words`]' rows
+    /// among the head's training files (read from `lexicon`, the config's
+    /// lexicon file): their weight and expert, and a domain of their own
+    /// ([`LEXICON_DOMAIN`]), which no dev file shares.
+    pub fn lexicon_spec(&self, lexicon: &Path) -> Option<DataSpec> {
+        let w = self.lexicon_words.as_ref()?;
+        Some(DataSpec {
+            weight: w.weight,
+            domain: Some(LEXICON_DOMAIN.into()),
+            expert: w.expert.clone(),
+            ..DataSpec::new(lexicon)
+        })
     }
 
     /// A mixture's experts (see [`DataSpec::expert`]), in order of first
@@ -331,6 +404,24 @@ pub enum InvalidConfig {
     },
     #[error("head {head:?}: market_expert = {expert:?}, but the head's market_words is 0, so no model of it reads the market markers")]
     MarketExpertUnread { head: String, expert: String },
+    #[error("head {head:?}: lexicon_words {problem}")]
+    LexiconWords {
+        head: String,
+        problem: LexiconWordsProblem,
+    },
+}
+
+/// What is wrong with a head's `lexicon_words`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LexiconWordsProblem {
+    #[error("needs the config's `lexicon`, whose words they are")]
+    NoLexicon,
+    #[error("labels must be two of the head's labels")]
+    Labels,
+    #[error("min_valence and weight must be positive numbers")]
+    Numbers,
+    #[error("in a mixture, must name the expert the rows train (`expert`)")]
+    NoExpert,
 }
 
 impl TrainConfig {
@@ -447,6 +538,37 @@ impl TrainConfig {
                     });
                 }
             }
+            if let Some(w) = &h.lexicon_words {
+                let problem = |problem| InvalidConfig::LexiconWords {
+                    head: head(),
+                    problem,
+                };
+                if self.lexicon.is_none() {
+                    return Err(problem(LexiconWordsProblem::NoLexicon));
+                }
+                if !w.labels.iter().all(|l| h.labels.contains(l)) || w.labels[0] == w.labels[1] {
+                    return Err(problem(LexiconWordsProblem::Labels));
+                }
+                let positive = |x: f32| x.is_finite() && x > 0.0;
+                if !(positive(w.min_valence) && positive(w.weight)) {
+                    return Err(problem(LexiconWordsProblem::Numbers));
+                }
+                if h.mixture.is_some() {
+                    let domains = h.domains();
+                    match &w.expert {
+                        None => return Err(problem(LexiconWordsProblem::NoExpert)),
+                        Some(e) if !domains.contains(e) => {
+                            return Err(InvalidConfig::ExpertName {
+                                head: head(),
+                                key: "lexicon_words.expert",
+                                expert: e.clone(),
+                                domains,
+                            })
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
             if let Some(s) = h
                 .train
                 .iter()
@@ -532,6 +654,99 @@ dev = [{ path = "d.csv", text = "body" }]
         assert_eq!(
             alone.validate(),
             Err(InvalidConfig::Refit { head: "s".into() })
+        );
+    }
+
+    #[test]
+    fn lexicon_words_are_checked_and_made_from_the_lexicon() {
+        let with = |lexicon: &str, mixture: &str, words: &str| {
+            let c: TrainConfig = toml::from_str(&format!(
+                "{lexicon}[[heads]]\nname = \"s\"\nlabels = [\"neg\", \"mid\", \"pos\"]\n{mixture}\n\
+                 lexicon_words = {{ {words} }}\n\
+                 train = [{{ path = \"x/train.jsonl\" }}, {{ path = \"y/train.jsonl\" }}]\n\
+                 dev = [{{ path = \"x/dev.jsonl\" }}]\n"
+            ))
+            .unwrap();
+            c.validate().map(|()| c)
+        };
+        let lexicon = "lexicon = \"lex.tsv\"\n";
+        let mixture = "mixture = { joint_weight = 0.0 }";
+        let ok = r#"min_valence = 2.0, labels = ["neg", "pos"], weight = 0.5, expert = "x""#;
+        let c = with(lexicon, mixture, ok).unwrap();
+        let h = &c.heads[0];
+        // Their data entry: the lexicon's path, their weight and expert, a
+        // domain of their own (so no dev file is of their source).
+        let spec = h.lexicon_spec(Path::new("d/lex.tsv")).unwrap();
+        assert_eq!(
+            (
+                spec.path.as_path(),
+                spec.weight,
+                spec.expert(),
+                spec.domain()
+            ),
+            (
+                Path::new("d/lex.tsv"),
+                0.5,
+                "x".to_string(),
+                LEXICON_DOMAIN.to_string()
+            )
+        );
+        assert!(h.dev.iter().all(|d| !same_source(d, &spec)));
+        // Words at least as strong as min_valence, labelled by their sign.
+        let w = h.lexicon_words.as_ref().unwrap();
+        let lex: Vec<(String, f32)> = [
+            ("great", 3.1),
+            ("okay", 0.9),
+            ("awful", -2.0),
+            ("meh", -1.9),
+        ]
+        .iter()
+        .map(|&(w, v)| (w.to_string(), v))
+        .collect();
+        assert_eq!(
+            w.rows(&lex, &h.labels).unwrap(),
+            [("great", 2), ("awful", 0)]
+        );
+        assert_eq!(w.rows(&lex, &["neg".to_string()]), None);
+        // A plain head needs no expert.
+        with(lexicon, "", r#"min_valence = 1.0, labels = ["pos", "neg"]"#).unwrap();
+        let problem = |lexicon: &str, mixture: &str, words: &str| {
+            let e = with(lexicon, mixture, words).unwrap_err();
+            assert!(
+                e.to_string().starts_with("head \"s\": lexicon_words "),
+                "{e}"
+            );
+            match e {
+                InvalidConfig::LexiconWords { problem, .. } => problem,
+                e => panic!("{e}"),
+            }
+        };
+        use LexiconWordsProblem as P;
+        assert_eq!(problem("", mixture, ok), P::NoLexicon);
+        for labels in [r#"["neg", "good"]"#, r#"["pos", "pos"]"#] {
+            let words = format!("min_valence = 2.0, labels = {labels}, expert = \"x\"");
+            assert_eq!(problem(lexicon, mixture, &words), P::Labels, "{labels}");
+        }
+        for numbers in [
+            "min_valence = 0.0",
+            "min_valence = 2.0, weight = -1.0",
+            "min_valence = inf",
+        ] {
+            let words = format!("{numbers}, labels = [\"neg\", \"pos\"], expert = \"x\"");
+            assert_eq!(problem(lexicon, mixture, &words), P::Numbers, "{numbers}");
+        }
+        let no_expert = r#"min_valence = 2.0, labels = ["neg", "pos"]"#;
+        assert_eq!(problem(lexicon, mixture, no_expert), P::NoExpert);
+        let e = with(lexicon, mixture, &ok.replace("\"x\"", "\"z\"")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                InvalidConfig::ExpertName {
+                    key: "lexicon_words.expert",
+                    ..
+                }
+            ),
+            "{e}"
         );
     }
 

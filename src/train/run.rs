@@ -42,6 +42,8 @@ pub enum TrainError {
         key: &'static str,
         expert: String,
     },
+    #[error("head {head:?}: lexicon_words makes no rows: no word of the lexicon has |valence| >= {min_valence}, or its labels are not the head's")]
+    LexiconWords { head: String, min_valence: f32 },
 }
 
 /// Progress callbacks, so the CLI can draw bars and tests stay quiet.
@@ -102,8 +104,9 @@ struct HeadInputs {
     /// Rows of each training file, in order.
     train_sources: Vec<usize>,
     /// Each training file's path and text column, in order: what the
-    /// vocabulary counts once however many heads read the file.
-    train_files: Vec<(PathBuf, String)>,
+    /// vocabulary counts once however many heads read the file. `None`
+    /// for rows the vocabulary does not count (the lexicon's words).
+    train_files: Vec<Option<(PathBuf, String)>>,
     dev: Vec<(String, Vec<Example>)>,
     prints: Vec<Fingerprint>,
 }
@@ -117,6 +120,26 @@ pub fn train(
 ) -> Result<Trained, TrainError> {
     let settings = config.features.check_ref()?.clone();
     let mut skipped = Vec::new();
+    let (lexicon, lexicon_sha) = match &config.lexicon {
+        Some(path) => read_lexicon(path)?,
+        None => (Vec::new(), String::new()),
+    };
+    // Each head as trained: with the lexicon's words among its training
+    // files, when it asks for them (their rows are made below).
+    let configs: Vec<HeadConfig> = config
+        .heads
+        .iter()
+        .map(|h| {
+            let mut h = h.clone();
+            h.train.extend(
+                config
+                    .lexicon
+                    .as_deref()
+                    .and_then(|path| h.lexicon_spec(path)),
+            );
+            h
+        })
+        .collect();
     // 1. Read every file once.
     let mut heads = Vec::with_capacity(config.heads.len());
     for h in &config.heads {
@@ -151,12 +174,38 @@ pub fn train(
                         .extend(std::iter::repeat_n(spec.weight, rows));
                     d.train_sources.push(rows);
                     d.train_files
-                        .push((resolved.path.clone(), spec.text.clone()));
+                        .push(Some((resolved.path.clone(), spec.text.clone())));
                     d.train.extend(read.examples);
                 } else {
                     d.dev.push((spec.path.display().to_string(), read.examples));
                 }
             }
+        }
+        if let (Some(w), Some(path)) = (&h.lexicon_words, &config.lexicon) {
+            let rows = w
+                .rows(&lexicon, &h.labels)
+                .filter(|rows| !rows.is_empty())
+                .ok_or_else(|| TrainError::LexiconWords {
+                    head: h.name.clone(),
+                    min_valence: w.min_valence,
+                })?;
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            d.prints.push(Fingerprint {
+                role: "train".into(),
+                path: format!("{name}: words of |valence| >= {}", w.min_valence),
+                sha256: lexicon_sha.clone(),
+                rows: rows.len() as u64,
+            });
+            d.train_weight
+                .extend(std::iter::repeat_n(w.weight, rows.len()));
+            d.train_sources.push(rows.len());
+            d.train_files.push(None);
+            d.train
+                .extend(rows.into_iter().map(|(word, label)| Example {
+                    text: word.to_string(),
+                    label,
+                    tags: Vec::new(),
+                }));
         }
         heads.push(d);
     }
@@ -167,17 +216,13 @@ pub fn train(
     let corpus = vocabulary_corpus(&heads);
     progress.start("vocabulary", corpus.len() as u64);
     let corpus = corpus.into_iter();
-    let lexicon = match &config.lexicon {
-        Some(path) => read_lexicon(path)?.0,
-        None => Vec::new(),
-    };
     let featurizer =
         Featurizer::fit_with_lexicon(&settings, &lexicon, corpus, || progress.advance(1))?;
     progress.finish();
     // 3. Each head.
     let mut out_heads = Vec::new();
     let mut summary = Vec::new();
-    for (h, d) in config.heads.iter().zip(heads) {
+    for (h, d) in configs.iter().zip(heads) {
         let (head, s) = train_head(h, d, &featurizer, progress)?;
         out_heads.push(head);
         summary.push(s);
@@ -203,7 +248,7 @@ fn vocabulary_corpus(heads: &[HeadInputs]) -> Vec<&str> {
     for d in heads {
         let mut start = 0;
         for (file, &rows) in d.train_files.iter().zip(&d.train_sources) {
-            if seen.insert(file) {
+            if file.as_ref().is_some_and(|f| seen.insert(f)) {
                 corpus.extend(
                     d.train
                         .get(start..start + rows)
@@ -1638,15 +1683,108 @@ mod tests {
             train_sources: files.iter().map(|(_, rows)| rows.len()).collect(),
             train_files: files
                 .iter()
-                .map(|(p, _)| (PathBuf::from(p), "text".to_string()))
+                .map(|(p, _)| Some((PathBuf::from(p), "text".to_string())).filter(|_| *p != "-"))
                 .collect(),
             dev: vec![],
             prints: vec![],
         };
+        // "-": rows the vocabulary does not count (the lexicon's words).
         let heads = [
-            inputs(&[("a", &["a1", "a2"]), ("b", &["b1"])]),
-            inputs(&[("b", &["b1"]), ("c", &["c1"])]),
+            inputs(&[("a", &["a1", "a2"]), ("-", &["w1", "w2"]), ("b", &["b1"])]),
+            inputs(&[("b", &["b1"]), ("c", &["c1"]), ("-", &["w1"])]),
         ];
         assert_eq!(vocabulary_corpus(&heads), ["a1", "a2", "b1", "c1"]);
+    }
+
+    /// The lexicon's words train the expert named, as one more file of
+    /// rows, and change nothing else: not the vocabulary (nor any idf), not
+    /// the other expert; the model records them among its training data.
+    #[test]
+    fn lexicon_words_train_their_expert_alone_and_leave_the_vocabulary_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |text: &str, label: &str| serde_json::json!({ "text": text, "label": label });
+        let write = |name: &str, rows: &[(&str, &str)]| {
+            let body: Vec<String> = rows.iter().map(|(t, l)| line(t, l).to_string()).collect();
+            std::fs::write(dir.path().join(name), body.join("\n")).unwrap();
+        };
+        write(
+            "markets.jsonl",
+            &[
+                ("Shares rose after the results", "positive"),
+                ("Shares fell after the warning", "negative"),
+                ("The bank reported results", "neutral"),
+                ("The fund reported a wonderful quarter", "positive"),
+            ],
+        );
+        write(
+            "reviews.jsonl",
+            &[
+                ("A wonderful film with a fine cast", "positive"),
+                ("A dull film that fell flat", "negative"),
+                ("The film runs two hours", "neutral"),
+                ("A film with a cast", "neutral"),
+            ],
+        );
+        // "zesty" is in no training text; "fine" is too weak to be a row.
+        std::fs::write(
+            dir.path().join("lex.tsv"),
+            "wonderful\t3.0\ndull\t-2.5\nfine\t0.8\nzesty\t2.2\n",
+        )
+        .unwrap();
+        let train_with = |words: &str| {
+            let path = dir.path().join("c.toml");
+            std::fs::write(
+                &path,
+                format!(
+                    "data_root = \".\"\nlexicon = \"lex.tsv\"\n\
+                     [[heads]]\nname = \"s\"\nlabels = [\"negative\", \"neutral\", \"positive\"]\n\
+                     c_grid = [1]\nbalance_sources = true\n{words}\n\
+                     mixture = {{ joint_weight = 0.0 }}\n\
+                     train = [{{ path = \"markets.jsonl\" }}, {{ path = \"reviews.jsonl\" }}]\n\
+                     dev = [{{ path = \"markets.jsonl\" }}, {{ path = \"reviews.jsonl\" }}]\n"
+                ),
+            )
+            .unwrap();
+            let (config, bytes) = TrainConfig::load(&path, None).unwrap();
+            train(&config, &bytes, &TrainOptions::default(), &mut Quiet)
+                .unwrap()
+                .model
+        };
+        let without = train_with("");
+        let with = train_with(
+            r#"lexicon_words = { min_valence = 2.0, labels = ["negative", "positive"], weight = 0.5, expert = "reviews" }"#,
+        );
+        assert_eq!(with.vocabulary, without.vocabulary);
+        let (a, b) = (&with.heads[0], &without.heads[0]);
+        let (ma, mb) = (a.mixture.as_ref().unwrap(), b.mixture.as_ref().unwrap());
+        assert_eq!(ma.sources, ["markets", "reviews"]);
+        let linear = |e: &crate::model::Expert| match e {
+            crate::model::Expert::Linear(l) => l.weights.clone(),
+            _ => panic!("a constant expert"),
+        };
+        assert_eq!(linear(&ma.experts[0]), linear(&mb.experts[0]), "markets");
+        assert_ne!(linear(&ma.experts[1]), linear(&mb.experts[1]), "reviews");
+        assert_ne!(ma.gate.weights, mb.gate.weights);
+        let extra: Vec<_> = a.data.iter().filter(|p| !b.data.contains(p)).collect();
+        assert_eq!(extra.len(), 1, "{extra:?}");
+        assert_eq!(
+            (
+                extra[0].role.as_str(),
+                extra[0].path.as_str(),
+                extra[0].rows
+            ),
+            ("train", "lex.tsv: words of |valence| >= 2", 3)
+        );
+        // Labels that are not the head's make no rows: refused, not ignored
+        // (a config built in code skips the load's check).
+        let path = dir.path().join("c.toml");
+        let (mut config, bytes) = TrainConfig::load(&path, None).unwrap();
+        if let Some(w) = config.heads[0].lexicon_words.as_mut() {
+            w.labels[1] = "good".into();
+        }
+        let e = train(&config, &bytes, &TrainOptions::default(), &mut Quiet)
+            .err()
+            .unwrap();
+        assert!(matches!(e, TrainError::LexiconWords { .. }), "{e}");
     }
 }
