@@ -81,7 +81,8 @@ fn default_text() -> String {
 fn default_label() -> String {
     "label".into()
 }
-fn default_weight() -> f32 {
+/// A data entry's `weight` when it names none.
+pub(crate) fn default_weight() -> f32 {
     1.0
 }
 

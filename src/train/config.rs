@@ -152,16 +152,12 @@ pub struct LexiconWords {
     pub min_valence: f32,
     /// The head's labels for negative and positive words, in that order.
     pub labels: [String; 2],
-    #[serde(default = "default_weight")]
+    #[serde(default = "crate::data::default_weight")]
     pub weight: f32,
     /// In a mixture, the expert the rows train (one of its domains): the
     /// gate reads them as that expert's.
     #[serde(default)]
     pub expert: Option<String>,
-}
-
-fn default_weight() -> f32 {
-    1.0
 }
 
 /// The domain of [`LexiconWords`]' rows (see [`HeadConfig::lexicon_spec`]).
@@ -518,11 +514,13 @@ impl TrainConfig {
                         domains,
                     });
                 }
+                let lexicon_expert = h.lexicon_words.as_ref().and_then(|w| w.expert.as_ref());
                 for (key, named) in [
-                    ("after_contrast", &m.after_contrast),
-                    ("market_expert", &m.market_expert),
+                    ("after_contrast", m.after_contrast.as_ref()),
+                    ("market_expert", m.market_expert.as_ref()),
+                    ("lexicon_words.expert", lexicon_expert),
                 ] {
-                    if let Some(e) = named.as_ref().filter(|e| !domains.contains(e)) {
+                    if let Some(e) = named.filter(|&e| !domains.contains(e)) {
                         return Err(InvalidConfig::ExpertName {
                             head: head(),
                             key,
@@ -553,20 +551,9 @@ impl TrainConfig {
                 if !(positive(w.min_valence) && positive(w.weight)) {
                     return Err(problem(LexiconWordsProblem::Numbers));
                 }
-                if h.mixture.is_some() {
-                    let domains = h.domains();
-                    match &w.expert {
-                        None => return Err(problem(LexiconWordsProblem::NoExpert)),
-                        Some(e) if !domains.contains(e) => {
-                            return Err(InvalidConfig::ExpertName {
-                                head: head(),
-                                key: "lexicon_words.expert",
-                                expert: e.clone(),
-                                domains,
-                            })
-                        }
-                        Some(_) => {}
-                    }
+                // Which expert, when named, the mixture's check above saw.
+                if h.mixture.is_some() && w.expert.is_none() {
+                    return Err(problem(LexiconWordsProblem::NoExpert));
                 }
             }
             if let Some(s) = h
