@@ -1028,9 +1028,10 @@ fn train_mixture(
         .map(|spec| domain_of(spec).unwrap_or(0))
         .collect();
     let file_weight = file_weights(h);
-    // The gate's rows: the head's matrix, each row labelled with its
-    // file's domain.
-    let gate_rows = |x: SparseRecords, files: &[usize]| {
+    // The gate's rows: the head's matrix cleared of `unread`, each row
+    // labelled with its file's domain.
+    let gate_rows = |mut x: SparseRecords, files: &[usize]| {
+        x.clear_columns(unread);
         let weight = gate_weights(files, &file_domain, &file_weight, domains.len());
         let y = file_domain
             .iter()
@@ -1059,13 +1060,11 @@ fn train_mixture(
         files,
         weight,
     } = all;
-    // The gate's rows, cleared of `unread`; a refit below reads the rows
-    // as they were (kept only for it).
+    // A refit below reads the rows as they were before the gate's were
+    // cleared (kept only for it).
     let whole_x = (h.refit && !unread.is_empty()).then(|| x.clone());
-    let mut gate_x = x;
-    gate_x.clear_columns(unread);
     let (mut gate, gated) =
-        fit_grid(&gate_fit, gate_rows(gate_x, &files), &[], progress).map_err(part("gate"))?;
+        fit_grid(&gate_fit, gate_rows(x, &files), &[], progress).map_err(part("gate"))?;
     cold += gate.cold_seconds;
     unconverged.extend(gate.unconverged.iter().copied());
     // The blend on dev, and its threshold.
@@ -1127,15 +1126,8 @@ fn train_mixture(
                 Part::Constant(p) => *p = label_frequencies(&r, &files_of[di], k).0,
             }
         }
-        let mut gate_x = r.x;
-        gate_x.clear_columns(unread);
-        gate.model = refit(
-            &gate_fit,
-            &gate,
-            gate_rows(gate_x, &r.files),
-            &mut unconverged,
-        )
-        .map_err(part("gate"))?;
+        gate.model = refit(&gate_fit, &gate, gate_rows(r.x, &r.files), &mut unconverged)
+            .map_err(part("gate"))?;
         progress.advance(1);
     }
     progress.finish();
@@ -1507,6 +1499,15 @@ mod tests {
         trained.model.heads.into_iter().next().unwrap()
     }
 
+    /// Writes labelled rows (text, label) to `dir/name` as JSON lines.
+    fn write_jsonl(dir: &std::path::Path, name: &str, rows: &[(&str, &str)]) {
+        let body: Vec<String> = rows
+            .iter()
+            .map(|(text, label)| serde_json::json!({ "text": text, "label": label }).to_string())
+            .collect();
+        std::fs::write(dir.join(name), body.join("\n")).unwrap();
+    }
+
     /// With `market_expert`, only that expert has weights on the market
     /// markers, in the first fit and in a refit; without it, every model.
     #[test]
@@ -1514,11 +1515,7 @@ mod tests {
         // Two small domains: market news that moves up and down, and
         // reviews whose "rose" and "fell" say nothing of it.
         let dir = tempfile::tempdir().unwrap();
-        let line = |text: &str, label: &str| serde_json::json!({ "text": text, "label": label });
-        let write = |name: &str, rows: &[(&str, &str)]| {
-            let body: Vec<String> = rows.iter().map(|(t, l)| line(t, l).to_string()).collect();
-            std::fs::write(dir.path().join(name), body.join("\n")).unwrap();
-        };
+        let write = |name: &str, rows: &[(&str, &str)]| write_jsonl(dir.path(), name, rows);
         let markets = [
             ("Shares rose after the results", "positive"),
             ("The stock surged on the deal", "positive"),
@@ -1702,11 +1699,7 @@ mod tests {
     #[test]
     fn lexicon_words_train_their_expert_alone_and_leave_the_vocabulary_be() {
         let dir = tempfile::tempdir().unwrap();
-        let line = |text: &str, label: &str| serde_json::json!({ "text": text, "label": label });
-        let write = |name: &str, rows: &[(&str, &str)]| {
-            let body: Vec<String> = rows.iter().map(|(t, l)| line(t, l).to_string()).collect();
-            std::fs::write(dir.path().join(name), body.join("\n")).unwrap();
-        };
+        let write = |name: &str, rows: &[(&str, &str)]| write_jsonl(dir.path(), name, rows);
         write(
             "markets.jsonl",
             &[
