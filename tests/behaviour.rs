@@ -204,14 +204,19 @@ const CONTRAST: &[(&str, &str)] = &[
     ),
 ];
 
-#[test]
-fn what_follows_a_contrast_decides() {
+/// Each sentence gets its expected sentiment label.
+fn assert_labels(cases: &[(&str, &str)]) {
     let m = model();
     let mut ws = Workspace::default();
-    for &(sentence, expected) in CONTRAST {
+    for &(sentence, expected) in cases {
         let (label, probs) = sentiment(&m, &mut ws, sentence);
         assert_eq!(label, expected, "{sentence:?}: {probs:?}");
     }
+}
+
+#[test]
+fn what_follows_a_contrast_decides() {
+    assert_labels(CONTRAST);
 }
 
 /// Financial news, in sentences of our own with made-up names: which way
@@ -248,12 +253,7 @@ const MARKETS: &[(&str, &str)] = &[
 
 #[test]
 fn a_market_move_says_which_way() {
-    let m = model();
-    let mut ws = Workspace::default();
-    for &(sentence, expected) in MARKETS {
-        let (label, probs) = sentiment(&m, &mut ws, sentence);
-        assert_eq!(label, expected, "{sentence:?}: {probs:?}");
-    }
+    assert_labels(MARKETS);
 }
 
 /// Sentences whose one sentiment word is misspelt (two letters swapped,
