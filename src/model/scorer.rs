@@ -53,17 +53,22 @@ fn add_weights<T: Lane, const W: usize>(acc: &mut [f32; W], v: f32, row: &Row<T,
 }
 
 /// `acc += v · chars` over the row's columns, and `v ·` its squared norm
-/// into lane [`Row::SQ`]. `f32` rows add every lane, which is the same
-/// (their squared norm sits in that lane, and the idf lane's sum is never
-/// read) in whole vectors.
+/// into `sq` (which the caller puts in lane [`Row::SQ`] at the end). `f32`
+/// rows add every lane instead, which is the same (their squared norm
+/// sits in that lane, and the idf lane's sum is never read) in whole
+/// vectors, and leave `sq` alone.
+///
+/// `sq` is a scalar of its own because, as a lane of `acc`, it was kept
+/// on the stack (the other lanes are whole vectors in registers): each
+/// row then read and wrote it, a store-to-load chain through the loop.
 #[inline(always)]
-fn add_chars<T: Lane, const W: usize>(acc: &mut [f32; W], v: f32, row: &Row<T, W>) {
+fn add_chars<T: Lane, const W: usize>(acc: &mut [f32; W], sq: &mut f32, v: f32, row: &Row<T, W>) {
     if T::PER_WORD > 1 {
         let n = Row::<T, W>::COLUMNS;
         for (a, c) in acc[..n].iter_mut().zip(&row.chars[..n]) {
             *a += v * c.value();
         }
-        acc[Row::<T, W>::SQ] += v * row.sq();
+        *sq += v * row.sq();
     } else {
         for (a, c) in acc.iter_mut().zip(&row.chars) {
             *a += v * c.value();
@@ -131,7 +136,7 @@ fn sum_words_body<T: Lane, const W: usize>(
     counts: &[u32],
     tfs: &[f32],
 ) -> ([f32; W], [f32; W], f32) {
-    let (mut word, mut chars, mut norm) = ([0f32; W], [0f32; W], 0.0f32);
+    let (mut word, mut chars, mut norm, mut sq) = ([0f32; W], [0f32; W], 0.0f32, 0.0f32);
     for ((&p, &count), &tf) in distinct.iter().zip(counts).zip(tfs) {
         let Some(row) = words.row(p) else {
             continue;
@@ -139,7 +144,11 @@ fn sum_words_body<T: Lane, const W: usize>(
         let v = tf * row.idf();
         norm += v * v;
         add_weights(&mut word, v, row);
-        add_chars(&mut chars, count as f32, row);
+        add_chars(&mut chars, &mut sq, count as f32, row);
+    }
+    if T::PER_WORD > 1 {
+        // The same sum as adding into the lane from its 0 (0 + x is x).
+        chars[Row::<T, W>::SQ] = sq;
     }
     (word, chars, norm)
 }
