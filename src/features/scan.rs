@@ -46,6 +46,11 @@ pub struct Scratch {
     tfs: Vec<f32>,
     /// Distinct features of `hits`, in first-seen order.
     distinct: Vec<u32>,
+    /// How many of `hits` come first as the tokens' unigrams (their own or
+    /// a word meant's): the only hits whose rows may hold characters.
+    word_hits: usize,
+    /// How many of `distinct` come first from those hits.
+    word_features: usize,
     /// Per token: what the lexicon says of it.
     pub(super) lex: Vec<TokenLex>,
     /// The tokens with a valence (see `valenced`).
@@ -413,6 +418,7 @@ impl<'a, L: Lookup> Scan<'a, L> {
         if contracted > 0 && aliased.len() > contracted {
             aliased.sort_unstable_by_key(|&(t, _)| t);
         }
+        self.s.word_hits = self.s.hits.len();
     }
 
     /// Stage 1's character n-grams: the hashes of those of every word token
@@ -528,9 +534,11 @@ impl<'a, L: Lookup> WordHits<'a, L> {
             distinct,
             counts,
             tfs,
+            word_hits,
+            word_features,
             ..
         } = &mut *self.scan.s;
-        group(hits, distinct, counts);
+        *word_features = group(hits, *word_hits, distinct, counts);
         tfs.clear();
         tfs.extend(counts.iter().map(|&count| fz.tf(count as usize)));
         Words { scan: self.scan }
@@ -541,6 +549,12 @@ impl<'a, L: Lookup> Words<'a, L> {
     /// The distinct word-block features, in first-seen order.
     pub(crate) fn distinct(&self) -> &[u32] {
         &self.scan.s.distinct
+    }
+
+    /// How many of [`Words::distinct`] come first as words (unigrams):
+    /// the others' rows hold no characters (see `Model::sum_words`).
+    pub(crate) fn word_features(&self) -> usize {
+        self.scan.s.word_features
     }
 
     /// The occurrences of each of [`Words::distinct`].
@@ -642,7 +656,8 @@ const GROUP_BITS: u32 = 10;
 const FIBONACCI: u32 = 0x9e37_79b1;
 
 /// Groups the repeated features of `hits` into `distinct` and their
-/// occurrences into `counts`.
+/// occurrences into `counts`, and returns how many of `distinct` come
+/// first from `hits[..first]` (all of them when the hits are sorted).
 ///
 /// A 1024-bucket table (open addressing) remembers where each distinct
 /// feature sits, so a repeat is found at once, with no sort. (256 buckets,
@@ -650,12 +665,16 @@ const FIBONACCI: u32 = 0x9e37_79b1;
 /// feature when a bucket was taken cost 3% of scoring.) Its byte-sized
 /// entries hold 254 features at most: longer passages, which have
 /// more occurrences than that, are sorted instead.
-fn group(hits: &mut [u32], distinct: &mut Vec<u32>, counts: &mut Vec<u32>) {
+fn group(hits: &mut [u32], first: usize, distinct: &mut Vec<u32>, counts: &mut Vec<u32>) -> usize {
     distinct.clear();
     counts.clear();
     if hits.len() < usize::from(u8::MAX) {
         let mut at = [0u8; 1 << GROUP_BITS];
-        for &j in hits.iter() {
+        let mut from_first = 0;
+        for (k, &j) in hits.iter().enumerate() {
+            if k == first {
+                from_first = distinct.len();
+            }
             // Fibonacci hashing: the top GROUP_BITS bits of j × 2^32/φ.
             let mut bucket = (j.wrapping_mul(FIBONACCI) >> (32 - GROUP_BITS)) as usize;
             // At most 254 of the 1024 buckets are taken: a free one comes.
@@ -676,12 +695,17 @@ fn group(hits: &mut [u32], distinct: &mut Vec<u32>, counts: &mut Vec<u32>) {
                 bucket = (bucket + 1) % at.len();
             }
         }
+        if first >= hits.len() {
+            from_first = distinct.len();
+        }
+        from_first
     } else {
         hits.sort_unstable();
         for run in hits.chunk_by(|a, b| a == b) {
             distinct.push(run[0]);
             counts.push(run.len() as u32);
         }
+        distinct.len()
     }
 }
 
@@ -702,11 +726,31 @@ mod tests {
                 *expected.entry(j).or_insert(0u32) += 1;
             }
             let (mut distinct, mut counts) = (vec![7], vec![7]);
-            group(&mut hits, &mut distinct, &mut counts);
+            let all = hits.len();
+            assert_eq!(
+                group(&mut hits, all, &mut distinct, &mut counts),
+                distinct.len()
+            );
             assert_eq!(distinct.len(), expected.len(), "{n} hits");
             let got: BTreeMap<u32, u32> = distinct.into_iter().zip(counts).collect();
             assert_eq!(got, expected, "{n} hits");
         }
+    }
+
+    #[test]
+    fn grouping_says_how_many_features_come_from_the_first_hits() {
+        // Repeats of the first hits after them, and features of their own.
+        let mut hits = vec![5, 9, 5, 2, 9, 40, 2, 41, 5];
+        let (mut distinct, mut counts) = (Vec::new(), Vec::new());
+        for (first, from_first) in [(0, 0), (1, 1), (3, 2), (4, 3), (8, 5), (9, 5), (20, 5)] {
+            let got = group(&mut hits, first, &mut distinct, &mut counts);
+            assert_eq!(got, from_first, "first {first}");
+            assert_eq!(distinct, [5, 9, 2, 40, 41]);
+            assert_eq!(counts, [3, 2, 2, 1, 1]);
+        }
+        // Sorted (too many hits for the table): every feature may be one.
+        let mut many: Vec<u32> = (0..300).collect();
+        assert_eq!(group(&mut many, 3, &mut distinct, &mut counts), 300);
     }
 
     proptest::proptest! {
