@@ -140,6 +140,11 @@ fn load8(src: &[u8], at: usize) -> u64 {
 /// [`hash_str`] of `src[at..at + len]` with ASCII capitals lower-cased.
 #[inline(always)]
 fn hash_ascii_lower(src: &[u8], at: usize, len: usize) -> u64 {
+    // Most words are one chunk: the loop's first turn, without the loop.
+    if (1..=8).contains(&len) {
+        let keep = u64::MAX >> (64 - 8 * len);
+        return finish(mix(HASH_SEED, lower8(load8(src, at) & keep)) ^ len as u64);
+    }
     let mut h = HASH_SEED;
     let mut k = 0;
     while k < len {
