@@ -670,33 +670,14 @@ fn group(hits: &mut [u32], first: usize, distinct: &mut Vec<u32>, counts: &mut V
     counts.clear();
     if hits.len() < usize::from(u8::MAX) {
         let mut at = [0u8; 1 << GROUP_BITS];
-        let mut from_first = 0;
-        for (k, &j) in hits.iter().enumerate() {
-            if k == first {
-                from_first = distinct.len();
-            }
-            // Fibonacci hashing: the top GROUP_BITS bits of j × 2^32/φ.
-            let mut bucket = (j.wrapping_mul(FIBONACCI) >> (32 - GROUP_BITS)) as usize;
-            // At most 254 of the 1024 buckets are taken: a free one comes.
-            loop {
-                let p = usize::from(at[bucket]);
-                if p == 0 {
-                    distinct.push(j);
-                    counts.push(1);
-                    at[bucket] = distinct.len() as u8;
-                    break;
-                }
-                if distinct.get(p - 1) == Some(&j) {
-                    if let Some(count) = counts.get_mut(p - 1) {
-                        *count += 1;
-                    }
-                    break;
-                }
-                bucket = (bucket + 1) % at.len();
-            }
+        // The first hits, then the rest: two loops, not a test per hit.
+        let (head, tail) = hits.split_at(first.min(hits.len()));
+        for &j in head {
+            group_one(j, &mut at, distinct, counts);
         }
-        if first >= hits.len() {
-            from_first = distinct.len();
+        let from_first = distinct.len();
+        for &j in tail {
+            group_one(j, &mut at, distinct, counts);
         }
         from_first
     } else {
@@ -706,6 +687,36 @@ fn group(hits: &mut [u32], first: usize, distinct: &mut Vec<u32>, counts: &mut V
             counts.push(run.len() as u32);
         }
         distinct.len()
+    }
+}
+
+/// One hit into [`group`]'s table: a new feature, or one more of a
+/// feature seen.
+#[inline(always)]
+fn group_one(
+    j: u32,
+    at: &mut [u8; 1 << GROUP_BITS],
+    distinct: &mut Vec<u32>,
+    counts: &mut Vec<u32>,
+) {
+    // Fibonacci hashing: the top GROUP_BITS bits of j × 2^32/φ.
+    let mut bucket = (j.wrapping_mul(FIBONACCI) >> (32 - GROUP_BITS)) as usize;
+    // At most 254 of the 1024 buckets are taken: a free one comes.
+    loop {
+        let p = usize::from(at[bucket]);
+        if p == 0 {
+            distinct.push(j);
+            counts.push(1);
+            at[bucket] = distinct.len() as u8;
+            return;
+        }
+        if distinct.get(p - 1) == Some(&j) {
+            if let Some(count) = counts.get_mut(p - 1) {
+                *count += 1;
+            }
+            return;
+        }
+        bucket = (bucket + 1) % at.len();
     }
 }
 
