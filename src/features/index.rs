@@ -193,14 +193,21 @@ impl HashIndex {
 /// changes no result; on other targets it does nothing.
 #[inline(always)]
 pub(crate) fn prefetch<T: ?Sized>(value: &T) {
+    prefetch_at((value as *const T).cast::<u8>());
+}
+
+/// A hint that the cache line at `at` will be read soon: any address, as
+/// a prefetch is never a read (it neither faults nor changes a result).
+/// Callers that compute an address need no bounds check to ask.
+#[inline(always)]
+pub(crate) fn prefetch_at(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has; it only
-    // hints the cache and never dereferences, and the address comes from
-    // a reference anyway.
+    // hints the cache and never dereferences its address.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+        _mm_prefetch::<_MM_HINT_T0>(at.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = at;
 }

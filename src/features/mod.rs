@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use context::FIRST_WORD_VALUE;
 pub use index::IdentityHasher;
-pub(crate) use index::{prefetch, Lookup, NO_FEATURE};
+pub(crate) use index::{prefetch_at, Lookup, NO_FEATURE};
 pub use lexicon::{Lexicon, LEXICON_SCORE};
 pub(crate) use scan::Contrast;
 pub use scan::Scratch;

