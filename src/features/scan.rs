@@ -670,15 +670,22 @@ fn group(hits: &mut [u32], first: usize, distinct: &mut Vec<u32>, counts: &mut V
     counts.clear();
     if hits.len() < usize::from(u8::MAX) {
         let mut at = [0u8; 1 << GROUP_BITS];
+        // Written by index, not pushed: a push loads, checks and stores
+        // the length each time.
+        distinct.resize(hits.len(), 0);
+        counts.resize(hits.len(), 0);
+        let mut n = 0;
         // The first hits, then the rest: two loops, not a test per hit.
         let (head, tail) = hits.split_at(first.min(hits.len()));
         for &j in head {
-            group_one(j, &mut at, distinct, counts);
+            group_one(j, &mut at, distinct, counts, &mut n);
         }
-        let from_first = distinct.len();
+        let from_first = n;
         for &j in tail {
-            group_one(j, &mut at, distinct, counts);
+            group_one(j, &mut at, distinct, counts, &mut n);
         }
+        distinct.truncate(n);
+        counts.truncate(n);
         from_first
     } else {
         hits.sort_unstable();
@@ -690,14 +697,15 @@ fn group(hits: &mut [u32], first: usize, distinct: &mut Vec<u32>, counts: &mut V
     }
 }
 
-/// One hit into [`group`]'s table: a new feature, or one more of a
-/// feature seen.
+/// One hit into [`group`]'s table: a new feature (the `n`th), or one more
+/// of a feature seen. `distinct` and `counts` hold a place for every hit.
 #[inline(always)]
 fn group_one(
     j: u32,
     at: &mut [u8; 1 << GROUP_BITS],
-    distinct: &mut Vec<u32>,
-    counts: &mut Vec<u32>,
+    distinct: &mut [u32],
+    counts: &mut [u32],
+    n: &mut usize,
 ) {
     // Fibonacci hashing: the top GROUP_BITS bits of j × 2^32/φ.
     let mut bucket = (j.wrapping_mul(FIBONACCI) >> (32 - GROUP_BITS)) as usize;
@@ -705,9 +713,11 @@ fn group_one(
     loop {
         let p = usize::from(at[bucket]);
         if p == 0 {
-            distinct.push(j);
-            counts.push(1);
-            at[bucket] = distinct.len() as u8;
+            if let (Some(d), Some(c)) = (distinct.get_mut(*n), counts.get_mut(*n)) {
+                (*d, *c) = (j, 1);
+            }
+            *n += 1;
+            at[bucket] = *n as u8;
             return;
         }
         if distinct.get(p - 1) == Some(&j) {
