@@ -14,8 +14,8 @@
 //!    market markers' lookups finished (the market markers counted in
 //!    stage 1, looked up here once each).
 //! 3. [`WordHits::group`] → [`Words`]: the hits grouped into distinct
-//!    features with their counts and term frequencies, and the lexicon's
-//!    compound score.
+//!    features with their counts (the scorer takes each count's term
+//!    frequency as it sums), and the lexicon's compound score.
 //! 4. [`Words::chars`] → [`OovChars`]: the character n-gram lookups
 //!    finished, by word.
 //!
@@ -42,8 +42,6 @@ pub struct Scratch {
     pub(super) hits: Vec<u32>,
     /// Occurrences of each of `distinct`.
     counts: Vec<u32>,
-    /// The term frequency of each of `distinct` (see `Featurizer::tf`).
-    tfs: Vec<f32>,
     /// Distinct features of `hits`, in first-seen order.
     distinct: Vec<u32>,
     /// How many of `hits` come first as the tokens' unigrams (their own or
@@ -524,23 +522,18 @@ impl<'a, L: Lookup> Scan<'a, L> {
 }
 
 impl<'a, L: Lookup> WordHits<'a, L> {
-    /// Stage 3: the hits grouped into distinct features, with their counts
-    /// and term frequencies (the rare large count calls `ln`).
+    /// Stage 3: the hits grouped into distinct features, with their counts.
     #[inline(always)]
     pub(crate) fn group(self) -> Words<'a, L> {
-        let fz = self.scan.fz;
         let Scratch {
             hits,
             distinct,
             counts,
-            tfs,
             word_hits,
             word_features,
             ..
         } = &mut *self.scan.s;
         *word_features = group(hits, *word_hits, distinct, counts);
-        tfs.clear();
-        tfs.extend(counts.iter().map(|&count| fz.tf(count as usize)));
         Words { scan: self.scan }
     }
 }
@@ -560,11 +553,6 @@ impl<'a, L: Lookup> Words<'a, L> {
     /// The occurrences of each of [`Words::distinct`].
     pub(crate) fn counts(&self) -> &[u32] {
         &self.scan.s.counts
-    }
-
-    /// The term frequency of each of [`Words::distinct`].
-    pub(crate) fn tfs(&self) -> &[f32] {
-        &self.scan.s.tfs
     }
 
     /// The lexicon score feature (in the featurizer's own numbering) and

@@ -76,8 +76,8 @@ fn add_chars<T: Lane, const W: usize>(acc: &mut [f32; W], sq: &mut f32, v: f32, 
     }
 }
 
-/// The word block's sums over its distinct features (`tfs` their term
-/// frequencies, `counts` their occurrences): Σ v·weights and Σ v² with
+/// The word block's sums over its distinct features (`counts` their
+/// occurrences, `tf` a count's term frequency): Σ v·weights and Σ v² with
 /// v = tf·idf, and Σ count·chars (a word's row holds its characters'
 /// contribution, once per occurrence, and its squared norm; other rows
 /// hold zeros there; the idf lane is summed too, and never read).
@@ -98,15 +98,15 @@ fn sum_words<T: Lane, const W: usize, const AVX2: bool>(
     words: &Table<T, W>,
     distinct: &[u32],
     counts: &[u32],
-    tfs: &[f32],
+    tf: impl Fn(u32) -> f32,
     words_first: usize,
 ) -> ([f32; W], [f32; W], f32) {
     #[cfg(target_arch = "x86_64")]
     if AVX2 {
         // SAFETY: with `AVX2`, only called where the CPU has AVX2.
-        return unsafe { sum_words_avx2(words, distinct, counts, tfs, words_first) };
+        return unsafe { sum_words_avx2(words, distinct, counts, tf, words_first) };
     }
-    sum_words_baseline(words, distinct, counts, tfs, words_first)
+    sum_words_baseline(words, distinct, counts, tf, words_first)
 }
 
 /// [`sum_words`] for the x86_64 baseline (SSE2) or other targets.
@@ -115,10 +115,10 @@ fn sum_words_baseline<T: Lane, const W: usize>(
     words: &Table<T, W>,
     distinct: &[u32],
     counts: &[u32],
-    tfs: &[f32],
+    tf: impl Fn(u32) -> f32,
     words_first: usize,
 ) -> ([f32; W], [f32; W], f32) {
-    sum_words_body(words, distinct, counts, tfs, words_first)
+    sum_words_body(words, distinct, counts, tf, words_first)
 }
 
 /// [`sum_words`] compiled for AVX2: eight `f32` lanes a step, and the
@@ -132,10 +132,10 @@ fn sum_words_avx2<T: Lane, const W: usize>(
     words: &Table<T, W>,
     distinct: &[u32],
     counts: &[u32],
-    tfs: &[f32],
+    tf: impl Fn(u32) -> f32,
     words_first: usize,
 ) -> ([f32; W], [f32; W], f32) {
-    sum_words_body(words, distinct, counts, tfs, words_first)
+    sum_words_body(words, distinct, counts, tf, words_first)
 }
 
 #[inline(always)]
@@ -143,27 +143,27 @@ fn sum_words_body<T: Lane, const W: usize>(
     words: &Table<T, W>,
     distinct: &[u32],
     counts: &[u32],
-    tfs: &[f32],
+    tf: impl Fn(u32) -> f32,
     words_first: usize,
 ) -> ([f32; W], [f32; W], f32) {
     let (mut word, mut chars, mut norm, mut sq) = ([0f32; W], [0f32; W], 0.0f32, 0.0f32);
     let split = words_first.min(distinct.len());
     let (first, rest) = distinct.split_at(split);
-    let (first_tfs, rest_tfs) = tfs.split_at(split.min(tfs.len()));
-    for ((&p, &count), &tf) in first.iter().zip(counts).zip(first_tfs) {
+    let (first_counts, rest_counts) = counts.split_at(split.min(counts.len()));
+    for (&p, &count) in first.iter().zip(first_counts) {
         let Some(row) = words.row(p) else {
             continue;
         };
-        let v = tf * row.idf();
+        let v = tf(count) * row.idf();
         norm += v * v;
         add_weights(&mut word, v, row);
         add_chars(&mut chars, &mut sq, count as f32, row);
     }
-    for (&p, &tf) in rest.iter().zip(rest_tfs) {
+    for (&p, &count) in rest.iter().zip(rest_counts) {
         let Some(row) = words.row(p) else {
             continue;
         };
-        let v = tf * row.idf();
+        let v = tf(count) * row.idf();
         norm += v * v;
         add_weights(&mut word, v, row);
     }
@@ -911,7 +911,7 @@ impl Model {
             &t.words,
             words.distinct(),
             words.counts(),
-            words.tfs(),
+            |count| fz.tf(count as usize),
             words.word_features(),
         );
         scores.clear();
