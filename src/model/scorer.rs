@@ -82,11 +82,10 @@ fn add_chars<T: Lane, const W: usize>(acc: &mut [f32; W], sq: &mut f32, v: f32, 
 /// contribution, once per occurrence, and its squared norm; other rows
 /// hold zeros there; the idf lane is summed too, and never read).
 ///
-/// Only the first `words` features can be words (see
+/// Only the first `words_first` features can be words (see
 /// `Words::word_features`): the rest (n-grams, markers) skip the
 /// characters, whose zeros would change no sum (the sums start at +0 and
-/// never become −0, and x + 0 is x for any other x), which saves a
-/// quarter of the loop's work on most of its rows.
+/// never become −0, and x + 0 is x for any other x).
 ///
 /// Each build (baseline, AVX2) is a function of its own, not inlined, and
 /// without calls: inside the scorer, whose later calls clobber every vector
@@ -150,22 +149,21 @@ fn sum_words_body<T: Lane, const W: usize>(
     let split = words_first.min(distinct.len());
     let (first, rest) = distinct.split_at(split);
     let (first_counts, rest_counts) = counts.split_at(split.min(counts.len()));
-    for (&p, &count) in first.iter().zip(first_counts) {
-        let Some(row) = words.row(p) else {
-            continue;
-        };
+    // A feature's weights and its share of the norm; its row, if it has one.
+    let mut add = |p: u32, count: u32| {
+        let row = words.row(p)?;
         let v = tf(count) * row.idf();
         norm += v * v;
         add_weights(&mut word, v, row);
-        add_chars(&mut chars, &mut sq, count as f32, row);
+        Some(row)
+    };
+    for (&p, &count) in first.iter().zip(first_counts) {
+        if let Some(row) = add(p, count) {
+            add_chars(&mut chars, &mut sq, count as f32, row);
+        }
     }
     for (&p, &count) in rest.iter().zip(rest_counts) {
-        let Some(row) = words.row(p) else {
-            continue;
-        };
-        let v = tf(count) * row.idf();
-        norm += v * v;
-        add_weights(&mut word, v, row);
+        add(p, count);
     }
     if T::PER_WORD > 1 {
         // The same sum as adding into the lane from its 0 (0 + x is x).
