@@ -1053,17 +1053,18 @@ impl Model {
                 continue;
             };
             let (own, g, mut experts) = head.models(linked);
-            let joint = own.is_some();
-            match own {
-                Some(own) => copy_small(p, own),
+            match (own, &head.mixture) {
+                (Some(own), mixture) => {
+                    copy_small(p, own);
+                    // A mixture's joint model weighs λ.
+                    if let Some(b) = mixture {
+                        p.iter_mut().for_each(|x| *x *= b.joint_weight);
+                    }
+                }
                 // A mixture without a joint model: its experts alone.
-                None => p.fill(0.0),
+                (None, _) => p.fill(0.0),
             }
             if let Some(b) = &head.mixture {
-                // Zeros times λ are the zeros they were.
-                if joint {
-                    p.iter_mut().for_each(|x| *x *= b.joint_weight);
-                }
                 for (answer, &gs) in b.experts.iter().zip(g) {
                     let share = (1.0 - b.joint_weight) * gs;
                     match answer {
