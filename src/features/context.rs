@@ -355,9 +355,7 @@ pub(super) fn for_each_context_feature(
         // The cheap tests first: most tokens are not capitalised.
         if settings.title_marker
             && t.kind == TokenKind::Word
-            && bytes
-                .get(t.start as usize)
-                .is_some_and(u8::is_ascii_uppercase)
+            && capital
             && !t.caps
             && i > 0
             && is_in(kinds, FUNCTION, t.hash, &FUNCTION_HASHES)
