@@ -192,7 +192,7 @@ impl HashIndex {
 /// A hint that `value`'s cache line will be read soon. It never faults and
 /// changes no result; on other targets it does nothing.
 #[inline(always)]
-pub(crate) fn prefetch<T: ?Sized>(value: &T) {
+fn prefetch<T: ?Sized>(value: &T) {
     prefetch_at((value as *const T).cast::<u8>());
 }
 
